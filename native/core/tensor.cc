@@ -1,0 +1,105 @@
+#include "tensor.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+
+namespace cmae {
+
+const char* dtype_name(DType dtype) { return dtype == DType::F32 ? "float32" : "int32"; }
+const char* device_name(Device device) { return device == Device::CPU ? "cpu" : "cuda"; }
+
+DType parse_dtype(const std::string& name) {
+  if (name == "float32") return DType::F32;
+  if (name == "int32") return DType::I32;
+  fail(ErrorKind::DType, "unsupported dtype '", name, "' (expected 'float32' or 'int32')");
+}
+
+Device parse_device(const std::string& name) {
+  if (name == "cpu") return Device::CPU;
+  if (name == "cuda") fail(ErrorKind::Device, "device 'cuda' is not available in this build of cmae (see cmae.info())");
+  fail(ErrorKind::Device, "unknown device '", name, "' (expected 'cpu' or 'cuda')");
+}
+
+int64_t shape_numel(const Shape& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    CMAE_CHECK(d >= 0, Shape, "shape ", shape_string(shape), " has a negative dimension");
+    n *= d;
+  }
+  return n;
+}
+
+std::string shape_string(const Shape& shape) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < shape.size(); ++i) os << (i ? ", " : "") << shape[i];
+  os << "]";
+  return os.str();
+}
+
+Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
+  CMAE_CHECK(device == Device::CPU, Device, "cannot allocate on device '", device_name(device), "'");
+  // aligned_alloc needs a size that is a multiple of the alignment; never allocate 0 bytes.
+  size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  if (rounded == 0) rounded = kTensorAlignment;
+  data_ = std::aligned_alloc(kTensorAlignment, rounded);
+  if (!data_) fail(ErrorKind::Internal, "out of memory allocating ", bytes, " bytes");
+}
+
+Storage::~Storage() { std::free(data_); }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+  Tensor t;
+  t.numel_ = shape_numel(shape);
+  t.shape_ = shape;
+  t.dtype_ = dtype;
+  t.device_ = device;
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(t.numel_) * dtype_size(dtype), device);
+  return t;
+}
+
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  Tensor t = empty(shape, dtype, device);
+  std::memset(t.storage_->data(), 0, t.bytes());
+  return t;
+}
+
+int64_t Tensor::size(int64_t axis) const {
+  const int64_t d = dim();
+  if (axis < 0) axis += d;
+  CMAE_CHECK(axis >= 0 && axis < d, Shape, "axis out of range for a tensor of shape ", shape_string(shape_));
+  return shape_[axis];
+}
+
+float* Tensor::f32() const {
+  expect_dtype(DType::F32, "tensor");
+  return data<float>();
+}
+
+int32_t* Tensor::i32() const {
+  expect_dtype(DType::I32, "tensor");
+  return data<int32_t>();
+}
+
+Tensor Tensor::reshape(const Shape& shape) const {
+  CMAE_CHECK(shape_numel(shape) == numel_, Shape, "cannot reshape ", shape_string(shape_), " (", numel_,
+             " elements) to ", shape_string(shape));
+  Tensor t = *this;
+  t.shape_ = shape;
+  return t;
+}
+
+void Tensor::expect_shape(const Shape& shape, const char* name) const {
+  CMAE_CHECK(shape == shape_, Shape, name, " must have shape ", shape_string(shape), ", got ", shape_string(shape_));
+}
+
+void Tensor::expect_dtype(DType dtype, const char* name) const {
+  CMAE_CHECK(dtype == dtype_, DType, name, " must be ", dtype_name(dtype), ", got ", dtype_name(dtype_));
+}
+
+void Tensor::expect_device(Device device, const char* name) const {
+  CMAE_CHECK(device == device_, Device, name, " must be on ", device_name(device), ", got ", device_name(device_));
+}
+
+}  // namespace cmae

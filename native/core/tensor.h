@@ -1,0 +1,86 @@
+// Tensor: a typed, shaped view of device memory. Contiguous, row-major, 64-byte aligned.
+// dtype and device are fields from the start so bf16 and CUDA can join without changing callers;
+// today the CPU backend implements float32 (and int32 for indices).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "errors.h"
+
+namespace cmae {
+
+enum class DType : int { F32 = 0, I32 = 1 };
+enum class Device : int { CPU = 0, CUDA = 1 };
+
+inline size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 4; }
+const char* dtype_name(DType dtype);
+const char* device_name(Device device);
+DType parse_dtype(const std::string& name);  // throws ErrorKind::DType
+Device parse_device(const std::string& name);  // throws ErrorKind::Device
+
+using Shape = std::vector<int64_t>;
+int64_t shape_numel(const Shape& shape);
+std::string shape_string(const Shape& shape);  // "[2, 3, 4]"
+
+constexpr size_t kTensorAlignment = 64;
+
+// Owns one aligned allocation. Shared by tensors and by JS ArrayBuffer views (the view's
+// finalizer holds a shared_ptr), so memory lives as long as anything can still see it.
+class Storage {
+ public:
+  Storage(size_t bytes, Device device);
+  ~Storage();
+  Storage(const Storage&) = delete;
+  Storage& operator=(const Storage&) = delete;
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+  Device device() const { return device_; }
+
+ private:
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Device device_;
+};
+
+class Tensor {
+ public:
+  Tensor() = default;
+  // Allocates uninitialised storage for `shape` (throws Shape on negative dims).
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+
+  bool defined() const { return storage_ != nullptr; }
+  const Shape& shape() const { return shape_; }
+  int64_t dim() const { return static_cast<int64_t>(shape_.size()); }
+  int64_t size(int64_t axis) const;  // negative axes count from the end
+  int64_t numel() const { return numel_; }
+  DType dtype() const { return dtype_; }
+  Device device() const { return device_; }
+  size_t bytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
+  const std::shared_ptr<Storage>& storage() const { return storage_; }
+
+  template <typename T>
+  T* data() const { return static_cast<T*>(storage_->data()); }
+  float* f32() const;    // throws DType unless float32
+  int32_t* i32() const;  // throws DType unless int32
+
+  // Same storage, new shape with the same element count (throws Shape otherwise).
+  Tensor reshape(const Shape& shape) const;
+
+  // Checks used by every entry point; `name` appears in the message ("qkv must be ...").
+  void expect_shape(const Shape& shape, const char* name) const;
+  void expect_dtype(DType dtype, const char* name) const;
+  void expect_device(Device device, const char* name) const;
+
+ private:
+  std::shared_ptr<Storage> storage_;
+  Shape shape_;
+  int64_t numel_ = 0;
+  DType dtype_ = DType::F32;
+  Device device_ = Device::CPU;
+};
+
+}  // namespace cmae

@@ -1,0 +1,52 @@
+// One compute thread pool for the whole library: OpenMP, sized by set_num_threads().
+// Why a global count instead of omp_set_num_threads(): that ICV is per calling thread, and our
+// kernels run on libuv worker threads, so every parallel region passes num_threads() explicitly.
+// Work is split statically (contiguous chunks by thread index), so results do not depend on
+// timing; kernels that reduce keep their summation order independent of the thread count unless
+// their header says otherwise.
+#pragma once
+#include <cstdint>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cmae {
+
+int num_threads();            // current compute thread count (>= 1)
+void set_num_threads(int n);  // n <= 0 restores the default
+int default_num_threads();    // OMP_NUM_THREADS if set, else the hardware concurrency
+bool openmp_enabled();
+
+inline int thread_index_in_region() {
+#ifdef _OPENMP
+  return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread. Runs inline on
+// the calling thread when the work is too small to split (min_chunk = smallest chunk worth a
+// thread) or only one thread is configured.
+template <typename Fn>
+void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
+  if (n <= 0) return;
+  int threads = num_threads();
+  if (min_chunk < 1) min_chunk = 1;
+  const int64_t max_useful = (n + min_chunk - 1) / min_chunk;
+  if (max_useful < threads) threads = static_cast<int>(max_useful);
+  if (threads <= 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = thread_index_in_region();
+    const int64_t chunk = (n + threads - 1) / threads;
+    const int64_t begin = t * chunk;
+    const int64_t end = begin + chunk < n ? begin + chunk : n;
+    if (begin < end) fn(begin, end);
+  }
+}
+
+}  // namespace cmae

@@ -1,0 +1,72 @@
+#include "info.h"
+
+#include "common.h"
+#include "core/cpu_features.h"
+#include "core/threads.h"
+#include "cuda_probe.h"
+
+#ifndef CMAE_BUILD_TYPE
+#define CMAE_BUILD_TYPE "Release"
+#endif
+#ifndef CMAE_BUILD_SYSTEM
+#define CMAE_BUILD_SYSTEM "unknown"
+#endif
+
+namespace cmae::napi {
+
+static Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("buildType", CMAE_BUILD_TYPE);
+  out.Set("buildSystem", CMAE_BUILD_SYSTEM);
+  out.Set("compiler", __VERSION__);
+  out.Set("napiVersion", NAPI_VERSION);
+  out.Set("isa", cmae::isa_name(cmae::current_isa()));
+  out.Set("bestIsa", cmae::isa_name(cmae::best_supported_isa()));
+  out.Set("openmp", cmae::openmp_enabled());
+  out.Set("threads", cmae::num_threads());
+  out.Set("defaultThreads", cmae::default_num_threads());
+  const CudaProbe cuda = probe_cuda();
+  out.Set("cudaCompiled", cuda.compiled);
+  out.Set("cudaDevices", cuda.device_count);
+  out.Set("cudaStatus", cuda.status);
+  return out;
+}
+
+static Napi::Value SetNumThreads(const Napi::CallbackInfo& info) {
+  const int64_t n = IntArg(info, 0, "threads");
+  CMAE_CHECK(n >= 0 && n <= 1024, Value, "threads must be between 0 (default) and 1024, got ", n);
+  cmae::set_num_threads(static_cast<int>(n));
+  return info.Env().Undefined();
+}
+
+static Napi::Value GetNumThreads(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), cmae::num_threads()); }
+
+static Napi::Value SetIsa(const Napi::CallbackInfo& info) {
+  cmae::set_isa(cmae::parse_isa(StringArg(info, 0, "isa").c_str()));
+  return info.Env().Undefined();
+}
+
+static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), cmae::isa_name(cmae::current_isa()));
+}
+
+static Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
+  Napi::Array out = Napi::Array::New(info.Env());
+  uint32_t i = 0;
+  for (cmae::Isa isa : {cmae::Isa::AVX2, cmae::Isa::AVX512}) {
+    if (cmae::cpu_supports(isa)) out.Set(i++, cmae::isa_name(isa));
+  }
+  return out;
+}
+
+void RegisterInfo(Napi::Env env, Napi::Object exports) {
+  CMAE_EXPORT(exports, "info", Info);
+  CMAE_EXPORT(exports, "setNumThreads", SetNumThreads);
+  CMAE_EXPORT(exports, "getNumThreads", GetNumThreads);
+  CMAE_EXPORT(exports, "setIsa", SetIsa);
+  CMAE_EXPORT(exports, "getIsa", GetIsa);
+  CMAE_EXPORT(exports, "supportedIsas", SupportedIsas);
+}
+
+}  // namespace cmae::napi

@@ -1,0 +1,199 @@
+#include "tensor_wrap.h"
+
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "common.h"
+
+namespace cmae::napi {
+
+Napi::Function TensorWrap::Init(Napi::Env env) {
+  return DefineClass(env, "NativeTensor",
+                     {
+                         InstanceMethod<&TensorWrap::Shape>("shape"),
+                         InstanceMethod<&TensorWrap::DType>("dtype"),
+                         InstanceMethod<&TensorWrap::Device>("device"),
+                         InstanceMethod<&TensorWrap::Disposed>("disposed"),
+                         InstanceMethod<&TensorWrap::ToArray>("toArray"),
+                         InstanceMethod<&TensorWrap::View>("view"),
+                         InstanceMethod<&TensorWrap::CopyFrom>("copyFrom"),
+                         InstanceMethod<&TensorWrap::Dispose>("dispose"),
+                     });
+}
+
+Napi::Object TensorWrap::NewInstance(Napi::Env env, const cmae::Tensor& tensor) {
+  auto* copy = new cmae::Tensor(tensor);
+  Napi::External<cmae::Tensor> external = Napi::External<cmae::Tensor>::New(env, copy);
+  Napi::Object object = GetAddonData(env).tensor_constructor.New({external});
+  delete copy;  // the constructor copied it
+  return object;
+}
+
+TensorWrap* TensorWrap::FromValue(Napi::Env env, Napi::Value value) {
+  if (!value.IsObject()) return nullptr;
+  Napi::Object object = value.As<Napi::Object>();
+  if (!object.InstanceOf(GetAddonData(env).tensor_constructor.Value())) return nullptr;
+  return Napi::ObjectWrap<TensorWrap>::Unwrap(object);
+}
+
+TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<TensorWrap>(info) {
+  if (info.Length() != 1 || !info[0].IsExternal()) {
+    throw MakeJsError(info.Env(), cmae::ErrorKind::Value,
+                      "NativeTensor cannot be constructed directly; use Tensor.from() or Tensor.empty()");
+  }
+  tensor_ = *info[0].As<Napi::External<cmae::Tensor>>().Data();
+  reported_bytes_ = static_cast<int64_t>(tensor_.bytes());
+  Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
+}
+
+TensorWrap::~TensorWrap() {
+  // The finalizer may run without a usable env for AdjustExternalMemory; the storage itself is
+  // released by the shared_ptr here.
+}
+
+const cmae::Tensor& TensorWrap::tensor(const char* name) const {
+  if (!tensor_.defined()) {
+    throw MakeJsError(Env(), cmae::ErrorKind::Disposed, std::string(name) + " was disposed and can no longer be used");
+  }
+  return tensor_;
+}
+
+void TensorWrap::Release(Napi::Env env) {
+  if (!tensor_.defined()) return;
+  Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
+  reported_bytes_ = 0;
+  tensor_ = cmae::Tensor();
+}
+
+Napi::Value TensorWrap::Shape(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& t = tensor("tensor");
+  Napi::Array shape = Napi::Array::New(info.Env(), t.shape().size());
+  for (size_t i = 0; i < t.shape().size(); ++i) shape.Set(static_cast<uint32_t>(i), Napi::Number::New(info.Env(), static_cast<double>(t.shape()[i])));
+  return shape;
+}
+
+Napi::Value TensorWrap::DType(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), cmae::dtype_name(tensor("tensor").dtype()));
+}
+
+Napi::Value TensorWrap::Device(const Napi::CallbackInfo& info) {
+  return Napi::String::New(info.Env(), cmae::device_name(tensor("tensor").device()));
+}
+
+Napi::Value TensorWrap::Disposed(const Napi::CallbackInfo& info) {
+  return Napi::Boolean::New(info.Env(), !tensor_.defined());
+}
+
+static Napi::Value NewTypedArray(Napi::Env env, cmae::DType dtype, Napi::ArrayBuffer buffer, size_t length) {
+  if (dtype == cmae::DType::F32) return Napi::Float32Array::New(env, length, buffer, 0);
+  return Napi::Int32Array::New(env, length, buffer, 0);
+}
+
+Napi::Value TensorWrap::ToArray(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& t = tensor("tensor");
+  Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(info.Env(), t.bytes());
+  if (t.bytes() > 0) std::memcpy(buffer.Data(), t.storage()->data(), t.bytes());
+  return NewTypedArray(info.Env(), t.dtype(), buffer, static_cast<size_t>(t.numel()));
+}
+
+Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& t = tensor("tensor");
+  Napi::Env env = info.Env();
+  // The view owns a reference to the storage, so it stays valid after dispose() or GC of the
+  // tensor handle. Runtimes that forbid external buffers (Electron's memory cage) get an error that
+  // says to use toArray() instead.
+  auto* hold = new std::shared_ptr<cmae::Storage>(t.storage());
+  napi_value buffer_value;
+  napi_status status = napi_create_external_arraybuffer(
+      env, t.storage()->data(), t.bytes(),
+      [](napi_env, void*, void* hint) { delete static_cast<std::shared_ptr<cmae::Storage>*>(hint); }, hold,
+      &buffer_value);
+  if (status != napi_ok) {
+    delete hold;
+    throw MakeJsError(env, cmae::ErrorKind::Device,
+                      "this runtime does not allow zero-copy views of native memory; use toArray() for a copy");
+  }
+  return NewTypedArray(env, t.dtype(), Napi::ArrayBuffer(env, buffer_value), static_cast<size_t>(t.numel()));
+}
+
+// copyFrom(typedArray): overwrite the contents from a TypedArray of the same dtype and length.
+Napi::Value TensorWrap::CopyFrom(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& t = tensor("tensor");
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw MakeJsError(env, cmae::ErrorKind::Value, "source must be a Float32Array or Int32Array");
+  Napi::TypedArray source = info[0].As<Napi::TypedArray>();
+  const napi_typedarray_type want = t.dtype() == cmae::DType::F32 ? napi_float32_array : napi_int32_array;
+  if (source.TypedArrayType() != want) {
+    throw MakeJsError(env, cmae::ErrorKind::DType,
+                      std::string("source must be a ") + (t.dtype() == cmae::DType::F32 ? "Float32Array" : "Int32Array") +
+                          " for a " + cmae::dtype_name(t.dtype()) + " tensor");
+  }
+  if (static_cast<int64_t>(source.ElementLength()) != t.numel()) {
+    throw MakeJsError(env, cmae::ErrorKind::Shape,
+                      "source has " + std::to_string(source.ElementLength()) + " elements, tensor of shape " +
+                          cmae::shape_string(t.shape()) + " needs " + std::to_string(t.numel()));
+  }
+  const uint8_t* bytes = static_cast<const uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
+  if (t.bytes() > 0) std::memcpy(t.storage()->data(), bytes, t.bytes());
+  return env.Undefined();
+}
+
+Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
+  Release(info.Env());
+  return info.Env().Undefined();
+}
+
+// ---- factories ----------------------------------------------------------------------------------
+
+static Napi::Value TensorFromArray(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsTypedArray()) throw MakeJsError(env, cmae::ErrorKind::Value, "data must be a Float32Array or Int32Array");
+  Napi::TypedArray source = info[0].As<Napi::TypedArray>();
+  cmae::DType dtype;
+  if (source.TypedArrayType() == napi_float32_array) {
+    dtype = cmae::DType::F32;
+  } else if (source.TypedArrayType() == napi_int32_array) {
+    dtype = cmae::DType::I32;
+  } else {
+    throw MakeJsError(env, cmae::ErrorKind::DType, "data must be a Float32Array (float32) or Int32Array (int32)");
+  }
+  const cmae::Shape shape = ShapeArg(info, 1, "shape");
+  const int64_t numel = cmae::shape_numel(shape);
+  if (numel != static_cast<int64_t>(source.ElementLength())) {
+    throw MakeJsError(env, cmae::ErrorKind::Shape,
+                      "data has " + std::to_string(source.ElementLength()) + " elements but shape " +
+                          cmae::shape_string(shape) + " needs " + std::to_string(numel));
+  }
+  cmae::Tensor t = cmae::Tensor::empty(shape, dtype);
+  const uint8_t* bytes = static_cast<const uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
+  if (t.bytes() > 0) std::memcpy(t.storage()->data(), bytes, t.bytes());
+  return WrapTensor(env, t);
+}
+
+static Napi::Value TensorEmpty(const Napi::CallbackInfo& info) {
+  const cmae::Shape shape = ShapeArg(info, 0, "shape");
+  const cmae::DType dtype = cmae::parse_dtype(StringArg(info, 1, "dtype"));
+  return WrapTensor(info.Env(), cmae::Tensor::empty(shape, dtype));
+}
+
+static Napi::Value TensorFull(const Napi::CallbackInfo& info) {
+  const cmae::Shape shape = ShapeArg(info, 0, "shape");
+  const cmae::DType dtype = cmae::parse_dtype(StringArg(info, 1, "dtype"));
+  const double value = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0.0;  // NaN allowed
+  cmae::Tensor t = cmae::Tensor::empty(shape, dtype);
+  if (dtype == cmae::DType::F32) {
+    std::fill(t.data<float>(), t.data<float>() + t.numel(), static_cast<float>(value));
+  } else {
+    std::fill(t.data<int32_t>(), t.data<int32_t>() + t.numel(), static_cast<int32_t>(value));
+  }
+  return WrapTensor(info.Env(), t);
+}
+
+void RegisterTensorFactories(Napi::Env env, Napi::Object exports) {
+  CMAE_EXPORT(exports, "tensorFromArray", TensorFromArray);
+  CMAE_EXPORT(exports, "tensorEmpty", TensorEmpty);
+  CMAE_EXPORT(exports, "tensorFull", TensorFull);
+}
+
+}  // namespace cmae::napi

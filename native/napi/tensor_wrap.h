@@ -1,0 +1,43 @@
+// JS handle of a native tensor. Holds a cmae::Tensor (shared storage); dispose() drops it early,
+// the finalizer drops it otherwise. Views handed to JS keep the storage alive on their own.
+#pragma once
+#include <napi.h>
+
+#include "core/tensor.h"
+
+namespace cmae::napi {
+
+class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env);
+  static Napi::Object NewInstance(Napi::Env env, const cmae::Tensor& tensor);
+  // nullptr when value is not a TensorWrap.
+  static TensorWrap* FromValue(Napi::Env env, Napi::Value value);
+
+  explicit TensorWrap(const Napi::CallbackInfo& info);
+  ~TensorWrap() override;
+
+  // The tensor, or a DisposedError naming `name` when dispose() was called.
+  const cmae::Tensor& tensor(const char* name) const;
+
+ private:
+  Napi::Value Shape(const Napi::CallbackInfo& info);
+  Napi::Value DType(const Napi::CallbackInfo& info);
+  Napi::Value Device(const Napi::CallbackInfo& info);
+  Napi::Value Disposed(const Napi::CallbackInfo& info);
+  Napi::Value ToArray(const Napi::CallbackInfo& info);
+  Napi::Value View(const Napi::CallbackInfo& info);
+  Napi::Value CopyFrom(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+
+  void Release(Napi::Env env);
+
+  cmae::Tensor tensor_;
+  int64_t reported_bytes_ = 0;  // external memory reported to V8
+};
+
+// Factory bindings: tensorFromArray(typedArray, shape), tensorEmpty(shape, dtype),
+// tensorFull(shape, dtype, value).
+void RegisterTensorFactories(Napi::Env env, Napi::Object exports);
+
+}  // namespace cmae::napi

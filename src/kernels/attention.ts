@@ -1,0 +1,2 @@
+// attention kernels: filled in by the op family's implementation.
+export {};

@@ -1,0 +1,2 @@
+// linear kernels: filled in by the op family's implementation.
+export {};

@@ -1,0 +1,2 @@
+// loss kernels: filled in by the op family's implementation.
+export {};

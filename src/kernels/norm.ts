@@ -1,0 +1,2 @@
+// norm kernels: filled in by the op family's implementation.
+export {};

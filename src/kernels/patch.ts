@@ -1,0 +1,2 @@
+// patch kernels: filled in by the op family's implementation.
+export {};

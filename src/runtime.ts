@@ -1,0 +1,69 @@
+/** Process-wide runtime settings and build facts: threads, SIMD path, CUDA. */
+import * as path from 'node:path';
+import { getBinding, packageRoot } from './native';
+import { ValueError } from './errors';
+
+export type Isa = 'avx2' | 'avx512';
+
+export interface RuntimeInfo {
+  /** cmae package version. */
+  version: string;
+  buildType: string;
+  buildSystem: string;
+  compiler: string;
+  napiVersion: number;
+  /** SIMD path in use for kernels that have several. */
+  isa: Isa;
+  /** Best SIMD path this CPU supports. */
+  bestIsa: Isa;
+  openmp: boolean;
+  threads: number;
+  defaultThreads: number;
+  cuda: { compiled: boolean; devices: number; status: string };
+  node: string;
+  platform: string;
+}
+
+export function info(): RuntimeInfo {
+  const n = getBinding().info();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { version } = require(path.join(packageRoot, 'package.json')) as { version: string };
+  return {
+    version,
+    buildType: n.buildType,
+    buildSystem: n.buildSystem,
+    compiler: n.compiler,
+    napiVersion: n.napiVersion,
+    isa: n.isa as Isa,
+    bestIsa: n.bestIsa as Isa,
+    openmp: n.openmp,
+    threads: n.threads,
+    defaultThreads: n.defaultThreads,
+    cuda: { compiled: n.cudaCompiled, devices: n.cudaDevices, status: n.cudaStatus },
+    node: process.version,
+    platform: `${process.platform}-${process.arch}`,
+  };
+}
+
+/** Sets the number of compute threads used by every kernel (0 = default: all cores or OMP_NUM_THREADS). */
+export function setNumThreads(n: number): void {
+  if (!Number.isInteger(n) || n < 0 || n > 1024) throw new ValueError(`threads must be an integer in [0, 1024], got ${n}`);
+  getBinding().setNumThreads(n);
+}
+
+export function getNumThreads(): number {
+  return getBinding().getNumThreads();
+}
+
+/** Forces a SIMD path (kernels with an AVX-512 variant use it only when set to 'avx512'). */
+export function setIsa(isa: Isa): void {
+  getBinding().setIsa(isa);
+}
+
+export function getIsa(): Isa {
+  return getBinding().getIsa() as Isa;
+}
+
+export function supportedIsas(): Isa[] {
+  return getBinding().supportedIsas() as Isa[];
+}

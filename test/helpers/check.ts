@@ -1,0 +1,110 @@
+/**
+ * Test helpers: seeded random inputs, element-wise comparison in llm.c's validate_result style
+ * (|a − r| ≤ atol + rtol·|r| for every element, first mismatches printed), an NMSE summary
+ * (ggml), and central finite differences for float64 references.
+ */
+import { expect } from 'vitest';
+import { supportedIsas, setIsa, type Isa } from '../../src/index';
+
+/** mulberry32: small, seeded, good enough for test inputs. */
+export function makeRng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** n standard-normal draws (Box–Muller) scaled by `scale`, as float32. */
+export function randn(n: number, seed: number, scale = 1): Float32Array {
+  const rng = makeRng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) {
+    const u1 = 1 - rng();
+    const u2 = rng();
+    out[i] = scale * Math.sqrt(-2 * Math.log(u1)) * Math.cos(2 * Math.PI * u2);
+  }
+  return out;
+}
+
+/** n uniform draws in [lo, hi) as float32. */
+export function randu(n: number, seed: number, lo = 0, hi = 1): Float32Array {
+  const rng = makeRng(seed);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rng();
+  return out;
+}
+
+export interface CloseOptions {
+  atol?: number;
+  rtol?: number;
+  label?: string;
+}
+
+/** Fails unless every element is finite and within atol + rtol·|expected|. */
+export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<number>, options: CloseOptions = {}): void {
+  const { atol = 1e-5, rtol = 1e-5, label = 'tensor' } = options;
+  expect(actual.length, `${label}: length`).toBe(expected.length);
+  const mismatches: string[] = [];
+  let count = 0;
+  let sqErr = 0;
+  let sqRef = 0;
+  for (let i = 0; i < expected.length; i++) {
+    const a = actual[i];
+    const r = expected[i];
+    sqErr += (a - r) * (a - r);
+    sqRef += r * r;
+    if (!Number.isFinite(a) || Math.abs(a - r) > atol + rtol * Math.abs(r)) {
+      count++;
+      if (mismatches.length < 5) mismatches.push(`  [${i}] got ${a}, expected ${r} (diff ${Math.abs(a - r)})`);
+    }
+  }
+  if (count > 0) {
+    const nmse = sqRef > 0 ? sqErr / sqRef : sqErr;
+    throw new Error(`${label}: ${count} of ${expected.length} elements differ (atol ${atol}, rtol ${rtol}, nmse ${nmse.toExponential(2)}):\n${mismatches.join('\n')}`);
+  }
+}
+
+/** Central finite-difference gradient of a scalar float64 function. */
+export function finiteDifference(f: (x: Float64Array) => number, x: Float64Array, eps = 1e-6): Float64Array {
+  const grad = new Float64Array(x.length);
+  for (let i = 0; i < x.length; i++) {
+    const saved = x[i];
+    x[i] = saved + eps;
+    const plus = f(x);
+    x[i] = saved - eps;
+    const minus = f(x);
+    x[i] = saved;
+    grad[i] = (plus - minus) / (2 * eps);
+  }
+  return grad;
+}
+
+/** Σ a[i]·b[i] in float64 (the scalar loss used to turn a backward into a FD check). */
+export function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+export function toF64(a: ArrayLike<number>): Float64Array {
+  return Float64Array.from(a as ArrayLike<number>);
+}
+
+/** The SIMD paths this CPU can run; tests loop over them so both paths are covered. */
+export function isas(): Isa[] {
+  return supportedIsas();
+}
+
+/** Runs fn with the given ISA forced, restoring the previous one afterwards. */
+export function withIsa<T>(isa: Isa, fn: () => T): T {
+  setIsa(isa);
+  try {
+    return fn();
+  } finally {
+    setIsa(supportedIsas().includes('avx512') ? 'avx512' : 'avx2');
+  }
+}
