@@ -1,8 +1,144 @@
+#include <cmath>
+
 #include "common.h"
 #include "kernels.h"
+#include "ops/loss.h"
 
 namespace cmae::napi {
 
-void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {}
+// A float32 CPU tensor of the given rank; the message names the argument and the expected layout.
+static void ExpectF32(const cmae::Tensor& t, const char* name, int64_t rank, const char* layout) {
+  t.expect_dtype(cmae::DType::F32, name);
+  t.expect_device(cmae::Device::CPU, name);
+  CMAE_CHECK(t.dim() == rank, Shape, name, " must be ", rank, "-D ", layout, ", got ", cmae::shape_string(t.shape()));
+}
+
+static void ExpectF32Shape(const cmae::Tensor& t, const char* name, const cmae::Shape& shape) {
+  t.expect_dtype(cmae::DType::F32, name);
+  t.expect_device(cmae::Device::CPU, name);
+  t.expect_shape(shape, name);
+}
+
+static double FiniteArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  const double v = NumberArg(info, index, name);
+  CMAE_CHECK(std::isfinite(v), Value, name, " must be finite, got ", v);
+  return v;
+}
+
+static double PositiveArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  const double v = NumberArg(info, index, name);
+  CMAE_CHECK(std::isfinite(v) && v > 0.0, Value, name, " must be a positive finite number, got ", v);
+  return v;
+}
+
+// start must leave at least one token to average: 0 <= start < N.
+static int64_t StartArg(const Napi::CallbackInfo& info, size_t index, int64_t tokens) {
+  const int64_t start = IntArg(info, index, "start");
+  CMAE_CHECK(start >= 0 && start < tokens, Value, "start must be in [0, N) = [0, ", tokens, "), got ", start);
+  return start;
+}
+
+// meanPoolForward(out, inp, start): out (B, D) = mean of inp (B, N, D) over tokens [start, N).
+static Napi::Value MeanPoolForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& inp = TensorArg(info, 1, "inp");
+  ExpectF32(inp, "inp", 3, "(B, N, D)");
+  const int64_t B = inp.size(0), N = inp.size(1), D = inp.size(2);
+  const int64_t start = StartArg(info, 2, N);
+  ExpectF32Shape(out, "out", {B, D});
+  cmae::cpu::mean_pool_forward(out.f32(), inp.f32(), B, N, D, start);
+  return info.Env().Undefined();
+}
+
+// meanPoolBackward(dinp, dout, start): dinp (B, N, D), dout (B, D).
+static Napi::Value MeanPoolBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
+  const cmae::Tensor& dout = TensorArg(info, 1, "dout");
+  ExpectF32(dinp, "dinp", 3, "(B, N, D)");
+  const int64_t B = dinp.size(0), N = dinp.size(1), D = dinp.size(2);
+  const int64_t start = StartArg(info, 2, N);
+  ExpectF32Shape(dout, "dout", {B, D});
+  cmae::cpu::mean_pool_backward(dinp.f32(), dout.f32(), B, N, D, start);
+  return info.Env().Undefined();
+}
+
+// l2NormalizeForward(out, norm, inp, eps): out (R, D) = inp / max(||inp row||, eps), norm (R).
+static Napi::Value L2NormalizeForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& norm = TensorArg(info, 1, "norm");
+  const cmae::Tensor& inp = TensorArg(info, 2, "inp");
+  ExpectF32(inp, "inp", 2, "(R, D)");
+  const int64_t R = inp.size(0), D = inp.size(1);
+  ExpectF32Shape(out, "out", inp.shape());
+  ExpectF32Shape(norm, "norm", {R});
+  const double eps = PositiveArg(info, 3, "eps");
+  cmae::cpu::l2_normalize_forward(out.f32(), norm.f32(), inp.f32(), R, D, static_cast<float>(eps));
+  return info.Env().Undefined();
+}
+
+// l2NormalizeBackward(dinp, dout, inp, norm, eps)
+static Napi::Value L2NormalizeBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
+  const cmae::Tensor& dout = TensorArg(info, 1, "dout");
+  const cmae::Tensor& inp = TensorArg(info, 2, "inp");
+  const cmae::Tensor& norm = TensorArg(info, 3, "norm");
+  ExpectF32(inp, "inp", 2, "(R, D)");
+  const int64_t R = inp.size(0), D = inp.size(1);
+  ExpectF32Shape(dout, "dout", inp.shape());
+  ExpectF32Shape(dinp, "dinp", inp.shape());
+  ExpectF32Shape(norm, "norm", {R});
+  const double eps = PositiveArg(info, 4, "eps");
+  cmae::cpu::l2_normalize_backward(dinp.f32(), dout.f32(), inp.f32(), norm.f32(), R, D, static_cast<float>(eps));
+  return info.Env().Undefined();
+}
+
+// normpixMseForwardBackward(dpred | null, pred, target, mask, normPix, eps, dloss) → loss
+static Napi::Value NormpixMseForwardBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* dpred = OptionalTensorArg(info, 0, "dpred");
+  const cmae::Tensor& pred = TensorArg(info, 1, "pred");
+  const cmae::Tensor& target = TensorArg(info, 2, "target");
+  const cmae::Tensor& mask = TensorArg(info, 3, "mask");
+  ExpectF32(pred, "pred", 3, "(B, L, P)");
+  const int64_t B = pred.size(0), L = pred.size(1), P = pred.size(2);
+  ExpectF32Shape(target, "target", pred.shape());
+  ExpectF32Shape(mask, "mask", {B, L});
+  if (dpred) ExpectF32Shape(*dpred, "dpred", pred.shape());
+  const bool norm_pix = BoolArg(info, 4, "normPix");
+  const double eps = PositiveArg(info, 5, "eps");
+  const double dloss = FiniteArg(info, 6, "dloss");
+  CMAE_CHECK(!norm_pix || P >= 2, Value, "normPix needs at least 2 values per patch (unbiased variance), got P = ", P);
+  const float loss = cmae::cpu::normpix_mse_forward_backward(dpred ? dpred->f32() : nullptr, pred.f32(), target.f32(),
+                                                             mask.f32(), B, L, P, norm_pix, static_cast<float>(eps),
+                                                             static_cast<float>(dloss));
+  return Napi::Number::New(info.Env(), loss);
+}
+
+// infonceForwardBackward(dq | null, q, k, tau, scale, dloss) → loss
+static Napi::Value InfonceForwardBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* dq = OptionalTensorArg(info, 0, "dq");
+  const cmae::Tensor& q = TensorArg(info, 1, "q");
+  const cmae::Tensor& k = TensorArg(info, 2, "k");
+  ExpectF32(q, "q", 2, "(B, E)");
+  const int64_t B = q.size(0), E = q.size(1);
+  CMAE_CHECK(B >= 1 && E >= 1, Shape, "q must have at least one row and one column, got ", cmae::shape_string(q.shape()));
+  ExpectF32Shape(k, "k", q.shape());
+  if (dq) ExpectF32Shape(*dq, "dq", q.shape());
+  const double tau = PositiveArg(info, 3, "tau");
+  const double scale = FiniteArg(info, 4, "scale");
+  const double dloss = FiniteArg(info, 5, "dloss");
+  const float loss = cmae::cpu::infonce_forward_backward(dq ? dq->f32() : nullptr, q.f32(), k.f32(), B, E,
+                                                         static_cast<float>(tau), static_cast<float>(scale),
+                                                         static_cast<float>(dloss));
+  return Napi::Number::New(info.Env(), loss);
+}
+
+void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {
+  CMAE_EXPORT(kernels, "meanPoolForward", MeanPoolForward);
+  CMAE_EXPORT(kernels, "meanPoolBackward", MeanPoolBackward);
+  CMAE_EXPORT(kernels, "l2NormalizeForward", L2NormalizeForward);
+  CMAE_EXPORT(kernels, "l2NormalizeBackward", L2NormalizeBackward);
+  CMAE_EXPORT(kernels, "normpixMseForwardBackward", NormpixMseForwardBackward);
+  CMAE_EXPORT(kernels, "infonceForwardBackward", InfonceForwardBackward);
+}
 
 }  // namespace cmae::napi

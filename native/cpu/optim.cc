@@ -1,0 +1,87 @@
+#include "ops/optim.h"
+
+#include <cmath>
+#include <vector>
+
+#include "core/threads.h"
+
+namespace cmae::cpu {
+
+namespace {
+
+// Optimiser loops stream over the whole parameter arena (10⁷–10⁸ elements): give each thread
+// large contiguous chunks.
+constexpr int64_t kArenaChunk = 1 << 16;
+
+// global_norm sums squares in fixed blocks of this many elements; the block partials are then
+// added in block order. The block grid depends on n only, never on the thread count.
+constexpr int64_t kNormBlock = 1 << 14;
+
+// One double per block, owned by the calling thread: grows to the largest arena seen, then reused.
+double* block_scratch(int64_t blocks) {
+  thread_local std::vector<double> buffer;
+  if (static_cast<int64_t>(buffer.size()) < blocks) buffer.resize(static_cast<size_t>(blocks));
+  return buffer.data();
+}
+
+// Σ x[i]² in double with four interleaved accumulators (a fixed order: lane = i mod 4), combined
+// as (a0 + a1) + (a2 + a3) followed by the tail.
+double sum_squares(const float* x, int64_t n) {
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
+    a0 += x0 * x0;
+    a1 += x1 * x1;
+    a2 += x2 * x2;
+    a3 += x3 * x3;
+  }
+  double s = (a0 + a1) + (a2 + a3);
+  for (; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
+  return s;
+}
+
+}  // namespace
+
+void adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
+                const AdamWStep& step, float grad_scale) {
+  parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
+    if (decay_mask) {
+      for (int64_t i = begin; i < end; ++i) adamw_update(params[i], m[i], v[i], grad_scale * grads[i], decay_mask[i], step);
+    } else {
+      for (int64_t i = begin; i < end; ++i) adamw_update(params[i], m[i], v[i], grad_scale * grads[i], 1.0f, step);
+    }
+  });
+}
+
+void ema_update(float* target, const float* online, int64_t n, float momentum) {
+  parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) target[i] = ema_lerp(target[i], online[i], momentum);
+  });
+}
+
+double global_norm(const float* grads, int64_t n) {
+  if (n <= 0) return 0.0;
+  const int64_t blocks = (n + kNormBlock - 1) / kNormBlock;
+  double* partial = block_scratch(blocks);
+  parallel_for(blocks, kArenaChunk / kNormBlock, [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t lo = blk * kNormBlock;
+      const int64_t hi = lo + kNormBlock < n ? lo + kNormBlock : n;
+      partial[blk] = sum_squares(grads + lo, hi - lo);
+    }
+  });
+  double total = 0.0;
+  for (int64_t blk = 0; blk < blocks; ++blk) total += partial[blk];
+  return std::sqrt(total);
+}
+
+void scale_inplace(float* x, int64_t n, float s) {
+  parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
+#pragma omp simd
+    for (int64_t i = begin; i < end; ++i) x[i] *= s;
+  });
+}
+
+}  // namespace cmae::cpu
