@@ -1,8 +1,186 @@
 #include "common.h"
 #include "kernels.h"
+#include "ops/norm.h"
 
 namespace cmae::napi {
 
-void RegisterNormKernels(Napi::Env env, Napi::Object kernels) {}
+static void ExpectF32(const cmae::Tensor& t, const char* name) {
+  t.expect_dtype(cmae::DType::F32, name);
+  t.expect_device(cmae::Device::CPU, name);
+}
+
+// A float32 CPU tensor of exactly `shape`.
+static void ExpectF32Shape(const cmae::Tensor& t, const cmae::Shape& shape, const char* name) {
+  ExpectF32(t, name);
+  t.expect_shape(shape, name);
+}
+
+// Same, for an optional argument (nullptr passes).
+static void ExpectOptionalF32Shape(const cmae::Tensor* t, const cmae::Shape& shape, const char* name) {
+  if (t) ExpectF32Shape(*t, shape, name);
+}
+
+static float* OptionalF32(const cmae::Tensor* t) { return t ? t->f32() : nullptr; }
+
+// LayerNorm input `inp` (..., C): returns {R, C} with R the product of the leading dims.
+struct RowsCols {
+  int64_t R;
+  int64_t C;
+  cmae::Shape leading;
+};
+
+static RowsCols LayerNormDims(const cmae::Tensor& inp) {
+  ExpectF32(inp, "inp");
+  CMAE_CHECK(inp.dim() >= 1, Shape, "inp must have at least one dimension (..., C), got ", cmae::shape_string(inp.shape()));
+  const int64_t C = inp.size(-1);
+  CMAE_CHECK(C >= 1, Shape, "inp must have a non-empty last dimension (C >= 1), got ", cmae::shape_string(inp.shape()));
+  cmae::Shape leading(inp.shape().begin(), inp.shape().end() - 1);
+  return {inp.numel() / C, C, leading};
+}
+
+// Per-row statistics (mean, rstd) of a LayerNorm: the leading dims of inp, or flat (R).
+static void ExpectRowStats(const cmae::Tensor& t, const RowsCols& d, const char* name) {
+  ExpectF32(t, name);
+  if (t.shape() == d.leading || t.shape() == cmae::Shape{d.R}) return;
+  cmae::fail(cmae::ErrorKind::Shape, name, " must have shape ", cmae::shape_string(d.leading), " (the leading dims of inp) or [", d.R,
+             "], got ", cmae::shape_string(t.shape()));
+}
+
+// BatchNorm input `inp` (B, C).
+static void ExpectBatch(const cmae::Tensor& inp) {
+  ExpectF32(inp, "inp");
+  CMAE_CHECK(inp.dim() == 2, Shape, "inp must have shape (B, C), got ", cmae::shape_string(inp.shape()));
+}
+
+// layernormForward(out, mean, rstd, inp, weight, bias, eps)
+static Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& mean = TensorArg(info, 1, "mean");
+  const cmae::Tensor& rstd = TensorArg(info, 2, "rstd");
+  const cmae::Tensor& inp = TensorArg(info, 3, "inp");
+  const cmae::Tensor& weight = TensorArg(info, 4, "weight");
+  const cmae::Tensor& bias = TensorArg(info, 5, "bias");
+  const double eps = NumberArg(info, 6, "eps");
+  const RowsCols d = LayerNormDims(inp);
+  ExpectF32Shape(out, inp.shape(), "out");
+  ExpectRowStats(mean, d, "mean");
+  ExpectRowStats(rstd, d, "rstd");
+  ExpectF32Shape(weight, {d.C}, "weight");
+  ExpectF32Shape(bias, {d.C}, "bias");
+  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  cmae::cpu::layernorm_forward(out.f32(), mean.f32(), rstd.f32(), inp.f32(), weight.f32(), bias.f32(), d.R, d.C,
+                               static_cast<float>(eps));
+  return info.Env().Undefined();
+}
+
+// layernormBackward(dinp, dweight, dbias, dout, inp, weight, mean, rstd, accumulate)
+static Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
+  const cmae::Tensor& dweight = TensorArg(info, 1, "dweight");
+  const cmae::Tensor& dbias = TensorArg(info, 2, "dbias");
+  const cmae::Tensor& dout = TensorArg(info, 3, "dout");
+  const cmae::Tensor& inp = TensorArg(info, 4, "inp");
+  const cmae::Tensor& weight = TensorArg(info, 5, "weight");
+  const cmae::Tensor& mean = TensorArg(info, 6, "mean");
+  const cmae::Tensor& rstd = TensorArg(info, 7, "rstd");
+  const bool accumulate = BoolArg(info, 8, "accumulate");
+  const RowsCols d = LayerNormDims(inp);
+  ExpectF32Shape(dinp, inp.shape(), "dinp");
+  ExpectF32Shape(dweight, {d.C}, "dweight");
+  ExpectF32Shape(dbias, {d.C}, "dbias");
+  ExpectF32Shape(dout, inp.shape(), "dout");
+  ExpectF32Shape(weight, {d.C}, "weight");
+  ExpectRowStats(mean, d, "mean");
+  ExpectRowStats(rstd, d, "rstd");
+  cmae::cpu::layernorm_backward(dinp.f32(), dweight.f32(), dbias.f32(), dout.f32(), inp.f32(), weight.f32(), mean.f32(),
+                                rstd.f32(), d.R, d.C, accumulate);
+  return info.Env().Undefined();
+}
+
+// batchnormForward(out, mean, rstd, runningMean|null, runningVar|null, inp, weight|null, bias|null, eps, momentum)
+static Napi::Value BatchnormForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& mean = TensorArg(info, 1, "mean");
+  const cmae::Tensor& rstd = TensorArg(info, 2, "rstd");
+  const cmae::Tensor* running_mean = OptionalTensorArg(info, 3, "runningMean");
+  const cmae::Tensor* running_var = OptionalTensorArg(info, 4, "runningVar");
+  const cmae::Tensor& inp = TensorArg(info, 5, "inp");
+  const cmae::Tensor* weight = OptionalTensorArg(info, 6, "weight");
+  const cmae::Tensor* bias = OptionalTensorArg(info, 7, "bias");
+  const double eps = NumberArg(info, 8, "eps");
+  const double momentum = NumberArg(info, 9, "momentum");
+  ExpectBatch(inp);
+  const int64_t B = inp.size(0);
+  const int64_t C = inp.size(1);
+  // As torch.nn.BatchNorm1d: the batch variance of one sample is meaningless in training mode.
+  CMAE_CHECK(B >= 2, Shape, "inp must have more than 1 row per channel in training mode (B >= 2), got ",
+             cmae::shape_string(inp.shape()));
+  ExpectF32Shape(out, inp.shape(), "out");
+  ExpectF32Shape(mean, {C}, "mean");
+  ExpectF32Shape(rstd, {C}, "rstd");
+  ExpectOptionalF32Shape(running_mean, {C}, "runningMean");
+  ExpectOptionalF32Shape(running_var, {C}, "runningVar");
+  ExpectOptionalF32Shape(weight, {C}, "weight");
+  ExpectOptionalF32Shape(bias, {C}, "bias");
+  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  cmae::cpu::batchnorm_forward(out.f32(), mean.f32(), rstd.f32(), OptionalF32(running_mean), OptionalF32(running_var),
+                               inp.f32(), OptionalF32(weight), OptionalF32(bias), B, C, static_cast<float>(eps),
+                               static_cast<float>(momentum));
+  return info.Env().Undefined();
+}
+
+// batchnormBackward(dinp, dweight|null, dbias|null, dout, inp, weight|null, mean, rstd)
+static Napi::Value BatchnormBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
+  const cmae::Tensor* dweight = OptionalTensorArg(info, 1, "dweight");
+  const cmae::Tensor* dbias = OptionalTensorArg(info, 2, "dbias");
+  const cmae::Tensor& dout = TensorArg(info, 3, "dout");
+  const cmae::Tensor& inp = TensorArg(info, 4, "inp");
+  const cmae::Tensor* weight = OptionalTensorArg(info, 5, "weight");
+  const cmae::Tensor& mean = TensorArg(info, 6, "mean");
+  const cmae::Tensor& rstd = TensorArg(info, 7, "rstd");
+  ExpectBatch(inp);
+  const int64_t C = inp.size(1);
+  ExpectF32Shape(dinp, inp.shape(), "dinp");
+  ExpectOptionalF32Shape(dweight, {C}, "dweight");
+  ExpectOptionalF32Shape(dbias, {C}, "dbias");
+  ExpectF32Shape(dout, inp.shape(), "dout");
+  ExpectOptionalF32Shape(weight, {C}, "weight");
+  ExpectF32Shape(mean, {C}, "mean");
+  ExpectF32Shape(rstd, {C}, "rstd");
+  cmae::cpu::batchnorm_backward(dinp.f32(), OptionalF32(dweight), OptionalF32(dbias), dout.f32(), inp.f32(),
+                                OptionalF32(weight), mean.f32(), rstd.f32(), inp.size(0), C);
+  return info.Env().Undefined();
+}
+
+// batchnormInference(out, inp, runningMean, runningVar, weight|null, bias|null, eps)
+static Napi::Value BatchnormInference(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& inp = TensorArg(info, 1, "inp");
+  const cmae::Tensor& running_mean = TensorArg(info, 2, "runningMean");
+  const cmae::Tensor& running_var = TensorArg(info, 3, "runningVar");
+  const cmae::Tensor* weight = OptionalTensorArg(info, 4, "weight");
+  const cmae::Tensor* bias = OptionalTensorArg(info, 5, "bias");
+  const double eps = NumberArg(info, 6, "eps");
+  ExpectBatch(inp);
+  const int64_t C = inp.size(1);
+  ExpectF32Shape(out, inp.shape(), "out");
+  ExpectF32Shape(running_mean, {C}, "runningMean");
+  ExpectF32Shape(running_var, {C}, "runningVar");
+  ExpectOptionalF32Shape(weight, {C}, "weight");
+  ExpectOptionalF32Shape(bias, {C}, "bias");
+  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  cmae::cpu::batchnorm_inference(out.f32(), inp.f32(), running_mean.f32(), running_var.f32(), OptionalF32(weight),
+                                 OptionalF32(bias), inp.size(0), C, static_cast<float>(eps));
+  return info.Env().Undefined();
+}
+
+void RegisterNormKernels(Napi::Env env, Napi::Object kernels) {
+  CMAE_EXPORT(kernels, "layernormForward", LayernormForward);
+  CMAE_EXPORT(kernels, "layernormBackward", LayernormBackward);
+  CMAE_EXPORT(kernels, "batchnormForward", BatchnormForward);
+  CMAE_EXPORT(kernels, "batchnormBackward", BatchnormBackward);
+  CMAE_EXPORT(kernels, "batchnormInference", BatchnormInference);
+}
 
 }  // namespace cmae::napi

@@ -1,0 +1,300 @@
+#include "ops/norm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/threads.h"
+
+namespace cmae::cpu {
+
+namespace {
+
+// Elements per thread chunk: below that, the fork/join costs more than the work (as activation.cc).
+constexpr int64_t kMinChunkElements = 1 << 14;
+// Reductions over rows sum blocks of kRowBlock consecutive rows, then the blocks in index order.
+// Both sizes are fixed (never derived from the thread count), so the summation order of every
+// output depends on the shape alone.
+constexpr int64_t kRowBlock = 32;
+// Channel-parallel kernels (batchnorm, the block reduction) work on tiles of kChannelTile channels
+// whose boundaries are fixed multiples of the tile: a channel always lands in the same lane of the
+// same loop, whatever the thread split.
+constexpr int64_t kChannelTile = 64;
+
+// Smallest number of work items worth a thread, for items of `item_elements` elements each.
+int64_t min_items(int64_t item_elements) {
+  return item_elements >= kMinChunkElements ? 1 : kMinChunkElements / std::max<int64_t>(item_elements, 1);
+}
+
+// Thread-local scratch of the calling thread, grown on demand and kept (no allocation once warm).
+float* scratch(size_t n) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < n) buffer.resize(n);
+  return buffer.data();
+}
+
+// s1[j], s2[j] (j < w) = sums over rows r < B of what add_row(r, b1, b2) adds into b1[j], b2[j],
+// summed per block of kRowBlock rows and then block by block.
+template <typename AddRow>
+void blocked_row_sums(float* s1, float* s2, int64_t B, int64_t w, AddRow&& add_row) {
+  float b1[kChannelTile];
+  float b2[kChannelTile];
+  for (int64_t j = 0; j < w; ++j) s1[j] = s2[j] = 0.0f;
+  for (int64_t r0 = 0; r0 < B; r0 += kRowBlock) {
+    const int64_t r1 = std::min(r0 + kRowBlock, B);
+    for (int64_t j = 0; j < w; ++j) b1[j] = b2[j] = 0.0f;
+    for (int64_t r = r0; r < r1; ++r) add_row(r, b1, b2);
+#pragma omp simd
+    for (int64_t j = 0; j < w; ++j) {
+      s1[j] += b1[j];
+      s2[j] += b2[j];
+    }
+  }
+}
+
+// dst[c] += Σ_blk partial[blk * stride + c] for c < C, blocks summed in index order.
+void reduce_blocks(float* dst, const float* partial, int64_t nblocks, int64_t stride, int64_t C) {
+  const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
+  parallel_for(ntiles, min_items(nblocks * kChannelTile), [&](int64_t t0, int64_t t1) {
+    float acc[kChannelTile];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c0 = t * kChannelTile;
+      const int64_t w = std::min(kChannelTile, C - c0);
+      for (int64_t j = 0; j < w; ++j) acc[j] = 0.0f;
+      for (int64_t blk = 0; blk < nblocks; ++blk) {
+        const float* p = partial + blk * stride + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) acc[j] += p[j];
+      }
+      for (int64_t j = 0; j < w; ++j) dst[c0 + j] += acc[j];
+    }
+  });
+}
+
+}  // namespace
+
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
+                       const float* bias, int64_t R, int64_t C, float eps) {
+  const float inv_c = 1.0f / static_cast<float>(C);
+  parallel_for(R, min_items(C), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* x = inp + r * C;
+      float* y = out + r * C;
+      float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+      for (int64_t c = 0; c < C; ++c) sum += x[c];
+      float m = sum * inv_c;
+      // Corrected two-pass: Σd is the rounding error of m (zero in exact arithmetic); removing it
+      // keeps the variance accurate when |mean| >> std.
+      float dsum = 0.0f;
+      float sq = 0.0f;
+#pragma omp simd reduction(+ : dsum, sq)
+      for (int64_t c = 0; c < C; ++c) {
+        const float d = x[c] - m;
+        dsum += d;
+        sq += d * d;
+      }
+      const float var = std::max((sq - dsum * dsum * inv_c) * inv_c, 0.0f);
+      m += dsum * inv_c;
+      const float s = 1.0f / std::sqrt(var + eps);
+      mean[r] = m;
+      rstd[r] = s;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+    }
+  });
+}
+
+namespace {
+
+// One block of rows [r0, r1) of layernorm_backward: dinp for those rows, and the block's sums over
+// rows of dout·n (into pw) and dout (into pb). A function of its own (not inline in the
+// parallel_for lambda) so that GCC vectorises the reductions: through the lambda's by-reference
+// captures the row loops stayed scalar.
+template <bool kAccumulate>
+void layernorm_backward_rows(float* dinp, float* pw, float* pb, const float* dout, const float* inp,
+                             const float* weight, const float* mean, const float* rstd, int64_t r0, int64_t r1,
+                             int64_t C) {
+  const float inv_c = 1.0f / static_cast<float>(C);
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) pw[c] = pb[c] = 0.0f;
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* dy = dout + r * C;
+    const float* x = inp + r * C;
+    float* dx = dinp + r * C;
+    const float m = mean[r];
+    const float s = rstd[r];
+    // dx = s·(dn − mean(dn) − n·mean(dn·n)) with n = (x − m)·s, dn = weight·dy.
+    float sum_dn = 0.0f;
+    float sum_dn_n = 0.0f;
+#pragma omp simd reduction(+ : sum_dn, sum_dn_n)
+    for (int64_t c = 0; c < C; ++c) {
+      const float n = (x[c] - m) * s;
+      const float dn = weight[c] * dy[c];
+      sum_dn += dn;
+      sum_dn_n += dn * n;
+    }
+    const float mean_dn = sum_dn * inv_c;
+    const float mean_dn_n = sum_dn_n * inv_c;
+#pragma omp simd
+    for (int64_t c = 0; c < C; ++c) {
+      const float n = (x[c] - m) * s;
+      const float g = (weight[c] * dy[c] - mean_dn - n * mean_dn_n) * s;
+      if (kAccumulate) {
+        dx[c] += g;
+      } else {
+        dx[c] = g;
+      }
+      pw[c] += dy[c] * n;
+      pb[c] += dy[c];
+    }
+  }
+}
+
+}  // namespace
+
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t R, int64_t C,
+                        bool accumulate_dinp) {
+  const int64_t nblocks = (R + kRowBlock - 1) / kRowBlock;
+  // Per block of rows: the block's contribution to dweight (C floats), then to dbias (C floats).
+  const int64_t stride = 2 * C;
+  float* partial = scratch(static_cast<size_t>(nblocks * stride));
+  parallel_for(nblocks, min_items(kRowBlock * C), [&](int64_t b0, int64_t b1) {
+    for (int64_t blk = b0; blk < b1; ++blk) {
+      float* pw = partial + blk * stride;
+      const int64_t r0 = blk * kRowBlock;
+      const int64_t r1 = std::min(r0 + kRowBlock, R);
+      if (accumulate_dinp) {
+        layernorm_backward_rows<true>(dinp, pw, pw + C, dout, inp, weight, mean, rstd, r0, r1, C);
+      } else {
+        layernorm_backward_rows<false>(dinp, pw, pw + C, dout, inp, weight, mean, rstd, r0, r1, C);
+      }
+    }
+  });
+  reduce_blocks(dweight, partial, nblocks, stride, C);
+  reduce_blocks(dbias, partial + C, nblocks, stride, C);
+}
+
+void batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean, float* running_var,
+                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
+                       float eps, float momentum) {
+  const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
+  const float inv_b = 1.0f / static_cast<float>(B);
+  const float unbias = static_cast<float>(B) / static_cast<float>(B - 1);  // B >= 2 (bindings check)
+  parallel_for(ntiles, min_items(B * kChannelTile), [&](int64_t t0, int64_t t1) {
+    float s1[kChannelTile];
+    float s2[kChannelTile];
+    float m[kChannelTile];
+    float scale[kChannelTile];
+    float shift[kChannelTile];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c0 = t * kChannelTile;
+      const int64_t w = std::min(kChannelTile, C - c0);
+      const float* x0 = inp + c0;
+      // Pass 1: the mean.
+      blocked_row_sums(s1, s2, B, w, [&](int64_t r, float* b1, float*) {
+        const float* x = x0 + r * C;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) b1[j] += x[j];
+      });
+      for (int64_t j = 0; j < w; ++j) m[j] = s1[j] * inv_b;
+      // Pass 2: the variance about it, corrected as in layernorm_forward.
+      blocked_row_sums(s1, s2, B, w, [&](int64_t r, float* b1, float* b2) {
+        const float* x = x0 + r * C;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) {
+          const float d = x[j] - m[j];
+          b1[j] += d;
+          b2[j] += d * d;
+        }
+      });
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t c = c0 + j;
+        const float var = std::max((s2[j] - s1[j] * s1[j] * inv_b) * inv_b, 0.0f);
+        m[j] += s1[j] * inv_b;
+        const float s = 1.0f / std::sqrt(var + eps);
+        mean[c] = m[j];
+        rstd[c] = s;
+        if (running_mean) running_mean[c] = (1.0f - momentum) * running_mean[c] + momentum * m[j];
+        if (running_var) running_var[c] = (1.0f - momentum) * running_var[c] + momentum * (var * unbias);
+        scale[j] = weight ? s * weight[c] : s;
+        shift[j] = bias ? bias[c] : 0.0f;
+      }
+      // Pass 3: normalise.
+      for (int64_t r = 0; r < B; ++r) {
+        const float* x = x0 + r * C;
+        float* y = out + r * C + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) y[j] = (x[j] - m[j]) * scale[j] + shift[j];
+      }
+    }
+  });
+}
+
+void batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C) {
+  const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
+  const float inv_b = 1.0f / static_cast<float>(B);
+  parallel_for(ntiles, min_items(B * kChannelTile), [&](int64_t t0, int64_t t1) {
+    float s1[kChannelTile];
+    float s2[kChannelTile];
+    float k[kChannelTile];
+    float a[kChannelTile];
+    float g[kChannelTile];
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t c0 = t * kChannelTile;
+      const int64_t w = std::min(kChannelTile, C - c0);
+      const float* m = mean + c0;
+      const float* s = rstd + c0;
+      // Σ dy and Σ dy·n per channel, n = (x − mean)·rstd.
+      blocked_row_sums(s1, s2, B, w, [&](int64_t r, float* b1, float* b2) {
+        const float* x = inp + r * C + c0;
+        const float* dy = dout + r * C + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) {
+          b1[j] += dy[j];
+          b2[j] += dy[j] * ((x[j] - m[j]) * s[j]);
+        }
+      });
+      for (int64_t j = 0; j < w; ++j) {
+        const int64_t c = c0 + j;
+        if (dbias) dbias[c] += s1[j];
+        if (dweight) dweight[c] += s2[j];
+        // dx = weight·rstd·(dy − mean(dy) − n·mean(dy·n))
+        k[j] = weight ? weight[c] * s[j] : s[j];
+        a[j] = s1[j] * inv_b;
+        g[j] = s2[j] * inv_b;
+      }
+      for (int64_t r = 0; r < B; ++r) {
+        const float* x = inp + r * C + c0;
+        const float* dy = dout + r * C + c0;
+        float* dx = dinp + r * C + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) dx[j] = k[j] * (dy[j] - a[j] - (x[j] - m[j]) * s[j] * g[j]);
+      }
+    }
+  });
+}
+
+void batchnorm_inference(float* out, const float* inp, const float* running_mean, const float* running_var,
+                         const float* weight, const float* bias, int64_t B, int64_t C, float eps) {
+  // Per-channel scale and shift once (C floats each), then one element-wise pass over the rows.
+  float* scale = scratch(static_cast<size_t>(2 * C));
+  float* shift = scale + C;
+  for (int64_t c = 0; c < C; ++c) {
+    const float s = 1.0f / std::sqrt(running_var[c] + eps);
+    scale[c] = weight ? s * weight[c] : s;
+    shift[c] = bias ? bias[c] : 0.0f;
+  }
+  parallel_for(B, min_items(C), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* x = inp + r * C;
+      float* y = out + r * C;
+#pragma omp simd
+      for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - running_mean[c]) * scale[c] + shift[c];
+    }
+  });
+}
+
+}  // namespace cmae::cpu
