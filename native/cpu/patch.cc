@@ -1,0 +1,233 @@
+#include "ops/patch.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "core/rng.h"
+#include "core/threads.h"
+
+namespace cmae::cpu {
+
+// ~16k floats per thread chunk: below that, the fork/join costs more than the copy.
+constexpr int64_t kCopyChunk = 1 << 14;
+
+// Chunk size (in units of `unit` floats each) that gives every thread at least kCopyChunk floats.
+static int64_t rows_per_chunk(int64_t unit) { return unit >= kCopyChunk ? 1 : (kCopyChunk + unit - 1) / std::max<int64_t>(unit, 1); }
+
+// patchify and unpatchify share one loop nest over (b, patch row h) → (w, c, py): the image side
+// is read/written p contiguous pixels at a time; Forward = true copies image → patch.
+template <bool Forward>
+static void patch_copy(float* patches, float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+  const int64_t hg = Hh / p, wg = W / p, L = hg * wg, P = p * p * C;
+  parallel_for(B * hg, rows_per_chunk(W * p * C), [&](int64_t begin, int64_t end) {
+    for (int64_t bh = begin; bh < end; ++bh) {
+      const int64_t b = bh / hg, h = bh % hg;
+      for (int64_t w = 0; w < wg; ++w) {
+        float* patch = patches + (b * L + h * wg + w) * P;
+        if (layout == PatchLayout::ChannelsFirst) {
+          for (int64_t c = 0; c < C; ++c) {
+            for (int64_t py = 0; py < p; ++py) {
+              float* pixels = images + ((b * C + c) * Hh + h * p + py) * W + w * p;
+              float* q = patch + (c * p + py) * p;
+              if (Forward) std::memcpy(q, pixels, sizeof(float) * p);
+              else std::memcpy(pixels, q, sizeof(float) * p);
+            }
+          }
+        } else {
+          // (py, px, c): the patch side is walked contiguously, the C image planes in step.
+          for (int64_t py = 0; py < p; ++py) {
+            float* pixels = images + (b * C * Hh + h * p + py) * W + w * p;  // channel 0; plane stride Hh*W
+            float* q = patch + py * p * C;
+            for (int64_t px = 0; px < p; ++px) {
+              for (int64_t c = 0; c < C; ++c) {
+                if (Forward) q[px * C + c] = pixels[c * Hh * W + px];
+                else pixels[c * Hh * W + px] = q[px * C + c];
+              }
+            }
+          }
+        }
+      }
+    }
+  });
+}
+
+void patchify(float* patches, const float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+  patch_copy<true>(patches, const_cast<float*>(images), B, C, Hh, W, p, layout);
+}
+
+void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+  patch_copy<false>(const_cast<float*>(patches), images, B, C, Hh, W, p, layout);
+}
+
+void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h, int64_t grid_w, int64_t group, int64_t keep_groups) {
+  const int64_t gw = grid_w / group, G = (grid_h / group) * gw, L = grid_h * grid_w;
+  const int64_t K = keep_groups * group * group;
+  // A few samples per thread: each sample is a sort of G floats plus two passes over L.
+  parallel_for(B, 4, [&](int64_t begin, int64_t end) {
+    thread_local std::vector<int32_t> order;
+    order.resize(static_cast<size_t>(G));
+    for (int64_t b = begin; b < end; ++b) {
+      const float* nz = noise + b * G;
+      for (int64_t g = 0; g < G; ++g) order[g] = static_cast<int32_t>(g);
+      // Strict total order: numbers ascending, then NaN; ties by group index.
+      auto less = [nz](int32_t a, int32_t c) {
+        const bool na = std::isnan(nz[a]), nc = std::isnan(nz[c]);
+        if (na != nc) return nc;
+        if (!na && nz[a] != nz[c]) return nz[a] < nz[c];
+        return a < c;
+      };
+      if (keep_groups > 0 && keep_groups < G) std::nth_element(order.begin(), order.begin() + (keep_groups - 1), order.end(), less);
+      // The first keep_groups entries are now the kept groups (in any order): flag them via mask.
+      float* m = mask + b * L;
+      std::fill(m, m + L, 1.0f);
+      for (int64_t i = 0; i < keep_groups; ++i) {
+        const int64_t g = order[i], r0 = (g / gw) * group, c0 = (g % gw) * group;
+        for (int64_t r = r0; r < r0 + group; ++r)
+          for (int64_t c = c0; c < c0 + group; ++c) m[r * grid_w + c] = 0.0f;
+      }
+      int32_t* keep = ids_keep + b * K;
+      int32_t* restore = ids_restore + b * L;
+      int32_t next_kept = 0, next_masked = static_cast<int32_t>(K);
+      for (int64_t l = 0; l < L; ++l) {
+        if (m[l] == 0.0f) {
+          keep[next_kept] = static_cast<int32_t>(l);
+          restore[l] = next_kept++;
+        } else {
+          restore[l] = next_masked++;
+        }
+      }
+    }
+  });
+}
+
+void masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) {
+  // One Philox block (10 rounds) per element: ~1k elements already pay for a thread.
+  parallel_for(B * G, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) noise[i] = uniform01(seed, stream, static_cast<uint64_t>(i));
+  });
+}
+
+void gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  parallel_for(B * K, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
+    for (int64_t bk = begin; bk < end; ++bk) {
+      const int64_t b = bk / K, k = bk % K, l = ids_keep[bk];
+      float* o = out + (b * (prefix + K) + prefix + k) * D;
+      const float* t = tokens + (b * L + l) * D;
+      if (pos) {
+        const float* e = pos + l * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] = t[d] + e[d];
+      } else {
+        std::memcpy(o, t, sizeof(float) * D);
+      }
+    }
+  });
+}
+
+void gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  // One sample per task: zero its L rows, then add its K rows in k order (repeated ids add up).
+  parallel_for(B, rows_per_chunk(L * D), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* dt = dtokens + b * L * D;
+      std::fill(dt, dt + L * D, 0.0f);
+      for (int64_t k = 0; k < K; ++k) {
+        float* o = dt + static_cast<int64_t>(ids_keep[b * K + k]) * D;
+        const float* g = dout + (b * (prefix + K) + prefix + k) * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] += g[d];
+      }
+    }
+  });
+}
+
+void unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  const int64_t rows = prefix + L;
+  parallel_for(B * rows, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
+    for (int64_t bn = begin; bn < end; ++bn) {
+      const int64_t b = bn / rows, n = bn % rows;
+      float* o = out + bn * D;
+      const float* src;
+      const float* e;
+      if (n < prefix) {
+        src = inp + (b * (prefix + K) + n) * D;
+        e = pos_prefix ? pos_prefix + n * D : nullptr;
+      } else {
+        const int64_t l = n - prefix, r = ids_restore[b * L + l];
+        src = r < K ? inp + (b * (prefix + K) + prefix + r) * D : mask_token;
+        e = pos ? pos + l * D : nullptr;
+      }
+      if (e) {
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] = src[d] + e[d];
+      } else {
+        std::memcpy(o, src, sizeof(float) * D);
+      }
+    }
+  });
+}
+
+// dmask_token columns per block: a block's double accumulators live on the stack.
+constexpr int64_t kMaskTokenBlock = 64;
+
+void unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  const int64_t in_rows = prefix + K, out_rows = prefix + L;
+  // dinp: one sample per task; prefix rows copied, visible rows zeroed then summed in l order.
+  parallel_for(B, rows_per_chunk(out_rows * D), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* di = dinp + b * in_rows * D;
+      const float* g = dout + b * out_rows * D;
+      std::memcpy(di, g, sizeof(float) * prefix * D);
+      std::fill(di + prefix * D, di + in_rows * D, 0.0f);
+      for (int64_t l = 0; l < L; ++l) {
+        const int64_t r = ids_restore[b * L + l];
+        if (r >= K) continue;
+        float* o = di + (prefix + r) * D;
+        const float* s = g + (prefix + l) * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] += s[d];
+      }
+    }
+  });
+  // dmask_token: split over columns, so every column is summed by one thread in the same order
+  // (b-major, l ascending) whatever the thread count; double accumulators keep B·L-long sums exact
+  // to float precision.
+  const int64_t blocks = (D + kMaskTokenBlock - 1) / kMaskTokenBlock;
+  parallel_for(blocks, rows_per_chunk(B * L * kMaskTokenBlock), [&](int64_t begin, int64_t end) {
+    for (int64_t blk = begin; blk < end; ++blk) {
+      const int64_t d0 = blk * kMaskTokenBlock, width = std::min(kMaskTokenBlock, D - d0);
+      double acc[kMaskTokenBlock] = {};
+      for (int64_t b = 0; b < B; ++b) {
+        for (int64_t l = 0; l < L; ++l) {
+          if (ids_restore[b * L + l] < K) continue;
+          const float* s = dout + (b * out_rows + prefix + l) * D + d0;
+#pragma omp simd
+          for (int64_t j = 0; j < width; ++j) acc[j] += s[j];
+        }
+      }
+      for (int64_t j = 0; j < width; ++j) dmask_token[d0 + j] += static_cast<float>(acc[j]);
+    }
+  });
+}
+
+void sincos_pos_embed_2d(float* out, int64_t grid_h, int64_t grid_w, int64_t D) {
+  const int64_t Q = D / 4;
+  // MAE: omega = 1 / 10000 ** (arange(Q) / Q), in float64.
+  std::vector<double> omega(static_cast<size_t>(Q));
+  for (int64_t d = 0; d < Q; ++d) omega[d] = 1.0 / std::pow(10000.0, static_cast<double>(d) / static_cast<double>(Q));
+  parallel_for(grid_h * grid_w, rows_per_chunk(D * 8), [&](int64_t begin, int64_t end) {
+    for (int64_t k = begin; k < end; ++k) {
+      const double row = static_cast<double>(k / grid_w), col = static_cast<double>(k % grid_w);
+      float* o = out + k * D;
+      for (int64_t d = 0; d < Q; ++d) {
+        o[d] = static_cast<float>(std::sin(col * omega[d]));
+        o[Q + d] = static_cast<float>(std::cos(col * omega[d]));
+        o[2 * Q + d] = static_cast<float>(std::sin(row * omega[d]));
+        o[3 * Q + d] = static_cast<float>(std::cos(row * omega[d]));
+      }
+    }
+  });
+}
+
+}  // namespace cmae::cpu
