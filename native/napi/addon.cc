@@ -4,6 +4,7 @@
 #include "common.h"
 #include "info.h"
 #include "kernels.h"
+#include "model_wrap.h"
 #include "tensor_wrap.h"
 
 namespace cmae::napi {
@@ -24,6 +25,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   CMAE_EXPORT(exports, "setErrorClasses", SetErrorClasses);
   RegisterTensorFactories(env, exports);
   RegisterInfo(env, exports);
+  RegisterModel(env, exports);
 
   Napi::Object kernels = Napi::Object::New(env);
   RegisterActivationKernels(env, kernels);
@@ -34,6 +36,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLossKernels(env, kernels);
   RegisterOptimKernels(env, kernels);
   RegisterRngKernels(env, kernels);
+  RegisterDataKernels(env, kernels);
   exports.Set("kernels", kernels);
   return exports;
 }

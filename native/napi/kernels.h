@@ -15,5 +15,6 @@ void RegisterPatchKernels(Napi::Env env, Napi::Object kernels);       // patchif
 void RegisterLossKernels(Napi::Env env, Napi::Object kernels);        // pooling, l2norm, norm-pix MSE, InfoNCE
 void RegisterOptimKernels(Napi::Env env, Napi::Object kernels);       // AdamW, EMA, grad norm
 void RegisterRngKernels(Napi::Env env, Napi::Object kernels);         // Philox draws
+void RegisterDataKernels(Napi::Env env, Napi::Object kernels);        // batched augmentation (crop, flip, shift, colour)
 
 }  // namespace cmae::napi

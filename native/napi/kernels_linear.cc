@@ -1,8 +1,123 @@
 #include "common.h"
 #include "kernels.h"
+#include "ops/linear.h"
 
 namespace cmae::napi {
 
-void RegisterLinearKernels(Napi::Env env, Napi::Object kernels) {}
+static void ExpectF32Cpu(const cmae::Tensor& t, const char* name) {
+  t.expect_dtype(cmae::DType::F32, name);
+  t.expect_device(cmae::Device::CPU, name);
+}
+
+static void ExpectRank(const cmae::Tensor& t, int64_t rank, const char* name, const char* layout) {
+  CMAE_CHECK(t.dim() == rank, Shape, name, " must be ", rank, "-D ", layout, ", got ", cmae::shape_string(t.shape()));
+}
+
+// sgemm(C, A, B, transA, transB, alpha, beta): C = alpha·op(A)·op(B) + beta·C, all 2-D row-major.
+// op(A) is A [M,K] or, with transA, Aᵀ of A [K,M]; op(B) is B [K,N] or, with transB, Bᵀ of B [N,K].
+static Napi::Value Sgemm(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& c = TensorArg(info, 0, "C");
+  const cmae::Tensor& a = TensorArg(info, 1, "A");
+  const cmae::Tensor& b = TensorArg(info, 2, "B");
+  const bool trans_a = BoolArg(info, 3, "transA");
+  const bool trans_b = BoolArg(info, 4, "transB");
+  const float alpha = static_cast<float>(NumberArg(info, 5, "alpha"));
+  const float beta = static_cast<float>(NumberArg(info, 6, "beta"));
+  ExpectF32Cpu(c, "C");
+  ExpectF32Cpu(a, "A");
+  ExpectF32Cpu(b, "B");
+  ExpectRank(a, 2, "A", trans_a ? "[K, M] (transA)" : "[M, K]");
+  ExpectRank(b, 2, "B", trans_b ? "[N, K] (transB)" : "[K, N]");
+  ExpectRank(c, 2, "C", "[M, N]");
+  const int64_t M = trans_a ? a.size(1) : a.size(0);
+  const int64_t K = trans_a ? a.size(0) : a.size(1);
+  const int64_t KB = trans_b ? b.size(1) : b.size(0);
+  const int64_t N = trans_b ? b.size(0) : b.size(1);
+  CMAE_CHECK(K == KB, Shape, "sgemm: inner dimensions differ: op(A) is [", M, ", ", K, "] (A ", cmae::shape_string(a.shape()),
+             trans_a ? ", transA" : "", ") but op(B) is [", KB, ", ", N, "] (B ", cmae::shape_string(b.shape()),
+             trans_b ? ", transB" : "", ")");
+  c.expect_shape({M, N}, "C");
+  CMAE_CHECK(c.storage() != a.storage() && c.storage() != b.storage(), Value, "C must not share memory with A or B");
+  cmae::cpu::sgemm(trans_a, trans_b, M, N, K, alpha, a.f32(), a.size(1), b.f32(), b.size(1), beta, c.f32(), N);
+  return info.Env().Undefined();
+}
+
+// Checks inp [..., C] against weight [OC, C] (and bias [OC]); returns {R, C, OC}.
+struct LinearDims {
+  int64_t R, C, OC;
+};
+
+static LinearDims CheckLinear(const cmae::Tensor& inp, const cmae::Tensor& weight, const cmae::Tensor* bias, const char* bias_name) {
+  ExpectF32Cpu(inp, "inp");
+  ExpectF32Cpu(weight, "weight");
+  ExpectRank(weight, 2, "weight", "[OC, C]");
+  CMAE_CHECK(inp.dim() >= 1, Shape, "inp must have at least 1 dimension [..., C], got ", cmae::shape_string(inp.shape()));
+  const int64_t C = inp.size(-1);
+  const int64_t OC = weight.size(0);
+  CMAE_CHECK(weight.size(1) == C, Shape, "weight must have shape [OC, C] with C = ", C, " (the last dim of inp ",
+             cmae::shape_string(inp.shape()), "), got ", cmae::shape_string(weight.shape()));
+  if (bias) {
+    ExpectF32Cpu(*bias, bias_name);
+    bias->expect_shape({OC}, bias_name);
+  }
+  int64_t R = 1;
+  for (int64_t i = 0; i + 1 < inp.dim(); ++i) R *= inp.size(i);
+  return {R, C, OC};
+}
+
+// inp.shape with the last dim replaced by `last`.
+static cmae::Shape WithLast(const cmae::Shape& shape, int64_t last) {
+  cmae::Shape s = shape;
+  s.back() = last;
+  return s;
+}
+
+// linearForward(out, inp, weight, bias|null): out[..., OC] = inp[..., C] · weightᵀ + bias.
+static Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& inp = TensorArg(info, 1, "inp");
+  const cmae::Tensor& weight = TensorArg(info, 2, "weight");
+  const cmae::Tensor* bias = OptionalTensorArg(info, 3, "bias");
+  const LinearDims d = CheckLinear(inp, weight, bias, "bias");
+  ExpectF32Cpu(out, "out");
+  out.expect_shape(WithLast(inp.shape(), d.OC), "out");
+  CMAE_CHECK(out.storage() != inp.storage() && out.storage() != weight.storage(), Value,
+             "out must not share memory with inp or weight");
+  cmae::cpu::linear_forward(out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R, d.C, d.OC);
+  return info.Env().Undefined();
+}
+
+// linearBackward(dinp|null, dweight, dbias|null, dout, inp, weight): dinp = dout·weight (=),
+// dweight += doutᵀ·inp, dbias += Σ rows of dout.
+static Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* dinp = OptionalTensorArg(info, 0, "dinp");
+  const cmae::Tensor& dweight = TensorArg(info, 1, "dweight");
+  const cmae::Tensor* dbias = OptionalTensorArg(info, 2, "dbias");
+  const cmae::Tensor& dout = TensorArg(info, 3, "dout");
+  const cmae::Tensor& inp = TensorArg(info, 4, "inp");
+  const cmae::Tensor& weight = TensorArg(info, 5, "weight");
+  const LinearDims d = CheckLinear(inp, weight, dbias, "dbias");
+  ExpectF32Cpu(dout, "dout");
+  dout.expect_shape(WithLast(inp.shape(), d.OC), "dout");
+  ExpectF32Cpu(dweight, "dweight");
+  dweight.expect_shape(weight.shape(), "dweight");
+  CMAE_CHECK(dweight.storage() != dout.storage() && dweight.storage() != inp.storage(), Value,
+             "dweight must not share memory with dout or inp");
+  if (dinp) {
+    ExpectF32Cpu(*dinp, "dinp");
+    dinp->expect_shape(inp.shape(), "dinp");
+    CMAE_CHECK(dinp->storage() != dout.storage() && dinp->storage() != weight.storage(), Value,
+               "dinp must not share memory with dout or weight");
+  }
+  cmae::cpu::linear_backward(dinp ? dinp->f32() : nullptr, dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), inp.f32(),
+                             weight.f32(), d.R, d.C, d.OC);
+  return info.Env().Undefined();
+}
+
+void RegisterLinearKernels(Napi::Env env, Napi::Object kernels) {
+  CMAE_EXPORT(kernels, "sgemm", Sgemm);
+  CMAE_EXPORT(kernels, "linearForward", LinearForward);
+  CMAE_EXPORT(kernels, "linearBackward", LinearBackward);
+}
 
 }  // namespace cmae::napi

@@ -1,0 +1,109 @@
+// AVX-512 micro-kernel of the SGEMM family: 8 rows x 48 columns (24 zmm accumulators), plus 8 x 32
+// and 8 x 16 variants for the narrowed last panel. Compiled with -mavx512f/bw/dq/vl and only called
+// after current_isa() said the CPU has them (gemm.cc). Arithmetic contract: gemm_internal.h.
+#include <immintrin.h>
+
+#include <algorithm>
+
+#include "cpu/gemm_internal.h"
+
+namespace cmae::cpu::gemm {
+namespace {
+
+// 8 x 48: 24 accumulators + 3 B vectors + 1 broadcast. MR = 8 makes packing op(A) one 8x8
+// transpose per 8 k with no wasted lanes, and divides every row count of the model (tokens x
+// batch, and the OC of the weight gradients); 48 divides most of its widths (48, 192, 576, 768).
+constexpr int kMr = 8;
+constexpr int kNv = 3;
+constexpr int kNr = 16 * kNv;
+constexpr int64_t kKc = 256;      // B micro-panel 48 KiB streams from L1/L2; A micro-panel 8 KiB
+constexpr int64_t kMc = kMr * 24;  // A block 192 x 256 (192 KiB) stays in L2
+
+inline __mmask16 lane_mask16(int64_t n) {  // lanes [0, n) set
+  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
+}
+
+template <int NV>
+inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n,
+                         const Epilogue& ep, const float* bias) {
+  constexpr int W = 16 * NV;
+  __m512 acc[kMr][NV];
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r)
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int r = 0; r < m; ++r) {
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
+  }
+
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    __m512 bv[NV];
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) {
+      const __m512 ar = _mm512_set1_ps(a[r]);
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+    }
+    a += kMr;
+    b += W;
+  }
+
+  // v = fma(alpha, acc, t), t = beta*c [+ bias] or bias or 0 (gemm_internal.h).
+  const __m512 valpha = _mm512_set1_ps(ep.alpha);
+  const __m512 vbeta = _mm512_set1_ps(ep.beta);
+  const bool read_c = ep.beta != 0.0f;
+  __mmask16 mask[NV];
+  __m512 vbias[NV];
+#pragma GCC unroll 3
+  for (int v = 0; v < NV; ++v) {
+    mask[v] = lane_mask16(n - 16 * v);
+    vbias[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < kMr; ++r) {
+    if (r >= m) break;
+    float* cr = c + r * ldc;
+#pragma GCC unroll 3
+    for (int v = 0; v < NV; ++v) {
+      __m512 t = vbias[v];
+      if (read_c) {
+        const __m512 cv = _mm512_maskz_loadu_ps(mask[v], cr + 16 * v);
+        t = bias ? _mm512_fmadd_ps(vbeta, cv, t) : _mm512_mul_ps(vbeta, cv);
+      }
+      _mm512_mask_storeu_ps(cr + 16 * v, mask[v], _mm512_fmadd_ps(valpha, acc[r][v], t));
+    }
+  }
+}
+
+void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+                  const Epilogue& ep, const PrefetchPlan& next) {
+  Prefetcher prefetch(next, ((mc + kMr - 1) / kMr) * ((nc + kNr - 1) / kNr));
+  for (int64_t j = 0; j < nc; j += kNr) {
+    const int n = static_cast<int>(std::min<int64_t>(kNr, nc - j));
+    const float* b = bp + j * kc;
+    const float* bias = ep.col_bias ? ep.col_bias + j : nullptr;
+    for (int64_t i = 0; i < mc; i += kMr) {
+      const int m = static_cast<int>(std::min<int64_t>(kMr, mc - i));
+      if (n > 32) {
+        micro_avx512<3>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+      } else if (n > 16) {
+        micro_avx512<2>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+      } else {
+        micro_avx512<1>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+      }
+      prefetch.step();
+    }
+  }
+}
+
+const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, macro_avx512};
+
+}  // namespace
+
+const KernelSet& avx512_kernels() { return kAvx512Kernels; }
+
+}  // namespace cmae::cpu::gemm

@@ -1,0 +1,98 @@
+// Internals of the SGEMM family (gemm.cc drives, gemm_avx512.cc adds the AVX-512 micro-kernels).
+// BLIS/GotoBLAS structure: C is computed in K blocks of `kc` (boundaries fixed by K and the ISA),
+// op(B) is packed cooperatively into micro-panels of NR columns, each thread packs its own
+// MC x kc blocks of op(A) into micro-panels of MR rows, and a register-blocked MR x NR
+// micro-kernel multiplies one A micro-panel by one B micro-panel.
+//
+// Packed layouts (zero padded, so micro-kernels always run full tiles and mask only the stores):
+//   A block: panel q holds op(A)[i0 + q*MR + r, pc + k] at a[q*MR*kc + k*MR + r], r < MR.
+//   B block: panel p holds op(B)[pc + k, j0 + p*NR + c] at b[p*NR*kc + k*W + c], c < W, where W is
+//            NR except for the last panel, which is narrowed to round_up(columns left, nr_min).
+//
+// Every C element gets  v = alpha*acc (beta == 0, C not read) or v = fma(alpha, acc, beta*c),
+// then v += bias[j] on the last K block. Both kernels use exactly this arithmetic on every element
+// (edge tiles included), which is what makes the result independent of how C is split.
+#pragma once
+#include <xmmintrin.h>
+
+#include <cstdint>
+
+namespace cmae::cpu::gemm {
+
+struct Epilogue {
+  float alpha;
+  float beta;              // 0: C is write-only
+  const float* col_bias;   // (N) added after the update, or null
+};
+
+// Source of the next A block to pack: `rows` rows of `bytes` bytes, `stride` bytes apart. The
+// macro-kernel prefetches it into L2 a little after each micro-kernel call, so the next packing
+// pass reads from cache instead of waiting on DRAM (packing is otherwise memory-latency bound).
+struct PrefetchPlan {
+  const char* base = nullptr;
+  int64_t stride = 0;
+  int64_t rows = 0;
+  int64_t bytes = 0;
+};
+
+class Prefetcher {
+ public:
+  Prefetcher(const PrefetchPlan& plan, int64_t calls) : plan_(plan) {
+    const int64_t lines = plan.rows * ((plan.bytes + 127) / 64);
+    per_call_ = calls > 0 ? (lines + calls - 1) / calls : 0;
+  }
+  void step() {
+    for (int64_t i = 0; i < per_call_ && row_ < plan_.rows; ++i) {
+      _mm_prefetch(plan_.base + row_ * plan_.stride + offset_, _MM_HINT_T1);
+      offset_ += 64;
+      if (offset_ >= plan_.bytes + 64) {
+        offset_ = 0;
+        ++row_;
+      }
+    }
+  }
+
+ private:
+  PrefetchPlan plan_;
+  int64_t per_call_ = 0;
+  int64_t row_ = 0;
+  int64_t offset_ = 0;
+};
+
+// Multiplies a packed A block (mc rows) by a packed B block (nc columns), K extent kc, into C
+// (row-major, ldc); the B block starts at panel 0, its bias (if any) at ep.col_bias[0]. Prefetches
+// `next` along the way.
+using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* a_packed, const float* b_packed, float* c,
+                             int64_t ldc, const Epilogue& ep, const PrefetchPlan& next);
+
+struct KernelSet {
+  int mr;        // micro-tile rows
+  int nr;        // micro-tile columns (panel width)
+  int nr_min;    // granularity of the narrowed last panel
+  int64_t kc;    // target K block (the actual block is balanced: see k_block_size in gemm.cc)
+  int64_t mc;    // rows of A per packed block (multiple of mr)
+  int64_t nc;    // columns of B per packed block (multiple of nr)
+  MacroKernel macro;
+};
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// Width of a packed B panel that holds `cols` valid columns.
+inline int panel_width(int64_t cols, int nr, int nr_min) {
+  return cols >= nr ? nr : static_cast<int>(round_up(cols, nr_min));
+}
+
+// Total packed width of nc columns (full panels plus the narrowed last one).
+inline int64_t packed_width(int64_t nc, int nr, int nr_min) {
+  const int64_t full = nc / nr * nr;
+  return full + (nc > full ? panel_width(nc - full, nr, nr_min) : 0);
+}
+
+const KernelSet& avx2_kernels();    // gemm.cc
+const KernelSet& avx512_kernels();  // gemm_avx512.cc
+
+// The driver behind sgemm and linear_forward (gemm.cc): C = alpha*op(A)op(B) + beta*C [+ bias].
+void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+              int64_t ldb, float* C, int64_t ldc, const Epilogue& ep);
+
+}  // namespace cmae::cpu::gemm

@@ -1,0 +1,455 @@
+#include "cmae_model.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "core/rng.h"
+#include "core/threads.h"
+#include "ops/activation.h"
+#include "ops/linear.h"
+#include "ops/loss.h"
+#include "ops/norm.h"
+#include "ops/optim.h"
+#include "ops/patch.h"
+
+namespace cmae::model {
+
+namespace {
+
+// out (B, L, C) = in (B, 1+L, C) without the cls row of each sample.
+void drop_prefix_row(float* out, const float* in, int64_t B, int64_t L, int64_t C) {
+  parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) std::memcpy(out + b * L * C, in + (b * (L + 1) + 1) * C, sizeof(float) * L * C);
+  });
+}
+
+// din (B, 1+L, C) = dout (B, L, C) with a zero gradient for each cls row (=).
+void drop_prefix_row_backward(float* din, const float* dout, int64_t B, int64_t L, int64_t C) {
+  parallel_for(B, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      std::memset(din + b * (L + 1) * C, 0, sizeof(float) * C);
+      std::memcpy(din + (b * (L + 1) + 1) * C, dout + b * L * C, sizeof(float) * L * C);
+    }
+  });
+}
+
+void add_inplace(float* dst, const float* src, int64_t n) {
+  parallel_for(n, 1 << 14, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
+    for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
+  });
+}
+
+// Writes the cls row of each sample: x[b, 0, :] = cls_token + pos[0] (pos row 0 is all zeros, spec §1.3).
+void write_cls_rows(float* x, const float* cls_token, int64_t B, int64_t N, int64_t D) {
+  for (int64_t b = 0; b < B; ++b) std::memcpy(x + b * N * D, cls_token, sizeof(float) * D);
+}
+
+}  // namespace
+
+CmaeModel::CmaeModel(const ModelConfig& config, uint64_t seed) : config_(config), seed_(seed) {
+  config_.validate();
+  register_parameters();
+  params_ = Tensor::zeros({table_.total()});
+  grads_ = Tensor::zeros({table_.trainable_count()});
+  decay_mask_ = Tensor::zeros({table_.trainable_count()});
+  for (const ParamInfo& p : table_.entries()) {
+    if (p.role != ParamRole::Trainable || !p.weight_decay) continue;
+    std::fill(decay_mask_.f32() + p.offset, decay_mask_.f32() + p.offset + p.numel, 1.0f);
+  }
+  initialise();
+}
+
+CmaeModel::Head CmaeModel::add_head(const std::string& prefix, int64_t in, ParamRole role) {
+  Head head;
+  const int64_t hidden = config_.projector_hidden, out = config_.projector_dim;
+  // Projector/predictor Linear layers keep PyTorch's default init (spec §2.6).
+  head.fc1 = add_linear(table_, prefix + ".fc1", in, hidden, role, true, InitKind::TorchDefaultLinearWeight, InitKind::FanInUniform);
+  head.bn = add_norm(table_, prefix + ".bn", hidden, role);
+  head.fc2 = add_linear(table_, prefix + ".fc2", hidden, out, role, false, InitKind::TorchDefaultLinearWeight);
+  return head;
+}
+
+CmaeModel::Decoder CmaeModel::add_decoder(const std::string& prefix, const std::string& token_name,
+                                          int64_t dim, int64_t depth, int64_t heads,
+                                          int64_t out_dim) {
+  Decoder dec;
+  dec.dim = dim;
+  dec.embed = add_linear(table_, prefix + "_embed", config_.dim, dim, ParamRole::Trainable);
+  dec.mask_token = table_.add(token_name, {1, 1, dim}, ParamRole::Trainable, InitKind::Normal002);
+  dec.stack = TransformerStack(table_, prefix + "_blocks", dim, heads, depth, config_.mlp_ratio, ParamRole::Trainable);
+  dec.norm = add_norm(table_, prefix + "_norm", dim, ParamRole::Trainable);
+  dec.pred = add_linear(table_, prefix + "_pred", dim, out_dim, ParamRole::Trainable);
+  return dec;
+}
+
+void CmaeModel::register_parameters() {
+  const ModelConfig& c = config_;
+  const bool cmae = c.mode == Mode::CMAE;
+  const int64_t P = c.patch_dim(), L = c.num_patches();
+  auto add_encoder = [&](const std::string& prefix, ParamRole role) {
+    Encoder enc;
+    const bool trainable = role == ParamRole::Trainable;
+    // The conv weight [D, C, p, p] viewed as a Linear [D, C·p·p]: xavier on that 2-D view (spec §1.7).
+    enc.patch_weight = table_.add(prefix + "patch_embed.proj.weight", {c.dim, c.channels, c.patch_size, c.patch_size}, role,
+                                  trainable ? InitKind::XavierUniform : InitKind::Copy, true, P, c.dim);
+    enc.patch_bias = table_.add(prefix + "patch_embed.proj.bias", {c.dim}, role, trainable ? InitKind::FanInUniform : InitKind::Copy,
+                                false, P, c.dim);
+    enc.patch = LinearRef{enc.patch_weight, enc.patch_bias, P, c.dim};
+    enc.cls_token = table_.add(prefix + "cls_token", {1, 1, c.dim}, role, trainable ? InitKind::Normal002 : InitKind::Copy);
+    enc.stack = TransformerStack(table_, prefix + "blocks", c.dim, c.heads, c.depth, c.mlp_ratio, role);
+    return enc;
+  };
+
+  // Trainable segment; the EMA source (encoder minus final norm, then projector) comes first.
+  encoder_ = add_encoder("", ParamRole::Trainable);
+  if (cmae) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
+  table_.mark_ema_source_end();
+  final_norm_ = add_norm(table_, "norm", c.dim, ParamRole::Trainable);
+  pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, P);
+  if (cmae) {
+    feature_decoder_ = add_decoder("feature_decoder", "feature_mask_token", c.feature_decoder_dim,
+                                   c.feature_decoder_depth, c.feature_decoder_heads, c.dim);
+    predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
+    // Momentum segment: same order as the EMA source, so the EMA is one flat lerp.
+    momentum_encoder_ = add_encoder("momentum_encoder.", ParamRole::Momentum);
+    momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
+    CMAE_CHECK(table_.momentum_end() - table_.momentum_begin() == table_.ema_source_end(), Internal,
+               "momentum branch layout does not mirror its online twin");
+  }
+  // Buffers: fixed sin-cos position embeddings (cls row zeros) and BatchNorm running statistics.
+  pos_embed_ = table_.add("pos_embed", {1, 1 + L, c.dim}, ParamRole::Buffer, InitKind::Fixed);
+  pixel_decoder_.pos_embed = table_.add("decoder_pos_embed", {1, 1 + L, c.decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
+  if (cmae) {
+    feature_decoder_.pos_embed =
+        table_.add("feature_decoder_pos_embed", {1, 1 + L, c.feature_decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
+    for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
+      const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
+      head->running_mean = table_.add(prefix + ".bn.running_mean", {c.projector_hidden}, ParamRole::Buffer, InitKind::Zeros);
+      head->running_var = table_.add(prefix + ".bn.running_var", {c.projector_hidden}, ParamRole::Buffer, InitKind::Ones);
+    }
+  }
+}
+
+void CmaeModel::initialise() {
+  float* p = params();
+  const auto& entries = table_.entries();
+  for (size_t index = 0; index < entries.size(); ++index) {
+    const ParamInfo& info = entries[index];
+    float* dst = p + info.offset;
+    const uint64_t stream = make_stream(RngStream::Init, index);
+    switch (info.init) {
+      case InitKind::XavierUniform:
+      case InitKind::TorchDefaultLinearWeight:
+      case InitKind::FanInUniform: {
+        const double bound = info.init == InitKind::XavierUniform ? std::sqrt(6.0 / static_cast<double>(info.fan_in + info.fan_out))
+                                                                  : 1.0 / std::sqrt(static_cast<double>(info.fan_in));
+        for (int64_t i = 0; i < info.numel; ++i) {
+          dst[i] = static_cast<float>((2.0 * uniform01(seed_, stream, static_cast<uint64_t>(i)) - 1.0) * bound);
+        }
+        break;
+      }
+      case InitKind::Normal002:
+        for (int64_t i = 0; i < info.numel; ++i) dst[i] = 0.02f * normal01(seed_, stream, static_cast<uint64_t>(i));
+        break;
+      case InitKind::Zeros:
+        std::fill(dst, dst + info.numel, 0.0f);
+        break;
+      case InitKind::Ones:
+        std::fill(dst, dst + info.numel, 1.0f);
+        break;
+      case InitKind::Copy:
+      case InitKind::Fixed:
+        break;  // below
+    }
+  }
+  // Fixed sin-cos embeddings, cls row 0 = zeros (spec §1.4).
+  const int64_t L = config_.num_patches(), grid = config_.grid();
+  auto fill_pos = [&](int64_t offset, int64_t dim) {
+    std::fill(p + offset, p + offset + dim, 0.0f);
+    cpu::sincos_pos_embed_2d(p + offset + dim, grid, grid, dim);
+    (void)L;
+  };
+  fill_pos(pos_embed_, config_.dim);
+  fill_pos(pixel_decoder_.pos_embed, config_.decoder_dim);
+  if (config_.mode == Mode::CMAE) fill_pos(feature_decoder_.pos_embed, config_.feature_decoder_dim);
+  reset_momentum();
+}
+
+void CmaeModel::reset_momentum() {
+  if (config_.mode != Mode::CMAE) return;
+  std::memcpy(params() + table_.momentum_begin(), params(), sizeof(float) * table_.ema_source_end());
+}
+
+void CmaeModel::update_momentum(float momentum) {
+  CMAE_CHECK(momentum >= 0.0f && momentum <= 1.0f, Value, "momentum must be in [0, 1], got ", momentum);
+  if (config_.mode != Mode::CMAE) return;
+  cpu::ema_update(params() + table_.momentum_begin(), params(), table_.ema_source_end(), momentum);
+}
+
+// ---- workspaces -----------------------------------------------------------------------------------
+
+void CmaeModel::plan_training(int64_t B) {
+  if (train_batch_ == B) return;
+  const ModelConfig& c = config_;
+  const bool cmae = c.mode == Mode::CMAE;
+  const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim, G = c.num_groups();
+  const int64_t E = c.projector_dim, Hd = c.projector_hidden;
+  train_momentum_stack_ = momentum_encoder_.stack;
+  auto decoder_layout = [&](Bump& bump, Decoder& dec, DecoderActs& a, int64_t out_dim) {
+    const int64_t Dd = dec.dim;
+    a.embed = bump.take(B * (1 + K) * Dd);
+    a.x0 = bump.take(B * (1 + L) * Dd);
+    dec.stack.layout(bump, B, 1 + L, true);
+    a.ln = bump.take(B * (1 + L) * Dd);
+    a.ln_mean = bump.take(B * (1 + L));
+    a.ln_rstd = bump.take(B * (1 + L));
+    a.ln_body = bump.take(B * L * Dd);
+    a.pred = bump.take(B * L * out_dim);
+    a.d_ln_body = bump.take(B * L * Dd);
+    a.d_ln = bump.take(B * (1 + L) * Dd);
+    a.d_x0 = bump.take(B * (1 + L) * Dd);
+    a.d_embed = bump.take(B * (1 + K) * Dd);
+  };
+  auto head_layout = [&](Bump& bump, HeadActs& a) {
+    a.h = bump.take(B * Hd);
+    a.bn = bump.take(B * Hd);
+    a.bn_mean = bump.take(Hd);
+    a.bn_rstd = bump.take(Hd);
+    a.relu = bump.take(B * Hd);
+    a.out = bump.take(B * E);
+  };
+  train_memory_ = plan_workspace([&](Bump& bump) {
+    TrainActs& t = t_;
+    t.patches = bump.take(B * L * P);
+    t.tokens = bump.take(B * L * D);
+    t.noise = bump.take(B * G);
+    t.mask = bump.take(B * L);
+    t.ids_keep = bump.take_i32(B * K);
+    t.ids_restore = bump.take_i32(B * L);
+    t.ids_all = bump.take_i32(B * L);
+    t.x0 = bump.take(B * (1 + K) * D);
+    encoder_.stack.layout(bump, B, 1 + K, true);
+    t.latent = bump.take(B * (1 + K) * D);
+    t.latent_mean = bump.take(B * (1 + K));
+    t.latent_rstd = bump.take(B * (1 + K));
+    t.target_pix = bump.take(B * L * P);
+    t.dpred = bump.take(B * L * P);
+    t.d_latent = bump.take(B * (1 + K) * D);
+    t.d_latent_feature = bump.take(B * (1 + K) * D);
+    t.d_tokens = bump.take(B * L * D);
+    decoder_layout(bump, pixel_decoder_, t.pixel, P);
+    if (cmae) {
+      decoder_layout(bump, feature_decoder_, t.feature, D);
+      t.feature_pooled = bump.take(B * D);
+      t.d_feature_pooled = bump.take(B * D);
+      t.d_feature_body = bump.take(B * L * D);
+      head_layout(bump, t.projector);
+      head_layout(bump, t.predictor);
+      head_layout(bump, t.momentum_projector);
+      t.t_patches = bump.take(B * L * P);
+      t.t_tokens = bump.take(B * L * D);
+      t.t_x0 = bump.take(B * (1 + L) * D);
+      train_momentum_stack_.layout(bump, B, 1 + L, false);
+      t.t_pooled = bump.take(B * D);
+      t.dq = bump.take(B * E);
+      t.d_z = bump.take(B * E);
+      t.d_head_hidden = bump.take(B * Hd);
+    }
+  });
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < L; ++l) t_.ids_all[b * L + l] = static_cast<int32_t>(l);
+  train_batch_ = B;
+}
+
+void CmaeModel::plan_inference(int64_t B) {
+  if (infer_batch_ == B) return;
+  const int64_t L = config_.num_patches(), P = config_.patch_dim(), D = config_.dim;
+  infer_stack_online_ = encoder_.stack;
+  if (config_.mode == Mode::CMAE) infer_stack_momentum_ = momentum_encoder_.stack;
+  infer_memory_ = plan_workspace([&](Bump& bump) {
+    i_.patches = bump.take(B * L * P);
+    i_.tokens = bump.take(B * L * D);
+    i_.x0 = bump.take(B * (1 + L) * D);
+    i_.ln = bump.take(B * (1 + L) * D);
+    i_.ln_mean = bump.take(B * (1 + L));
+    i_.ln_rstd = bump.take(B * (1 + L));
+    i_.ids_all = bump.take_i32(B * L);
+    infer_stack_online_.layout(bump, B, 1 + L, false);
+    if (config_.mode == Mode::CMAE) infer_stack_momentum_.layout(bump, B, 1 + L, false);
+  });
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t l = 0; l < L; ++l) i_.ids_all[b * L + l] = static_cast<int32_t>(l);
+  infer_batch_ = B;
+}
+
+// ---- pieces -----------------------------------------------------------------------------------------
+
+void CmaeModel::embed_tokens(float* tokens, float* patches, const float* images, const Encoder& enc, int64_t B) const {
+  const ModelConfig& c = config_;
+  cpu::patchify(patches, images, B, c.channels, c.image_size, c.image_size, c.patch_size, cpu::PatchLayout::ChannelsFirst);
+  linear_fwd(tokens, patches, params(), enc.patch, B * c.num_patches());
+}
+
+void CmaeModel::decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t B) {
+  const int64_t L = config_.num_patches(), K = config_.num_visible(), Dd = dec.dim;
+  const float* p = params();
+  linear_fwd(a.embed, latent, p, dec.embed, B * (1 + K));
+  // mask tokens + unshuffle + decoder position embedding (cls row gets pos row 0 = zeros).
+  cpu::unshuffle_forward(a.x0, a.embed, p + dec.mask_token, p + dec.pos_embed + Dd, p + dec.pos_embed, ids_restore, B, L, K, Dd, 1);
+  const float* y = dec.stack.forward(p, a.x0);
+  cpu::layernorm_forward(a.ln, a.ln_mean, a.ln_rstd, y, p + dec.norm.weight, p + dec.norm.bias, B * (1 + L), Dd, kLayerNormEps);
+  drop_prefix_row(a.ln_body, a.ln, B, L, Dd);
+  linear_fwd(a.pred, a.ln_body, p, dec.pred, B * L);
+}
+
+void CmaeModel::decoder_backward(Decoder& dec, DecoderActs& a, float* d_latent, const float* d_out, const float* latent,
+                                 const int32_t* ids_restore, int64_t B) {
+  const int64_t L = config_.num_patches(), K = config_.num_visible(), Dd = dec.dim;
+  const float* p = params();
+  float* g = grads();
+  linear_bwd(a.d_ln_body, g, d_out, a.ln_body, p, dec.pred, B * L);
+  drop_prefix_row_backward(a.d_ln, a.d_ln_body, B, L, Dd);
+  // d_x0 carries the residual-stream gradient down through the stack (in place).
+  cpu::layernorm_backward(a.d_x0, g + dec.norm.weight, g + dec.norm.bias, a.d_ln, dec.stack.output(), p + dec.norm.weight, a.ln_mean,
+                          a.ln_rstd, B * (1 + L), Dd, /*accumulate_dinp=*/false);
+  dec.stack.backward(g, a.d_x0, p, a.x0);
+  cpu::unshuffle_backward(a.d_embed, g + dec.mask_token, a.d_x0, ids_restore, B, L, K, Dd, 1);
+  linear_bwd(d_latent, g, a.d_embed, latent, p, dec.embed, B * (1 + K));
+}
+
+void CmaeModel::head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats) {
+  const float* p = params();
+  const int64_t Hd = config_.projector_hidden;
+  linear_fwd(a.h, inp, p, head.fc1, B);
+  cpu::batchnorm_forward(a.bn, a.bn_mean, a.bn_rstd, update_running_stats ? params() + head.running_mean : nullptr,
+                         update_running_stats ? params() + head.running_var : nullptr, a.h, p + head.bn.weight, p + head.bn.bias, B,
+                         Hd, static_cast<float>(config_.bn_eps), static_cast<float>(config_.bn_momentum));
+  cpu::relu_forward(a.relu, a.bn, B * Hd);
+  linear_fwd(a.out, a.relu, p, head.fc2, B);
+}
+
+void CmaeModel::head_backward(const Head& head, HeadActs& a, float* d_inp, const float* d_out, const float* inp, float* d_hidden,
+                              int64_t B) {
+  const float* p = params();
+  float* g = grads();
+  const int64_t Hd = config_.projector_hidden;
+  linear_bwd(d_hidden, g, d_out, a.relu, p, head.fc2, B);
+  cpu::relu_backward(d_hidden, d_hidden, a.relu, B * Hd);
+  // BatchNorm backward needs a separate output buffer from its dout: reuse a.relu (no longer needed).
+  cpu::batchnorm_backward(a.relu, g + head.bn.weight, g + head.bn.bias, d_hidden, a.h, p + head.bn.weight, a.bn_mean, a.bn_rstd, B,
+                          Hd);
+  linear_bwd(d_inp, g, a.relu, inp, p, head.fc1, B);
+}
+
+// ---- training step ---------------------------------------------------------------------------------
+
+LossResult CmaeModel::loss_and_grad(const float* images, const float* target_images, const float* mask_noise, int64_t B,
+                                    const Outputs& outputs) {
+  const ModelConfig& c = config_;
+  const bool cmae = c.mode == Mode::CMAE;
+  CMAE_CHECK(B >= 1, Shape, "batch size must be at least 1");
+  CMAE_CHECK(!cmae || B >= 2, Shape, "CMAE needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives)");
+  CMAE_CHECK(!cmae || target_images != nullptr, Value, "CMAE mode needs targetImages (the pixel-shifted view)");
+  plan_training(B);
+  TrainActs& t = t_;
+  const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim, G = c.num_groups();
+  const int64_t grid = c.grid();
+  float* p = params();
+  float* g = grads();
+  std::memset(g, 0, sizeof(float) * table_.trainable_count());
+
+  // ---- online encoder on the visible patches
+  embed_tokens(t.tokens, t.patches, images, encoder_, B);
+  if (mask_noise) {
+    std::memcpy(t.noise, mask_noise, sizeof(float) * B * G);
+  } else {
+    cpu::masking_noise(t.noise, B, G, seed_, make_stream(RngStream::Mask, mask_counter_++));
+  }
+  cpu::random_masking(t.ids_keep, t.ids_restore, t.mask, t.noise, B, grid, grid, c.mask_group, c.keep_groups());
+  write_cls_rows(t.x0, p + encoder_.cls_token, B, 1 + K, D);
+  cpu::gather_visible_forward(t.x0, t.tokens, p + pos_embed_ + D, t.ids_keep, B, L, K, D, 1);
+  const float* enc_out = encoder_.stack.forward(p, t.x0);
+  cpu::layernorm_forward(t.latent, t.latent_mean, t.latent_rstd, enc_out, p + final_norm_.weight, p + final_norm_.bias, B * (1 + K),
+                         D, kLayerNormEps);
+
+  // ---- pixel decoder + norm-pix loss
+  decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, B);
+  cpu::patchify(t.target_pix, images, B, c.channels, c.image_size, c.image_size, c.patch_size, cpu::PatchLayout::PixelsLast);
+  LossResult result;
+  result.reconstruction = cpu::normpix_mse_forward_backward(t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, P, c.norm_pix_loss,
+                                                            1e-6f, static_cast<float>(c.rc_weight));
+  if (cmae) {
+    // ---- momentum branch (no gradients): whole target view, no final norm, mean of patch tokens
+    embed_tokens(t.t_tokens, t.t_patches, target_images, momentum_encoder_, B);
+    write_cls_rows(t.t_x0, p + momentum_encoder_.cls_token, B, 1 + L, D);
+    cpu::gather_visible_forward(t.t_x0, t.t_tokens, p + pos_embed_ + D, t.ids_all, B, L, L, D, 1);
+    const float* t_out = train_momentum_stack_.forward(p, t.t_x0);
+    cpu::mean_pool_forward(t.t_pooled, t_out, B, 1 + L, D, 1);
+    head_forward(momentum_projector_, t.momentum_projector, t.t_pooled, B, true);
+
+    // ---- feature decoder → projector → predictor, InfoNCE against z_t
+    decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, B);
+    cpu::mean_pool_forward(t.feature_pooled, t.feature.pred, B, L, D, 0);
+    head_forward(projector_, t.projector, t.feature_pooled, B, true);
+    head_forward(predictor_, t.predictor, t.projector.out, B, true);
+    const float scale = static_cast<float>(2.0 * c.tau);  // MoCo v3's 2τ gradient-scale normalisation (spec §2.7)
+    result.contrastive = cpu::infonce_forward_backward(t.dq, t.predictor.out, t.momentum_projector.out, B, c.projector_dim,
+                                                       static_cast<float>(c.tau), scale, static_cast<float>(c.ct_weight));
+    // ---- backward of the contrastive path into the latent
+    head_backward(predictor_, t.predictor, t.d_z, t.dq, t.projector.out, t.d_head_hidden, B);
+    head_backward(projector_, t.projector, t.d_feature_pooled, t.d_z, t.feature_pooled, t.d_head_hidden, B);
+    cpu::mean_pool_backward(t.d_feature_body, t.d_feature_pooled, B, L, D, 0);
+    decoder_backward(feature_decoder_, t.feature, t.d_latent_feature, t.d_feature_body, t.latent, t.ids_restore, B);
+  }
+  result.total = c.rc_weight * result.reconstruction + (cmae ? c.ct_weight * result.contrastive : 0.0);
+
+  // ---- backward of the reconstruction path and the encoder
+  decoder_backward(pixel_decoder_, t.pixel, t.d_latent, t.dpred, t.latent, t.ids_restore, B);
+  if (cmae) add_inplace(t.d_latent, t.d_latent_feature, B * (1 + K) * D);
+  // Final norm backward writes the encoder-output gradient into d_latent_feature (free now).
+  float* d_enc = t.d_latent_feature;
+  cpu::layernorm_backward(d_enc, g + final_norm_.weight, g + final_norm_.bias, t.d_latent, enc_out, p + final_norm_.weight,
+                          t.latent_mean, t.latent_rstd, B * (1 + K), D, /*accumulate_dinp=*/false);
+  encoder_.stack.backward(g, d_enc, p, t.x0);
+  // cls token: sum of its row gradients; visible tokens scatter back to their patches.
+  float* d_cls = g + encoder_.cls_token;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t d = 0; d < D; ++d) d_cls[d] += d_enc[b * (1 + K) * D + d];
+  cpu::gather_visible_backward(t.d_tokens, d_enc, t.ids_keep, B, L, K, D, 1);
+  linear_bwd(nullptr, g, t.d_tokens, t.patches, p, encoder_.patch, B * L);
+
+  if (outputs.pred) std::memcpy(outputs.pred, t.pixel.pred, sizeof(float) * B * L * P);
+  if (outputs.mask) std::memcpy(outputs.mask, t.mask, sizeof(float) * B * L);
+  if (outputs.ids_restore) std::memcpy(outputs.ids_restore, t.ids_restore, sizeof(int32_t) * B * L);
+  if (cmae && outputs.q) std::memcpy(outputs.q, t.predictor.out, sizeof(float) * B * c.projector_dim);
+  if (cmae && outputs.z_t) std::memcpy(outputs.z_t, t.momentum_projector.out, sizeof(float) * B * c.projector_dim);
+  return result;
+}
+
+// ---- inference ---------------------------------------------------------------------------------------
+
+void CmaeModel::encode(float* out, const float* images, int64_t B, Pool pool, Branch branch) {
+  const ModelConfig& c = config_;
+  CMAE_CHECK(branch == Branch::Online || c.mode == Mode::CMAE, Value, "a model in MAE mode has no momentum branch");
+  plan_inference(B);
+  const int64_t L = c.num_patches(), D = c.dim;
+  const Encoder& enc = branch == Branch::Online ? encoder_ : momentum_encoder_;
+  TransformerStack& stack = branch == Branch::Online ? infer_stack_online_ : infer_stack_momentum_;
+  const float* p = params();
+  embed_tokens(i_.tokens, i_.patches, images, enc, B);
+  write_cls_rows(i_.x0, p + enc.cls_token, B, 1 + L, D);
+  cpu::gather_visible_forward(i_.x0, i_.tokens, p + pos_embed_ + D, i_.ids_all, B, L, L, D, 1);
+  const float* y = stack.forward(p, i_.x0);
+  if (branch == Branch::Online) {
+    cpu::layernorm_forward(i_.ln, i_.ln_mean, i_.ln_rstd, y, p + final_norm_.weight, p + final_norm_.bias, B * (1 + L), D, kLayerNormEps);
+    y = i_.ln;
+  }
+  if (pool == Pool::Cls) {
+    for (int64_t b = 0; b < B; ++b) std::memcpy(out + b * D, y + b * (1 + L) * D, sizeof(float) * D);
+  } else {
+    cpu::mean_pool_forward(out, y, B, 1 + L, D, 1);
+  }
+}
+
+}  // namespace cmae::model

@@ -1,0 +1,129 @@
+#include "vit.h"
+
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/norm.h"
+
+namespace cmae::model {
+
+LinearRef add_linear(ParameterTable& table, const std::string& prefix, int64_t in, int64_t out, ParamRole role, bool bias,
+                     InitKind weight_init, InitKind bias_init) {
+  LinearRef ref;
+  ref.in = in;
+  ref.out = out;
+  const bool trainable = role == ParamRole::Trainable;
+  ref.weight = table.add(prefix + ".weight", {out, in}, role, trainable ? weight_init : InitKind::Copy, true, in, out);
+  if (bias) ref.bias = table.add(prefix + ".bias", {out}, role, trainable ? bias_init : InitKind::Copy, false, in, out);
+  return ref;
+}
+
+LinearRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role) {
+  LinearRef ref;
+  ref.in = ref.out = dim;
+  const bool trainable = role == ParamRole::Trainable;
+  ref.weight = table.add(prefix + ".weight", {dim}, role, trainable ? InitKind::Ones : InitKind::Copy);
+  ref.bias = table.add(prefix + ".bias", {dim}, role, trainable ? InitKind::Zeros : InitKind::Copy);
+  return ref;
+}
+
+void linear_fwd(float* out, const float* inp, const float* params, const LinearRef& l, int64_t R) {
+  cpu::linear_forward(out, inp, params + l.weight, l.bias >= 0 ? params + l.bias : nullptr, R, l.in, l.out);
+}
+
+void linear_bwd(float* dinp, float* grads, const float* dout, const float* inp, const float* params, const LinearRef& l, int64_t R) {
+  cpu::linear_backward(dinp, grads + l.weight, l.bias >= 0 ? grads + l.bias : nullptr, dout, inp, params + l.weight, R, l.in, l.out);
+}
+
+TransformerStack::TransformerStack(ParameterTable& table, const std::string& prefix, int64_t dim, int64_t heads,
+                                   int64_t depth, int64_t mlp_ratio, ParamRole role)
+    : dim_(dim), heads_(heads), hidden_(dim * mlp_ratio) {
+  CMAE_CHECK(dim % heads == 0, Value, prefix, ": width ", dim, " is not divisible by ", heads, " heads");
+  for (int64_t i = 0; i < depth; ++i) {
+    const std::string p = prefix + "." + std::to_string(i);
+    blocks_.push_back({
+        add_norm(table, p + ".norm1", dim, role),
+        add_linear(table, p + ".attn.qkv", dim, 3 * dim, role),
+        add_linear(table, p + ".attn.proj", dim, dim, role),
+        add_norm(table, p + ".norm2", dim, role),
+        add_linear(table, p + ".mlp.fc1", dim, hidden_, role),
+        add_linear(table, p + ".mlp.fc2", hidden_, dim, role),
+    });
+  }
+}
+
+void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
+  B_ = B;
+  N_ = N;
+  save_all_ = save_all;
+  const int64_t R = B * N, D = dim_;
+  const int64_t sets = save_all ? depth() : (depth() > 0 ? 1 : 0);
+  acts_.assign(static_cast<size_t>(sets), Acts{});
+  for (Acts& a : acts_) {
+    a.ln1 = bump.take(R * D);
+    a.ln1_mean = bump.take(R);
+    a.ln1_rstd = bump.take(R);
+    a.qkv = bump.take(R * 3 * D);
+    a.att = bump.take(B * heads_ * N * N);
+    a.atty = bump.take(R * D);
+    a.x1 = bump.take(R * D);
+    a.ln2 = bump.take(R * D);
+    a.ln2_mean = bump.take(R);
+    a.ln2_rstd = bump.take(R);
+    a.h = bump.take(R * hidden_);
+    a.g = bump.take(R * hidden_);
+    a.out = bump.take(R * D);
+  }
+  if (save_all) {
+    d_hidden_ = bump.take(R * hidden_);
+    d_qkv_ = bump.take(R * 3 * D);
+    d_atty_ = bump.take(R * D);
+    d_ln_ = bump.take(R * D);
+  }
+}
+
+const float* TransformerStack::forward(const float* params, const float* x) {
+  const int64_t R = B_ * N_, D = dim_;
+  const float* inp = x;
+  for (int64_t i = 0; i < depth(); ++i) {
+    const std::vector<LinearRef>& b = blocks_[i];
+    Acts& a = acts_[save_all_ ? i : 0];
+    cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, inp, params + b[0].weight, params + b[0].bias, R, D, kLayerNormEps);
+    linear_fwd(a.qkv, a.ln1, params, b[1], R);
+    cpu::attention_forward(a.atty, a.att, a.qkv, B_, N_, D, heads_);
+    linear_fwd(a.x1, a.atty, params, b[2], R);
+    for (int64_t j = 0; j < R * D; ++j) a.x1[j] += inp[j];
+    cpu::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.x1, params + b[3].weight, params + b[3].bias, R, D, kLayerNormEps);
+    linear_fwd(a.h, a.ln2, params, b[4], R);
+    cpu::gelu_forward(a.g, a.h, R * hidden_);
+    // In inference mode a.out may be this block's input buffer: inp is fully consumed by now.
+    linear_fwd(a.out, a.g, params, b[5], R);
+    for (int64_t j = 0; j < R * D; ++j) a.out[j] += a.x1[j];
+    inp = a.out;
+  }
+  return inp;
+}
+
+void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x) {
+  CMAE_CHECK(save_all_, Internal, "backward through a stack laid out for inference");
+  const int64_t R = B_ * N_, D = dim_;
+  for (int64_t i = depth() - 1; i >= 0; --i) {
+    const std::vector<LinearRef>& b = blocks_[i];
+    Acts& a = acts_[i];
+    const float* inp = i == 0 ? x : acts_[i - 1].out;
+    // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
+    linear_bwd(d_hidden_, grads, dres, a.g, params, b[5], R);
+    cpu::gelu_backward(d_hidden_, d_hidden_, a.h, R * hidden_);
+    linear_bwd(d_ln_, grads, d_hidden_, a.ln2, params, b[4], R);
+    cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln_, a.x1, params + b[3].weight, a.ln2_mean,
+                            a.ln2_rstd, R, D, /*accumulate_dinp=*/true);
+    // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
+    linear_bwd(d_atty_, grads, dres, a.atty, params, b[2], R);
+    cpu::attention_backward(d_qkv_, d_atty_, a.qkv, a.att, B_, N_, D, heads_);
+    linear_bwd(d_ln_, grads, d_qkv_, a.ln1, params, b[1], R);
+    cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln_, inp, params + b[0].weight, a.ln1_mean,
+                            a.ln1_rstd, R, D, /*accumulate_dinp=*/true);
+  }
+}
+
+}  // namespace cmae::model

@@ -1,0 +1,68 @@
+// ViT building blocks with explicit forward and backward (llm.c style): timm's pre-norm Block
+// (spec §1.3) stacked, over parameters that live in a ParameterTable arena.
+//   y = x + proj(attn(qkv(LN1(x))));  out = y + fc2(GELU(fc1(LN2(y))))
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "parameters.h"
+#include "workspace.h"
+
+namespace cmae::model {
+
+// Offsets of one Linear layer's tensors in the arena (bias = -1 when the layer has none).
+struct LinearRef {
+  int64_t weight = -1, bias = -1;
+  int64_t in = 0, out = 0;
+};
+
+// Registers a Linear layer `prefix.weight` [out, in] and `prefix.bias` [out].
+LinearRef add_linear(ParameterTable& table, const std::string& prefix, int64_t in, int64_t out, ParamRole role,
+                     bool bias = true, InitKind weight_init = InitKind::XavierUniform, InitKind bias_init = InitKind::Zeros);
+// Registers a LayerNorm/BatchNorm affine pair `prefix.weight`, `prefix.bias` (ones / zeros).
+LinearRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role);
+
+// Forward/backward of a Linear over R rows using the arena (params) and gradient arena (grads).
+void linear_fwd(float* out, const float* inp, const float* params, const LinearRef& l, int64_t R);
+// dinp may be null; parameter gradients accumulate.
+void linear_bwd(float* dinp, float* grads, const float* dout, const float* inp, const float* params, const LinearRef& l, int64_t R);
+
+class TransformerStack {
+ public:
+  TransformerStack() = default;
+  // Registers `prefix.{i}.norm1/attn.qkv/attn.proj/norm2/mlp.fc1/mlp.fc2` for i < depth.
+  TransformerStack(ParameterTable& table, const std::string& prefix, int64_t dim, int64_t heads, int64_t depth,
+                   int64_t mlp_ratio, ParamRole role);
+
+  // Lays out activations for a (B, N) input. save_all keeps every layer's activations for
+  // backward; otherwise all layers share one set (inference, momentum branch).
+  void layout(Bump& bump, int64_t B, int64_t N, bool save_all);
+
+  // x (B, N, D) → returns the output of the last block (B, N, D), inside this stack's workspace.
+  const float* forward(const float* params, const float* x);
+  // dres (B, N, D): in = grad of the stack output, out = grad of the stack input (updated in place).
+  // x is the same input given to forward. Parameter gradients accumulate into grads.
+  void backward(float* grads, float* dres, const float* params, const float* x);
+
+  int64_t depth() const { return static_cast<int64_t>(blocks_.size()); }
+  // The last forward's output (B, N, D) (valid until the next forward). Requires depth ≥ 1.
+  const float* output() const { return acts_.back().out; }
+  int64_t dim() const { return dim_; }
+
+ private:
+  struct Acts {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *x1, *ln2, *ln2_mean, *ln2_rstd, *h, *g, *out;
+  };
+  // blocks_[i] = {norm1, qkv, proj, norm2, fc1, fc2}
+  std::vector<std::vector<LinearRef>> blocks_;
+  int64_t dim_ = 0, heads_ = 0, hidden_ = 0;
+  int64_t B_ = 0, N_ = 0;
+  bool save_all_ = false;
+  std::vector<Acts> acts_;
+  float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
+};
+
+constexpr float kLayerNormEps = 1e-6f;  // spec §1.3: eps 1e-6 everywhere
+
+}  // namespace cmae::model

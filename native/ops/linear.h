@@ -1,0 +1,29 @@
+// Matrix multiply family: SGEMM and the fully connected layer (PyTorch nn.Linear semantics, weights
+// stored [out, in]). Contract shared by cmae::cpu and cmae::cuda (same names, same arguments; CUDA
+// adds a trailing stream). Row-major throughout.
+//
+// Determinism: every C element is computed by exactly one thread, as a chain of FMAs over k in
+// increasing order, split into K blocks whose boundaries depend only on K and the ISA; so results
+// are bit-identical for any thread count (they may differ between the AVX2 and AVX-512 paths).
+// Scratch: packing buffers are thread-local to the calling and worker threads, grown on first use
+// and kept (no allocation once warm). Safe to call from several threads at once.
+#pragma once
+#include <cstdint>
+
+namespace cmae::cpu {
+
+// Row-major C[M,N] = alpha * op(A)[M,K] * op(B)[K,N] + beta * C. op(A) = A (lda >= K) or Aᵀ (A stored [K,M], lda >= M); same for B.
+// beta == 0 must not read C (C may hold NaN). Deterministic: each C element is computed by one thread with a summation order that does not depend on the thread count.
+// Any M, N, K >= 0; K == 0 or alpha == 0 gives C = beta * C without reading A or B. C must not alias A or B.
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// out[R,OC] = inp[R,C] · weight[OC,C]ᵀ + bias[OC] (bias may be null). Weights stored as PyTorch stores them ([out, in]).
+// out is overwritten (=) and never read.
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C, int64_t OC);
+
+// dinp[R,C] = dout·weight (overwrite, =) unless dinp == nullptr; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_rows dout (dbias may be null).
+// The dweight/dbias sums must not depend on the thread count (fixed row blocking, fixed reduction order).
+// dout: (R, OC); inp: (R, C); weight: (OC, C).
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t R, int64_t C, int64_t OC);
+
+}  // namespace cmae::cpu

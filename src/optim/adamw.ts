@@ -1,0 +1,100 @@
+/**
+ * AdamW (decoupled weight decay, torch.optim.AdamW semantics) as one fused native pass over the
+ * model's trainable arena. Weight decay applies only to Linear/conv weights (spec §2.10; we also
+ * exclude BatchNorm weights, which the CMAE code decays by accident of its name filter).
+ */
+import { ValueError } from '../errors';
+import { Tensor, nativeOf } from '../tensor';
+import type { CMAE } from '../models/cmae';
+
+export interface AdamWOptions {
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  weightDecay?: number;
+  /** Clip the global gradient L2 norm to this value (0 = off, the MAE/CMAE default). */
+  maxGradNorm?: number;
+}
+
+export class AdamW {
+  readonly model: CMAE;
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  readonly maxGradNorm: number;
+  /** Steps taken so far (the t of the bias corrections). */
+  stepCount = 0;
+  /** @internal */ readonly m: Tensor;
+  /** @internal */ readonly v: Tensor;
+
+  constructor(model: CMAE, options: AdamWOptions = {}) {
+    const { lr = 1.5e-4, betas = [0.9, 0.95], eps = 1e-8, weightDecay = 0.05, maxGradNorm = 0 } = options;
+    if (!(lr >= 0)) throw new ValueError(`lr must be non-negative, got ${lr}`);
+    if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => b >= 0 && b < 1)) throw new ValueError('betas must be two numbers in [0, 1)');
+    if (!(eps > 0)) throw new ValueError(`eps must be positive, got ${eps}`);
+    if (!(weightDecay >= 0)) throw new ValueError(`weightDecay must be non-negative, got ${weightDecay}`);
+    if (!(maxGradNorm >= 0)) throw new ValueError(`maxGradNorm must be non-negative, got ${maxGradNorm}`);
+    this.model = model;
+    this.lr = lr;
+    this.betas = [betas[0], betas[1]];
+    this.eps = eps;
+    this.weightDecay = weightDecay;
+    this.maxGradNorm = maxGradNorm;
+    this.m = Tensor.zeros([model.trainableCount]);
+    this.v = Tensor.zeros([model.trainableCount]);
+  }
+
+  /** One update from the model's current gradients; returns the global gradient norm (before clipping). */
+  async step(options: { lr?: number } = {}): Promise<number> {
+    const lr = options.lr ?? this.lr;
+    if (!(lr >= 0)) throw new ValueError(`lr must be non-negative, got ${lr}`);
+    const step = this.stepCount + 1;
+    const norm = await this.model.run(() =>
+      this.model.native.adamwStep(nativeOf(this.m), nativeOf(this.v), {
+        lr,
+        beta1: this.betas[0],
+        beta2: this.betas[1],
+        eps: this.eps,
+        weightDecay: this.weightDecay,
+        step,
+        maxGradNorm: this.maxGradNorm,
+      }),
+    );
+    this.stepCount = step;
+    return norm;
+  }
+
+  /** Moments by parameter name (checkpoints store them as `optimizer.exp_avg.<name>` / `optimizer.exp_avg_sq.<name>`). */
+  stateTensors(): Map<string, Float32Array> {
+    const out = new Map<string, Float32Array>();
+    const m = this.m.view() as Float32Array;
+    const v = this.v.view() as Float32Array;
+    for (const p of this.model.parameters()) {
+      if (p.role !== 'trainable') continue;
+      out.set(`optimizer.exp_avg.${p.name}`, m.slice(p.offset, p.offset + p.numel));
+      out.set(`optimizer.exp_avg_sq.${p.name}`, v.slice(p.offset, p.offset + p.numel));
+    }
+    return out;
+  }
+
+  /** Restores moments written by stateTensors() and the step count. */
+  loadStateTensors(tensors: Map<string, ArrayLike<number>>, stepCount: number): void {
+    const m = this.m.view() as Float32Array;
+    const v = this.v.view() as Float32Array;
+    for (const p of this.model.parameters()) {
+      if (p.role !== 'trainable') continue;
+      const a = tensors.get(`optimizer.exp_avg.${p.name}`);
+      const b = tensors.get(`optimizer.exp_avg_sq.${p.name}`);
+      if (!a || !b || a.length !== p.numel || b.length !== p.numel) throw new ValueError(`optimizer state for '${p.name}' is missing or has the wrong size`);
+      m.set(a, p.offset);
+      v.set(b, p.offset);
+    }
+    this.stepCount = stepCount;
+  }
+
+  dispose(): void {
+    this.m.dispose();
+    this.v.dispose();
+  }
+}
