@@ -25,6 +25,14 @@ inline int thread_index_in_region() {
 #endif
 }
 
+inline int team_size_in_region() {
+#ifdef _OPENMP
+  return omp_get_num_threads();
+#else
+  return 1;
+#endif
+}
+
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread. Runs inline on
 // the calling thread when the work is too small to split (min_chunk = smallest chunk worth a
 // thread) or only one thread is configured.
@@ -41,8 +49,11 @@ void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
   }
 #pragma omp parallel num_threads(threads)
   {
+    // Size chunks by the team actually running: nested inside another parallel region OpenMP
+    // gives this region a single thread, which must then do all the work.
+    const int64_t team = team_size_in_region();
     const int64_t t = thread_index_in_region();
-    const int64_t chunk = (n + threads - 1) / threads;
+    const int64_t chunk = (n + team - 1) / team;
     const int64_t begin = t * chunk;
     const int64_t end = begin + chunk < n ? begin + chunk : n;
     if (begin < end) fn(begin, end);
