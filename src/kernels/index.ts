@@ -4,6 +4,7 @@
  */
 export * from './activation';
 export * from './attention';
+export * from './data';
 export * from './linear';
 export * from './loss';
 export * from './norm';

@@ -1,0 +1,284 @@
+// Bindings of the data family (native/data/augment.h):
+//   makeViews(online, target|null, shifts|null, sources: Uint8Array, [N, H, W, C], indices: Int32Array,
+//             params: object, seed, stream)                 synchronous, compute pool
+//   makeViewsAsync(same arguments) → Promise<void>          libuv worker, one thread
+//   computeMeanStd(sources: Uint8Array, [N, H, W, C]) → { mean: number[], std: number[] }
+// params uses the camelCase names of AugmentParams (outSize, shiftRange, masterSize, bicubic,
+// scaleMin, scaleMax, ratioMin, ratioMax, flipP, jitterP, brightness, contrast, saturation, hue,
+// grayscaleP, blurP, blurSigmaMin, blurSigmaMax, blurReferenceSize, mean, std, randomCrop,
+// twoViews); a missing key keeps the C++ default.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "data/augment.h"
+#include "kernels.h"
+
+namespace cmae::napi {
+
+namespace {
+
+constexpr double kMaxSafeInteger = 9007199254740991.0;
+
+std::string Key(const char* key) { return std::string("params.") + key; }
+
+bool HasField(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return !(v.IsUndefined() || v.IsNull());
+}
+
+double NumberField(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsNumber()) cmae::fail(cmae::ErrorKind::Value, Key(key), " must be a number");
+  const double d = v.As<Napi::Number>().DoubleValue();
+  if (std::isnan(d)) cmae::fail(cmae::ErrorKind::Value, Key(key), " must not be NaN");
+  return d;
+}
+
+int64_t IntField(const Napi::Object& o, const char* key, int64_t fallback) {
+  const double d = NumberField(o, key, static_cast<double>(fallback));
+  if (std::floor(d) != d || std::fabs(d) > kMaxSafeInteger) cmae::fail(cmae::ErrorKind::Value, Key(key), " must be an integer, got ", d);
+  return static_cast<int64_t>(d);
+}
+
+bool BoolField(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return fallback;
+  if (!v.IsBoolean()) cmae::fail(cmae::ErrorKind::Value, Key(key), " must be a boolean");
+  return v.As<Napi::Boolean>().Value();
+}
+
+// mean / std: an array (or typed array) of 1 or C numbers; 1 is broadcast over the channels.
+void ChannelField(const Napi::Object& o, const char* key, float* out, int64_t C) {
+  Napi::Value v = o.Get(key);
+  if (v.IsUndefined() || v.IsNull()) return;
+  if (!(v.IsArray() || v.IsTypedArray())) cmae::fail(cmae::ErrorKind::Value, Key(key), " must be an array of numbers");
+  Napi::Object arr = v.As<Napi::Object>();
+  const int64_t n = static_cast<int64_t>(arr.Get("length").As<Napi::Number>().Int64Value());
+  if (n != 1 && n != C) cmae::fail(cmae::ErrorKind::Shape, Key(key), " must have 1 or ", C, " entries (one per channel), got ", n);
+  for (int64_t c = 0; c < C; ++c) {
+    Napi::Value e = arr.Get(static_cast<uint32_t>(n == 1 ? 0 : c));
+    if (!e.IsNumber()) cmae::fail(cmae::ErrorKind::Value, Key(key), "[", c, "] must be a number");
+    out[c] = static_cast<float>(e.As<Napi::Number>().DoubleValue());
+  }
+}
+
+cmae::data::AugmentParams ReadParams(Napi::Value value, int64_t C) {
+  if (!value.IsObject()) cmae::fail(cmae::ErrorKind::Value, "params must be an object");
+  Napi::Object o = value.As<Napi::Object>();
+  cmae::data::AugmentParams p;
+  if (!HasField(o, "outSize")) cmae::fail(cmae::ErrorKind::Value, "params.outSize is required");
+  p.out_size = IntField(o, "outSize", p.out_size);
+  p.shift_range = IntField(o, "shiftRange", p.shift_range);
+  p.master_size = IntField(o, "masterSize", p.master_size);
+  p.bicubic = BoolField(o, "bicubic", p.bicubic);
+  p.scale_min = NumberField(o, "scaleMin", p.scale_min);
+  p.scale_max = NumberField(o, "scaleMax", p.scale_max);
+  p.ratio_min = NumberField(o, "ratioMin", p.ratio_min);
+  p.ratio_max = NumberField(o, "ratioMax", p.ratio_max);
+  p.flip_p = NumberField(o, "flipP", p.flip_p);
+  p.jitter_p = NumberField(o, "jitterP", p.jitter_p);
+  p.brightness = NumberField(o, "brightness", p.brightness);
+  p.contrast = NumberField(o, "contrast", p.contrast);
+  p.saturation = NumberField(o, "saturation", p.saturation);
+  p.hue = NumberField(o, "hue", p.hue);
+  p.grayscale_p = NumberField(o, "grayscaleP", p.grayscale_p);
+  p.blur_p = NumberField(o, "blurP", p.blur_p);
+  p.blur_sigma_min = NumberField(o, "blurSigmaMin", p.blur_sigma_min);
+  p.blur_sigma_max = NumberField(o, "blurSigmaMax", p.blur_sigma_max);
+  p.blur_reference_size = NumberField(o, "blurReferenceSize", p.blur_reference_size);
+  ChannelField(o, "mean", p.mean, C);
+  ChannelField(o, "std", p.std, C);
+  p.random_crop = BoolField(o, "randomCrop", p.random_crop);
+  p.two_views = BoolField(o, "twoViews", p.two_views);
+  return p;
+}
+
+struct SourceDims {
+  int64_t N, H, W, C;
+};
+
+Napi::Uint8Array SourcesArg(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Value v = info[index];
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array) {
+    cmae::fail(cmae::ErrorKind::DType, "sources must be a Uint8Array of (N, H, W, C) pixels");
+  }
+  return v.As<Napi::Uint8Array>();
+}
+
+SourceDims DimsArg(const Napi::CallbackInfo& info, size_t index, const Napi::Uint8Array& sources) {
+  const cmae::Shape dims = ShapeArg(info, index, "dims");
+  if (dims.size() != 4) cmae::fail(cmae::ErrorKind::Shape, "dims must be [N, H, W, C], got ", cmae::shape_string(dims));
+  const SourceDims d{dims[0], dims[1], dims[2], dims[3]};
+  const double expected = static_cast<double>(d.N) * d.H * d.W * d.C;
+  if (expected != static_cast<double>(sources.ElementLength())) {
+    cmae::fail(cmae::ErrorKind::Shape, "sources has ", sources.ElementLength(), " bytes but dims ", cmae::shape_string(dims),
+               " need ", static_cast<int64_t>(expected));
+  }
+  return d;
+}
+
+uint64_t SeedArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
+  const int64_t v = IntArg(info, index, name);
+  if (v < 0 || static_cast<double>(v) > kMaxSafeInteger) cmae::fail(cmae::ErrorKind::Value, name, " must be a non-negative safe integer, got ", v);
+  return static_cast<uint64_t>(v);
+}
+
+// Everything makeViews needs, read and checked on the JS thread.
+struct ViewsCall {
+  cmae::Tensor online, target, shifts;  // target/shifts undefined when not given
+  const uint8_t* sources = nullptr;
+  SourceDims dims{};
+  std::vector<int32_t> indices;
+  cmae::data::AugmentParams params;
+  uint64_t seed = 0, stream = 0;
+
+  void run(bool parallel) const {
+    cmae::data::make_views(online.f32(), target.defined() ? target.f32() : nullptr,
+                           shifts.defined() ? shifts.i32() : nullptr, sources, dims.N, dims.H, dims.W, dims.C,
+                           indices.data(), static_cast<int64_t>(indices.size()), params, seed, stream, parallel);
+  }
+};
+
+ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, Napi::Uint8Array* sources_out) {
+  ViewsCall call;
+  const cmae::Tensor& online = TensorArg(info, 0, "online");
+  const cmae::Tensor* target = OptionalTensorArg(info, 1, "target");
+  const cmae::Tensor* shifts = OptionalTensorArg(info, 2, "shifts");
+  Napi::Uint8Array sources = SourcesArg(info, 3);
+  call.dims = DimsArg(info, 4, sources);
+  Napi::Value idx = info[5];
+  if (!idx.IsTypedArray() || idx.As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    cmae::fail(cmae::ErrorKind::DType, "indices must be an Int32Array");
+  }
+  Napi::Int32Array indices = idx.As<Napi::Int32Array>();
+  call.indices.assign(indices.Data(), indices.Data() + indices.ElementLength());
+  call.params = ReadParams(info[6], call.dims.C);
+  call.seed = SeedArg(info, 7, "seed");
+  call.stream = SeedArg(info, 8, "stream");
+
+  const int64_t B = static_cast<int64_t>(call.indices.size());
+  const int64_t C = call.dims.C, S = call.params.out_size;
+  if (C != 1 && C != 3) cmae::fail(cmae::ErrorKind::Shape, "sources must have 1 or 3 channels, got C = ", C);
+  if (S <= 0) cmae::fail(cmae::ErrorKind::Value, "params.outSize must be > 0, got ", S);
+  const cmae::Shape view_shape{B, C, S, S};
+  online.expect_dtype(cmae::DType::F32, "online");
+  online.expect_device(cmae::Device::CPU, "online");
+  online.expect_shape(view_shape, "online");
+  if (call.params.two_views && !target) cmae::fail(cmae::ErrorKind::Value, "target must be a Tensor when params.twoViews is true");
+  if (!call.params.two_views && target) cmae::fail(cmae::ErrorKind::Value, "target must be null when params.twoViews is false");
+  if (target) {
+    target->expect_dtype(cmae::DType::F32, "target");
+    target->expect_device(cmae::Device::CPU, "target");
+    target->expect_shape(view_shape, "target");
+    call.target = *target;
+  }
+  if (shifts) {
+    shifts->expect_dtype(cmae::DType::I32, "shifts");
+    shifts->expect_device(cmae::Device::CPU, "shifts");
+    shifts->expect_shape({B, 2}, "shifts");
+    call.shifts = *shifts;
+  }
+  call.online = online;
+  call.sources = sources.Data();
+  // Argument errors surface here, on the calling thread, for both variants.
+  cmae::data::validate_views_args(call.online.f32(), call.target.defined() ? call.target.f32() : nullptr, call.dims.N,
+                                  call.dims.H, call.dims.W, C, call.indices.data(), B, call.params);
+  if (sources_out) *sources_out = sources;
+  return call;
+}
+
+Napi::Value MakeViews(const Napi::CallbackInfo& info) {
+  const ViewsCall call = ReadViewsCall(info, nullptr);
+  call.run(/*parallel=*/true);
+  return info.Env().Undefined();
+}
+
+// Runs one makeViews on a libuv worker with a single thread (no OpenMP region), so that
+// augmentation of the next batch overlaps a training step without competing for its threads.
+// Holds a reference to the source Uint8Array and copies of the output tensors (shared storage),
+// so all memory stays alive until the promise settles, whatever JS does meanwhile.
+class MakeViewsWorker : public Napi::AsyncWorker {
+ public:
+  MakeViewsWorker(Napi::Env env, ViewsCall call, Napi::Uint8Array sources)
+      : Napi::AsyncWorker(env, "cmae.makeViewsAsync"),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        call_(std::move(call)),
+        sources_ref_(Napi::Persistent(sources)) {}
+
+  Napi::Promise Promise() const { return deferred_.Promise(); }
+
+  void Execute() override {
+    try {
+      call_.run(/*parallel=*/false);
+    } catch (const cmae::Error& e) {
+      Fail(e.kind(), e.what());
+    } catch (const std::bad_alloc&) {
+      Fail(cmae::ErrorKind::Internal, "out of memory");
+    } catch (const std::exception& e) {
+      Fail(cmae::ErrorKind::Internal, e.what());
+    }
+  }
+
+  void OnOK() override {
+    if (failed_) {
+      deferred_.Reject(MakeJsError(Env(), kind_, message_).Value());
+    } else {
+      deferred_.Resolve(Env().Undefined());
+    }
+  }
+
+  void OnError(const Napi::Error& error) override { deferred_.Reject(error.Value()); }
+
+ private:
+  void Fail(cmae::ErrorKind kind, const std::string& message) {
+    failed_ = true;
+    kind_ = kind;
+    message_ = message;
+  }
+
+  Napi::Promise::Deferred deferred_;
+  ViewsCall call_;
+  Napi::Reference<Napi::Uint8Array> sources_ref_;
+  bool failed_ = false;
+  cmae::ErrorKind kind_ = cmae::ErrorKind::Internal;
+  std::string message_;
+};
+
+Napi::Value MakeViewsAsync(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array sources;
+  ViewsCall call = ReadViewsCall(info, &sources);
+  auto* worker = new MakeViewsWorker(info.Env(), std::move(call), sources);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value ComputeMeanStd(const Napi::CallbackInfo& info) {
+  Napi::Uint8Array sources = SourcesArg(info, 0);
+  const SourceDims d = DimsArg(info, 1, sources);
+  double mean[4], std[4];
+  cmae::data::compute_mean_std(mean, std, sources.Data(), d.N, d.H, d.W, d.C);
+  Napi::Env env = info.Env();
+  Napi::Array m = Napi::Array::New(env, static_cast<size_t>(d.C)), s = Napi::Array::New(env, static_cast<size_t>(d.C));
+  for (int64_t c = 0; c < d.C; ++c) {
+    m.Set(static_cast<uint32_t>(c), Napi::Number::New(env, mean[c]));
+    s.Set(static_cast<uint32_t>(c), Napi::Number::New(env, std[c]));
+  }
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("mean", m);
+  out.Set("std", s);
+  return out;
+}
+
+}  // namespace
+
+void RegisterDataKernels(Napi::Env env, Napi::Object kernels) {
+  CMAE_EXPORT(kernels, "makeViews", MakeViews);
+  CMAE_EXPORT(kernels, "makeViewsAsync", MakeViewsAsync);
+  CMAE_EXPORT(kernels, "computeMeanStd", ComputeMeanStd);
+}
+
+}  // namespace cmae::napi

@@ -1,0 +1,154 @@
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { AdamW, BusyError, CMAE, DisposedError, ShapeError, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
+import { randn, randu } from '../helpers/check';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'cmae-model-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function images(n: number, size: number, channels: number, seed: number): Float32Array {
+  return randn(n * channels * size * size, seed);
+}
+
+async function losses(seed: number, steps: number, threads?: number): Promise<number[]> {
+  const before = getNumThreads();
+  if (threads) setNumThreads(threads);
+  try {
+    const model = await CMAE.create({ preset: 'tiny', seed });
+    const opt = new AdamW(model, { lr: 1e-3 });
+    const out: number[] = [];
+    for (let s = 0; s < steps; s++) {
+      const x = images(8, 32, 3, 100 + s);
+      const parts = await model.lossAndGrad({ images: x, targetImages: images(8, 32, 3, 200 + s) });
+      out.push(parts.loss, parts.reconstruction, parts.contrastive);
+      await opt.step();
+      await model.updateMomentum(0.996);
+    }
+    opt.dispose();
+    model.dispose();
+    return out;
+  } finally {
+    setNumThreads(before);
+  }
+}
+
+describe('CMAE model API', () => {
+  it('initialises as spec §1.7 says: xavier bounds, token std, LayerNorm ones, fixed sin-cos, momentum = online', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 3 });
+    const state = model.stateDict();
+    const qkv = state.get('blocks.0.attn.qkv.weight')!;
+    const bound = Math.sqrt(6 / (192 + 576));
+    expect(Math.max(...Array.from(qkv, Math.abs))).toBeLessThanOrEqual(bound);
+    const std = Math.sqrt(qkv.reduce((s, v) => s + v * v, 0) / qkv.length);
+    expect(std).toBeGreaterThan(0.95 * bound / Math.sqrt(3));
+    expect(std).toBeLessThan(1.05 * bound / Math.sqrt(3));
+    const cls = state.get('cls_token')!;
+    const clsStd = Math.sqrt(cls.reduce((s, v) => s + v * v, 0) / cls.length);
+    expect(clsStd).toBeGreaterThan(0.015);
+    expect(clsStd).toBeLessThan(0.025);
+    expect(Array.from(state.get('blocks.3.norm1.weight')!).every((v) => v === 1)).toBe(true);
+    expect(Array.from(state.get('blocks.3.attn.qkv.bias')!).every((v) => v === 0)).toBe(true);
+    const pos = state.get('pos_embed')!;
+    expect(Array.from(pos.subarray(0, 192)).every((v) => v === 0)).toBe(true); // cls row
+    expect(Array.from(pos.subarray(192))).toEqual(Array.from(kernels.sincosPosEmbed2d(8, 8, 192).toArray()));
+    expect(Array.from(state.get('momentum_encoder.blocks.11.mlp.fc2.weight')!)).toEqual(Array.from(state.get('blocks.11.mlp.fc2.weight')!));
+    expect(Array.from(state.get('momentum_projector.fc1.weight')!)).toEqual(Array.from(state.get('projector.fc1.weight')!));
+    const decayed = model.parameters().filter((p) => p.weightDecay).map((p) => p.name);
+    expect(decayed).toContain('blocks.0.attn.qkv.weight');
+    expect(decayed).toContain('patch_embed.proj.weight');
+    expect(decayed.some((n) => n.endsWith('.bias') || n.includes('norm') || n.includes('token') || n.includes('.bn.'))).toBe(false);
+    expect(model.numVisible).toBe(20); // 16 groups, int(16·0.35) = 5 kept, ×4 patches
+    model.dispose();
+  });
+
+  it('keeps the event loop ticking during lossAndGrad', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 1 });
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    const started = performance.now();
+    await model.lossAndGrad({ images: images(32, 32, 3, 1), targetImages: images(32, 32, 3, 2) });
+    const elapsed = performance.now() - started;
+    clearInterval(timer);
+    // A blocked loop would tick 0–1 times; a free one ticks about once per elapsed millisecond.
+    expect(ticks).toBeGreaterThan(Math.min(20, elapsed / 10));
+    model.dispose();
+  });
+
+  it('the same seed gives bit-identical losses over 10 steps; a different seed does not', async () => {
+    const a = await losses(7, 10);
+    const b = await losses(7, 10);
+    expect(b).toEqual(a);
+    const c = await losses(8, 1);
+    expect(c[0]).not.toBe(a[0]);
+  });
+
+  it('1 and 2 threads agree within 1e-5', async () => {
+    const one = await losses(5, 3, 1);
+    const two = await losses(5, 3, 2);
+    for (let i = 0; i < one.length; i++) expect(Math.abs(one[i] - two[i])).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(one[i])));
+  });
+
+  it('encode gives the same features whatever the chunk size, for both pools and branches', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 2 });
+    const x = images(7, 32, 3, 9);
+    for (const pool of ['cls', 'mean'] as const) {
+      for (const branch of ['online', 'momentum'] as const) {
+        const all = await model.encode(x, { pool, branch });
+        const chunked = await model.encode(x, { pool, branch, batchSize: 3 });
+        expect(all.length).toBe(7 * 192);
+        expect(Array.from(chunked)).toEqual(Array.from(all));
+        expect(all.every(Number.isFinite)).toBe(true);
+      }
+    }
+    model.dispose();
+  });
+
+  it('save and load round-trip parameters, config and RNG position', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 4, channels: 1 });
+    await model.lossAndGrad({ images: images(4, 32, 1, 1), targetImages: images(4, 32, 1, 2) }); // advances the mask RNG
+    const file = path.join(dir, 'a.safetensors');
+    await model.save(file);
+    const loaded = await CMAE.load(file);
+    expect(loaded.config).toEqual(model.config);
+    expect(loaded.maskCounter).toBe(1);
+    const x = images(3, 32, 1, 5);
+    expect(Array.from(await loaded.encode(x))).toEqual(Array.from(await model.encode(x)));
+    // Same masks from here on: identical losses.
+    const batch = { images: images(4, 32, 1, 6), targetImages: images(4, 32, 1, 7) };
+    expect((await loaded.lossAndGrad(batch)).loss).toBe((await model.lossAndGrad(batch)).loss);
+    expect(readdirSync(dir).filter((f) => f.includes('.tmp'))).toEqual([]);
+    loaded.dispose();
+    model.dispose();
+  });
+
+  it('gives clear typed errors and stays usable', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 1 });
+    await expect(model.lossAndGrad({ images: new Float32Array(100), targetImages: new Float32Array(100) })).rejects.toThrow(ShapeError);
+    await expect(model.lossAndGrad({ images: images(2, 32, 3, 1) })).rejects.toThrow(/needs targetImages/);
+    await expect(model.lossAndGrad({ images: images(2, 32, 3, 1), targetImages: images(3, 32, 3, 1) })).rejects.toThrow(ShapeError);
+    await expect(model.lossAndGrad({ images: images(2, 32, 3, 1), targetImages: images(2, 32, 3, 1), maskNoise: randu(5, 1) })).rejects.toThrow(/maskNoise has 5 values/);
+    await expect(model.lossAndGrad({ images: images(1, 32, 3, 1), targetImages: images(1, 32, 3, 1) })).rejects.toThrow(/at least 2 images/);
+    const first = model.lossAndGrad({ images: images(4, 32, 3, 1), targetImages: images(4, 32, 3, 2) });
+    await expect(model.encode(images(1, 32, 3, 1))).rejects.toThrow(BusyError);
+    await first;
+    await expect(model.updateMomentum(1.5)).rejects.toThrow(ValueError);
+    await expect(CMAE.create({ preset: 'tiny', dim: 190 })).rejects.toThrow(/not divisible/);
+    await expect(CMAE.create({ preset: 'nope' as 'tiny' })).rejects.toThrow(/unknown preset/);
+    await expect(CMAE.create({ preset: 'tiny', bogus: 1 } as never)).rejects.toThrow(/unknown model option 'bogus'/);
+    expect(() => model.loadStateDict(new Map([['cls_token', new Float32Array(3)]]))).toThrow(ShapeError);
+    model.dispose();
+    await expect(model.encode(images(1, 32, 3, 1))).rejects.toThrow(DisposedError);
+  });
+
+  it('trains in MAE mode without a target view', async () => {
+    const model = await CMAE.create({ preset: 'tiny', mode: 'mae', maskGroup: 1, maskRatio: 0.75, seed: 1 });
+    expect(model.parameters().some((p) => p.name.startsWith('momentum_'))).toBe(false);
+    const parts = await model.lossAndGrad({ images: images(4, 32, 3, 1) });
+    expect(parts.contrastive).toBe(0);
+    expect(parts.loss).toBe(parts.reconstruction);
+    await expect(model.encode(images(1, 32, 3, 1), { branch: 'momentum' })).rejects.toThrow(/no momentum branch/);
+    model.dispose();
+  });
+});
