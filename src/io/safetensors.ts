@@ -15,9 +15,8 @@
  * starting at 0, `__metadata__` first in the header (only when it has keys), header padded with
  * spaces so that the data buffer starts at a multiple of 8 bytes.
  */
+import { writeFileAtomic } from './atomic';
 import { promises as fsp } from 'node:fs';
-import * as nodePath from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { FormatError, IOError, ShapeError, DTypeError, ValueError } from '../errors';
 
 export type SafeTensorDType = 'F32' | 'I32' | 'F64' | 'I64' | 'U8' | 'F16' | 'BF16';
@@ -402,34 +401,5 @@ export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
  * any existing file at `path` is left untouched, and an `IOError` naming the path is thrown.
  */
 export async function writeSafetensors(path: string, tensors: SafeTensorsInput, metadata?: Record<string, string>): Promise<void> {
-  const bytes = serializeSafetensors(tensors, metadata);
-  const dir = nodePath.dirname(nodePath.resolve(path));
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  let fh: fsp.FileHandle | undefined;
-  let created = false;
-  try {
-    fh = await fsp.open(tmp, 'wx', 0o644);
-    created = true;
-    await fh.writeFile(bytes);
-    await fh.sync();
-    await fh.close();
-    fh = undefined;
-    await fsp.rename(tmp, path);
-    created = false;
-  } catch (e) {
-    if (fh) await fh.close().catch(() => undefined);
-    if (created) await fsp.unlink(tmp).catch(() => undefined);
-    throw ioError('writing', path, e);
-  }
-  // Make the rename itself durable (best effort: not every platform can fsync a directory).
-  try {
-    const dh = await fsp.open(dir, 'r');
-    try {
-      await dh.sync();
-    } finally {
-      await dh.close();
-    }
-  } catch {
-    /* ignore */
-  }
+  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }

@@ -6,17 +6,8 @@
 import { expect } from 'vitest';
 import { supportedIsas, setIsa, type Isa } from '../../src/index';
 
-/** mulberry32: small, seeded, good enough for test inputs. */
-export function makeRng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { makeRng } from '../../src/eval/rng';
+import { makeRng } from '../../src/eval/rng';
 
 /** n standard-normal draws (Box–Muller) scaled by `scale`, as float32. */
 export function randn(n: number, seed: number, scale = 1): Float32Array {

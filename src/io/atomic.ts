@@ -1,0 +1,43 @@
+/** Atomic file writes: nothing the user had is lost if a write fails half way. */
+import { randomBytes } from 'node:crypto';
+import * as fsp from 'node:fs/promises';
+import * as nodePath from 'node:path';
+import { IOError } from '../errors';
+
+/**
+ * Writes `bytes` to a temporary file in the same directory, fsyncs it and renames it over `path`.
+ * On failure the temporary file is removed, any existing file at `path` is left untouched, and an
+ * IOError naming the path is thrown.
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+  const dir = nodePath.dirname(nodePath.resolve(path));
+  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
+  let fh: fsp.FileHandle | undefined;
+  let created = false;
+  try {
+    fh = await fsp.open(tmp, 'wx', 0o644);
+    created = true;
+    await fh.writeFile(bytes);
+    await fh.sync();
+    await fh.close();
+    fh = undefined;
+    await fsp.rename(tmp, path);
+    created = false;
+  } catch (e) {
+    if (fh) await fh.close().catch(() => undefined);
+    if (created) await fsp.unlink(tmp).catch(() => undefined);
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new IOError(`cannot write ${path}${code ? ` (${code})` : ''}: ${(e as Error).message}`);
+  }
+  // Make the rename itself durable (best effort: not every platform can fsync a directory).
+  try {
+    const dh = await fsp.open(dir, 'r');
+    try {
+      await dh.sync();
+    } finally {
+      await dh.close();
+    }
+  } catch {
+    /* ignore */
+  }
+}
