@@ -1,0 +1,43 @@
+/** `--data` specifications shared by the CLI commands: mnist | fashion-mnist | idx:DIR | cifar10:DIR | folder:DIR. */
+import { UsageError } from './errors';
+import { type Dataset, holdoutSplit } from '../data/dataset';
+import { loadMnist } from '../data/mnist';
+import { loadFashionMnist, loadIdx } from '../data/idx';
+import { loadCifar10 } from '../data/cifar';
+import { loadImageFolder } from '../data/image-folder';
+
+export const DATA_HELP = 'mnist (bundled digits) | fashion-mnist (Debian dataset-fashion-mnist) | idx:DIR | cifar10:DIR | folder:DIR';
+
+export interface Splits {
+  name: string;
+  train: Dataset;
+  /** Held-out split for evaluation (the format's test split, or a seeded 10% holdout). */
+  test: Dataset;
+}
+
+export async function loadSplits(spec: string, options: { seed?: number; imageSize?: number } = {}): Promise<Splits> {
+  const [kind, ...rest] = spec.split(':');
+  const arg = rest.join(':');
+  const needsDir = ['idx', 'cifar10', 'folder'].includes(kind);
+  if (needsDir && !arg) throw new UsageError(`--data ${kind} needs a directory: --data ${kind}:DIR`);
+  switch (kind) {
+    case 'mnist': {
+      const all = await loadMnist();
+      const { train, test } = holdoutSplit(all, { testFraction: 0.1, seed: options.seed ?? 0 });
+      return { name: 'mnist', train, test };
+    }
+    case 'fashion-mnist':
+      return { name: 'fashion-mnist', train: await loadFashionMnist({ split: 'train' }), test: await loadFashionMnist({ split: 'test' }) };
+    case 'idx':
+      return { name: `idx:${arg}`, train: await loadIdx(arg, { split: 'train' }), test: await loadIdx(arg, { split: 'test' }) };
+    case 'cifar10':
+      return { name: `cifar10:${arg}`, train: await loadCifar10(arg, { split: 'train' }), test: await loadCifar10(arg, { split: 'test' }) };
+    case 'folder': {
+      const all = await loadImageFolder(arg, { size: Math.max(64, options.imageSize ?? 64) });
+      const { train, test } = holdoutSplit(all, { testFraction: 0.1, seed: options.seed ?? 0 });
+      return { name: `folder:${arg}`, train, test };
+    }
+    default:
+      throw new UsageError(`unknown --data '${spec}' (expected ${DATA_HELP})`);
+  }
+}

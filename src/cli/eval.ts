@@ -1,0 +1,65 @@
+/** `cmae eval`: k-NN and/or linear-probe top-1 of a checkpoint's encoder, with baselines. */
+import { existsSync } from 'node:fs';
+import { CMAE } from '../models/cmae';
+import { readSafetensors } from '../io/safetensors';
+import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
+import { computeMeanStd } from '../kernels/data';
+import { isInMemory } from '../data/dataset';
+import { setNumThreads } from '../runtime';
+import { loadSplits } from './data-spec';
+import { UsageError } from './errors';
+import { parsePositiveInt } from './parse';
+
+export interface EvalOptions {
+  checkpoint?: string;
+  data: string;
+  knn?: boolean;
+  linear?: boolean;
+  baselines?: boolean;
+  pool: string;
+  threads?: string;
+  seed: string;
+  json?: boolean;
+}
+
+export async function runEval(o: EvalOptions): Promise<void> {
+  if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required');
+  if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
+  if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
+  if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
+  const seed = parsePositiveInt(o.seed, '--seed', true);
+  const knn = o.knn || !o.linear;
+  const linear = Boolean(o.linear);
+  const file = await readSafetensors(o.checkpoint);
+  const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint);
+  const splits = await loadSplits(o.data, { seed, imageSize: model.config.imageSize });
+  if (splits.train.channels !== model.config.channels) {
+    throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
+  }
+  const normalization = file.metadata.normalization ? JSON.parse(file.metadata.normalization) : datasetNormalization(splits.train);
+  const options = { imageSize: model.config.imageSize, normalization, pool: o.pool as 'cls' | 'mean' };
+  const request = { knn, linear, linearOptions: { seed } };
+  const rows: Record<string, EvalScores> = {};
+  rows.checkpoint = scoreFeatures(await encoderFeatures(model, splits.train, options), await encoderFeatures(model, splits.test, options), request);
+  if (o.baselines) {
+    const fresh = await CMAE.create({ ...model.config, seed: model.seed });
+    rows['random-init'] = scoreFeatures(await encoderFeatures(fresh, splits.train, options), await encoderFeatures(fresh, splits.test, options), request);
+    fresh.dispose();
+    rows['raw-pixels'] = scoreFeatures(await pixelFeatures(splits.train, options), await pixelFeatures(splits.test, options), request);
+  }
+  model.dispose();
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ data: splits.name, train: splits.train.size, test: splits.test.size, pool: o.pool, results: rows }, null, 2)}\n`);
+    return;
+  }
+  process.stdout.write(`${splits.name}: ${splits.train.size} train / ${splits.test.size} test images, ${o.pool} features, top-1\n`);
+  for (const [name, s] of Object.entries(rows)) {
+    const parts = [s.knnTop1 !== undefined ? `k-NN ${(100 * s.knnTop1).toFixed(2)}%` : '', s.linearTop1 !== undefined ? `linear ${(100 * s.linearTop1).toFixed(2)}%` : ''];
+    process.stdout.write(`  ${name.padEnd(12)} ${parts.filter(Boolean).join('  ')}\n`);
+  }
+}
+
+function datasetNormalization(dataset: import('../data/dataset').Dataset): { mean: number[]; std: number[] } {
+  if (!isInMemory(dataset)) return { mean: Array(dataset.channels).fill(0.5), std: Array(dataset.channels).fill(0.25) };
+  return computeMeanStd(dataset);
+}

@@ -1,0 +1,199 @@
+/** `cmae pretrain`: the main job. Pre-trains, evaluates against the random-init encoder, draws pictures. */
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { CMAE } from '../models/cmae';
+import { type PresetName, presets } from '../models/config';
+import { DataLoader } from '../data/loader';
+import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/trainer';
+import { encoderFeatures, scoreFeatures } from '../eval/evaluate';
+import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
+import { reconstructionRows } from '../viz/reconstruct';
+import { setNumThreads } from '../runtime';
+import { Tensor } from '../tensor';
+import { ProgressBar, formatDuration } from './progress';
+import { loadSplits } from './data-spec';
+import { UsageError } from './errors';
+import { parseNumberOption, parsePositiveInt } from './parse';
+
+export interface PretrainOptions {
+  data: string;
+  preset: string;
+  mode: string;
+  epochs?: string;
+  steps?: string;
+  batchSize: string;
+  lr?: string;
+  blr: string;
+  seed: string;
+  threads?: string;
+  out: string;
+  resume?: boolean;
+  json?: boolean;
+  eval: boolean;
+  shiftRange?: string;
+  maskRatio?: string;
+}
+
+export async function runPretrain(o: PretrainOptions): Promise<void> {
+  if (!(o.preset in presets)) throw new UsageError(`unknown --preset '${o.preset}' (expected ${Object.keys(presets).join(', ')})`);
+  if (o.mode !== 'cmae' && o.mode !== 'mae') throw new UsageError(`--mode must be cmae or mae, got '${o.mode}'`);
+  if (o.epochs !== undefined && o.steps !== undefined) throw new UsageError('give --epochs or --steps, not both');
+  const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
+  const seed = parsePositiveInt(o.seed, '--seed', true);
+  const steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
+  const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined ? 3 : undefined;
+  const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
+  const blr = parseNumberOption(o.blr, '--blr', 0);
+  if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
+  const preset = presets[o.preset as PresetName];
+  const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
+  const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
+  const progress = new ProgressBar(process.stderr, !o.json);
+
+  const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
+  const channels = splits.train.channels as 1 | 3;
+  const checkpoint = path.join(o.out, CHECKPOINT_FILE);
+  if (o.resume && !existsSync(checkpoint)) throw new UsageError(`--resume: no checkpoint at ${checkpoint}`);
+  const model = await CMAE.create({
+    preset: o.preset as PresetName,
+    channels,
+    mode: o.mode,
+    seed,
+    maskRatio,
+    ...(o.mode === 'mae' ? { maskGroup: 1 } : {}),
+  });
+  const loader = new DataLoader(splits.train, {
+    batchSize,
+    seed,
+    twoViews: o.mode === 'cmae',
+    augment: { outSize: model.config.imageSize, shiftRange: o.mode === 'cmae' ? shiftRange : 0 },
+  });
+  const normalization = await loader.normalization();
+  const featureOptions = { imageSize: model.config.imageSize, normalization };
+  progress.log(
+    `cmae pretrain: ${o.mode} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
+      `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, output in ${o.out}`,
+  );
+
+  // The random-init baseline: the same architecture and seed, before any training.
+  let randomInit: number | undefined;
+  if (o.eval) {
+    const fresh = o.resume ? await CMAE.create({ ...model.config, seed }) : model;
+    randomInit = await knnOf(fresh, splits, featureOptions);
+    if (fresh !== model) fresh.dispose();
+    progress.log(`random-init encoder: k-NN top-1 ${(100 * randomInit).toFixed(2)}%`);
+  }
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    progress.log('interrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  const started = Date.now();
+  let result;
+  try {
+    result = await train({
+      model,
+      data: loader,
+      batchSize,
+      epochs,
+      steps,
+      blr,
+      lr,
+      outDir: o.out,
+      checkpointEvery: 200,
+      resumeFrom: o.resume ? checkpoint : undefined,
+      signal: controller.signal,
+      metadata: { normalization: JSON.stringify(normalization), data: o.data },
+      onStep: (s: StepInfo) =>
+        progress.update({
+          step: s.step,
+          total: s.totalSteps,
+          elapsedSeconds: (Date.now() - started) / 1000,
+          text: `loss ${s.loss.toFixed(4)} (rc ${s.reconstruction.toFixed(4)}${o.mode === 'cmae' ? `, ct ${s.contrastive.toFixed(4)}` : ''}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
+        }),
+    });
+  } finally {
+    process.off('SIGINT', onSigint);
+    progress.done();
+  }
+
+  // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
+  const history = await readMetrics(path.join(o.out, METRICS_FILE));
+  await renderLossPlot(history, path.join(o.out, 'loss.png'), `${o.mode.toUpperCase()} pre-training on ${splits.name}`);
+  await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
+
+  const summary: Record<string, unknown> = {
+    mode: o.mode,
+    preset: o.preset,
+    data: splits.name,
+    steps: result.steps,
+    aborted: result.aborted,
+    lastLoss: result.lastLoss,
+    seconds: (Date.now() - started) / 1000,
+    imagesPerSecond: loader.stats.batches > 0 ? mean(result.history.map((h) => h.imagesPerSecond)) : undefined,
+    dataWaitMsPerStep: loader.stats.batches > 0 ? loader.stats.waitMs / loader.stats.batches : undefined,
+    outputs: ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png'].map((f) => path.join(o.out, f)),
+  };
+  if (o.eval && !result.aborted) {
+    const learned = await knnOf(model, splits, featureOptions);
+    summary.knnTop1 = learned;
+    summary.randomInitKnnTop1 = randomInit;
+    progress.log(`k-NN top-1 (k=20, held-out ${splits.test.size}): learned encoder ${(100 * learned).toFixed(2)}% vs random-init ${(100 * randomInit!).toFixed(2)}%`);
+  }
+  model.dispose();
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+  } else {
+    process.stdout.write(
+      result.aborted
+        ? `stopped at step ${result.steps}; checkpoint saved to ${checkpoint} (continue with --resume)\n`
+        : `done: ${result.steps} steps in ${formatDuration(Number(summary.seconds))}; wrote ${(summary.outputs as string[]).join(', ')}\n`,
+    );
+  }
+}
+
+async function knnOf(model: CMAE, splits: { train: import('../data/dataset').Dataset; test: import('../data/dataset').Dataset }, options: Parameters<typeof encoderFeatures>[2]): Promise<number> {
+  const train = await encoderFeatures(model, splits.train, options);
+  const test = await encoderFeatures(model, splits.test, options);
+  return scoreFeatures(train, test, { knn: true }).knnTop1!;
+}
+
+export async function drawReconstructions(
+  model: CMAE,
+  dataset: import('../data/dataset').Dataset,
+  normalization: { mean: number[]; std: number[] },
+  file: string,
+  seed: number,
+  count = 8,
+): Promise<void> {
+  const loader = new DataLoader(dataset, {
+    batchSize: Math.min(count, dataset.size),
+    seed,
+    twoViews: false,
+    normalize: normalization,
+    augment: { outSize: model.config.imageSize, shiftRange: 0, randomCrop: false, flipP: 0 },
+  });
+  for await (const batch of loader.batches(0)) {
+    const images: Tensor = batch.images;
+    const rows = await reconstructionRows(model, images, normalization);
+    await renderReconstructionGrid(rows, model.config.channels, model.config.imageSize, file);
+    batch.dispose();
+    break;
+  }
+}
+
+async function readMetrics(file: string): Promise<StepInfo[]> {
+  if (!existsSync(file)) return [];
+  const text = await readFile(file, 'utf8');
+  return text.split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as StepInfo);
+}
+
+function mean(values: number[]): number {
+  return values.reduce((a, b) => a + b, 0) / Math.max(1, values.length);
+}

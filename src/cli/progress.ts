@@ -1,0 +1,65 @@
+/** A one-line progress display on stderr (redrawn in place on a TTY, periodic lines otherwise). */
+export interface ProgressState {
+  step: number;
+  total: number;
+  text: string;
+  elapsedSeconds: number;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--';
+  const s = Math.round(seconds);
+  const m = Math.floor(s / 60);
+  const h = Math.floor(m / 60);
+  if (h > 0) return `${h}h${String(m % 60).padStart(2, '0')}m`;
+  if (m > 0) return `${m}m${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
+export class ProgressBar {
+  private readonly tty: boolean;
+  private lastLine = 0;
+  private lastPrintedStep = -1;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly enabled = true,
+  ) {
+    this.tty = Boolean(stream.isTTY);
+  }
+
+  update(state: ProgressState): void {
+    if (!this.enabled) return;
+    const fraction = state.total > 0 ? state.step / state.total : 0;
+    const eta = fraction > 0 ? (state.elapsedSeconds / fraction) * (1 - fraction) : NaN;
+    const width = 24;
+    const filled = Math.round(width * fraction);
+    const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
+    const line = `${bar} ${state.step}/${state.total} ${state.text} | ETA ${formatDuration(eta)}`;
+    if (this.tty) {
+      const now = Date.now();
+      if (now - this.lastLine < 100 && state.step < state.total) return;
+      this.lastLine = now;
+      const columns = this.stream.columns || 120;
+      this.stream.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, line.length))}\x1b[K`);
+    } else {
+      // Plain logs: about twenty lines per run.
+      const every = Math.max(1, Math.floor(state.total / 20));
+      if (state.step - this.lastPrintedStep < every && state.step < state.total) return;
+      this.lastPrintedStep = state.step;
+      this.stream.write(`${line}\n`);
+    }
+  }
+
+  done(): void {
+    if (this.enabled && this.tty) this.stream.write('\n');
+  }
+
+  log(message: string): void {
+    if (!this.enabled) return;
+    if (this.tty) this.stream.write('\r\x1b[K');
+    this.stream.write(`${message}\n`);
+  }
+}
+
+export { formatDuration };

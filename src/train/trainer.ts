@@ -1,0 +1,184 @@
+/**
+ * The training loop: schedules, momentum updates, checkpoints, metrics.jsonl, AbortSignal and
+ * resume. Each step awaits native work (lossAndGrad, AdamW, EMA) that runs off the event loop,
+ * so a server embedding cmae keeps serving while it trains.
+ */
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { AbortError, ValueError } from '../errors';
+import type { Tensor } from '../tensor';
+import { CMAE } from '../models/cmae';
+import { AdamW, type AdamWOptions } from '../optim/adamw';
+import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
+import { readSafetensors } from '../io/safetensors';
+
+/** What the trainer needs from a data loader (src/data/loader.ts implements it). */
+export interface BatchSource {
+  readonly stepsPerEpoch: number;
+  /** Batches of one epoch, starting at batch `startBatch` (for exact resume). */
+  batches(epoch: number, startBatch?: number): AsyncIterable<{ images: Tensor; targetImages?: Tensor }>;
+}
+
+export interface StepInfo {
+  step: number;
+  epoch: number;
+  totalSteps: number;
+  lr: number;
+  momentum: number;
+  loss: number;
+  reconstruction: number;
+  contrastive: number;
+  gradNorm: number;
+  imagesPerSecond: number;
+  /** Milliseconds this step waited for its batch (0 when prefetch kept up). */
+  dataWaitMs: number;
+  elapsedSeconds: number;
+}
+
+export interface TrainOptions {
+  model: CMAE;
+  data: BatchSource;
+  /** Train for this many epochs (default 1) … */
+  epochs?: number;
+  /** … or exactly this many steps (overrides epochs). */
+  steps?: number;
+  batchSize: number;
+  /** Base learning rate per 256 images: lr = blr·batchSize/256 (spec §1.8). Default 1.5e-4. */
+  blr?: number;
+  /** Absolute learning rate (overrides blr). */
+  lr?: number;
+  minLr?: number;
+  /** Warmup length as a fraction of the run (default 0.05, since short runs cannot afford 40 epochs). */
+  warmupFraction?: number;
+  /** Warmup starts at this fraction of lr (CMAE: 1e-4, MAE: 0). */
+  warmupStartFactor?: number;
+  /** Momentum schedule m_base → m_end (spec §2.9; CMAE code: constant 0.996). */
+  momentumBase?: number;
+  momentumEnd?: number;
+  optimizer?: Omit<AdamWOptions, 'lr'>;
+  /** Directory for checkpoint.safetensors and metrics.jsonl (nothing written when omitted). */
+  outDir?: string;
+  /** Save a checkpoint every N steps (and always at the end or on abort). */
+  checkpointEvery?: number;
+  /** Resume from this checkpoint (written by this trainer). */
+  resumeFrom?: string;
+  signal?: AbortSignal;
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  /** Extra string metadata stored in every checkpoint (e.g. the data normalisation). */
+  metadata?: Record<string, string>;
+}
+
+export interface TrainResult {
+  steps: number;
+  aborted: boolean;
+  lastLoss: number;
+  checkpointPath?: string;
+  history: StepInfo[];
+}
+
+export const CHECKPOINT_FILE = 'checkpoint.safetensors';
+export const METRICS_FILE = 'metrics.jsonl';
+
+export async function train(options: TrainOptions): Promise<TrainResult> {
+  const { model, data, batchSize, signal } = options;
+  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
+  const stepsPerEpoch = data.stepsPerEpoch;
+  if (!(stepsPerEpoch >= 1)) throw new ValueError('the data source yields no full batch; lower batchSize or add data');
+  const totalSteps = options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
+  if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new ValueError(`steps must be a positive integer, got ${totalSteps}`);
+  const lr = options.lr ?? (options.blr ?? 1.5e-4) * (batchSize / 256);
+  const warmupSteps = Math.min(totalSteps, Math.round((options.warmupFraction ?? 0.05) * totalSteps));
+  const lrAt = cosineWithWarmup({ baseLr: lr, minLr: options.minLr ?? 0, warmupSteps, totalSteps, warmupStartFactor: options.warmupStartFactor ?? (model.config.mode === 'cmae' ? 1e-4 : 0) });
+  const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, totalSteps);
+  const optimizer = new AdamW(model, { ...options.optimizer, lr });
+
+  let step = 0;
+  if (options.resumeFrom) step = await restoreTrainerState(options.resumeFrom, model, optimizer);
+  const outDir = options.outDir;
+  const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
+  const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
+  if (outDir) {
+    await mkdir(outDir, { recursive: true });
+    if (step === 0) await writeFile(metricsPath!, '');
+  }
+  const save = async () => {
+    if (!checkpointPath) return;
+    await model.save(checkpointPath, {
+      tensors: optimizer.stateTensors(),
+      metadata: { ...options.metadata, step: String(step), optimizerStep: String(optimizer.stepCount), totalSteps: String(totalSteps) },
+    });
+  };
+
+  const history: StepInfo[] = [];
+  const started = Date.now();
+  let aborted = false;
+  let lastLoss = NaN;
+  outer: while (step < totalSteps) {
+    const epoch = Math.floor(step / stepsPerEpoch);
+    const iterator = data.batches(epoch, step % stepsPerEpoch)[Symbol.asyncIterator]();
+    while (step < totalSteps) {
+      if (signal?.aborted) {
+        aborted = true;
+        break outer;
+      }
+      const waitStart = performance.now();
+      const next = await iterator.next();
+      const dataWaitMs = performance.now() - waitStart;
+      if (next.done) break;
+      const stepStart = performance.now();
+      const { images, targetImages } = next.value;
+      const parts = await model.lossAndGrad({ images, targetImages });
+      if (!Number.isFinite(parts.loss)) throw new ValueError(`loss became ${parts.loss} at step ${step}; lower the learning rate`);
+      const lrNow = lrAt(step);
+      const gradNorm = await optimizer.step({ lr: lrNow });
+      const momentum = momentumAt(step);
+      if (model.config.mode === 'cmae') await model.updateMomentum(momentum);
+      images.dispose();
+      targetImages?.dispose();
+      step++;
+      lastLoss = parts.loss;
+      const seconds = (performance.now() - stepStart) / 1000;
+      const info: StepInfo = {
+        step,
+        epoch: (step - 1) / stepsPerEpoch,
+        totalSteps,
+        lr: lrNow,
+        momentum,
+        loss: parts.loss,
+        reconstruction: parts.reconstruction,
+        contrastive: parts.contrastive,
+        gradNorm,
+        imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
+        dataWaitMs,
+        elapsedSeconds: (Date.now() - started) / 1000,
+      };
+      history.push(info);
+      if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
+      if (options.onStep) await options.onStep(info);
+      if (options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) await save();
+    }
+    await iterator.return?.();
+  }
+  await save();
+  optimizer.dispose();
+  return { steps: step, aborted, lastLoss, checkpointPath, history };
+}
+
+/** Loads model weights, optimizer moments and the step counter from a trainer checkpoint. */
+async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW): Promise<number> {
+  const parsed = await readSafetensors(file);
+  const { model: loaded, extra } = await CMAE.fromCheckpointFile(parsed, file);
+  if (JSON.stringify(loaded.config) !== JSON.stringify(model.config)) {
+    loaded.dispose();
+    throw new ValueError(`${file} was written for a different model configuration`);
+  }
+  model.loadStateDict(loaded.stateDict());
+  model.maskCounter = loaded.maskCounter;
+  loaded.dispose();
+  const moments = new Map<string, Float32Array>();
+  for (const [name, entry] of extra) if (name.startsWith('optimizer.')) moments.set(name, entry.data as Float32Array);
+  optimizer.loadStateTensors(moments, Number(parsed.metadata.optimizerStep ?? 0));
+  return Number(parsed.metadata.step ?? 0);
+}
+
+export { AbortError };

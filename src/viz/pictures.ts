@@ -1,0 +1,102 @@
+/**
+ * The pictures a pre-training run leaves behind: loss curves (SVG rendered to PNG by sharp, so
+ * axes carry real text) and reconstruction grids (rows: original | masked input | reconstruction).
+ */
+import sharp from 'sharp';
+import { writeFileAtomic } from '../io/atomic';
+
+export interface LossPoint {
+  step: number;
+  loss: number;
+  reconstruction: number;
+  contrastive: number;
+}
+
+const COLORS = { loss: '#1f77b4', reconstruction: '#2ca02c', contrastive: '#d62728' };
+
+function niceTicks(lo: number, hi: number, count: number): number[] {
+  const span = hi - lo || 1;
+  const raw = span / count;
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + 1e-12; v += step) ticks.push(Number(v.toPrecision(12)));
+  return ticks;
+}
+
+function escapeXml(s: string): string {
+  return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
+}
+
+/** Writes a PNG line chart of the loss parts per step. */
+export async function renderLossPlot(points: LossPoint[], file: string, title = 'cmae pre-training loss'): Promise<void> {
+  const width = 900;
+  const height = 520;
+  const margin = { left: 70, right: 170, top: 50, bottom: 55 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const series = (['loss', 'reconstruction', 'contrastive'] as const).filter((key) => points.some((p) => p[key] !== 0));
+  const xs = points.map((p) => p.step);
+  const ys = points.flatMap((p) => series.map((k) => p[k])).filter(Number.isFinite);
+  const xMin = Math.min(...xs, 0);
+  const xMax = Math.max(...xs, 1);
+  const yMin = Math.min(0, ...ys);
+  const yMax = Math.max(...ys, 1e-6) * 1.05;
+  const sx = (x: number) => margin.left + ((x - xMin) / (xMax - xMin || 1)) * plotW;
+  const sy = (y: number) => margin.top + plotH - ((y - yMin) / (yMax - yMin || 1)) * plotH;
+  const parts: string[] = [];
+  parts.push(`<rect width="${width}" height="${height}" fill="white"/>`);
+  parts.push(`<text x="${width / 2}" y="28" font-family="sans-serif" font-size="18" text-anchor="middle">${escapeXml(title)}</text>`);
+  for (const t of niceTicks(yMin, yMax, 6)) {
+    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${margin.left - 8}" y="${sy(t) + 4}" font-family="sans-serif" font-size="12" text-anchor="end">${t}</text>`);
+  }
+  for (const t of niceTicks(xMin, xMax, 8)) {
+    parts.push(`<line x1="${sx(t)}" x2="${sx(t)}" y1="${margin.top + plotH}" y2="${margin.top + plotH + 5}" stroke="#333"/>`);
+    parts.push(`<text x="${sx(t)}" y="${margin.top + plotH + 20}" font-family="sans-serif" font-size="12" text-anchor="middle">${t}</text>`);
+  }
+  parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
+  parts.push(`<text x="${margin.left + plotW / 2}" y="${height - 12}" font-family="sans-serif" font-size="14" text-anchor="middle">step</text>`);
+  series.forEach((key, i) => {
+    const path = points.filter((p) => Number.isFinite(p[key])).map((p) => `${sx(p.step).toFixed(1)},${sy(p[key]).toFixed(1)}`).join(' ');
+    parts.push(`<polyline points="${path}" fill="none" stroke="${COLORS[key]}" stroke-width="1.8"/>`);
+    const ly = margin.top + 20 + i * 24;
+    parts.push(`<line x1="${width - margin.right + 15}" x2="${width - margin.right + 45}" y1="${ly}" y2="${ly}" stroke="${COLORS[key]}" stroke-width="3"/>`);
+    parts.push(`<text x="${width - margin.right + 52}" y="${ly + 4}" font-family="sans-serif" font-size="13">${key}</text>`);
+  });
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
+  await writeFileAtomic(file, await sharp(Buffer.from(svg)).png().toBuffer());
+}
+
+export interface ReconstructionRow {
+  /** (C, S, S) values in [0, 1]. */
+  original: Float32Array;
+  masked: Float32Array;
+  reconstruction: Float32Array;
+}
+
+/** Writes a grid: one row per image, three panels each, upscaled `scale`× with nearest neighbour. */
+export async function renderReconstructionGrid(rows: ReconstructionRow[], channels: number, size: number, file: string, scale = 4): Promise<void> {
+  const gap = 4;
+  const panel = size * scale;
+  const width = 3 * panel + 4 * gap;
+  const height = rows.length * panel + (rows.length + 1) * gap;
+  const rgb = new Uint8Array(width * height * 3).fill(255);
+  rows.forEach((row, r) => {
+    [row.original, row.masked, row.reconstruction].forEach((img, col) => {
+      const x0 = gap + col * (panel + gap);
+      const y0 = gap + r * (panel + gap);
+      for (let y = 0; y < panel; y++) {
+        for (let x = 0; x < panel; x++) {
+          const sy = Math.floor(y / scale);
+          const sxp = Math.floor(x / scale);
+          for (let c = 0; c < 3; c++) {
+            const v = img[(channels === 3 ? c : 0) * size * size + sy * size + sxp];
+            rgb[((y0 + y) * width + x0 + x) * 3 + c] = Math.round(255 * Math.min(1, Math.max(0, v)));
+          }
+        }
+      }
+    });
+  });
+  await writeFileAtomic(file, await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
+}
