@@ -1,0 +1,109 @@
+/**
+ * The `cmae` command end to end, as a user runs it (the compiled CLI in dist/, built by `npm ci`),
+ * each command on a tiny budget.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeIdx } from '../../src/data/index';
+
+const cli = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
+const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+function run(...args: string[]) {
+  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CMAE_ISA: undefined } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+beforeAll(() => {
+  if (!existsSync(cli)) throw new Error(`${cli} is missing: build the TypeScript first (npm ci or npm run build:ts)`);
+});
+
+describe('cmae CLI', () => {
+  it('info prints the build facts, as text and as JSON', () => {
+    const text = run('info');
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/SIMD path\s+avx(2|512)/);
+    expect(text.stdout).toMatch(/CUDA/);
+    const json = JSON.parse(run('info', '--json').stdout);
+    expect(json.threads).toBeGreaterThanOrEqual(1);
+    expect(typeof json.cuda.compiled).toBe('boolean');
+  });
+
+  const out = path.join(root, 'run');
+  it('pretrain runs on the bundled MNIST digits and leaves the four output files', () => {
+    const r = run('pretrain', '--preset', 'micro', '--steps', '4', '--batch-size', '16', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout); // stdout is clean JSON; progress went to stderr
+    expect(summary.steps).toBe(4);
+    expect(summary.knnTop1).toBeGreaterThan(0.1);
+    expect(summary.randomInitKnnTop1).toBeGreaterThan(0.1);
+    for (const f of ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png']) expect(statSync(path.join(out, f)).size).toBeGreaterThan(100);
+  });
+
+  it('pretrain --resume continues from the checkpoint', () => {
+    const r = run('pretrain', '--preset', 'micro', '--steps', '6', '--batch-size', '16', '--out', out, '--resume', '--no-eval', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).steps).toBe(6);
+  });
+
+  it('eval reports k-NN and linear-probe top-1 with baselines', () => {
+    const r = run('eval', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--knn', '--linear', '--baselines', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    for (const row of ['checkpoint', 'random-init', 'raw-pixels']) {
+      expect(report.results[row].knnTop1).toBeGreaterThan(0.1);
+      expect(report.results[row].linearTop1).toBeGreaterThan(0.1);
+    }
+  });
+
+  it('reconstruct writes a picture', () => {
+    const file = path.join(root, 'recon.png');
+    const r = run('reconstruct', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--out', file, '--count', '4');
+    expect(r.code, r.stderr).toBe(0);
+    expect(statSync(file).size).toBeGreaterThan(100);
+  });
+
+  it('trains in MAE mode on IDX files (gzipped)', () => {
+    const dir = path.join(root, 'idx');
+    mkdirSync(dir);
+    const n = 40;
+    const pixels = new Uint8Array(n * 28 * 28).map((_, i) => (i * 37) % 251);
+    const labels = Uint8Array.from({ length: n }, (_, i) => i % 3);
+    for (const split of ['train', 't10k']) {
+      writeFileSync(path.join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(encodeIdx(pixels, [n, 28, 28])));
+      writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx(labels, [n])));
+    }
+    const r = run('pretrain', '--data', `idx:${dir}`, '--mode', 'mae', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae'), '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).mode).toBe('mae');
+  });
+
+  it('bad arguments and missing files give one clear line and exit code 2', () => {
+    const cases: [string[], RegExp][] = [
+      [['pretrain', '--preset', 'huge'], /unknown --preset 'huge'/],
+      [['pretrain', '--batch-size', '0'], /--batch-size must be a positive integer/],
+      [['pretrain', '--data', 'idx'], /needs a directory/],
+      [['pretrain', '--data', `idx:${path.join(root, 'nope')}`, '--steps', '1'], /nope/],
+      [['pretrain', '--data', 'imagenet'], /unknown --data 'imagenet'/],
+      [['eval', '--checkpoint', path.join(root, 'missing.safetensors')], /checkpoint not found/],
+      [['eval'], /--checkpoint FILE is required/],
+      [['frobnicate'], /unknown command/],
+    ];
+    for (const [args, message] of cases) {
+      const r = run(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+    }
+    const bad = path.join(root, 'bad.safetensors');
+    writeFileSync(bad, 'not a safetensors file at all');
+    const r = run('eval', '--checkpoint', bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/bad\.safetensors/);
+  });
+});
