@@ -8,3 +8,12 @@ export { cosineWithWarmup, momentumSchedule } from './optim/schedules';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors';
 export { info, setNumThreads, getNumThreads, setIsa, getIsa, supportedIsas, type Isa, type RuntimeInfo } from './runtime';
 export * as kernels from './kernels/index';
+export { DataLoader, type Batch, type DataLoaderOptions, type AugmentOptions, type Normalization } from './data/loader';
+export {
+  loadMnist, loadIdx, loadFashionMnist, loadCifar10, loadImageFolder, holdoutSplit, subset,
+  type Dataset, type InMemoryDataset, type LazyDataset,
+} from './data/index';
+export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSource } from './train/trainer';
+export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
+export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';
+export { encoderFeatures, pixelFeatures } from './eval/evaluate';
