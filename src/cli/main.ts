@@ -28,6 +28,7 @@ function buildProgram(): Command {
     .option('--mode <mode>', 'cmae (contrastive + reconstruction) or mae (reconstruction only)', 'cmae')
     .option('--epochs <n>', 'passes over the training split (default 3)')
     .option('--steps <n>', 'train for exactly this many steps instead of epochs')
+    .option('--minutes <m>', 'train for this much wall time (the schedule is sized from a measured step time)')
     .option('--batch-size <n>', 'images per step', '64')
     .option('--lr <lr>', 'learning rate (overrides --blr)')
     .option('--blr <blr>', 'base learning rate per 256 images: lr = blr * batch / 256', '1.5e-3')

@@ -33,23 +33,25 @@ export interface PretrainOptions {
   eval: boolean;
   shiftRange?: string;
   maskRatio?: string;
+  minutes?: string;
 }
 
 export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (!(o.preset in presets)) throw new UsageError(`unknown --preset '${o.preset}' (expected ${Object.keys(presets).join(', ')})`);
   if (o.mode !== 'cmae' && o.mode !== 'mae') throw new UsageError(`--mode must be cmae or mae, got '${o.mode}'`);
-  if (o.epochs !== undefined && o.steps !== undefined) throw new UsageError('give --epochs or --steps, not both');
+  if ([o.epochs, o.steps, o.minutes].filter((v) => v !== undefined).length > 1) throw new UsageError('give one of --epochs, --steps or --minutes');
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
   const seed = parsePositiveInt(o.seed, '--seed', true);
-  const steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
-  const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined ? 3 : undefined;
+  const minutes = o.minutes !== undefined ? parseNumberOption(o.minutes, '--minutes', 0.05, 10_000) : undefined;
+  let steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
+  const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined && minutes === undefined ? 3 : undefined;
   const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
   const blr = parseNumberOption(o.blr, '--blr', 0);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
-  const progress = new ProgressBar(process.stderr, !o.json);
+  const progress = new ProgressBar(process.stderr);
 
   const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
   const channels = splits.train.channels as 1 | 3;
@@ -85,6 +87,15 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     progress.log(`random-init encoder: k-NN top-1 ${(100 * randomInit).toFixed(2)}%`);
   }
 
+  if (minutes !== undefined) {
+    // A time budget: time a few steps to size the schedule, then stop at the budget regardless.
+    const probe = await CMAE.create({ ...model.config, seed });
+    const secondsPerStep = await measureStepSeconds(probe, loader);
+    probe.dispose();
+    steps = Math.max(1, Math.floor((minutes * 60) / secondsPerStep));
+    progress.log(`time budget ${minutes} min: ${secondsPerStep.toFixed(3)} s/step measured, planning ${steps} steps`);
+  }
+
   const controller = new AbortController();
   let interrupts = 0;
   const onSigint = () => {
@@ -109,6 +120,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       checkpointEvery: 200,
       resumeFrom: o.resume ? checkpoint : undefined,
       signal: controller.signal,
+      maxSeconds: minutes !== undefined ? minutes * 60 : undefined,
       metadata: { normalization: JSON.stringify(normalization), data: o.data },
       onStep: (s: StepInfo) =>
         progress.update({
@@ -186,6 +198,21 @@ export async function drawReconstructions(
     batch.dispose();
     break;
   }
+}
+
+/** Seconds per training step of this model and loader (lossAndGrad on real batches; no update). */
+async function measureStepSeconds(model: CMAE, loader: DataLoader): Promise<number> {
+  const times: number[] = [];
+  for await (const batch of loader.batches(0)) {
+    const t0 = performance.now();
+    await model.lossAndGrad({ images: batch.images, targetImages: batch.targetImages });
+    times.push((performance.now() - t0) / 1000);
+    batch.dispose();
+    if (times.length === 6) break;
+  }
+  times.shift(); // warm-up
+  // lossAndGrad is most of a step; AdamW and the EMA add a few percent.
+  return 1.05 * times.reduce((a, b) => a + b, 0) / times.length;
 }
 
 async function readMetrics(file: string): Promise<StepInfo[]> {

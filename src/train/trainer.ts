@@ -63,6 +63,8 @@ export interface TrainOptions {
   /** Resume from this checkpoint (written by this trainer). */
   resumeFrom?: string;
   signal?: AbortSignal;
+  /** Stop (and save) once this much wall time has passed, even if steps remain. */
+  maxSeconds?: number;
   onStep?: (info: StepInfo) => void | Promise<void>;
   /** Extra string metadata stored in every checkpoint (e.g. the data normalisation). */
   metadata?: Record<string, string>;
@@ -71,6 +73,8 @@ export interface TrainOptions {
 export interface TrainResult {
   steps: number;
   aborted: boolean;
+  /** True when maxSeconds ended the run before its last step. */
+  outOfTime: boolean;
   lastLoss: number;
   checkpointPath?: string;
   history: StepInfo[];
@@ -112,6 +116,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const history: StepInfo[] = [];
   const started = Date.now();
   let aborted = false;
+  let outOfTime = false;
   let lastLoss = NaN;
   outer: while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -119,6 +124,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     while (step < totalSteps) {
       if (signal?.aborted) {
         aborted = true;
+        break outer;
+      }
+      if (options.maxSeconds !== undefined && (Date.now() - started) / 1000 >= options.maxSeconds) {
+        outOfTime = true;
         break outer;
       }
       const waitStart = performance.now();
@@ -161,7 +170,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   await save();
   optimizer.dispose();
-  return { steps: step, aborted, lastLoss, checkpointPath, history };
+  return { steps: step, aborted, outOfTime, lastLoss, checkpointPath, history };
 }
 
 /** Loads model weights, optimizer moments and the step counter from a trainer checkpoint. */

@@ -51,6 +51,15 @@ describe('cmae CLI', () => {
     expect(JSON.parse(r.stdout).steps).toBe(6);
   });
 
+  it('pretrain --minutes sizes the run from a measured step time and stops at the budget', () => {
+    const started = Date.now();
+    const r = run('pretrain', '--preset', 'micro', '--minutes', '0.05', '--batch-size', '16', '--out', path.join(root, 'timed'), '--no-eval', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).steps).toBeGreaterThanOrEqual(1);
+    expect(r.stderr).toMatch(/time budget 0.05 min: .* s\/step measured, planning \d+ steps/);
+    expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
   it('eval reports k-NN and linear-probe top-1 with baselines', () => {
     const r = run('eval', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--knn', '--linear', '--baselines', '--json');
     expect(r.code, r.stderr).toBe(0);
