@@ -4,7 +4,7 @@
  * (ggml), and central finite differences for float64 references.
  */
 import { expect } from 'vitest';
-import { supportedIsas, setIsa, type Isa } from '../../src/index';
+import { Tensor, getNumThreads, setNumThreads, supportedIsas, setIsa, type Isa } from '../../src/index';
 
 export { makeRng } from '../../src/eval/rng';
 import { makeRng } from '../../src/eval/rng';
@@ -97,5 +97,36 @@ export function withIsa<T>(isa: Isa, fn: () => T): T {
     return fn();
   } finally {
     setIsa(supportedIsas().includes('avx512') ? 'avx512' : 'avx2');
+  }
+}
+
+/** A float32 tensor filled with NaN: an output pre-filled so that unwritten elements show. */
+export function nanTensor(shape: readonly number[]): Tensor {
+  return Tensor.full(shape, NaN);
+}
+
+/** True when a and b hold the same bit patterns (bit-identical results). */
+export function sameBits(a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/** Fails unless a and b hold the same float32 bit patterns, naming the first differing element. */
+export function expectSameBits(a: Float32Array | Int32Array, b: Float32Array | Int32Array, label: string): void {
+  expect(a.length, label).toBe(b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) {
+    if (ua[i] !== ub[i]) throw new Error(`${label}: element ${i} differs (${a[i]} vs ${b[i]})`);
+  }
+}
+
+/** Runs fn with the given compute thread count, restoring the previous count afterwards. */
+export function withThreads<T>(n: number, fn: () => T): T {
+  const previous = getNumThreads();
+  setNumThreads(n);
+  try {
+    return fn();
+  } finally {
+    setNumThreads(previous);
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, isas, makeRng, randn, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, isas, makeRng, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
 import * as ref from '../reference/attention';
 
 // (B, N, D, H): one token and one head; tiny odd sizes (hd = 4: less than a vector); 21 tokens
@@ -15,30 +15,6 @@ const shapes: Dims[] = [
   [1, 50, 64, 4],
   [2, 21, 128, 4],
 ];
-
-function nanTensor(shape: readonly number[]): Tensor {
-  return Tensor.full(shape, NaN);
-}
-
-/** Fails unless a and b hold the same float32 bit patterns. */
-function expectSameBits(a: Float32Array, b: Float32Array, label: string): void {
-  expect(a.length, label).toBe(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const previous = getNumThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(previous);
-  }
-}
 
 interface Case {
   qkv: Float32Array;

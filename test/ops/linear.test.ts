@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa, sameBits } from '../helpers/check';
 import { linearBackwardRef, linearForwardRef, matmulRef } from '../reference/linear';
 
 // [M, N, K]: no multiple of any tile (AVX2 6x16, AVX-512 12x32) in the small ones; K > 256 gives
@@ -41,12 +41,8 @@ function gemmCase(M: number, N: number, K: number, transA: boolean, transB: bool
   return c;
 }
 
-function sameBits(x: Float32Array, y: Float32Array): boolean {
-  return Buffer.from(x.buffer, x.byteOffset, x.byteLength).equals(Buffer.from(y.buffer, y.byteOffset, y.byteLength));
-}
-
 /** Runs fn with 1, 2 and 3 compute threads and checks that every result is bit-identical. */
-function expectThreadIndependent(fn: () => Float32Array[], label: string): void {
+function expectThreadIndependent(fn: () => (Float32Array | Int32Array)[], label: string): void {
   const saved = getNumThreads();
   try {
     const results = [1, 2, 3].map((n) => {

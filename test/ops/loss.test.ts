@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, makeRng, randn, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, makeRng, randn, toF64, withIsa, withThreads, nanTensor, sameBits } from '../helpers/check';
 import * as ref from '../reference/loss';
 
 /** A 0/1 mask of n entries with about `ratio` ones (and at least one 1 and one 0 when n ≥ 2). */
@@ -12,25 +12,6 @@ function randomMask(n: number, seed: number, ratio = 0.75): Float32Array {
     m[n - 1] = 0;
   }
   return m;
-}
-
-function nan(shape: number[]): Tensor {
-  return Tensor.full(shape, NaN);
-}
-
-function bitsEqual(a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-
-/** Runs fn with the given compute thread count, restoring the previous count afterwards. */
-function withThreads<T>(n: number, fn: () => T): T {
-  const previous = getNumThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(previous);
-  }
 }
 
 describe('float64 loss references agree with central finite differences', () => {
@@ -94,9 +75,9 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       const x = randn(B * N * D, 11 + N + start);
       const dout = randn(B * D, 12 + D);
       const inp = Tensor.from(x, [B, N, D]);
-      const out = kernels.meanPoolForward(inp, start, nan([B, D]));
+      const out = kernels.meanPoolForward(inp, start, nanTensor([B, D]));
       expectClose(out.toArray(), ref.meanPool(x, B, N, D, start), { atol: 1e-6, rtol: 1e-5, label: 'mean pool' });
-      const dinp = kernels.meanPoolBackward(Tensor.from(dout, [B, D]), N, start, nan([B, N, D]));
+      const dinp = kernels.meanPoolBackward(Tensor.from(dout, [B, D]), N, start, nanTensor([B, N, D]));
       expectClose(dinp.toArray(), ref.meanPoolBackward(dout, B, N, D, start), { atol: 1e-7, rtol: 1e-6, label: 'dmean pool' });
     });
   });
@@ -113,11 +94,11 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       if (R > 3 && eps === 1e-12) x.fill(0, 2 * D, 3 * D); // an all-zero row: out 0, gradient dout/eps
       const g = randn(R * D, 21 + D);
       const inp = Tensor.from(x, [R, D]);
-      const { out, norm } = kernels.l2NormalizeForward(inp, eps, nan([R, D]), nan([R]));
+      const { out, norm } = kernels.l2NormalizeForward(inp, eps, nanTensor([R, D]), nanTensor([R]));
       const r = ref.l2Normalize(x, R, D, eps);
       expectClose(out.toArray(), r.out, { atol: 1e-7, rtol: 1e-5, label: 'l2 out' });
       expectClose(norm.toArray(), r.norm, { atol: 1e-7, rtol: 1e-6, label: 'l2 norm' });
-      const dinp = kernels.l2NormalizeBackward(Tensor.from(g, [R, D]), inp, norm, eps, nan([R, D]));
+      const dinp = kernels.l2NormalizeBackward(Tensor.from(g, [R, D]), inp, norm, eps, nanTensor([R, D]));
       expectClose(dinp.toArray(), ref.l2NormalizeBackward(g, x, R, D, eps), { atol: 1e-6, rtol: 1e-5, label: 'dl2' });
     });
   });
@@ -134,7 +115,7 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       for (let i = 0; i < target.length; i++) target[i] += 0.5; // non-zero patch means
       const mask = B * L === 1 ? Float32Array.of(1) : randomMask(B * L, 32 + L);
       const dloss = 0.7;
-      const { loss, dpred } = kernels.normpixMse(Tensor.from(pred, [B, L, P]), Tensor.from(target, [B, L, P]), Tensor.from(mask, [B, L]), { normPix, dloss, dpred: nan([B, L, P]) });
+      const { loss, dpred } = kernels.normpixMse(Tensor.from(pred, [B, L, P]), Tensor.from(target, [B, L, P]), Tensor.from(mask, [B, L]), { normPix, dloss, dpred: nanTensor([B, L, P]) });
       expect(loss).toBeCloseTo(ref.normpixMse(pred, target, mask, B, L, P, normPix), 5);
       expect(Math.abs(loss / ref.normpixMse(pred, target, mask, B, L, P, normPix) - 1)).toBeLessThan(1e-6);
       const d = dpred!.toArray();
@@ -187,7 +168,7 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       const d = dpred!.toArray();
       expectClose(d, Array.from(pred, (p, i) => (mask[Math.floor(i / P)] * 2 * p) / (P * msum)), { atol: 1e-8, rtol: 1e-6, label: 'dpred constant' });
 
-      const empty = kernels.normpixMse(Tensor.from(pred, [B, L, P]), Tensor.from(target, [B, L, P]), Tensor.zeros([B, L]), { dpred: nan([B, L, P]) });
+      const empty = kernels.normpixMse(Tensor.from(pred, [B, L, P]), Tensor.from(target, [B, L, P]), Tensor.zeros([B, L]), { dpred: nanTensor([B, L, P]) });
       expect(empty.loss).toBe(0);
       expect(empty.dpred!.toArray().every((v) => v === 0)).toBe(true);
     });
@@ -204,7 +185,7 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       const k = randn(B * E, 61 + B);
       for (let e = 0; e < E; e++) k[e] = q[e] + 0.3 * k[e]; // row 0 correlated with its target
       const s = scale ?? 2 * tau;
-      const { loss, dq } = kernels.infonce(Tensor.from(q, [B, E]), Tensor.from(k, [B, E]), { tau, scale, dloss, dq: nan([B, E]) });
+      const { loss, dq } = kernels.infonce(Tensor.from(q, [B, E]), Tensor.from(k, [B, E]), { tau, scale, dloss, dq: nanTensor([B, E]) });
       const expected = ref.infonce(q, k, B, E, tau, s);
       expect(Math.abs(loss - expected)).toBeLessThan(1e-6 + 1e-5 * Math.abs(expected));
       expectClose(dq!.toArray(), ref.infonceGradQ(q, k, B, E, tau, s, dloss), { atol: 1e-7, rtol: 1e-4, label: 'dq' });
@@ -260,8 +241,8 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       const two = withThreads(2, run);
       expect(two.n).toBe(one.n);
       expect(two.c).toBe(one.c);
-      expect(bitsEqual(two.dpred, one.dpred)).toBe(true);
-      expect(bitsEqual(two.dq, one.dq)).toBe(true);
+      expect(sameBits(two.dpred, one.dpred)).toBe(true);
+      expect(sameBits(two.dq, one.dq)).toBe(true);
     });
   });
 

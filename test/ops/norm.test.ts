@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
 import * as ref from '../reference/norm';
 
 // (rows, C): a single row, a single channel, odd sizes (no SIMD width or block multiple), the ViT
@@ -26,30 +26,6 @@ const batchnormShapes: [number, number][] = [
 /** offset + scale·N(0,1): a non-zero mean so that the mean subtraction cancels digits. */
 function shifted(n: number, seed: number, offset = 4, scale = 1.5): Float32Array {
   return randn(n, seed, scale).map((v) => v + offset);
-}
-
-function nanTensor(shape: readonly number[]): Tensor {
-  return Tensor.full(shape, NaN);
-}
-
-/** Fails unless a and b hold the same float32 bit patterns. */
-function expectSameBits(a: Float32Array, b: Float32Array, label: string): void {
-  expect(a.length, label).toBe(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const previous = getNumThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(previous);
-  }
 }
 
 function add(a: ArrayLike<number>, b: ArrayLike<number>): Float64Array {

@@ -1,22 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { expectClose, isas, makeRng, randn, toF64, withIsa } from '../helpers/check';
+import { expectClose, isas, makeRng, randn, toF64, withIsa, withThreads, sameBits } from '../helpers/check';
 import { adamwRefStep, emaRef, globalNormRef, type AdamwRefHyper } from '../reference/optim';
-
-function bitsEqual(a: Float32Array | Int32Array, b: Float32Array | Int32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
-}
-
-/** Runs fn with the given compute thread count, restoring the previous count afterwards. */
-function withThreads<T>(n: number, fn: () => T): T {
-  const previous = getNumThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(previous);
-  }
-}
 
 /** A 0/1 decay mask mixing both values in runs (like biases between weight matrices). */
 function decayMask(n: number, seed: number): Float32Array {
@@ -77,10 +62,10 @@ describe.each(isas())('optimiser kernels (%s)', (isa) => {
         return params.toArray();
       };
       const none = run(new Float32Array(n));
-      expect(bitsEqual(none, p)).toBe(true);
+      expect(sameBits(none, p)).toBe(true);
       const all = run();
       expectClose(all, Array.from(p, (x) => x * (1 - 0.05)), { atol: 1e-7, rtol: 1e-6, label: 'decayed' });
-      expect(bitsEqual(run(new Float32Array(n).fill(1)), all)).toBe(true);
+      expect(sameBits(run(new Float32Array(n).fill(1)), all)).toBe(true);
     });
   });
 
@@ -99,10 +84,10 @@ describe.each(isas())('optimiser kernels (%s)', (isa) => {
 
       const keep = Tensor.from(t, [n]);
       kernels.emaUpdate(keep, Tensor.from(o, [n]), 1);
-      expect(bitsEqual(keep.toArray(), t)).toBe(true);
+      expect(sameBits(keep.toArray(), t)).toBe(true);
       const copy = Tensor.from(t, [n]);
       kernels.emaUpdate(copy, Tensor.from(o, [n]), 0);
-      expect(bitsEqual(copy.toArray(), o)).toBe(true);
+      expect(sameBits(copy.toArray(), o)).toBe(true);
     });
   });
 
@@ -121,7 +106,7 @@ describe.each(isas())('optimiser kernels (%s)', (isa) => {
       const t = Tensor.from(x, [n]);
       kernels.scaleInplace(t, 0.3);
       const s = Math.fround(0.3);
-      expect(bitsEqual(t.toArray(), Float32Array.from(x, (v) => v * s))).toBe(true);
+      expect(sameBits(t.toArray(), Float32Array.from(x, (v) => v * s))).toBe(true);
 
       const g = Tensor.from(randn(n, 141), [n]);
       const before = kernels.clipGradNorm(g, 1.0);
@@ -150,7 +135,7 @@ describe.each(isas())('optimiser kernels (%s)', (isa) => {
       };
       const one = withThreads(1, run);
       const two = withThreads(2, run);
-      for (let i = 0; i < 3; i++) expect(bitsEqual(two[i], one[i])).toBe(true);
+      for (let i = 0; i < 3; i++) expect(sameBits(two[i], one[i])).toBe(true);
     });
   });
 

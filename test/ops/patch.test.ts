@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, randu, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, randn, randu, toF64, withIsa, withThreads, expectSameBits } from '../helpers/check';
 import * as ref from '../reference/patch';
 
 type Layout = 'pixels-last' | 'channels-first';
@@ -15,26 +15,6 @@ const patchShapes: [number, number, number, number, number][] = [
   [1, 1, 5, 5, 5],
   [2, 3, 32, 48, 16],
 ];
-
-/** Fails unless a and b hold the same float32 bit patterns. */
-function expectSameBits(a: Float32Array, b: Float32Array, label: string): void {
-  expect(a.length, label).toBe(b.length);
-  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
-  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
-  for (let i = 0; i < ua.length; i++) {
-    if (ua[i] !== ub[i]) throw new Error(`${label}: element ${i} differs (${a[i]} vs ${b[i]})`);
-  }
-}
-
-function withThreads<T>(n: number, fn: () => T): T {
-  const previous = getNumThreads();
-  setNumThreads(n);
-  try {
-    return fn();
-  } finally {
-    setNumThreads(previous);
-  }
-}
 
 const exact = { atol: 0, rtol: 0 };
 
