@@ -139,8 +139,13 @@ T* grow(std::vector<T>& v, size_t n) {
   return v.data();
 }
 
+// Rounds to the nearest 8-bit level and clamps, as PIL stores each resampling pass in uint8.
+// Why it matters: without it, bicubic ringing leaves tiny non-zero values in flat regions, and the
+// norm-pix loss (per-patch standardisation) blows that noise up into unit-variance targets.
+inline float to_uint8_level(float v) { return v <= 0.0f ? 0.0f : (v >= 255.0f ? 255.0f : std::floor(v + 0.5f)); }
+
 // The crop box (top, left, h, w) of image `src` (H, W, C uint8) resampled to master (M, M, C) in
-// [0, 1], mirrored horizontally when `flip`.
+// [0, 1] on 8-bit levels (PIL's resize), mirrored horizontally when `flip`.
 void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, const Crop& crop, int64_t M, bool flip,
                      bool bicubic, Scratch& s) {
   s.tx.build(crop.w, M, bicubic);
@@ -158,7 +163,7 @@ void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, co
       for (int64_t c = 0; c < C; ++c) {
         float acc = 0.0f;
         for (int64_t k = 0; k < n; ++k) acc += w[k] * static_cast<float>(p[k * C + c]);
-        out[ox * C + c] = acc;
+        out[ox * C + c] = to_uint8_level(acc);
       }
     }
   }
@@ -175,7 +180,7 @@ void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, co
       const float* r = base + k * row_len;
       for (int64_t i = 0; i < row_len; ++i) out[i] += wk * r[i];
     }
-    for (int64_t i = 0; i < row_len; ++i) out[i] = clamp01(out[i] * (1.0f / 255.0f));
+    for (int64_t i = 0; i < row_len; ++i) out[i] = to_uint8_level(out[i]) * (1.0f / 255.0f);
   }
 }
 

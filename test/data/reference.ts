@@ -30,7 +30,12 @@ function taps(inSize: number, outSize: number, bicubic: boolean): { start: numbe
   return out;
 }
 
-/** Resizes image `n` of (N, H, W, C) uint8 to (M, M, C) in [0, 1] (whole image, like PIL.resize). */
+/** PIL keeps each resampling pass in uint8: round half up, clamp to 0..255. */
+function toUint8Level(v: number): number {
+  return Math.min(255, Math.max(0, Math.floor(v + 0.5)));
+}
+
+/** Resizes image `n` of (N, H, W, C) uint8 to (M, M, C) in [0, 1] on 8-bit levels (like PIL.resize). */
 export function resizeRef(src: Uint8Array, n: number, H: number, W: number, C: number, M: number, bicubic: boolean): Float64Array {
   const tx = taps(W, M, bicubic);
   const ty = taps(H, M, bicubic);
@@ -41,7 +46,7 @@ export function resizeRef(src: Uint8Array, n: number, H: number, W: number, C: n
       for (let c = 0; c < C; c++) {
         let acc = 0;
         tx[xx].w.forEach((w, k) => (acc += w * src[base + (y * W + tx[xx].start + k) * C + c]));
-        rows[(y * M + xx) * C + c] = acc;
+        rows[(y * M + xx) * C + c] = toUint8Level(acc);
       }
     }
   }
@@ -51,7 +56,7 @@ export function resizeRef(src: Uint8Array, n: number, H: number, W: number, C: n
       for (let c = 0; c < C; c++) {
         let acc = 0;
         ty[yy].w.forEach((w, k) => (acc += w * rows[((ty[yy].start + k) * M + x) * C + c]));
-        out[(yy * M + x) * C + c] = Math.min(1, Math.max(0, acc / 255));
+        out[(yy * M + x) * C + c] = toUint8Level(acc) / 255;
       }
     }
   }
