@@ -1,0 +1,370 @@
+// Internals of the multi-head self-attention kernels (ops/attention.h): the ISA-independent
+// algorithm, written once as templates on a vector-traits type V. attention.cc instantiates it with
+// 8-lane AVX2 traits (and dispatches on current_isa()), attention_avx512.cc with 16-lane AVX-512
+// traits; each translation unit is compiled with its own ISA flags.
+//
+// One (b, h) pair at a time per thread, q/k/v read in place from the (B, N, 3D) qkv rows:
+//   forward:  K^T and V are copied into thread-local scratch, zero padded to whole vectors (Np =
+//             round_up(N, W) columns of K^T, hdp = round_up(hd, W) columns of V). For each block of
+//             kRowBlock query rows: S = scale·Q·K^T into an L1-sized block, a stable softmax per row
+//             (max subtracted, vectorised exp), the att row written once, then out = P·V.
+//   backward: V^T, K, Q and dO are copied the same way. For each row block dP = dO·V^T, then per row
+//             dS = scale·P⊙(dP − Σ_j P·dP) in place, into an N x Np scratch; then dQ = dS·K,
+//             dK = dS^T·Q and dV = P^T·dO, written straight into dqkv.
+// Every product goes through one register-blocked micro-kernel, C[r, :] = alpha·Σ_t A(r, t)·B[t, :]:
+// one FMA chain in t order per element, so the blocking (and the thread split) never changes the
+// arithmetic. Reductions (row max, row sums) are fixed-order vector reductions of one row.
+//
+// The traits V (a struct of static inline functions around one register type):
+//   using Reg;                                 one vector of floats
+//   kW, kMaxCV, kAccumulators                  lanes per Reg; Reg columns per micro-tile (at most);
+//                                              accumulator registers per micro-tile
+//   zero(), set1(x), broadcast(p)              all lanes 0 / x / *p
+//   load(p), store(p, x)                       whole vector, p aligned to kW floats
+//   load_first(p, n), store_first(p, x, n)     lanes [0, n) only (all for n >= kW), unaligned;
+//                                              load_first zeros the other lanes, never reads p[n..]
+//   keep_first(x, n, fill)                     lanes [0, n) of x, fill elsewhere
+//   add, sub, mul, max, fmadd(a, b, c) = a·b+c lane-wise
+//   fnmadd(a, b, c) = c−a·b, round(x)          round to nearest (even), no exceptions
+//   hsum(x), hmax(x)                           fixed-order horizontal reductions
+//   exp_flush(x), exp_scale(p, n, f)           for exp_nonpositive: f tells which lanes of x are
+//                                              below kExpFlush, in the form exp_scale takes (AVX2:
+//                                              a vector mask of them, AVX-512: a k-mask of the
+//                                              others); exp_scale gives p·2^n (n integral) on the
+//                                              other lanes and 0 on those
+//   transpose(Reg r[kW])                       in-register kW x kW transpose: r[i][j] <- r[j][i]
+//
+// Linkage: every function here is a template on V, and each translation unit defines its V in its
+// own namespace (avx2_impl / avx512_impl) and an unnamed one inside it, so every instantiation has
+// internal linkage: the linker can never pick an AVX-512 body for the AVX2 path, or the reverse.
+#pragma once
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <new>
+
+#include "core/threads.h"
+
+namespace cmae::cpu {
+
+// attention_avx512.cc: same contract as ops/attention.h, called only when current_isa() is AVX512.
+void attention_forward_avx512(float* out, float* att, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H);
+void attention_backward_avx512(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t B, int64_t N,
+                               int64_t D, int64_t H);
+
+namespace attention_impl {
+
+constexpr int kMaxRB = 8;           // rows per micro-tile
+constexpr int64_t kRowBlock = 24;   // query rows per fused forward / dP block
+constexpr float kExpFlush = -80.0f; // e^x for x below this is 0 (see ops/attention.h)
+// Work (flops) below which a (b, h) chunk is not worth a thread.
+constexpr int64_t kMinFlopsPerChunk = int64_t{1} << 18;
+
+// ---- scratch ------------------------------------------------------------------------------------
+
+// Thread-local, 64-byte aligned buffer: grown on first use, kept for the thread's lifetime. get()
+// runs inside parallel regions, where an exception would terminate the process: it returns null
+// when the allocation fails and the caller reports std::bad_alloc after the region. One per ISA
+// (the template argument only keeps the instantiations apart).
+template <class V>
+class Scratch {
+ public:
+  Scratch() = default;
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  ~Scratch() { std::free(data_); }
+  float* get(size_t floats) noexcept {
+    if (floats > capacity_) {
+      std::free(data_);
+      capacity_ = 0;
+      const size_t bytes = (std::max<size_t>(floats, 1) * sizeof(float) + 63) / 64 * 64;
+      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!data_) return nullptr;
+      capacity_ = floats;
+    }
+    return data_;
+  }
+
+ private:
+  float* data_ = nullptr;
+  size_t capacity_ = 0;
+};
+
+template <class V>
+float* thread_scratch(size_t floats) noexcept {
+  static thread_local Scratch<V> scratch;
+  return scratch.get(floats);
+}
+
+// ---- e^x ----------------------------------------------------------------------------------------
+
+// e^x for x <= 0 (a score minus its row max). Cephes expf: x = n·ln2 + r with |r| <= ln2/2, e^r by a
+// degree-6 polynomial, then the ISA's p·2^n. x < kExpFlush (and -inf) gives exactly 0; NaN stays NaN.
+template <class V>
+inline typename V::Reg exp_nonpositive(typename V::Reg x) {
+  using Reg = typename V::Reg;
+  const auto flush = V::exp_flush(x);
+  x = V::max(V::set1(kExpFlush), x);  // NaN in x passes through
+  const Reg n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
+  Reg r = V::fnmadd(n, V::set1(0.693359375f), x);
+  r = V::fnmadd(n, V::set1(-2.12194440e-4f), r);
+  Reg p = V::set1(1.9875691500e-4f);
+  p = V::fmadd(p, r, V::set1(1.3981999507e-3f));
+  p = V::fmadd(p, r, V::set1(8.3334519073e-3f));
+  p = V::fmadd(p, r, V::set1(4.1665795894e-2f));
+  p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
+  p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
+  p = V::fmadd(p, V::mul(r, r), V::add(r, V::set1(1.0f)));
+  return V::exp_scale(p, n, flush);
+}
+
+// ---- the micro-kernel ---------------------------------------------------------------------------
+
+// C(r, :) = alpha · Σ_{t < T} A(r, t)·B(t, :), for the first `cols` columns of C.
+struct MatMul {
+  const float* a;  // A(r, t) = a[r*a_rs + t*a_ts]
+  int64_t a_rs;
+  int64_t a_ts;
+  const float* b;  // B(t, :) = b + t*ldb: whole vectors, aligned to a vector, zero padded past cols
+  int64_t ldb;
+  float* c;        // C(r, :) = c + r*ldc; only columns < cols are written
+  int64_t ldc;
+  int64_t T;
+  float alpha;
+};
+
+// Rows [r0, r0 + RB) by vectors [v0, v0 + CV) of C.
+template <class V, int RB, int CV>
+inline void tile(const MatMul& m, int64_t r0, int64_t v0, int64_t cols) {
+  constexpr int kW = V::kW;
+  typename V::Reg acc[RB][CV];
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < CV; ++v) acc[r][v] = V::zero();
+  const float* a = m.a + r0 * m.a_rs;
+  const float* b = m.b + v0 * kW;
+  for (int64_t t = 0; t < m.T; ++t) {
+    typename V::Reg bv[CV];
+#pragma GCC unroll 4
+    for (int v = 0; v < CV; ++v) bv[v] = V::load(b + t * m.ldb + v * kW);
+    const float* at = a + t * m.a_ts;
+#pragma GCC unroll 16
+    for (int r = 0; r < RB; ++r) {
+      const typename V::Reg ar = V::broadcast(at + r * m.a_rs);
+#pragma GCC unroll 4
+      for (int v = 0; v < CV; ++v) acc[r][v] = V::fmadd(ar, bv[v], acc[r][v]);
+    }
+  }
+  const typename V::Reg alpha = V::set1(m.alpha);
+#pragma GCC unroll 16
+  for (int r = 0; r < RB; ++r)
+#pragma GCC unroll 4
+    for (int v = 0; v < CV; ++v)
+      V::store_first(m.c + (r0 + r) * m.ldc + (v0 + v) * kW, V::mul(acc[r][v], alpha), cols - (v0 + v) * kW);
+}
+
+// The last `left` (< RB) rows, starting at r0.
+template <class V, int CV, int RB>
+inline void tail_rows(const MatMul& m, int64_t r0, int64_t left, int64_t v0, int64_t cols) {
+  if constexpr (RB > 0) {
+    if (left == RB) {
+      tile<V, RB, CV>(m, r0, v0, cols);
+    } else {
+      tail_rows<V, CV, RB - 1>(m, r0, left, v0, cols);
+    }
+  }
+}
+
+template <class V, int CV>
+void tile_rows(const MatMul& m, int64_t M, int64_t v0, int64_t cols) {
+  constexpr int RB = std::min(kMaxRB, V::kAccumulators / CV);
+  int64_t r = 0;
+  for (; r + RB <= M; r += RB) tile<V, RB, CV>(m, r, v0, cols);
+  tail_rows<V, CV, RB - 1>(m, r, M - r, v0, cols);
+}
+
+// tile_rows<cv> for a run-time cv in [1, CV].
+template <class V, int CV>
+inline void tile_rows_of(int64_t cv, const MatMul& m, int64_t M, int64_t v0, int64_t cols) {
+  if constexpr (CV > 1) {
+    if (cv < CV) {
+      tile_rows_of<V, CV - 1>(cv, m, M, v0, cols);
+      return;
+    }
+  }
+  tile_rows<V, CV>(m, M, v0, cols);
+}
+
+// C (M x cols) = alpha·A·B. The column vectors are split into chunks of at most kMaxCV, as even as
+// possible (AVX2: 9 = 3+3+3 rather than 2+2+2+2+1; AVX-512: 13 = 4+3+3+3, not 4+4+4+1: a one-vector
+// tile is bound by its A broadcasts).
+template <class V>
+void matmul(const MatMul& m, int64_t M, int64_t cols) {
+  const int64_t vectors = (cols + V::kW - 1) / V::kW;
+  const int64_t chunks = (vectors + V::kMaxCV - 1) / V::kMaxCV;
+  for (int64_t c = 0, v0 = 0; c < chunks; ++c) {
+    const int64_t cv = vectors / chunks + (c < vectors % chunks ? 1 : 0);
+    tile_rows_of<V, V::kMaxCV>(cv, m, M, v0, cols);
+    v0 += cv;
+  }
+}
+
+// ---- layout helpers -----------------------------------------------------------------------------
+
+// dst (rows x ldd) = src rows (stride lds) of `cols` values, zero padded to ldd.
+template <class V>
+void copy_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < ldd; c += V::kW) V::store(dst + r * ldd + c, V::load_first(src + r * lds + c, cols - c));
+}
+
+// dst (cols x ldd) = transpose of src (rows x cols, stride lds), zero padded: ldd is a multiple of
+// kW and >= rows. Never reads past column `cols` of a source row.
+template <class V>
+void transpose_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
+  constexpr int kW = V::kW;
+  for (int64_t r0 = 0; r0 < ldd; r0 += kW)
+    for (int64_t c0 = 0; c0 < cols; c0 += kW) {
+      typename V::Reg x[kW];
+#pragma GCC unroll 16
+      for (int i = 0; i < kW; ++i) x[i] = r0 + i < rows ? V::load_first(src + (r0 + i) * lds + c0, cols - c0) : V::zero();
+      V::transpose(x);
+      const int64_t n = std::min<int64_t>(kW, cols - c0);
+      for (int64_t i = 0; i < n; ++i) V::store(dst + (c0 + i) * ldd + r0, x[i]);
+    }
+}
+
+// ---- softmax and its backward -------------------------------------------------------------------
+
+// s[0, np) holds the scores of one query row (entries >= n are ignored). Writes the probabilities to
+// s[0, np) (0 past n) and to att_row[0, n).
+template <class V>
+void softmax_row(float* s, int64_t n, int64_t np, float* att_row) {
+  using Reg = typename V::Reg;
+  const Reg ninf = V::set1(-std::numeric_limits<float>::infinity());
+  const int64_t full = n / V::kW * V::kW;  // s[full, np) is the one partial vector, if any
+  if (full < np) V::store(s + full, V::keep_first(V::load(s + full), n - full, ninf));
+  Reg mx = ninf;
+  for (int64_t j = 0; j < np; j += V::kW) mx = V::max(mx, V::load(s + j));
+  const Reg row_max = V::set1(V::hmax(mx));
+  Reg sum = V::zero();
+  for (int64_t j = 0; j < np; j += V::kW) {
+    const Reg e = exp_nonpositive<V>(V::sub(V::load(s + j), row_max));
+    V::store(s + j, e);
+    sum = V::add(sum, e);
+  }
+  const Reg inv = V::set1(1.0f / V::hsum(sum));
+  for (int64_t j = 0; j < np; j += V::kW) {
+    const Reg p = V::mul(V::load(s + j), inv);
+    V::store(s + j, p);
+    V::store_first(att_row + j, p, n - j);
+  }
+}
+
+// d[0, np) holds dP of one row; p_row[0, n) its probabilities. d becomes scale·P⊙(dP − Σ_j P·dP)
+// (0 past n).
+template <class V>
+void dscores_row(float* d, const float* p_row, int64_t n, int64_t np, float scale) {
+  using Reg = typename V::Reg;
+  Reg acc = V::zero();
+  for (int64_t j = 0; j < np; j += V::kW) acc = V::fmadd(V::load_first(p_row + j, n - j), V::load(d + j), acc);
+  const Reg dot = V::set1(V::hsum(acc));
+  const Reg vscale = V::set1(scale);
+  for (int64_t j = 0; j < np; j += V::kW) {
+    const Reg p = V::mul(V::load_first(p_row + j, n - j), vscale);
+    V::store(d + j, V::mul(p, V::sub(V::load(d + j), dot)));
+  }
+}
+
+// ---- drivers ------------------------------------------------------------------------------------
+
+// Sizes of one call: head dim, padded token count (np) and padded head dim (hdp), score scale.
+template <class V>
+struct Dims {
+  Dims(int64_t N, int64_t D, int64_t H)
+      : hd(D / H),
+        np((N + V::kW - 1) / V::kW * V::kW),
+        hdp((hd + V::kW - 1) / V::kW * V::kW),
+        // timm's head_dim ** -0.5, rounded once to float.
+        scale(static_cast<float>(1.0 / std::sqrt(static_cast<double>(hd)))) {}
+  int64_t hd;
+  int64_t np;
+  int64_t hdp;
+  float scale;
+};
+
+// Runs body(scratch, b, h) for the B·H (b, h) pairs, split over threads in chunks of at least
+// kMinFlopsPerChunk of work; scratch = `floats` floats of this thread's buffer (64-byte aligned).
+// Throws std::bad_alloc (after the parallel region) when a buffer cannot be allocated.
+template <class V, class Body>
+void for_each_head(int64_t B, int64_t N, int64_t H, int64_t hd, size_t floats, Body&& body) {
+  const int64_t flops = 4 * N * N * hd;
+  const int64_t min_pairs = flops >= kMinFlopsPerChunk ? 1 : kMinFlopsPerChunk / std::max<int64_t>(flops, 1);
+  std::atomic<bool> out_of_memory{false};
+  parallel_for(B * H, min_pairs, [&](int64_t begin, int64_t end) {
+    float* scratch = thread_scratch<V>(floats);
+    if (!scratch) {
+      out_of_memory.store(true);
+      return;
+    }
+    for (int64_t bh = begin; bh < end; ++bh) body(scratch, bh / H, bh % H);
+  });
+  if (out_of_memory.load()) throw std::bad_alloc();
+}
+
+template <class V>
+void forward(float* out, float* att, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
+  const Dims<V> d(N, D, H);
+  const int64_t hd = d.hd, np = d.np, hdp = d.hdp;
+  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + N * hdp + kRowBlock * np), [&](float* kt, int64_t b, int64_t h) {
+    float* v = kt + hd * np;
+    float* s = v + N * hdp;
+    const float* q = qkv + b * N * 3 * D + h * hd;  // row n at q + n*3D; k at +D, v at +2D
+    transpose_rows<V>(kt, np, q + D, 3 * D, N, hd);
+    copy_rows<V>(v, hdp, q + 2 * D, 3 * D, N, hd);
+    float* att_bh = att + (b * H + h) * N * N;
+    for (int64_t i0 = 0; i0 < N; i0 += kRowBlock) {
+      const int64_t rows = std::min(kRowBlock, N - i0);
+      matmul<V>({q + i0 * 3 * D, 3 * D, 1, kt, np, s, np, hd, d.scale}, rows, np);
+      for (int64_t r = 0; r < rows; ++r) softmax_row<V>(s + r * np, N, np, att_bh + (i0 + r) * N);
+      matmul<V>({s, np, 1, v, hdp, out + (b * N + i0) * D + h * hd, D, N, 1.0f}, rows, hd);
+    }
+  });
+}
+
+template <class V>
+void backward(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t B, int64_t N, int64_t D,
+              int64_t H) {
+  const Dims<V> d(N, D, H);
+  const int64_t hd = d.hd, np = d.np, hdp = d.hdp;
+  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + 3 * N * hdp + N * np), [&](float* vt, int64_t b, int64_t h) {
+    float* k = vt + hd * np;
+    float* q = k + N * hdp;
+    float* dout_bh = q + N * hdp;
+    float* ds = dout_bh + N * hdp;
+    const int64_t offset = b * N * 3 * D + h * hd;  // q of token 0 in qkv / dqkv
+    const float* q_in = qkv + offset;
+    const float* dout_in = dout + b * N * D + h * hd;
+    const float* p = att + (b * H + h) * N * N;
+    transpose_rows<V>(vt, np, q_in + 2 * D, 3 * D, N, hd);
+    copy_rows<V>(k, hdp, q_in + D, 3 * D, N, hd);
+    copy_rows<V>(q, hdp, q_in, 3 * D, N, hd);
+    copy_rows<V>(dout_bh, hdp, dout_in, D, N, hd);
+    for (int64_t i0 = 0; i0 < N; i0 += kRowBlock) {
+      const int64_t rows = std::min(kRowBlock, N - i0);
+      matmul<V>({dout_in + i0 * D, D, 1, vt, np, ds + i0 * np, np, hd, 1.0f}, rows, np);  // dP
+      for (int64_t r = i0; r < i0 + rows; ++r) dscores_row<V>(ds + r * np, p + r * N, N, np, d.scale);
+    }
+    float* dq = dqkv + offset;
+    matmul<V>({ds, np, 1, k, hdp, dq, 3 * D, N, 1.0f}, N, hd);               // dQ = dS·K
+    matmul<V>({ds, 1, np, q, hdp, dq + D, 3 * D, N, 1.0f}, N, hd);           // dK = dS^T·Q
+    matmul<V>({p, 1, N, dout_bh, hdp, dq + 2 * D, 3 * D, N, 1.0f}, N, hd);  // dV = P^T·dO
+  });
+}
+
+}  // namespace attention_impl
+}  // namespace cmae::cpu
