@@ -34,6 +34,7 @@ export interface PretrainOptions {
   shiftRange?: string;
   maskRatio?: string;
   minutes?: string;
+  minCrop?: string;
 }
 
 export async function runPretrain(o: PretrainOptions): Promise<void> {
@@ -44,7 +45,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const seed = parsePositiveInt(o.seed, '--seed', true);
   const minutes = o.minutes !== undefined ? parseNumberOption(o.minutes, '--minutes', 0.05, 10_000) : undefined;
   let steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
-  const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined && minutes === undefined ? 3 : undefined;
+  const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined && minutes === undefined ? 6 : undefined;
   const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
   const blr = parseNumberOption(o.blr, '--blr', 0);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
@@ -69,7 +70,11 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     batchSize,
     seed,
     twoViews: o.mode === 'cmae',
-    augment: { outSize: model.config.imageSize, shiftRange: o.mode === 'cmae' ? shiftRange : 0 },
+    augment: {
+      outSize: model.config.imageSize,
+      shiftRange: o.mode === 'cmae' ? shiftRange : 0,
+      scaleMin: o.minCrop !== undefined ? parseNumberOption(o.minCrop, '--min-crop', 0.01, 1) : 0.2,
+    },
   });
   const normalization = await loader.normalization();
   const featureOptions = { imageSize: model.config.imageSize, normalization };
