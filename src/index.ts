@@ -1,5 +1,7 @@
 /** cmae: Contrastive Masked Autoencoders for Node.js. Public API. */
-export * from './errors';
+export {
+  CmaeError, ShapeError, DTypeError, DeviceError, ValueError, FormatError, IOError, DisposedError, BusyError, AbortError, AddonLoadError,
+} from './errors';
 export { Tensor, type DType, type Device } from './tensor';
 export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type ParameterInfo } from './models/cmae';
 export { presets, resolveConfig, type ModelConfig, type PresetName, type Mode } from './models/config';

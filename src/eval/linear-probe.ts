@@ -61,7 +61,8 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
       const { out: normed, mean, rstd } = batchnormForward(inp, { runningMean, runningVar, eps: 1e-6, momentum: 0.1 });
       const w = Tensor.from(weight, [classes, d]);
       const b = Tensor.from(bias, [classes]);
-      const logits = linearForward(normed, w, b).view() as Float32Array;
+      const logitsTensor = linearForward(normed, w, b);
+      const logits = logitsTensor.view() as Float32Array;
       // Softmax cross-entropy gradient, mean over the batch.
       for (let r = 0; r < bs; r++) {
         const row = logits.subarray(r * classes, (r + 1) * classes);
@@ -72,7 +73,8 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
         const label = train.labels[order[s * bs + r]];
         for (let c = 0; c < classes; c++) dlogits[r * classes + c] = (Math.exp(row[c] - max) / z - (c === label ? 1 : 0)) / bs;
       }
-      const grads = linearBackward(Tensor.from(dlogits, [bs, classes]), normed, w, { dinp: null });
+      const dlogitsTensor = Tensor.from(dlogits, [bs, classes]);
+      const grads = linearBackward(dlogitsTensor, normed, w, { dinp: null });
       const gw = grads.dweight.view() as Float32Array;
       const gb = grads.dbias!.view() as Float32Array;
       const lrNow = 0.5 * lr * (1 + Math.cos((Math.PI * step) / totalSteps));
@@ -84,14 +86,17 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
         velocityB[c] = momentum * velocityB[c] + gb[c];
         bias[c] -= lrNow * velocityB[c];
       }
-      for (const t of [inp, normed, mean, rstd, w, b, grads.dweight, grads.dbias!]) t.dispose();
+      for (const t of [inp, normed, mean, rstd, w, b, logitsTensor, dlogitsTensor, grads.dweight, grads.dbias!]) t.dispose();
       step++;
     }
   }
   const evaluate = (set: LabeledFeatures, n: number) => {
     const feats = Tensor.from(set.features, [n, d]);
     const normed = batchnormInference(feats, runningMean, runningVar, { eps: 1e-6 });
-    const logits = linearForward(normed, Tensor.from(weight, [classes, d]), Tensor.from(bias, [classes])).view() as Float32Array;
+    const w = Tensor.from(weight, [classes, d]);
+    const b = Tensor.from(bias, [classes]);
+    const logitsTensor = linearForward(normed, w, b);
+    const logits = logitsTensor.view() as Float32Array;
     const predictions = new Int32Array(n);
     let correct = 0;
     for (let r = 0; r < n; r++) {
@@ -100,8 +105,7 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
       predictions[r] = best;
       if (best === set.labels[r]) correct++;
     }
-    feats.dispose();
-    normed.dispose();
+    for (const t of [feats, normed, w, b, logitsTensor]) t.dispose();
     return { top1: correct / n, predictions };
   };
   const testResult = evaluate(test, nTest);
