@@ -92,14 +92,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     progress.log(`random-init encoder: k-NN top-1 ${(100 * randomInit).toFixed(2)}%`);
   }
 
-  if (minutes !== undefined) {
-    // A time budget: time a few steps to size the schedule, then stop at the budget regardless.
-    const probe = await CMAE.create({ ...model.config, seed });
-    const secondsPerStep = await measureStepSeconds(probe, loader);
-    probe.dispose();
-    steps = Math.max(1, Math.floor((minutes * 60) / secondsPerStep));
-    progress.log(`time budget ${minutes} min: ${secondsPerStep.toFixed(3)} s/step measured, planning ${steps} steps`);
-  }
+  if (minutes !== undefined) progress.log(`time budget ${minutes} min: the LR and momentum schedules follow the fraction of the budget used`);
 
   const controller = new AbortController();
   let interrupts = 0;
@@ -125,12 +118,13 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       checkpointEvery: 200,
       resumeFrom: o.resume ? checkpoint : undefined,
       signal: controller.signal,
-      maxSeconds: minutes !== undefined ? minutes * 60 : undefined,
+      seconds: minutes !== undefined ? minutes * 60 : undefined,
       metadata: { normalization: JSON.stringify(normalization), data: o.data },
       onStep: (s: StepInfo) =>
         progress.update({
           step: s.step,
           total: s.totalSteps,
+          fraction: s.progress,
           elapsedSeconds: (Date.now() - started) / 1000,
           text: `loss ${s.loss.toFixed(4)} (rc ${s.reconstruction.toFixed(4)}${o.mode === 'cmae' ? `, ct ${s.contrastive.toFixed(4)}` : ''}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
         }),
@@ -203,21 +197,6 @@ export async function drawReconstructions(
     batch.dispose();
     break;
   }
-}
-
-/** Seconds per training step of this model and loader (lossAndGrad on real batches; no update). */
-async function measureStepSeconds(model: CMAE, loader: DataLoader): Promise<number> {
-  const times: number[] = [];
-  for await (const batch of loader.batches(0)) {
-    const t0 = performance.now();
-    await model.lossAndGrad({ images: batch.images, targetImages: batch.targetImages });
-    times.push((performance.now() - t0) / 1000);
-    batch.dispose();
-    if (times.length === 6) break;
-  }
-  times.shift(); // warm-up
-  // lossAndGrad is most of a step; AdamW and the EMA add a few percent.
-  return 1.05 * times.reduce((a, b) => a + b, 0) / times.length;
 }
 
 async function readMetrics(file: string): Promise<StepInfo[]> {

@@ -2,6 +2,8 @@
 export interface ProgressState {
   step: number;
   total: number;
+  /** Fraction done (0..1); defaults to step / total. */
+  fraction?: number;
   text: string;
   elapsedSeconds: number;
 }
@@ -19,7 +21,7 @@ function formatDuration(seconds: number): string {
 export class ProgressBar {
   private readonly tty: boolean;
   private lastLine = 0;
-  private lastPrintedStep = -1;
+  private lastPrintedTwentieth = -1;
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -30,7 +32,7 @@ export class ProgressBar {
 
   update(state: ProgressState): void {
     if (!this.enabled) return;
-    const fraction = state.total > 0 ? state.step / state.total : 0;
+    const fraction = state.fraction ?? (state.total > 0 ? state.step / state.total : 0);
     const eta = fraction > 0 ? (state.elapsedSeconds / fraction) * (1 - fraction) : NaN;
     const width = 24;
     const filled = Math.round(width * fraction);
@@ -38,15 +40,15 @@ export class ProgressBar {
     const line = `${bar} ${state.step}/${state.total} ${state.text} | ETA ${formatDuration(eta)}`;
     if (this.tty) {
       const now = Date.now();
-      if (now - this.lastLine < 100 && state.step < state.total) return;
+      if (now - this.lastLine < 100 && fraction < 1) return;
       this.lastLine = now;
       const columns = this.stream.columns || 120;
       this.stream.write(`\r${line.slice(0, columns - 1).padEnd(Math.min(columns - 1, line.length))}\x1b[K`);
     } else {
       // Plain logs: about twenty lines per run.
-      const every = Math.max(1, Math.floor(state.total / 20));
-      if (state.step - this.lastPrintedStep < every && state.step < state.total) return;
-      this.lastPrintedStep = state.step;
+      const twentieth = Math.floor(fraction * 20);
+      if (twentieth === this.lastPrintedTwentieth && fraction < 1) return;
+      this.lastPrintedTwentieth = twentieth;
       this.stream.write(`${line}\n`);
     }
   }

@@ -22,7 +22,10 @@ export interface BatchSource {
 export interface StepInfo {
   step: number;
   epoch: number;
+  /** Planned steps (with a time budget: the estimate at the current speed). */
   totalSteps: number;
+  /** Fraction of the run done, 0..1 (steps, or wall time with a time budget). */
+  progress: number;
   lr: number;
   momentum: number;
   loss: number;
@@ -63,8 +66,12 @@ export interface TrainOptions {
   /** Resume from this checkpoint (written by this trainer). */
   resumeFrom?: string;
   signal?: AbortSignal;
-  /** Stop (and save) once this much wall time has passed, even if steps remain. */
-  maxSeconds?: number;
+  /**
+   * Train for this much wall time instead of a step count. The LR and momentum schedules follow
+   * the fraction of the budget used, so the run ends at the budget with its schedule complete.
+   * Such a run depends on timing and is not bit-reproducible (use steps for that).
+   */
+  seconds?: number;
   onStep?: (info: StepInfo) => void | Promise<void>;
   /** Extra string metadata stored in every checkpoint (e.g. the data normalisation). */
   metadata?: Record<string, string>;
@@ -73,8 +80,6 @@ export interface TrainOptions {
 export interface TrainResult {
   steps: number;
   aborted: boolean;
-  /** True when maxSeconds ended the run before its last step. */
-  outOfTime: boolean;
   lastLoss: number;
   checkpointPath?: string;
   history: StepInfo[];
@@ -88,16 +93,21 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
   const stepsPerEpoch = data.stepsPerEpoch;
   if (!(stepsPerEpoch >= 1)) throw new ValueError('the data source yields no full batch; lower batchSize or add data');
-  const totalSteps = options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
+  const budget = options.seconds;
+  if (budget !== undefined && !(budget > 0)) throw new ValueError(`seconds must be positive, got ${budget}`);
+  const totalSteps = budget !== undefined ? Number.MAX_SAFE_INTEGER : options.steps ?? (options.epochs ?? 1) * stepsPerEpoch;
   if (!Number.isInteger(totalSteps) || totalSteps < 1) throw new ValueError(`steps must be a positive integer, got ${totalSteps}`);
+  // With a time budget the schedules run over a virtual step axis indexed by the budget fraction.
+  const scheduleSteps = budget !== undefined ? 1_000_000 : totalSteps;
   const lr = options.lr ?? (options.blr ?? 1.5e-4) * (batchSize / 256);
-  const warmupSteps = Math.min(totalSteps, Math.round((options.warmupFraction ?? 0.05) * totalSteps));
-  const lrAt = cosineWithWarmup({ baseLr: lr, minLr: options.minLr ?? 0, warmupSteps, totalSteps, warmupStartFactor: options.warmupStartFactor ?? (model.config.mode === 'cmae' ? 1e-4 : 0) });
-  const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, totalSteps);
+  const warmupSteps = Math.min(scheduleSteps, Math.round((options.warmupFraction ?? 0.05) * scheduleSteps));
+  const lrAt = cosineWithWarmup({ baseLr: lr, minLr: options.minLr ?? 0, warmupSteps, totalSteps: scheduleSteps, warmupStartFactor: options.warmupStartFactor ?? (model.config.mode === 'cmae' ? 1e-4 : 0) });
+  const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, scheduleSteps);
   const optimizer = new AdamW(model, { ...options.optimizer, lr });
 
   let step = 0;
-  if (options.resumeFrom) step = await restoreTrainerState(options.resumeFrom, model, optimizer);
+  let priorSeconds = 0; // training time of the run before a resume
+  if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
   const outDir = options.outDir;
   const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
   const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
@@ -109,14 +119,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (!checkpointPath) return;
     await model.save(checkpointPath, {
       tensors: optimizer.stateTensors(),
-      metadata: { ...options.metadata, step: String(step), optimizerStep: String(optimizer.stepCount), totalSteps: String(totalSteps) },
+      metadata: {
+        ...options.metadata,
+        step: String(step),
+        optimizerStep: String(optimizer.stepCount),
+        totalSteps: String(budget !== undefined ? step : totalSteps),
+        trainedSeconds: String(trainedSeconds()),
+      },
     });
   };
 
   const history: StepInfo[] = [];
   const started = Date.now();
+  const trainedSeconds = () => priorSeconds + (Date.now() - started) / 1000;
+  // Position on the schedule axis: the step, or the budget fraction on the virtual axis.
+  const scheduleStep = () => (budget !== undefined ? Math.min(scheduleSteps - 1, Math.floor((trainedSeconds() / budget) * scheduleSteps)) : step);
   let aborted = false;
-  let outOfTime = false;
   let lastLoss = NaN;
   outer: while (step < totalSteps) {
     const epoch = Math.floor(step / stepsPerEpoch);
@@ -126,10 +144,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         aborted = true;
         break outer;
       }
-      if (options.maxSeconds !== undefined && (Date.now() - started) / 1000 >= options.maxSeconds) {
-        outOfTime = true;
-        break outer;
-      }
+      if (budget !== undefined && trainedSeconds() >= budget) break outer;
       const waitStart = performance.now();
       const next = await iterator.next();
       const dataWaitMs = performance.now() - waitStart;
@@ -138,19 +153,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const { images, targetImages } = next.value;
       const parts = await model.lossAndGrad({ images, targetImages });
       if (!Number.isFinite(parts.loss)) throw new ValueError(`loss became ${parts.loss} at step ${step}; lower the learning rate`);
-      const lrNow = lrAt(step);
+      const position = scheduleStep();
+      const lrNow = lrAt(position);
       const gradNorm = await optimizer.step({ lr: lrNow });
-      const momentum = momentumAt(step);
+      const momentum = momentumAt(position);
       if (model.config.mode === 'cmae') await model.updateMomentum(momentum);
       images.dispose();
       targetImages?.dispose();
       step++;
       lastLoss = parts.loss;
       const seconds = (performance.now() - stepStart) / 1000;
+      const progress = budget !== undefined ? Math.min(1, trainedSeconds() / budget) : step / totalSteps;
       const info: StepInfo = {
         step,
         epoch: (step - 1) / stepsPerEpoch,
-        totalSteps,
+        totalSteps: budget !== undefined ? Math.max(step, Math.round(step / Math.max(progress, 1e-9))) : totalSteps,
+        progress,
         lr: lrNow,
         momentum,
         loss: parts.loss,
@@ -159,7 +177,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         gradNorm,
         imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
         dataWaitMs,
-        elapsedSeconds: (Date.now() - started) / 1000,
+        elapsedSeconds: trainedSeconds(),
       };
       history.push(info);
       if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
@@ -170,11 +188,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
   await save();
   optimizer.dispose();
-  return { steps: step, aborted, outOfTime, lastLoss, checkpointPath, history };
+  return { steps: step, aborted, lastLoss, checkpointPath, history };
 }
 
-/** Loads model weights, optimizer moments and the step counter from a trainer checkpoint. */
-async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW): Promise<number> {
+/** Loads model weights, optimizer moments, the step counter and the time trained from a trainer checkpoint. */
+async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW): Promise<{ step: number; trainedSeconds: number }> {
   const parsed = await readSafetensors(file);
   const { model: loaded, extra } = await CMAE.fromCheckpointFile(parsed, file);
   if (JSON.stringify(loaded.config) !== JSON.stringify(model.config)) {
@@ -187,7 +205,7 @@ async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW):
   const moments = new Map<string, Float32Array>();
   for (const [name, entry] of extra) if (name.startsWith('optimizer.')) moments.set(name, entry.data as Float32Array);
   optimizer.loadStateTensors(moments, Number(parsed.metadata.optimizerStep ?? 0));
-  return Number(parsed.metadata.step ?? 0);
+  return { step: Number(parsed.metadata.step ?? 0), trainedSeconds: Number(parsed.metadata.trainedSeconds ?? 0) };
 }
 
 export { AbortError };
