@@ -2,7 +2,7 @@
  * The `cmae` command end to end, as a user runs it (the compiled CLI in dist/, built by `npm ci`),
  * each command on a tiny budget.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -62,6 +62,25 @@ describe('cmae CLI', () => {
     expect(metrics.at(-1).progress).toBeGreaterThan(0.9);
     expect(metrics.at(-1).lr).toBeLessThan(0.1 * Math.max(...metrics.map((m: { lr: number }) => m.lr)));
     expect(Date.now() - started).toBeLessThan(60_000);
+  });
+
+  it('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly', async () => {
+    const dir = path.join(root, 'interrupted');
+    const child = spawn(process.execPath, [cli, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (/\] \d+\/100000/.test(stderr) && !child.killed) child.kill('SIGINT'); // after the first progress line
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, stderr).toBe(0);
+    expect(stderr).toMatch(/interrupted: finishing the current step and saving a checkpoint/);
+    expect(stdout).toMatch(/stopped at step \d+; checkpoint saved to .*checkpoint\.safetensors \(continue with --resume\)/);
+    expect(statSync(path.join(dir, 'checkpoint.safetensors')).size).toBeGreaterThan(1000);
   });
 
   it('eval reports k-NN and linear-probe top-1 with baselines', () => {
