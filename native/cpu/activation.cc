@@ -1,26 +1,11 @@
 #include "ops/activation.h"
 
-#include "core/math.h"
 #include "core/threads.h"
 
 namespace cmae::cpu {
 
 // 16k elements per thread chunk: below that, the fork/join costs more than the work.
 constexpr int64_t kElementwiseChunk = 1 << 14;
-
-void gelu_forward(float* out, const float* inp, int64_t n) {
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
-#pragma omp simd
-    for (int64_t i = begin; i < end; ++i) out[i] = gelu(inp[i]);
-  });
-}
-
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
-#pragma omp simd
-    for (int64_t i = begin; i < end; ++i) dinp[i] = dout[i] * gelu_grad(inp[i]);
-  });
-}
 
 void relu_forward(float* out, const float* inp, int64_t n) {
   parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {

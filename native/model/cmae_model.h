@@ -126,7 +126,7 @@ class CmaeModel {
     float *patches, *tokens, *noise, *mask, *x0, *latent, *latent_mean, *latent_rstd;
     int32_t *ids_keep, *ids_restore, *ids_all;
     float *target_pix, *dpred;
-    float *d_latent, *d_latent_feature, *d_tokens;
+    float *d_latent, *d_latent_feature, *d_visible, *patches_visible, *d_patch_weight_t;
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;
     DecoderActs pixel, feature;

@@ -2,10 +2,54 @@
 
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/fused.h"
+#include "core/threads.h"
 #include "ops/linear.h"
 #include "ops/norm.h"
 
+#ifdef CMAE_PROFILE
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#endif
+
 namespace cmae::model {
+
+#ifdef CMAE_PROFILE
+namespace prof {
+namespace {
+struct Totals {
+  std::mutex mu;
+  std::map<std::string, std::pair<double, long>> t;
+};
+Totals& totals() {
+  static Totals t;
+  return t;
+}
+// Prints and clears the totals (called every CMAE_PROFILE_EVERY whole steps, default 8).
+void dump_locked(Totals& tt) {
+  std::vector<std::pair<std::string, std::pair<double, long>>> v(tt.t.begin(), tt.t.end());
+  std::sort(v.begin(), v.end(), [](const auto& a, const auto& b) { return a.second.first > b.second.first; });
+  std::fprintf(stderr, "[cmae profile] scope                         total ms   calls   ms/call\n");
+  for (const auto& e : v)
+    std::fprintf(stderr, "[cmae profile] %-28s %10.1f %7ld %9.3f\n", e.first.c_str(), e.second.first * 1e3, e.second.second,
+                 e.second.first * 1e3 / static_cast<double>(e.second.second));
+  tt.t.clear();
+}
+}  // namespace
+void add(const char* name, double seconds) {
+  Totals& t = totals();
+  std::lock_guard<std::mutex> lock(t.mu);
+  auto& e = t.t[name];
+  e.first += seconds;
+  e.second += 1;
+  static const long every = std::getenv("CMAE_PROFILE_EVERY") ? std::atol(std::getenv("CMAE_PROFILE_EVERY")) : 8;
+  if (std::string(name) == "M.STEP" && every > 0 && e.second % every == 0) dump_locked(t);
+}
+}  // namespace prof
+#endif
 
 LinearRef add_linear(ParameterTable& table, const std::string& prefix, int64_t in, int64_t out, ParamRole role, bool bias,
                      InitKind weight_init, InitKind bias_init) {
@@ -71,7 +115,9 @@ void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
     a.ln2_mean = bump.take(R);
     a.ln2_rstd = bump.take(R);
     a.h = bump.take(R * hidden_);
-    a.g = bump.take(R * hidden_);
+    // Inference keeps no activations for backward: GELU runs in place (one 4·R·D buffer less to
+    // stream through memory).
+    a.g = save_all ? bump.take(R * hidden_) : a.h;
     a.out = bump.take(R * D);
   }
   if (save_all) {
@@ -84,21 +130,44 @@ void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
 
 const float* TransformerStack::forward(const float* params, const float* x) {
   const int64_t R = B_ * N_, D = dim_;
+  if (depth() == 0) return x;
   const float* inp = x;
+  {
+    const std::vector<LinearRef>& b = blocks_[0];
+    Acts& a = acts_[0];
+    CMAE_PROF("f.ln");
+    cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, inp, params + b[0].weight, params + b[0].bias, R, D, kLayerNormEps);
+  }
   for (int64_t i = 0; i < depth(); ++i) {
     const std::vector<LinearRef>& b = blocks_[i];
     Acts& a = acts_[save_all_ ? i : 0];
-    cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, inp, params + b[0].weight, params + b[0].bias, R, D, kLayerNormEps);
-    linear_fwd(a.qkv, a.ln1, params, b[1], R);
-    cpu::attention_forward(a.atty, a.att, a.qkv, B_, N_, D, heads_);
-    linear_fwd(a.x1, a.atty, params, b[2], R);
-    for (int64_t j = 0; j < R * D; ++j) a.x1[j] += inp[j];
-    cpu::layernorm_forward(a.ln2, a.ln2_mean, a.ln2_rstd, a.x1, params + b[3].weight, params + b[3].bias, R, D, kLayerNormEps);
-    linear_fwd(a.h, a.ln2, params, b[4], R);
-    cpu::gelu_forward(a.g, a.h, R * hidden_);
+    // a.ln1 (LayerNorm of inp) was written by the previous block's fused residual pass (or above).
+    { CMAE_PROF("f.qkv"); linear_fwd(a.qkv, a.ln1, params, b[1], R); }
+    { CMAE_PROF("f.attn"); cpu::attention_forward(a.atty, a.att, a.qkv, B_, N_, D, heads_); }
+    { CMAE_PROF("f.proj"); linear_fwd(a.x1, a.atty, params, b[2], R); }
+    // x1 = inp + proj(...), ln2 = LayerNorm(x1): one pass.
+    { CMAE_PROF("f.res_ln"); cpu::residual_layernorm_forward(a.x1, a.ln2, a.ln2_mean, a.ln2_rstd, a.x1, inp, params + b[3].weight,
+                                                            params + b[3].bias, R, D, kLayerNormEps); }
+    { CMAE_PROF("f.fc1"); linear_fwd(a.h, a.ln2, params, b[4], R); }
+    { CMAE_PROF("f.gelu"); cpu::gelu_forward(a.g, a.h, R * hidden_); }
     // In inference mode a.out may be this block's input buffer: inp is fully consumed by now.
-    linear_fwd(a.out, a.g, params, b[5], R);
-    for (int64_t j = 0; j < R * D; ++j) a.out[j] += a.x1[j];
+    { CMAE_PROF("f.fc2"); linear_fwd(a.out, a.g, params, b[5], R); }
+    if (i + 1 < depth()) {
+      // out = x1 + fc2(...), and the next block's ln1 = LayerNorm(out): one pass.
+      const std::vector<LinearRef>& nb = blocks_[i + 1];
+      Acts& na = acts_[save_all_ ? i + 1 : 0];
+      CMAE_PROF("f.res_ln");
+      cpu::residual_layernorm_forward(a.out, na.ln1, na.ln1_mean, na.ln1_rstd, a.out, a.x1, params + nb[0].weight,
+                                      params + nb[0].bias, R, D, kLayerNormEps);
+    } else {
+      CMAE_PROF("f.resid");
+      float* out = a.out;
+      const float* x1 = a.x1;
+      parallel_for(R * D, 1 << 14, [&](int64_t j0, int64_t j1) {
+#pragma omp simd
+        for (int64_t j = j0; j < j1; ++j) out[j] += x1[j];
+      });
+    }
     inp = a.out;
   }
   return inp;
@@ -112,17 +181,17 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     Acts& a = acts_[i];
     const float* inp = i == 0 ? x : acts_[i - 1].out;
     // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
-    linear_bwd(d_hidden_, grads, dres, a.g, params, b[5], R);
-    cpu::gelu_backward(d_hidden_, d_hidden_, a.h, R * hidden_);
-    linear_bwd(d_ln_, grads, d_hidden_, a.ln2, params, b[4], R);
-    cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln_, a.x1, params + b[3].weight, a.ln2_mean,
-                            a.ln2_rstd, R, D, /*accumulate_dinp=*/true);
+    { CMAE_PROF("b.fc2"); linear_bwd(d_hidden_, grads, dres, a.g, params, b[5], R); }
+    { CMAE_PROF("b.gelu"); cpu::gelu_backward(d_hidden_, d_hidden_, a.h, R * hidden_); }
+    { CMAE_PROF("b.fc1"); linear_bwd(d_ln_, grads, d_hidden_, a.ln2, params, b[4], R); }
+    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln_, a.x1, params + b[3].weight, a.ln2_mean,
+                            a.ln2_rstd, R, D, /*accumulate_dinp=*/true); }
     // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
-    linear_bwd(d_atty_, grads, dres, a.atty, params, b[2], R);
-    cpu::attention_backward(d_qkv_, d_atty_, a.qkv, a.att, B_, N_, D, heads_);
-    linear_bwd(d_ln_, grads, d_qkv_, a.ln1, params, b[1], R);
-    cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln_, inp, params + b[0].weight, a.ln1_mean,
-                            a.ln1_rstd, R, D, /*accumulate_dinp=*/true);
+    { CMAE_PROF("b.proj"); linear_bwd(d_atty_, grads, dres, a.atty, params, b[2], R); }
+    { CMAE_PROF("b.attn"); cpu::attention_backward(d_qkv_, d_atty_, a.qkv, a.att, B_, N_, D, heads_); }
+    { CMAE_PROF("b.qkv"); linear_bwd(d_ln_, grads, d_qkv_, a.ln1, params, b[1], R); }
+    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln_, inp, params + b[0].weight, a.ln1_mean,
+                            a.ln1_rstd, R, D, /*accumulate_dinp=*/true); }
   }
 }
 

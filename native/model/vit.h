@@ -9,6 +9,27 @@
 #include "parameters.h"
 #include "workspace.h"
 
+// Per-phase timing for performance work only: build with -DCMAE_PROFILE (e.g.
+// `npx cmake-js compile --out build-prof --CDCMAKE_CXX_FLAGS=-DCMAE_PROFILE`); totals per scope are
+// printed to stderr at exit. In normal builds CMAE_PROF(...) expands to nothing.
+#ifdef CMAE_PROFILE
+#include <chrono>
+namespace cmae::model::prof {
+void add(const char* name, double seconds);
+struct Scope {
+  const char* name;
+  std::chrono::steady_clock::time_point t0;
+  explicit Scope(const char* n) : name(n), t0(std::chrono::steady_clock::now()) {}
+  ~Scope() { add(name, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count()); }
+};
+}  // namespace cmae::model::prof
+#define CMAE_PROF_CAT2(a, b) a##b
+#define CMAE_PROF_CAT(a, b) CMAE_PROF_CAT2(a, b)
+#define CMAE_PROF(name) ::cmae::model::prof::Scope CMAE_PROF_CAT(cmae_prof_scope_, __LINE__)(name)
+#else
+#define CMAE_PROF(name) ((void)0)
+#endif
+
 namespace cmae::model {
 
 // Offsets of one Linear layer's tensors in the arena (bias = -1 when the layer has none).

@@ -37,6 +37,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterOptimKernels(env, kernels);
   RegisterRngKernels(env, kernels);
   RegisterDataKernels(env, kernels);
+  RegisterFusedKernels(env, kernels);
   exports.Set("kernels", kernels);
   return exports;
 }

@@ -16,5 +16,6 @@ void RegisterLossKernels(Napi::Env env, Napi::Object kernels);        // pooling
 void RegisterOptimKernels(Napi::Env env, Napi::Object kernels);       // AdamW, EMA, grad norm
 void RegisterRngKernels(Napi::Env env, Napi::Object kernels);         // Philox draws
 void RegisterDataKernels(Napi::Env env, Napi::Object kernels);        // batched augmentation (crop, flip, shift, colour)
+void RegisterFusedKernels(Napi::Env env, Napi::Object kernels);       // the model's fused passes (ops/fused.h)
 
 }  // namespace cmae::napi

@@ -1,0 +1,196 @@
+#include "ops/activation.h"
+#include "ops/fused.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/cpu_features.h"
+#include "core/threads.h"
+
+namespace cmae::cpu {
+
+namespace fused_avx512 {  // fused_avx512.cc
+void gelu_forward(float* out, const float* inp, int64_t begin, int64_t end);
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t begin, int64_t end);
+}  // namespace fused_avx512
+
+namespace {
+
+// Elements per thread chunk (as activation.cc): below that, fork/join costs more than the work.
+constexpr int64_t kElementwiseChunk = 1 << 14;
+
+// ---- vector math (AVX2 + FMA, 8 lanes) ----------------------------------------------------------
+
+// e^x for x <= 0 (clamped below at -87: result ~1.6e-38). Cephes expf: x = n·ln2 + r, |r| <= ln2/2,
+// degree-6 polynomial for e^r, then scaled by 2^n through the exponent bits. ~1 ulp.
+inline __m256 exp_neg(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  const __m256 r2 = _mm256_mul_ps(r, r);
+  p = _mm256_fmadd_ps(p, r2, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+// Φ(x) = P(X <= x) for X ~ N(0,1), and (optionally) e^{-x²/2}.
+//   |z| < 0.9 (z = x/√2): erf(z) = z·A(z²), A a degree-6 fit of erf(z)/z (rel err 1.2e-9);
+//   0.9 <= t = |z| <= 4.5: erfc(t) = exp(−t² − B(u)), u = (t − 2.7)/1.8, B a degree-9 fit of
+//   −log(erfcx(t)) (abs err 2.3e-8); erfc = 0 for t > 4.5 (true value < 2e-10).
+//   Φ = 0.5 + 0.5·erf(z) in the first range, 1 − erfc/2 (z > 0) or erfc/2 (z < 0) in the second.
+inline __m256 normal_cdf(__m256 x) {
+  const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
+  const __m256 sign_mask = _mm256_set1_ps(-0.0f);
+  const __m256 t = _mm256_andnot_ps(sign_mask, z);
+  const __m256 s = _mm256_mul_ps(z, z);
+  // small range
+  __m256 a = _mm256_set1_ps(7.847382556830373e-05f);
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(-8.008229887915136e-04f));
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(5.188104028703705e-03f));
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(-2.685369423481354e-02f));
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(1.1283582341366158e-01f));
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(-3.7612625579393816e-01f));
+  a = _mm256_fmadd_ps(a, s, _mm256_set1_ps(1.1283791656937683f));
+  const __m256 half = _mm256_set1_ps(0.5f);
+  const __m256 phi_small = _mm256_fmadd_ps(_mm256_mul_ps(z, a), half, half);
+  // large range
+  const __m256 tc = _mm256_min_ps(t, _mm256_set1_ps(4.5f));
+  const __m256 u = _mm256_mul_ps(_mm256_sub_ps(tc, _mm256_set1_ps(2.7f)), _mm256_set1_ps(1.0f / 1.8f));
+  __m256 b = _mm256_set1_ps(1.8251123039e-05f);
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(-1.5521308265e-04f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(6.3783491468e-04f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(-2.0865432969e-03f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(6.3877919216e-03f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(-1.8758904741e-02f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(5.4136471083e-02f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(-1.6225729454e-01f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(5.9665518656e-01f));
+  b = _mm256_fmadd_ps(b, u, _mm256_set1_ps(1.6251907146e+00f));
+  __m256 half_erfc = _mm256_mul_ps(half, exp_neg(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_fmadd_ps(tc, tc, b))));
+  half_erfc = _mm256_and_ps(half_erfc, _mm256_cmp_ps(t, _mm256_set1_ps(4.5f), _CMP_LE_OQ));
+  const __m256 positive = _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ);
+  const __m256 phi_large = _mm256_blendv_ps(half_erfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), positive);
+  const __m256 small = _mm256_cmp_ps(t, _mm256_set1_ps(0.9f), _CMP_LT_OQ);
+  // NaN inputs: t < 0.9 is false, the large branch turns NaN into NaN through the exp argument
+  // (min/fmadd propagate it) except for the clamp; keep NaN explicitly.
+  const __m256 phi = _mm256_blendv_ps(phi_large, phi_small, small);
+  const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
+  return _mm256_blendv_ps(phi, x, nan);
+}
+
+inline __m256 gelu8(__m256 x) { return _mm256_mul_ps(x, normal_cdf(x)); }
+
+inline __m256 gelu_grad8(__m256 x) {
+  // Φ(x) + x·φ(x), φ(x) = e^{-x²/2}/√(2π)
+  const __m256 e = exp_neg(_mm256_mul_ps(_mm256_mul_ps(x, x), _mm256_set1_ps(-0.5f)));
+  const __m256 pdf = _mm256_mul_ps(e, _mm256_set1_ps(0.39894228040143267794f));
+  return _mm256_fmadd_ps(x, pdf, normal_cdf(x));
+}
+
+// Runs body(vector index) over [begin, end) in steps of 8; the tail goes through an 8-float buffer
+// so every element sees the same instructions.
+template <typename Body>
+inline void for_each8(int64_t begin, int64_t end, Body&& body) {
+  int64_t i = begin;
+  for (; i + 8 <= end; i += 8) body(i, 8);
+  if (i < end) body(i, static_cast<int>(end - i));
+}
+
+inline __m256 load_n(const float* p, int n) {
+  if (n == 8) return _mm256_loadu_ps(p);
+  alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (int k = 0; k < n; ++k) tmp[k] = p[k];
+  return _mm256_load_ps(tmp);
+}
+
+inline void store_n(float* p, __m256 v, int n) {
+  if (n == 8) {
+    _mm256_storeu_ps(p, v);
+    return;
+  }
+  alignas(32) float tmp[8];
+  _mm256_store_ps(tmp, v);
+  for (int k = 0; k < n; ++k) p[k] = tmp[k];
+}
+
+}  // namespace
+
+void gelu_forward(float* out, const float* inp, int64_t n) {
+  if (current_isa() == Isa::AVX512) {
+    parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) { fused_avx512::gelu_forward(out, inp, begin, end); });
+    return;
+  }
+  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+    for_each8(begin, end, [&](int64_t i, int w) { store_n(out + i, gelu8(load_n(inp + i, w)), w); });
+  });
+}
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
+  if (current_isa() == Isa::AVX512) {
+    parallel_for(n, kElementwiseChunk,
+                 [&](int64_t begin, int64_t end) { fused_avx512::gelu_backward(dinp, dout, inp, begin, end); });
+    return;
+  }
+  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+    for_each8(begin, end, [&](int64_t i, int w) {
+      store_n(dinp + i, _mm256_mul_ps(load_n(dout + i, w), gelu_grad8(load_n(inp + i, w))), w);
+    });
+  });
+}
+
+namespace {
+
+// One row of residual_layernorm_forward: the arithmetic of layernorm_forward (norm.cc), applied to
+// the freshly summed row. A function of its own so that GCC vectorises the reductions.
+void residual_layernorm_row(float* __restrict y, float* sum_row, const float* a, const float* b, const float* weight,
+                            const float* bias, float* mean, float* rstd, int64_t C, float eps) {
+  const float inv_c = 1.0f / static_cast<float>(C);
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < C; ++c) {
+    const float v = a[c] + b[c];
+    sum_row[c] = v;
+    sum += v;
+  }
+  const float* x = sum_row;
+  float m = sum * inv_c;
+  float dsum = 0.0f;
+  float sq = 0.0f;
+#pragma omp simd reduction(+ : dsum, sq)
+  for (int64_t c = 0; c < C; ++c) {
+    const float d = x[c] - m;
+    dsum += d;
+    sq += d * d;
+  }
+  const float var = std::max((sq - dsum * dsum * inv_c) * inv_c, 0.0f);
+  m += dsum * inv_c;
+  const float s = 1.0f / std::sqrt(var + eps);
+  *mean = m;
+  *rstd = s;
+#pragma omp simd
+  for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
+}
+
+}  // namespace
+
+void residual_layernorm_forward(float* sum, float* out, float* mean, float* rstd, const float* a, const float* b,
+                                const float* weight, const float* bias, int64_t R, int64_t C, float eps) {
+  const int64_t min_rows = C >= kElementwiseChunk ? 1 : kElementwiseChunk / std::max<int64_t>(C, 1);
+  parallel_for(R, min_rows, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      residual_layernorm_row(out + r * C, sum + r * C, a + r * C, b + r * C, weight, bias, mean + r, rstd + r, C, eps);
+    }
+  });
+}
+
+}  // namespace cmae::cpu
