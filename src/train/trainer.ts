@@ -5,7 +5,7 @@
  */
 import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
-import { AbortError, ValueError } from '../errors';
+import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
 import { CMAE } from '../models/cmae';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
@@ -208,4 +208,3 @@ async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW):
   return { step: Number(parsed.metadata.step ?? 0), trainedSeconds: Number(parsed.metadata.trainedSeconds ?? 0) };
 }
 
-export { AbortError };
