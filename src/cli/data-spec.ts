@@ -1,6 +1,7 @@
 /** `--data` specifications shared by the CLI commands: mnist | fashion-mnist | idx:DIR | cifar10:DIR | folder:DIR. */
 import { UsageError } from './errors';
-import { type Dataset, holdoutSplit } from '../data/dataset';
+import { type Dataset, holdoutSplit, isInMemory } from '../data/dataset';
+import { computeMeanStd } from '../kernels/data';
 import { loadMnist } from '../data/mnist';
 import { loadFashionMnist, loadIdx } from '../data/idx';
 import { loadCifar10 } from '../data/cifar';
@@ -40,4 +41,15 @@ export async function loadSplits(spec: string, options: { seed?: number; imageSi
     default:
       throw new UsageError(`unknown --data '${spec}' (expected ${DATA_HELP})`);
   }
+}
+
+/**
+ * The normalisation a checkpoint was trained with (stored in its metadata by `cmae pretrain`), else
+ * the statistics of the training split (a neutral 0.5/0.25 for lazy datasets, which would need a
+ * full decode).
+ */
+export function checkpointNormalization(metadata: Record<string, string>, train: Dataset): { mean: number[]; std: number[] } {
+  if (metadata.normalization) return JSON.parse(metadata.normalization) as { mean: number[]; std: number[] };
+  if (isInMemory(train)) return computeMeanStd(train);
+  return { mean: Array(train.channels).fill(0.5), std: Array(train.channels).fill(0.25) };
 }

@@ -3,10 +3,8 @@ import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
 import { readSafetensors } from '../io/safetensors';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
-import { computeMeanStd } from '../kernels/data';
-import { isInMemory } from '../data/dataset';
 import { setNumThreads } from '../runtime';
-import { loadSplits } from './data-spec';
+import { checkpointNormalization, loadSplits } from './data-spec';
 import { UsageError } from './errors';
 import { parsePositiveInt } from './parse';
 
@@ -36,7 +34,7 @@ export async function runEval(o: EvalOptions): Promise<void> {
   if (splits.train.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
   }
-  const normalization = file.metadata.normalization ? JSON.parse(file.metadata.normalization) : datasetNormalization(splits.train);
+  const normalization = checkpointNormalization(file.metadata, splits.train);
   const options = { imageSize: model.config.imageSize, normalization, pool: o.pool as 'cls' | 'mean' };
   const request = { knn, linear, linearOptions: { seed } };
   const rows: Record<string, EvalScores> = {};
@@ -59,7 +57,3 @@ export async function runEval(o: EvalOptions): Promise<void> {
   }
 }
 
-function datasetNormalization(dataset: import('../data/dataset').Dataset): { mean: number[]; std: number[] } {
-  if (!isInMemory(dataset)) return { mean: Array(dataset.channels).fill(0.5), std: Array(dataset.channels).fill(0.25) };
-  return computeMeanStd(dataset);
-}

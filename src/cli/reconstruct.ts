@@ -2,9 +2,7 @@
 import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
 import { readSafetensors } from '../io/safetensors';
-import { computeMeanStd } from '../kernels/data';
-import { isInMemory } from '../data/dataset';
-import { loadSplits } from './data-spec';
+import { checkpointNormalization, loadSplits } from './data-spec';
 import { drawReconstructions } from './pretrain';
 import { UsageError } from './errors';
 import { parsePositiveInt } from './parse';
@@ -31,9 +29,7 @@ export async function runReconstruct(o: ReconstructOptions): Promise<void> {
   if (splits.test.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.test.channels}`);
   }
-  const normalization = file.metadata.normalization
-    ? JSON.parse(file.metadata.normalization)
-    : isInMemory(splits.train) ? computeMeanStd(splits.train) : { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
+  const normalization = checkpointNormalization(file.metadata, splits.train);
   await drawReconstructions(model, splits.test, normalization, o.out, seed, Math.min(count, splits.test.size));
   model.dispose();
   if (o.json) process.stdout.write(`${JSON.stringify({ out: o.out, images: Math.min(count, splits.test.size) })}\n`);
