@@ -109,7 +109,6 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     result = await train({
       model,
       data: loader,
-      batchSize,
       epochs,
       steps,
       blr,

@@ -14,6 +14,7 @@ import { readSafetensors } from '../io/safetensors';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
+  readonly batchSize: number;
   readonly stepsPerEpoch: number;
   /** Batches of one epoch, starting at batch `startBatch` (for exact resume). */
   batches(epoch: number, startBatch?: number): AsyncIterable<{ images: Tensor; targetImages?: Tensor }>;
@@ -45,7 +46,6 @@ export interface TrainOptions {
   epochs?: number;
   /** … or exactly this many steps (overrides epochs). */
   steps?: number;
-  batchSize: number;
   /** Base learning rate per 256 images: lr = blr·batchSize/256 (spec §1.8). Default 1.5e-4. */
   blr?: number;
   /** Absolute learning rate (overrides blr). */
@@ -89,8 +89,8 @@ export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { model, data, batchSize, signal } = options;
-  if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
+  const { model, data, signal } = options;
+  const batchSize = data.batchSize;
   const stepsPerEpoch = data.stepsPerEpoch;
   if (!(stepsPerEpoch >= 1)) throw new ValueError('the data source yields no full batch; lower batchSize or add data');
   const budget = options.seconds;

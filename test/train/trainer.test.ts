@@ -48,7 +48,7 @@ describe('trainer', () => {
   it('writes metrics and a checkpoint, and a resumed run is bit-identical to an uninterrupted one', async () => {
     const full = await setup();
     const fullDir = path.join(root, 'full');
-    const result = await train({ model: full.model, data: full.data, batchSize: 8, steps: 8, lr: 1e-3, outDir: fullDir, checkpointEvery: 100 });
+    const result = await train({ model: full.model, data: full.data, steps: 8, lr: 1e-3, outDir: fullDir, checkpointEvery: 100 });
     expect(result.steps).toBe(8);
     const metrics = readFileSync(path.join(fullDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(metrics.map((m) => m.step)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
@@ -59,7 +59,7 @@ describe('trainer', () => {
     const partDir = path.join(root, 'part');
     const controller = new AbortController();
     const first = await train({
-      model: part.model, data: part.data, batchSize: 8, steps: 8, lr: 1e-3, outDir: partDir, signal: controller.signal,
+      model: part.model, data: part.data, steps: 8, lr: 1e-3, outDir: partDir, signal: controller.signal,
       onStep: (s) => { if (s.step === 5) controller.abort(); },
     });
     expect(first.aborted).toBe(true);
@@ -69,7 +69,7 @@ describe('trainer', () => {
     part.model.dispose();
 
     const again = await setup(1);
-    const second = await train({ model: again.model, data: again.data, batchSize: 8, steps: 8, lr: 1e-3, outDir: partDir, resumeFrom: path.join(partDir, 'checkpoint.safetensors') });
+    const second = await train({ model: again.model, data: again.data, steps: 8, lr: 1e-3, outDir: partDir, resumeFrom: path.join(partDir, 'checkpoint.safetensors') });
     expect(second.steps).toBe(8);
     expect(second.history.map((h) => h.loss)).toEqual(result.history.slice(5).map((h) => h.loss));
     const a = full.model.stateDict();
@@ -84,9 +84,9 @@ describe('trainer', () => {
   it('refuses a checkpoint of another configuration and a data source without a full batch', async () => {
     const { model, data } = await setup();
     const dir = path.join(root, 'other');
-    await train({ model, data, batchSize: 8, steps: 1, lr: 1e-3, outDir: dir });
+    await train({ model, data, steps: 1, lr: 1e-3, outDir: dir });
     const other = await CMAE.create({ preset: 'micro', dim: 16, heads: 2, seed: 1 });
-    await expect(train({ model: other, data, batchSize: 8, steps: 2, resumeFrom: path.join(dir, 'checkpoint.safetensors') })).rejects.toThrow(/different model configuration/);
+    await expect(train({ model: other, data, steps: 2, resumeFrom: path.join(dir, 'checkpoint.safetensors') })).rejects.toThrow(/different model configuration/);
     expect(() => new DataLoader(dataset(4), { batchSize: 8, augment: { outSize: 16, shiftRange: 3 } })).toThrow(/fewer than one batch/);
     expect(existsSync(path.join(dir, 'checkpoint.safetensors'))).toBe(true);
     other.dispose();
