@@ -202,6 +202,10 @@ void pack_cols(float* dst, const float* src, int64_t ld, int64_t kc, int w, int 
   }
 }
 
+// The epilogue's post-op with each ISA's vector GELU.
+constexpr auto apply_post_avx2 = apply_post<fused_avx2::gelu_forward, fused_avx2::gelu_backward>;
+constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
+
 // ---- AVX2 micro-kernel: 6 rows x (8*NV) columns, 12 accumulators -------------------------------
 
 constexpr int kMr2 = 6;
@@ -282,7 +286,9 @@ void macro_avx2(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float
       }
       prefetch.step();
     }
+    if (ep.post == PostOp::Gelu) apply_post_avx2(ep.post_at(0, j), c + j, ldc, mc, n);  // strip still in L1/L2
   }
+  if (ep.post == PostOp::GeluGrad) apply_post_avx2(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
 }
 
 // ---- driver -------------------------------------------------------------------------------------
@@ -331,11 +337,19 @@ const KernelSet kAvx2Kernels = {kMr2, kNr2, 8, 256, kMr2 * 24, 1536, macro_avx2}
 
 const KernelSet& avx2_kernels() { return kAvx2Kernels; }
 
+
 void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, const Epilogue& ep) {
   if (M <= 0 || N <= 0) return;
   if (K <= 0 || ep.alpha == 0.0f) {
     scale_only(M, N, C, ldc, ep);
+    if (ep.post != PostOp::None) {
+      if (current_isa() == Isa::AVX512) {
+        apply_post_avx512(ep, C, ldc, M, N);
+      } else {
+        apply_post_avx2(ep, C, ldc, M, N);
+      }
+    }
     return;
   }
   const KernelSet& ks = current_isa() == Isa::AVX512 ? avx512_kernels() : avx2_kernels();
@@ -407,8 +421,10 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
           const int64_t pc = pc0 + kb * kc_size;
           const int64_t kc = std::min(kc_size, K - pc);
           const bool last = pc + kc == K;
-          const Epilogue block_ep{ep.alpha, pc == 0 ? ep.beta : 1.0f,
-                                  last && ep.col_bias ? ep.col_bias + jc + n0 : nullptr};
+          Epilogue block_ep = ep;  // bias and post-op on the last K block only
+          block_ep.beta = pc == 0 ? ep.beta : 1.0f;
+          block_ep.col_bias = last && ep.col_bias ? ep.col_bias + jc + n0 : nullptr;
+          if (!last) block_ep.post = PostOp::None;
           const float* b_block = bp + kb * kc_size * ncp + n0 * kc;
           for (int64_t ic = m0; ic < m1; ic += ks.mc) {
             const int64_t mc = std::min(ks.mc, m1 - ic);
@@ -435,7 +451,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
                 pack_cols(ap + q * mr * kc, A + row * lda + pc, lda, kc, ks.mr, static_cast<int>(std::min(mr, m1 - row)));
               }
             }
-            ks.macro(mc, n1 - n0, kc, ap, b_block, C + ic * ldc + jc + n0, ldc, block_ep, next);
+            ks.macro(mc, n1 - n0, kc, ap, b_block, C + ic * ldc + jc + n0, ldc, block_ep.post_at(ic, jc + n0), next);
           }
         }
       };

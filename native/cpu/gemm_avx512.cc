@@ -19,6 +19,8 @@ constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;      // B micro-panel 48 KiB streams from L1/L2; A micro-panel 8 KiB
 constexpr int64_t kMc = kMr * 24;  // A block 192 x 256 (192 KiB) stays in L2
 
+constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
+
 inline __mmask16 lane_mask16(int64_t n) {  // lanes [0, n) set
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
 }
@@ -97,7 +99,9 @@ void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, const flo
       }
       prefetch.step();
     }
+    if (ep.post == PostOp::Gelu) apply_post_avx512(ep.post_at(0, j), c + j, ldc, mc, n);  // strip still in L1/L2
   }
+  if (ep.post == PostOp::GeluGrad) apply_post_avx512(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
 }
 
 const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, macro_avx512};

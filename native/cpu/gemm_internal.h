@@ -12,18 +12,63 @@
 // Every C element gets  v = alpha*acc (beta == 0, C not read) or v = fma(alpha, acc, beta*c),
 // then v += bias[j] on the last K block. Both kernels use exactly this arithmetic on every element
 // (edge tiles included), which is what makes the result independent of how C is split.
+// An element-wise post-op (GELU or GELU's derivative, for the ViT MLP) then runs on the finished
+// block while it is still in cache, instead of as a separate pass that streams the activation
+// through memory again. It calls the same vector GELU as gelu_forward/gelu_backward
+// (activation.h), so fused and unfused results are bit-identical. Gelu runs on each NR-column strip
+// (mc x NR, ~36 KiB, in L1/L2) as soon as it is finished; GeluGrad, which also reads the
+// pre-activation, runs once on the whole macro block, row by row: reading pre in 192-byte pieces
+// of rows a few KiB apart (per strip) waited on DRAM for every piece, hardware and software
+// prefetch notwithstanding (measured: fused backward 24 ms against 16 ms for the two passes).
 #pragma once
 #include <xmmintrin.h>
 
 #include <cstdint>
 
+#include "cpu/gelu_internal.h"
+
 namespace cmae::cpu::gemm {
+
+enum class PostOp : uint8_t {
+  None,
+  Gelu,      // post_out[i, j] = GELU(C[i, j]); post_out may be C itself (then C ends as GELU(C))
+  GeluGrad,  // C[i, j] *= GELU'(post_in[i, j])
+};
 
 struct Epilogue {
   float alpha;
   float beta;              // 0: C is write-only
   const float* col_bias;   // (N) added after the update, or null
+  PostOp post = PostOp::None;  // applied after the last K block only
+  float* post_out = nullptr;       // Gelu: same shape as C, row stride post_ld, origin at C's origin
+  const float* post_in = nullptr;  // GeluGrad: likewise
+  int64_t post_ld = 0;
+
+  // This epilogue for the block of C that starts at (row, col): post-op operands moved there.
+  Epilogue post_at(int64_t row, int64_t col) const {
+    Epilogue e = *this;
+    const int64_t offset = row * post_ld + col;
+    if (e.post_out) e.post_out += offset;
+    if (e.post_in) e.post_in += offset;
+    return e;
+  }
 };
+
+// Applies ep.post to rows x cols of C at c (ep's post_out/post_in point at the same element as c),
+// row by row, with the vector GELU of one ISA (the range functions of gelu_internal.h).
+using GeluRangeForward = void (*)(float* out, const float* inp, int64_t begin, int64_t end);
+using GeluRangeBackward = void (*)(float* dinp, const float* dout, const float* inp, int64_t begin, int64_t end);
+template <GeluRangeForward Forward, GeluRangeBackward Backward>
+void apply_post(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* cr = c + r * ldc;
+    if (ep.post == PostOp::Gelu) {
+      Forward(ep.post_out + r * ep.post_ld, cr, 0, cols);
+    } else if (ep.post == PostOp::GeluGrad) {
+      Backward(cr, cr, ep.post_in + r * ep.post_ld, 0, cols);
+    }
+  }
+}
 
 // Source of the next A block to pack: `rows` rows of `bytes` bytes, `stride` bytes apart. The
 // macro-kernel prefetches it into L2 a little after each micro-kernel call, so the next packing

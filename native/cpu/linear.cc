@@ -16,6 +16,15 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
   gemm::gemm_run(false, true, R, OC, C, inp, C, weight, C, out, OC, gemm::Epilogue{1.0f, 0.0f, bias});
 }
 
+void linear_gelu_forward(float* pre, float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C,
+                         int64_t OC) {
+  gemm::Epilogue ep{1.0f, 0.0f, bias};
+  ep.post = gemm::PostOp::Gelu;
+  ep.post_out = out;
+  ep.post_ld = OC;
+  gemm::gemm_run(false, true, R, OC, C, inp, C, weight, C, pre ? pre : out, OC, ep);
+}
+
 static void column_sums_add(float* dbias, const float* dout, int64_t R, int64_t OC) {
   auto sum = [&](int64_t begin, int64_t end) {
     for (int64_t o0 = begin; o0 < end; o0 += kBiasColTile) {
@@ -46,13 +55,29 @@ static void column_sums_add(float* dbias, const float* dout, int64_t R, int64_t 
   parallel_for(OC, std::max<int64_t>(16, (int64_t{1} << 16) / std::max<int64_t>(R, 1)), sum);
 }
 
+// dweight[OC,C] += doutᵀ · inp (TN, K = R; its K blocks depend only on R); dbias += Σ_rows dout.
+static void parameter_grads_add(float* dweight, float* dbias, const float* dout, const float* inp, int64_t R, int64_t C,
+                                int64_t OC) {
+  sgemm(true, false, OC, C, R, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
+  if (dbias) column_sums_add(dbias, dout, R, OC);
+}
+
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight,
                      int64_t R, int64_t C, int64_t OC) {
   // dinp[R,C] = dout[R,OC] · weight[OC,C]  (NN, overwrite)
   if (dinp) sgemm(false, false, R, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
-  // dweight[OC,C] += doutᵀ · inp  (TN, K = R; its K blocks depend only on R)
-  sgemm(true, false, OC, C, R, 1.0f, dout, OC, inp, C, 1.0f, dweight, C);
-  if (dbias) column_sums_add(dbias, dout, R, OC);
+  parameter_grads_add(dweight, dbias, dout, inp, R, C, OC);
+}
+
+void gelu_linear_backward(float* dpre, float* dweight, float* dbias, const float* dout, const float* act, const float* pre,
+                          const float* weight, int64_t R, int64_t C, int64_t OC) {
+  // dpre = (dout · weight) ⊙ GELU'(pre): the NN product with the derivative in its epilogue.
+  gemm::Epilogue ep{1.0f, 0.0f, nullptr};
+  ep.post = gemm::PostOp::GeluGrad;
+  ep.post_in = pre;
+  ep.post_ld = C;
+  gemm::gemm_run(false, false, R, C, OC, dout, OC, weight, C, dpre, C, ep);
+  parameter_grads_add(dweight, dbias, dout, act, R, C, OC);
 }
 
 }  // namespace cmae::cpu

@@ -148,8 +148,12 @@ const float* TransformerStack::forward(const float* params, const float* x) {
     // x1 = inp + proj(...), ln2 = LayerNorm(x1): one pass.
     { CMAE_PROF("f.res_ln"); cpu::residual_layernorm_forward(a.x1, a.ln2, a.ln2_mean, a.ln2_rstd, a.x1, inp, params + b[3].weight,
                                                             params + b[3].bias, R, D, kLayerNormEps); }
-    { CMAE_PROF("f.fc1"); linear_fwd(a.h, a.ln2, params, b[4], R); }
-    { CMAE_PROF("f.gelu"); cpu::gelu_forward(a.g, a.h, R * hidden_); }
+    {
+      // h = fc1(ln2) and g = GELU(h) in one pass (GELU in the GEMM epilogue); inference keeps only g.
+      CMAE_PROF("f.fc1_gelu");
+      const LinearRef& fc1 = b[4];
+      cpu::linear_gelu_forward(save_all_ ? a.h : nullptr, a.g, a.ln2, params + fc1.weight, params + fc1.bias, R, fc1.in, fc1.out);
+    }
     // In inference mode a.out may be this block's input buffer: inp is fully consumed by now.
     { CMAE_PROF("f.fc2"); linear_fwd(a.out, a.g, params, b[5], R); }
     if (i + 1 < depth()) {
@@ -181,8 +185,13 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     Acts& a = acts_[i];
     const float* inp = i == 0 ? x : acts_[i - 1].out;
     // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
-    { CMAE_PROF("b.fc2"); linear_bwd(d_hidden_, grads, dres, a.g, params, b[5], R); }
-    { CMAE_PROF("b.gelu"); cpu::gelu_backward(d_hidden_, d_hidden_, a.h, R * hidden_); }
+    {
+      // d_hidden = (dres · W2) ⊙ GELU'(h) in one pass (derivative in the GEMM epilogue).
+      CMAE_PROF("b.fc2_gelu");
+      const LinearRef& fc2 = b[5];
+      cpu::gelu_linear_backward(d_hidden_, grads + fc2.weight, grads + fc2.bias, dres, a.g, a.h, params + fc2.weight, R, fc2.in,
+                                fc2.out);
+    }
     { CMAE_PROF("b.fc1"); linear_bwd(d_ln_, grads, d_hidden_, a.ln2, params, b[4], R); }
     { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln_, a.x1, params + b[3].weight, a.ln2_mean,
                             a.ln2_rstd, R, D, /*accumulate_dinp=*/true); }

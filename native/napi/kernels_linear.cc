@@ -114,10 +114,65 @@ static Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// linearGeluForward(pre|null, out, inp, weight, bias|null): pre = inp·weightᵀ + bias, out = GELU(pre),
+// GELU applied in the GEMM epilogue. pre null: only out is written.
+static Napi::Value LinearGeluForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* pre = OptionalTensorArg(info, 0, "pre");
+  const cmae::Tensor& out = TensorArg(info, 1, "out");
+  const cmae::Tensor& inp = TensorArg(info, 2, "inp");
+  const cmae::Tensor& weight = TensorArg(info, 3, "weight");
+  const cmae::Tensor* bias = OptionalTensorArg(info, 4, "bias");
+  const LinearDims d = CheckLinear(inp, weight, bias, "bias");
+  ExpectF32Cpu(out, "out");
+  out.expect_shape(WithLast(inp.shape(), d.OC), "out");
+  CMAE_CHECK(out.storage() != inp.storage() && out.storage() != weight.storage(), Value,
+             "out must not share memory with inp or weight");
+  if (pre) {
+    ExpectF32Cpu(*pre, "pre");
+    pre->expect_shape(WithLast(inp.shape(), d.OC), "pre");
+    CMAE_CHECK(pre->storage() != inp.storage() && pre->storage() != weight.storage() && pre->storage() != out.storage(), Value,
+               "pre must not share memory with inp, weight or out");
+  }
+  cmae::cpu::linear_gelu_forward(pre ? pre->f32() : nullptr, out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R,
+                                 d.C, d.OC);
+  return info.Env().Undefined();
+}
+
+// geluLinearBackward(dpre, dweight, dbias|null, dout, act, pre, weight): backward of
+// out = Linear(GELU(pre)): dpre = (dout·weight) ⊙ GELU'(pre) (=), dweight += doutᵀ·act, dbias += Σ dout.
+static Napi::Value GeluLinearBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& dpre = TensorArg(info, 0, "dpre");
+  const cmae::Tensor& dweight = TensorArg(info, 1, "dweight");
+  const cmae::Tensor* dbias = OptionalTensorArg(info, 2, "dbias");
+  const cmae::Tensor& dout = TensorArg(info, 3, "dout");
+  const cmae::Tensor& act = TensorArg(info, 4, "act");
+  const cmae::Tensor& pre = TensorArg(info, 5, "pre");
+  const cmae::Tensor& weight = TensorArg(info, 6, "weight");
+  const LinearDims d = CheckLinear(act, weight, dbias, "dbias");
+  ExpectF32Cpu(dout, "dout");
+  dout.expect_shape(WithLast(act.shape(), d.OC), "dout");
+  ExpectF32Cpu(pre, "pre");
+  pre.expect_shape(act.shape(), "pre");
+  ExpectF32Cpu(dpre, "dpre");
+  dpre.expect_shape(act.shape(), "dpre");
+  ExpectF32Cpu(dweight, "dweight");
+  dweight.expect_shape(weight.shape(), "dweight");
+  CMAE_CHECK(dpre.storage() != dout.storage() && dpre.storage() != weight.storage() && dpre.storage() != pre.storage() &&
+                 dpre.storage() != act.storage(),
+             Value, "dpre must not share memory with dout, act, pre or weight");
+  CMAE_CHECK(dweight.storage() != dout.storage() && dweight.storage() != act.storage(), Value,
+             "dweight must not share memory with dout or act");
+  cmae::cpu::gelu_linear_backward(dpre.f32(), dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), act.f32(), pre.f32(),
+                                  weight.f32(), d.R, d.C, d.OC);
+  return info.Env().Undefined();
+}
+
 void RegisterLinearKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "sgemm", Sgemm);
   CMAE_EXPORT(kernels, "linearForward", LinearForward);
   CMAE_EXPORT(kernels, "linearBackward", LinearBackward);
+  CMAE_EXPORT(kernels, "linearGeluForward", LinearGeluForward);
+  CMAE_EXPORT(kernels, "geluLinearBackward", GeluLinearBackward);
 }
 
 }  // namespace cmae::napi

@@ -21,6 +21,20 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 // out is overwritten (=) and never read.
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C, int64_t OC);
 
+// A Linear followed by GELU (a ViT MLP's fc1), GELU applied in the GEMM epilogue while each block
+// is in cache: pre[R,OC] = inp·weightᵀ + bias (=), out[R,OC] = GELU(pre) (=), bit-identical to
+// linear_forward + gelu_forward. pre == nullptr: only out is written (inference keeps no
+// pre-activation). out must not alias inp or weight; pre and out must not alias each other.
+void linear_gelu_forward(float* pre, float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C,
+                         int64_t OC);
+
+// Backward of out = Linear(GELU(pre)) (a ViT MLP's GELU + fc2), GELU's derivative applied in the
+// epilogue of the input-gradient GEMM: dpre[R,C] = (dout·weight) ⊙ GELU'(pre) (=); dweight[OC,C] +=
+// doutᵀ·act; dbias[OC] += Σ_rows dout (dbias may be null). act = GELU(pre), the Linear's input as
+// saved by the forward. Bit-identical to linear_backward + gelu_backward.
+void gelu_linear_backward(float* dpre, float* dweight, float* dbias, const float* dout, const float* act, const float* pre,
+                          const float* weight, int64_t R, int64_t C, int64_t OC);
+
 // dinp[R,C] = dout·weight (overwrite, =) unless dinp == nullptr; dweight[OC,C] += doutᵀ·inp; dbias[OC] += Σ_rows dout (dbias may be null).
 // The dweight/dbias sums must not depend on the thread count (fixed row blocking, fixed reduction order).
 // dout: (R, OC); inp: (R, C); weight: (OC, C).

@@ -76,3 +76,66 @@ export function linearBackward(dout: Tensor, inp: Tensor, weight: Tensor, opts: 
   kernelsNative().linearBackward(nativeOf(dinp) ?? null, nativeOf(dweight), nativeOf(dbias) ?? null, nativeOf(dout), nativeOf(inp), nativeOf(weight));
   return { dinp, dweight, dbias };
 }
+
+export interface LinearGeluOutputs {
+  /** The pre-activation inp · weightᵀ + bias, or null when it was not kept. */
+  pre: Tensor | null;
+  /** GELU(pre). */
+  out: Tensor;
+}
+
+/**
+ * A Linear layer followed by GELU (a ViT MLP's fc1) in one pass: the GELU runs in the GEMM's
+ * epilogue while each block of the product is in cache. pre = inp · weightᵀ + bias and
+ * out = GELU(pre), bit-identical to linearForward followed by geluForward. `keepPre: false` skips
+ * the pre-activation (inference: only `out` is written and returned).
+ */
+export function linearGeluForward(
+  inp: Tensor,
+  weight: Tensor,
+  bias?: Tensor | null,
+  opts: { keepPre?: boolean; pre?: Tensor; out?: Tensor } = {},
+): LinearGeluOutputs {
+  expectRank(weight, 2, 'weight', '[OC, C]');
+  if (inp.shape.length < 1) throw new ShapeError('inp must have at least 1 dimension [..., C], got []');
+  const shape = [...inp.shape.slice(0, -1), weight.shape[0]];
+  const out = outputLike(opts.out, shape);
+  const pre = opts.keepPre === false ? null : outputLike(opts.pre, shape);
+  kernelsNative().linearGeluForward(nativeOf(pre) ?? null, nativeOf(out), nativeOf(inp), nativeOf(weight), nativeOf(bias) ?? null);
+  return { pre, out };
+}
+
+export interface GeluLinearGrads {
+  dpre: Tensor;
+  dweight: Tensor;
+  dbias: Tensor | null;
+}
+
+/**
+ * Backward of out = Linear(GELU(pre)) (a ViT MLP's GELU + fc2) in one pass over the input
+ * gradient: dpre = (dout · weight) ⊙ GELU'(pre) (overwritten), dweight += doutᵀ · act and
+ * dbias += Σ_rows dout, where act = GELU(pre) is the Linear's input. Bit-identical to
+ * linearBackward followed by geluBackward. Parameter gradients accumulate as in linearBackward.
+ */
+export function geluLinearBackward(
+  dout: Tensor,
+  act: Tensor,
+  pre: Tensor,
+  weight: Tensor,
+  opts: { dpre?: Tensor; dweight?: Tensor; dbias?: Tensor | null; hasBias?: boolean } = {},
+): GeluLinearGrads {
+  expectRank(weight, 2, 'weight', '[OC, C]');
+  const dpre = outputLike(opts.dpre, act.shape);
+  const dweight = opts.dweight ?? Tensor.zeros(weight.shape);
+  const dbias = opts.dbias !== undefined ? opts.dbias : opts.hasBias === false ? null : Tensor.zeros([weight.shape[0]]);
+  kernelsNative().geluLinearBackward(
+    nativeOf(dpre),
+    nativeOf(dweight),
+    nativeOf(dbias) ?? null,
+    nativeOf(dout),
+    nativeOf(act),
+    nativeOf(pre),
+    nativeOf(weight),
+  );
+  return { dpre, dweight, dbias };
+}

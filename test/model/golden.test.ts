@@ -147,7 +147,18 @@ describe.each(['cmae_micro', 'mae_micro'])('golden model vs PyTorch (%s)', (name
         }
         continue;
       }
-      expectClose(got, ref, { atol: 1e-4 * Math.max(maxAbs(ref), 1e-2), rtol: 1e-4, label: `step3 ${param}` });
+      // Elements whose reference gradient is below float32 round-off of the gradient sums (1e-5 of
+      // the tensor's largest, e.g. 2e-7 against 0.17): AdamW normalises the update, so their sign —
+      // and so a ±lr step — is decided by that round-off, on both sides. Same 3·lr bound as above;
+      // they must stay a tiny minority, so that the bound cannot hide a wrong tensor.
+      const noiseFloor = g ? 1e-5 * maxAbs(g) : 0;
+      const tiny = g ? ref.map((_, i) => (Math.abs(g[i]) < noiseFloor ? 1 : 0)).reduce((a, b) => a + b, 0) : 0;
+      expect(tiny, `${param}: elements with a gradient below the float32 noise floor`).toBeLessThanOrEqual(Math.max(1, ref.length / 100));
+      const checked = Array.from(ref, (v, i) => (g && Math.abs(g[i]) < noiseFloor ? got[i] : v));
+      for (let i = 0; i < ref.length; i++) {
+        if (g && Math.abs(g[i]) < noiseFloor) expect(Math.abs(got[i] - ref[i])).toBeLessThanOrEqual(3 * t.lr + 1e-6);
+      }
+      expectClose(got, checked, { atol: 1e-4 * Math.max(maxAbs(ref), 1e-2), rtol: 1e-4, label: `step3 ${param}` });
     }
     optimizer.dispose();
     model.dispose();

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa, sameBits } from '../helpers/check';
+import { dot, expectClose, expectSameBits, finiteDifference, isas, randn, toF64, withIsa, sameBits } from '../helpers/check';
+import { gelu, geluGrad } from '../reference/math';
 import { linearBackwardRef, linearForwardRef, matmulRef } from '../reference/linear';
 
 // [M, N, K]: no multiple of any tile (AVX2 6x16, AVX-512 12x32) in the small ones; K > 256 gives
@@ -211,6 +212,134 @@ describe.each(isas())('matmul family (%s)', (isa) => {
         return [kernels.linearForward(inp, weight, bias).toArray(), g.dinp!.toArray(), g.dweight.toArray(), g.dbias!.toArray()];
       }, 'linear 4160x128->48');
     });
+  });
+});
+
+// Linear + GELU fused through the GEMM epilogue (the ViT MLP's fc1 forward, and GELU + fc2 backward).
+// [R, C, OC] of the Linear: small awkward sizes; several row blocks; K > 256 (the post-op must run
+// on the last K block only); N > 1536 (two column blocks, and with 5 rows the column split, so the
+// post-op operands are offset by jc and by each thread's columns); a model shape.
+const mlpShapes: [number, number, number][] = [
+  [7, 5, 3],
+  [37, 65, 33],
+  [400, 64, 200],
+  [50, 600, 70],
+  [5, 40, 3100],
+  [1104, 192, 768],
+];
+
+describe.each(isas())('Linear + GELU epilogue fusion (%s)', (isa) => {
+  it.each(mlpShapes)('linearGeluForward R=%i C=%i OC=%i: pre and GELU(pre) match float64, bit-identical to the two kernels', (R, C, OC) => {
+    withIsa(isa, () => {
+      const x = randn(R * C, 51 + C);
+      const w = randn(OC * C, 52 + OC, 1 / Math.sqrt(C));
+      const bias = randn(OC, 53);
+      const inp = Tensor.from(x, [R, C]);
+      const weight = Tensor.from(w, [OC, C]);
+      const b = Tensor.from(bias, [OC]);
+      // Outputs start as NaN: every element must be written.
+      const { pre, out } = kernels.linearGeluForward(inp, weight, b, { pre: Tensor.full([R, OC], NaN), out: Tensor.full([R, OC], NaN) });
+      const preRef = linearForwardRef(x, w, bias, R, C, OC);
+      expectClose(pre!.toArray(), preRef, tol(C, 'pre'));
+      // GELU' <= 1.13, so the product's rounding carries over; plus GELU's own 1e-7.
+      expectClose(out.toArray(), Array.from(preRef, gelu), { ...tol(C, 'GELU(pre)'), atol: 1.2e-4 * Math.sqrt(C) });
+      // Exactly what the unfused kernels give (same vector GELU, applied element-wise).
+      const pre2 = kernels.linearForward(inp, weight, b);
+      expectSameBits(pre!.toArray(), pre2.toArray(), 'pre vs linearForward');
+      expectSameBits(out.toArray(), kernels.geluForward(pre2).toArray(), 'out vs linearForward + geluForward');
+      // Without the pre-activation (inference): the same out.
+      const only = kernels.linearGeluForward(inp, weight, b, { keepPre: false, out: Tensor.full([R, OC], NaN) });
+      expect(only.pre).toBeNull();
+      expectSameBits(only.out.toArray(), out.toArray(), 'keepPre: false');
+      // No bias.
+      const nb = kernels.linearGeluForward(inp, weight, null);
+      expectSameBits(nb.out.toArray(), kernels.geluForward(kernels.linearForward(inp, weight, null)).toArray(), 'no bias');
+    });
+  });
+
+  it.each(mlpShapes)('geluLinearBackward R=%i C=%i OC=%i matches float64 and finite differences, bit-identical to the two kernels', (R, C, OC) => {
+    withIsa(isa, () => {
+      // The Linear's input is act = GELU(pre), [R, C]; dout is [R, OC].
+      const p = randn(R * C, 61 + C, 1.5);
+      const preT = Tensor.from(p, [R, C]);
+      const act = kernels.geluForward(preT);
+      const a = act.toArray();
+      const w = randn(OC * C, 62 + OC, 1 / Math.sqrt(OC));
+      const g = randn(R * OC, 63);
+      const weight = Tensor.from(w, [OC, C]);
+      const dout = Tensor.from(g, [R, OC]);
+      const dw0 = randn(OC * C, 64);
+      const db0 = randn(OC, 65);
+      const grads = kernels.geluLinearBackward(dout, act, preT, weight, {
+        dpre: Tensor.full([R, C], NaN),
+        dweight: Tensor.from(dw0, [OC, C]),
+        dbias: Tensor.from(db0, [OC]),
+      });
+      const ref = linearBackwardRef(g, a, w, R, C, OC);
+      const dpreRef = Array.from(ref.dinp, (v, i) => v * geluGrad(p[i]));
+      expectClose(grads.dpre.toArray(), dpreRef, { ...tol(OC, 'dpre'), atol: 1.2e-4 * Math.sqrt(OC) });
+      expectClose(grads.dweight.toArray(), Array.from(ref.dweight, (v, i) => v + dw0[i]), tol(R, 'dweight'));
+      expectClose(grads.dbias!.toArray(), Array.from(ref.dbias, (v, i) => v + db0[i]), tol(R, 'dbias'));
+
+      // Bit-identical to linearBackward + geluBackward.
+      const split = kernels.linearBackward(dout, act, weight);
+      const dpre2 = kernels.geluBackward(split.dinp!, preT);
+      const fused = kernels.geluLinearBackward(dout, act, preT, weight);
+      expectSameBits(fused.dpre.toArray(), dpre2.toArray(), 'dpre vs linearBackward + geluBackward');
+      expectSameBits(fused.dweight.toArray(), split.dweight.toArray(), 'dweight');
+      expectSameBits(fused.dbias!.toArray(), split.dbias!.toArray(), 'dbias');
+      expect(kernels.geluLinearBackward(dout, act, preT, weight, { hasBias: false }).dbias).toBeNull();
+
+      // dpre against central differences of L = Σ dout · Linear(GELU(pre)) in float64, sampled.
+      if (R * C * OC <= 2e5) {
+        const pd = toF64(p);
+        const wd = toF64(w);
+        const L = () => dot(g, linearForwardRef(Array.from(pd, gelu), wd, null, R, C, OC));
+        const dpre = grads.dpre.toArray();
+        for (let s = 0; s < 6; s++) {
+          const i = (s * 7919) % (R * C);
+          const fd = finiteDifference(() => L(), pd.subarray(i, i + 1) as Float64Array);
+          expect(Math.abs(fd[0] - dpre[i])).toBeLessThan(1e-4 * Math.sqrt(OC) * (1 + Math.abs(fd[0])));
+        }
+      }
+    });
+  });
+
+  it('fused forward and backward are bit-identical for 1, 2 and 3 threads', () => {
+    withIsa(isa, () => {
+      const [R, C, OC] = [4160, 128, 512];
+      const inp = Tensor.from(randn(R * C, 71), [64, 65, C]);
+      const w1 = Tensor.from(randn(OC * C, 72, 0.1), [OC, C]);
+      const b1 = Tensor.from(randn(OC, 73), [OC]);
+      const w2 = Tensor.from(randn(C * OC, 74, 0.05), [C, OC]);
+      const dout = Tensor.from(randn(R * C, 75), [64, 65, C]);
+      expectThreadIndependent(() => {
+        const f = kernels.linearGeluForward(inp, w1, b1);
+        const g = kernels.geluLinearBackward(dout, f.out, f.pre!, w2);
+        return [f.pre!.toArray(), f.out.toArray(), g.dpre.toArray(), g.dweight.toArray(), g.dbias!.toArray()];
+      }, 'MLP 4160x128->512->128');
+    });
+  });
+});
+
+describe('Linear + GELU argument checks', () => {
+  const inp = Tensor.from(randn(6, 1), [2, 3]);
+  const w = Tensor.from(randn(12, 2), [4, 3]);
+  it('rejects mismatched shapes and aliased buffers with typed errors', () => {
+    expect(() => kernels.linearGeluForward(inp, Tensor.empty([4, 2]))).toThrowError(/weight must have shape \[OC, C\] with C = 3/);
+    expect(() => kernels.linearGeluForward(inp, w, null, { pre: Tensor.empty([2, 3]) })).toThrowError(/pre must have shape \[2, 4\], got \[2, 3\]/);
+    const out = Tensor.empty([2, 4]);
+    expect(() => kernels.linearGeluForward(inp, w, null, { pre: out, out })).toThrow(ValueError);
+    expect(() => kernels.linearGeluForward(inp, w, null, { pre: out, out })).toThrowError(/pre must not share memory with inp, weight or out/);
+    const act = Tensor.from(randn(8, 3), [2, 4]);
+    const pre = Tensor.from(randn(8, 4), [2, 4]);
+    const dout = Tensor.from(randn(6, 5), [2, 3]);
+    const w2 = Tensor.from(randn(12, 6), [3, 4]);
+    expect(() => kernels.geluLinearBackward(dout, act, Tensor.empty([2, 3]), w2)).toThrow(ShapeError);
+    expect(() => kernels.geluLinearBackward(dout, act, Tensor.empty([2, 3]), w2)).toThrowError(/pre must have shape \[2, 4\], got \[2, 3\]/);
+    expect(() => kernels.geluLinearBackward(Tensor.empty([2, 4]), act, pre, w2)).toThrowError(/dout must have shape \[2, 3\], got \[2, 4\]/);
+    expect(() => kernels.geluLinearBackward(dout, act, pre, w2, { dpre: pre })).toThrowError(/dpre must not share memory/);
+    expect(() => kernels.geluLinearBackward(dout, act, pre, Tensor.empty([3, 4], 'int32'))).toThrow(DTypeError);
   });
 });
 
