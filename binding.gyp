@@ -10,7 +10,7 @@
       "type": "static_library",
       "sources": ["<!@(node scripts/list-sources.cjs avx512)"],
       "include_dirs": ["native"],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fexceptions", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp", "-fexceptions", "-mavx512f", "-mavx512bw", "-mavx512dq", "-mavx512vl", "-mavx2", "-mfma", "-mf16c"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"]
     },
     {
@@ -19,7 +19,7 @@
       "include_dirs": ["native", "<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["cmae_avx512", "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except_all"],
       "defines": ["NAPI_VERSION=<(cmae_napi_version)", "NODE_ADDON_API_DISABLE_DEPRECATED", "CMAE_BUILD_TYPE=\"Release\"", "CMAE_BUILD_SYSTEM=\"node-gyp\""],
-      "cflags_cc": ["-std=c++17", "-O3", "-fopenmp", "-fexceptions", "-mavx2", "-mfma", "-mf16c"],
+      "cflags_cc": ["-std=c++17", "-O3", "-fno-math-errno", "-fopenmp", "-fexceptions", "-mavx2", "-mfma", "-mf16c"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++20"],
       "ldflags": ["-fopenmp"]
     }

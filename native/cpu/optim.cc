@@ -45,10 +45,14 @@ double sum_squares(const float* x, int64_t n) {
 
 void adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
                 const AdamWStep& step, float grad_scale) {
+  // Vectorised (omp simd; sqrtf vectorises thanks to -fno-math-errno): the scalar loop spent ~15
+  // cycles per element in divss/sqrtss and made AdamW compute-bound at ~9 GB/s per core.
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
     if (decay_mask) {
+#pragma omp simd
       for (int64_t i = begin; i < end; ++i) adamw_update(params[i], m[i], v[i], grad_scale * grads[i], decay_mask[i], step);
     } else {
+#pragma omp simd
       for (int64_t i = begin; i < end; ++i) adamw_update(params[i], m[i], v[i], grad_scale * grads[i], 1.0f, step);
     }
   });
