@@ -7,13 +7,16 @@
 //   forward:  K^T and V are copied into thread-local scratch, zero padded to whole vectors (Np =
 //             round_up(N, W) columns of K^T, hdp = round_up(hd, W) columns of V). For each block of
 //             kRowBlock query rows: S = scale·Q·K^T into an L1-sized block, a stable softmax per row
-//             (max subtracted, vectorised exp), the att row written once, then out = P·V.
+//             (max subtracted, vectorised exp; 4 rows interleaved), the att rows written once, then
+//             out = P·V reading P back from those att rows.
 //   backward: V^T, K, Q and dO are copied the same way. For each row block dP = dO·V^T, then per row
 //             dS = scale·P⊙(dP − Σ_j P·dP) in place, into an N x Np scratch; then dQ = dS·K,
 //             dK = dS^T·Q and dV = P^T·dO, written straight into dqkv.
 // Every product goes through one register-blocked micro-kernel, C[r, :] = alpha·Σ_t A(r, t)·B[t, :]:
 // one FMA chain in t order per element, so the blocking (and the thread split) never changes the
 // arithmetic. Reductions (row max, row sums) are fixed-order vector reductions of one row.
+// While the forward computes one (b, h) pair, the q/k/v rows of the thread's next pair are
+// prefetched into L2: they are strided slices of a tensor too large for the caches.
 //
 // The traits V (a struct of static inline functions around one register type):
 //   using Reg;                                 one vector of floats
@@ -238,30 +241,73 @@ void transpose_rows(float* dst, int64_t ldd, const float* src, int64_t lds, int6
     }
 }
 
+// Asks for the cache lines of rows [0, rows) of `cols` floats (stride ld) into L2 (prefetcht1):
+// the next (b, h) pair's rows are strided slices of large tensors, so neither the hardware
+// prefetcher nor out-of-order execution hides their misses, which otherwise stall the copies.
+template <int kWrite>  // 1: for rows about to be written (prefetchw)
+inline void prefetch_rows(const float* p, int64_t ld, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const uintptr_t last = reinterpret_cast<uintptr_t>(p + r * ld + cols - 1);
+    for (uintptr_t line = reinterpret_cast<uintptr_t>(p + r * ld) & ~uintptr_t{63}; line <= last; line += 64)
+      __builtin_prefetch(reinterpret_cast<const void*>(line), kWrite, 2);
+  }
+}
+
 // ---- softmax and its backward -------------------------------------------------------------------
 
-// s[0, np) holds the scores of one query row (entries >= n are ignored). Writes the probabilities to
-// s[0, np) (0 past n) and to att_row[0, n).
-template <class V>
-void softmax_row(float* s, int64_t n, int64_t np, float* att_row) {
+// Rows [0, G) of s (stride np) hold scores (entries >= n are ignored). Writes the probabilities to
+// att rows (stride n) [0, n); s is left holding the unnormalised exponentials. The G rows go through
+// each step together: one row alone is a serial chain (max, hmax, exp, sum, hsum, divide) that
+// leaves the core mostly idle; G independent chains overlap. Per row the arithmetic (and its order)
+// is that of a single-row softmax, so G never changes the result.
+template <class V, int G>
+void softmax_group(float* s, int64_t n, int64_t np, float* att) {
   using Reg = typename V::Reg;
+  constexpr int kW = V::kW;
   const Reg ninf = V::set1(-std::numeric_limits<float>::infinity());
-  const int64_t full = n / V::kW * V::kW;  // s[full, np) is the one partial vector, if any
-  if (full < np) V::store(s + full, V::keep_first(V::load(s + full), n - full, ninf));
-  Reg mx = ninf;
-  for (int64_t j = 0; j < np; j += V::kW) mx = V::max(mx, V::load(s + j));
-  const Reg row_max = V::set1(V::hmax(mx));
-  Reg sum = V::zero();
-  for (int64_t j = 0; j < np; j += V::kW) {
-    const Reg e = exp_nonpositive<V>(V::sub(V::load(s + j), row_max));
-    V::store(s + j, e);
-    sum = V::add(sum, e);
+  const int64_t full = n / kW * kW;  // s[full, np) is the one partial vector, if any
+  Reg mx[G];
+#pragma GCC unroll 8
+  for (int i = 0; i < G; ++i) mx[i] = ninf;
+  for (int64_t j = 0; j < full; j += kW)
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) mx[i] = V::max(mx[i], V::load(s + i * np + j));
+  if (full < np)
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) mx[i] = V::max(mx[i], V::keep_first(V::load(s + i * np + full), n - full, ninf));
+  Reg row_max[G], sum[G];
+#pragma GCC unroll 8
+  for (int i = 0; i < G; ++i) {
+    row_max[i] = V::set1(V::hmax(mx[i]));
+    sum[i] = V::zero();
   }
-  const Reg inv = V::set1(1.0f / V::hsum(sum));
-  for (int64_t j = 0; j < np; j += V::kW) {
-    const Reg p = V::mul(V::load(s + j), inv);
-    V::store(s + j, p);
-    V::store_first(att_row + j, p, n - j);
+  for (int64_t j = 0; j < np; j += kW)
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) {
+      Reg e = exp_nonpositive<V>(V::sub(V::load(s + i * np + j), row_max[i]));
+      if (j >= full) e = V::keep_first(e, n - j, V::zero());  // lanes past n contribute exactly 0
+      V::store(s + i * np + j, e);
+      sum[i] = V::add(sum[i], e);
+    }
+  Reg inv[G];
+#pragma GCC unroll 8
+  for (int i = 0; i < G; ++i) inv[i] = V::set1(1.0f / V::hsum(sum[i]));
+  for (int64_t j = 0; j < np; j += kW)
+#pragma GCC unroll 8
+    for (int i = 0; i < G; ++i) V::store_first(att + i * n + j, V::mul(V::load(s + i * np + j), inv[i]), n - j);
+}
+
+// softmax_group over `rows` rows: groups of 4, then the rest.
+template <class V>
+void softmax_rows(float* s, int64_t rows, int64_t n, int64_t np, float* att) {
+  constexpr int G = 4;
+  int64_t r = 0;
+  for (; r + G <= rows; r += G) softmax_group<V, G>(s + r * np, n, np, att + r * n);
+  switch (rows - r) {
+    case 3: softmax_group<V, 3>(s + r * np, n, np, att + r * n); break;
+    case 2: softmax_group<V, 2>(s + r * np, n, np, att + r * n); break;
+    case 1: softmax_group<V, 1>(s + r * np, n, np, att + r * n); break;
+    default: break;
   }
 }
 
@@ -297,8 +343,9 @@ struct Dims {
   float scale;
 };
 
-// Runs body(scratch, b, h) for the B·H (b, h) pairs, split over threads in chunks of at least
-// kMinFlopsPerChunk of work; scratch = `floats` floats of this thread's buffer (64-byte aligned).
+// Runs body(scratch, b, h, next) for the B·H (b, h) pairs, split over threads in chunks of at least
+// kMinFlopsPerChunk of work; scratch = `floats` floats of this thread's buffer (64-byte aligned);
+// next = the index b·H + h of the pair this thread runs after this one (to prefetch), or -1.
 // Throws std::bad_alloc (after the parallel region) when a buffer cannot be allocated.
 template <class V, class Body>
 void for_each_head(int64_t B, int64_t N, int64_t H, int64_t hd, size_t floats, Body&& body) {
@@ -311,7 +358,7 @@ void for_each_head(int64_t B, int64_t N, int64_t H, int64_t hd, size_t floats, B
       out_of_memory.store(true);
       return;
     }
-    for (int64_t bh = begin; bh < end; ++bh) body(scratch, bh / H, bh % H);
+    for (int64_t bh = begin; bh < end; ++bh) body(scratch, bh / H, bh % H, bh + 1 < end ? bh + 1 : -1);
   });
   if (out_of_memory.load()) throw std::bad_alloc();
 }
@@ -320,18 +367,22 @@ template <class V>
 void forward(float* out, float* att, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
   const Dims<V> d(N, D, H);
   const int64_t hd = d.hd, np = d.np, hdp = d.hdp;
-  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + N * hdp + kRowBlock * np), [&](float* kt, int64_t b, int64_t h) {
+  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + N * hdp + kRowBlock * np), [&](float* kt, int64_t b, int64_t h, int64_t next) {
     float* v = kt + hd * np;
     float* s = v + N * hdp;
     const float* q = qkv + b * N * 3 * D + h * hd;  // row n at q + n*3D; k at +D, v at +2D
     transpose_rows<V>(kt, np, q + D, 3 * D, N, hd);
     copy_rows<V>(v, hdp, q + 2 * D, 3 * D, N, hd);
     float* att_bh = att + (b * H + h) * N * N;
+    const float* q_next = next < 0 ? nullptr : qkv + (next / H) * N * 3 * D + (next % H) * hd;
     for (int64_t i0 = 0; i0 < N; i0 += kRowBlock) {
       const int64_t rows = std::min(kRowBlock, N - i0);
+      if (q_next)  // the same rows of the next pair's q, k and v
+        for (int64_t part = 0; part < 3; ++part) prefetch_rows<0>(q_next + i0 * 3 * D + part * D, 3 * D, rows, hd);
       matmul<V>({q + i0 * 3 * D, 3 * D, 1, kt, np, s, np, hd, d.scale}, rows, np);
-      for (int64_t r = 0; r < rows; ++r) softmax_row<V>(s + r * np, N, np, att_bh + (i0 + r) * N);
-      matmul<V>({s, np, 1, v, hdp, out + (b * N + i0) * D + h * hd, D, N, 1.0f}, rows, hd);
+      softmax_rows<V>(s, rows, N, np, att_bh + i0 * N);
+      // out = P·V with P read back from the att rows just written (still in L1).
+      matmul<V>({att_bh + i0 * N, N, 1, v, hdp, out + (b * N + i0) * D + h * hd, D, N, 1.0f}, rows, hd);
     }
   });
 }
@@ -341,7 +392,7 @@ void backward(float* dqkv, const float* dout, const float* qkv, const float* att
               int64_t H) {
   const Dims<V> d(N, D, H);
   const int64_t hd = d.hd, np = d.np, hdp = d.hdp;
-  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + 3 * N * hdp + N * np), [&](float* vt, int64_t b, int64_t h) {
+  for_each_head<V>(B, N, H, hd, static_cast<size_t>(hd * np + 3 * N * hdp + N * np), [&](float* vt, int64_t b, int64_t h, int64_t) {
     float* k = vt + hd * np;
     float* q = k + N * hdp;
     float* dout_bh = q + N * hdp;
