@@ -72,10 +72,9 @@ inline CdfExp normal_cdf_exp(__m256 x) {
   q = _mm256_fmadd_ps(q, u, _mm256_set1_ps(2.4498463791e-01f));  // Q/2: the 1/2 of Φ folded in
   const __m256 half_erfc = _mm256_mul_ps(e, _mm256_mul_ps(s, q));
   const __m256 positive = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ);
-  const __m256 phi = _mm256_blendv_ps(half_erfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), positive);
-  // NaN: the exponent clamp would turn it into a number; keep it explicitly.
-  const __m256 nan = _mm256_cmp_ps(x, x, _CMP_UNORD_Q);
-  return {_mm256_blendv_ps(phi, x, nan), e};
+  // NaN x: t is NaN, so e = 0 and s, q stay finite (min gives 4.5): Φ is a number, but GELU =
+  // x·Φ and GELU' = Φ + x·φ are NaN, as they must be (tested).
+  return {_mm256_blendv_ps(half_erfc, _mm256_sub_ps(_mm256_set1_ps(1.0f), half_erfc), positive), e};
 }
 
 inline __m256 gelu8(__m256 x) { return _mm256_mul_ps(x, normal_cdf_exp(x).cdf); }

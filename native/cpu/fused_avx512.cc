@@ -58,9 +58,9 @@ inline CdfExp normal_cdf_exp(__m512 x) {
   q = _mm512_fmadd_ps(q, u, _mm512_set1_ps(2.4498463791e-01f));
   const __m512 half_erfc = _mm512_mul_ps(e, _mm512_mul_ps(s, q));
   const __mmask16 positive = _mm512_cmp_ps_mask(x, _mm512_setzero_ps(), _CMP_GT_OQ);
-  const __m512 phi = _mm512_mask_blend_ps(positive, half_erfc, _mm512_sub_ps(_mm512_set1_ps(1.0f), half_erfc));
-  const __mmask16 nan = _mm512_cmp_ps_mask(x, x, _CMP_UNORD_Q);
-  return {_mm512_mask_blend_ps(nan, phi, x), e};
+  // NaN x: t is NaN, so e = 0 and s, q stay finite (min gives 4.5): Φ is a number, but GELU =
+  // x·Φ and GELU' = Φ + x·φ are NaN, as they must be (tested).
+  return {_mm512_mask_blend_ps(positive, half_erfc, _mm512_sub_ps(_mm512_set1_ps(1.0f), half_erfc)), e};
 }
 
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }

@@ -56,6 +56,14 @@ describe.each(isas())('fused kernels (%s)', (isa) => {
       expect(y[7]).toBe(88);
       expect(y[8]).toBe(-0);
       expect(y[9]).toBe(special[9]);
+      // GELU' = Φ + x·φ: NaN stays NaN; ±∞ give NaN (∞·0) as in PyTorch; exact ends elsewhere.
+      const dy = geluGradOf(new Float32Array(special.length).fill(1), special);
+      expect(dy[0]).toBe(0.5);
+      expect(Number.isNaN(dy[4])).toBe(true);
+      expect(Number.isNaN(dy[2]) && Number.isNaN(dy[3])).toBe(true);
+      expect(dy[7]).toBe(1);
+      expect(dy[8]).toBe(0);
+      expect(dy[9]).toBe(1);
     });
   });
 
