@@ -25,8 +25,10 @@ inline __mmask16 lane_mask16(int64_t n) {  // lanes [0, n) set
   return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
 }
 
+// a: the packed A micro-panel (lda == 0), or op(A)'s first row of the tile itself, rows lda apart
+// (lda > 0: unpacked; rows past m repeat row m-1 so every load stays inside A).
 template <int NV>
-inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n,
+inline void micro_avx512(int64_t kc, const float* a, int64_t lda, const float* b, float* c, int64_t ldc, int m, int n,
                          const Epilogue& ep, const float* bias) {
   constexpr int W = 16 * NV;
   __m512 acc[kMr][NV];
@@ -39,19 +41,38 @@ inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, i
     for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
   }
 
+  if (lda == 0) {
 #pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    __m512 bv[NV];
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 bv[NV];
 #pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
 #pragma GCC unroll 8
-    for (int r = 0; r < kMr; ++r) {
-      const __m512 ar = _mm512_set1_ps(a[r]);
+      for (int r = 0; r < kMr; ++r) {
+        const __m512 ar = _mm512_set1_ps(a[r]);
 #pragma GCC unroll 3
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+      }
+      a += kMr;
+      b += W;
     }
-    a += kMr;
-    b += W;
+  } else {
+    const float* rows[kMr];
+#pragma GCC unroll 8
+    for (int r = 0; r < kMr; ++r) rows[r] = a + std::min(r, m - 1) * lda;
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      __m512 bv[NV];
+#pragma GCC unroll 3
+      for (int v = 0; v < NV; ++v) bv[v] = _mm512_loadu_ps(b + 16 * v);
+#pragma GCC unroll 8
+      for (int r = 0; r < kMr; ++r) {
+        const __m512 ar = _mm512_set1_ps(rows[r][k]);
+#pragma GCC unroll 3
+        for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_fmadd_ps(ar, bv[v], acc[r][v]);
+      }
+      b += W;
+    }
   }
 
   // v = fma(alpha, acc, t), t = beta*c [+ bias] or bias or 0 (gemm_internal.h).
@@ -81,7 +102,7 @@ inline void micro_avx512(int64_t kc, const float* a, const float* b, float* c, i
   }
 }
 
-void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc,
                   const Epilogue& ep, const PrefetchPlan& next) {
   Prefetcher prefetch(next, ((mc + kMr - 1) / kMr) * ((nc + kNr - 1) / kNr));
   for (int64_t j = 0; j < nc; j += kNr) {
@@ -91,11 +112,11 @@ void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, const flo
     for (int64_t i = 0; i < mc; i += kMr) {
       const int m = static_cast<int>(std::min<int64_t>(kMr, mc - i));
       if (n > 32) {
-        micro_avx512<3>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+        micro_avx512<3>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
       } else if (n > 16) {
-        micro_avx512<2>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+        micro_avx512<2>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
       } else {
-        micro_avx512<1>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
+        micro_avx512<1>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
       }
       prefetch.step();
     }
@@ -104,7 +125,7 @@ void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, const flo
   if (ep.post == PostOp::GeluGrad) apply_post_avx512(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
 }
 
-const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, macro_avx512};
+const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, true, macro_avx512};
 
 }  // namespace
 

@@ -4,7 +4,8 @@
 // MC x kc blocks of op(A) into micro-panels of MR rows, and a register-blocked MR x NR
 // micro-kernel multiplies one A micro-panel by one B micro-panel.
 //
-// Packed layouts (zero padded, so micro-kernels always run full tiles and mask only the stores):
+// Packed layouts (zero padded, so micro-kernels always run full tiles and mask only the stores;
+// an unpacked row-major A is read with its last valid row repeated instead):
 //   A block: panel q holds op(A)[i0 + q*MR + r, pc + k] at a[q*MR*kc + k*MR + r], r < MR.
 //   B block: panel p holds op(B)[pc + k, j0 + p*NR + c] at b[p*NR*kc + k*W + c], c < W, where W is
 //            NR except for the last panel, which is narrowed to round_up(columns left, nr_min).
@@ -107,7 +108,9 @@ class Prefetcher {
 // Multiplies a packed A block (mc rows) by a packed B block (nc columns), K extent kc, into C
 // (row-major, ldc); the B block starts at panel 0, its bias (if any) at ep.col_bias[0]. Prefetches
 // `next` along the way.
-using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* a_packed, const float* b_packed, float* c,
+// a is the packed A block (lda == 0) or, for kernel sets with direct_a, op(A) itself at the block's
+// first row and K offset, rows lda apart (lda > 0).
+using MacroKernel = void (*)(int64_t mc, int64_t nc, int64_t kc, const float* a, int64_t lda, const float* b_packed, float* c,
                              int64_t ldc, const Epilogue& ep, const PrefetchPlan& next);
 
 struct KernelSet {
@@ -117,6 +120,7 @@ struct KernelSet {
   int64_t kc;    // target K block (the actual block is balanced: see k_block_size in gemm.cc)
   int64_t mc;    // rows of A per packed block (multiple of mr)
   int64_t nc;    // columns of B per packed block (multiple of nr)
+  bool direct_a; // the macro-kernel can read a row-major op(A) in place (see gemm.cc)
   MacroKernel macro;
 };
 
