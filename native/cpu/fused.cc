@@ -115,14 +115,58 @@ inline void store_n(float* p, __m256 v, int n) {
 
 namespace fused_avx2 {
 
-void gelu_forward(float* out, const float* inp, int64_t begin, int64_t end) {
-  for_each8(begin, end, [&](int64_t i, int w) { store_n(out + i, gelu8(load_n(inp + i, w)), w); });
+namespace {
+
+// The structure of fused_avx512.cc's gelu_rows with 8-lane vectors: whole vectors in groups of 4,
+// 2, 1 (independent chains the compiler interleaves), the partial tail through an 8-float buffer.
+template <int G, bool kBackward>
+inline void gelu_vectors(const float* in, const float* dout, float* out) {
+  __m256 x[G];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) x[g] = _mm256_loadu_ps(in + 8 * g);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+    if (kBackward) {
+      _mm256_storeu_ps(out + 8 * g, _mm256_mul_ps(_mm256_loadu_ps(dout + 8 * g), gelu_grad8(x[g])));
+    } else {
+      _mm256_storeu_ps(out + 8 * g, gelu8(x[g]));
+    }
+  }
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t begin, int64_t end) {
-  for_each8(begin, end, [&](int64_t i, int w) {
-    store_n(dinp + i, _mm256_mul_ps(load_n(dout + i, w), gelu_grad8(load_n(inp + i, w))), w);
-  });
+template <bool kBackward>
+void gelu_rows(float* out, int64_t ldo, const float* dout, int64_t ldd, const float* inp, int64_t ldi, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* in = inp + r * ldi;
+    const float* d = kBackward ? dout + r * ldd : nullptr;
+    float* o = out + r * ldo;
+    int64_t c = 0;
+    for (; c + 32 <= cols; c += 32) gelu_vectors<4, kBackward>(in + c, kBackward ? d + c : nullptr, o + c);
+    if (c + 16 <= cols) {
+      gelu_vectors<2, kBackward>(in + c, kBackward ? d + c : nullptr, o + c);
+      c += 16;
+    }
+    if (c + 8 <= cols) {
+      gelu_vectors<1, kBackward>(in + c, kBackward ? d + c : nullptr, o + c);
+      c += 8;
+    }
+    if (c < cols) {
+      const int w = static_cast<int>(cols - c);
+      const __m256 x = load_n(in + c, w);
+      store_n(o + c, kBackward ? _mm256_mul_ps(load_n(d + c, w), gelu_grad8(x)) : gelu8(x), w);
+    }
+  }
+}
+
+}  // namespace
+
+void gelu_forward(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols) {
+  gelu_rows<false>(out, ldo, nullptr, 0, inp, ldi, rows, cols);
+}
+
+void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi, int64_t rows,
+                   int64_t cols) {
+  gelu_rows<true>(dinp, ldd, dout, ldo, inp, ldi, rows, cols);
 }
 
 }  // namespace fused_avx2
@@ -131,9 +175,9 @@ void gelu_forward(float* out, const float* inp, int64_t n) {
   const bool avx512 = current_isa() == Isa::AVX512;
   parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
     if (avx512) {
-      fused_avx512::gelu_forward(out, inp, begin, end);
+      fused_avx512::gelu_forward(out + begin, 0, inp + begin, 0, 1, end - begin);
     } else {
-      fused_avx2::gelu_forward(out, inp, begin, end);
+      fused_avx2::gelu_forward(out + begin, 0, inp + begin, 0, 1, end - begin);
     }
   });
 }
@@ -142,9 +186,9 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
   const bool avx512 = current_isa() == Isa::AVX512;
   parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
     if (avx512) {
-      fused_avx512::gelu_backward(dinp, dout, inp, begin, end);
+      fused_avx512::gelu_backward(dinp + begin, 0, dout + begin, 0, inp + begin, 0, 1, end - begin);
     } else {
-      fused_avx2::gelu_backward(dinp, dout, inp, begin, end);
+      fused_avx2::gelu_backward(dinp + begin, 0, dout + begin, 0, inp + begin, 0, 1, end - begin);
     }
   });
 }

@@ -6,6 +6,7 @@
 // GCC 12 reports the undefined vectors inside some AVX-512 intrinsics (_mm512_abs_ps, masked moves).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/gelu_internal.h"
@@ -65,27 +66,104 @@ inline CdfExp normal_cdf_exp(__m512 x) {
 
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
-}  // namespace
-
-// Elements [begin, end): full vectors, then one masked vector (masked-off lanes read as 0 and are
-// not stored; every element goes through the same instructions).
-void gelu_forward(float* out, const float* inp, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i += 16) {
-    const __mmask16 m = tail_mask(end - i);
-    const __m512 x = _mm512_maskz_loadu_ps(m, inp + i);
-    _mm512_mask_storeu_ps(out + i, m, _mm512_mul_ps(x, normal_cdf_exp(x).cdf));
+// G whole vectors at once: G independent dependency chains (the exp and Q polynomials are ~30
+// dependent operations, more than out-of-order execution overlaps across loop iterations), which
+// the compiler interleaves: 2x faster than one vector per iteration. in/dout/out[g] point at the
+// g-th vector. Per element the arithmetic is the same for any G (and for the masked tail below).
+template <int G, bool kBackward>
+inline void gelu_vectors(const float* const* in, const float* const* dout, float* const* out) {
+  __m512 x[G];
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) x[g] = _mm512_loadu_ps(in[g]);
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+    const CdfExp ce = normal_cdf_exp(x[g]);
+    if (kBackward) {
+      // Φ(x) + x·φ(x), φ(x) = e^{-x²/2}/√(2π): one exponential serves both.
+      const __m512 grad = _mm512_fmadd_ps(x[g], _mm512_mul_ps(ce.e, _mm512_set1_ps(0.39894228040143267794f)), ce.cdf);
+      _mm512_storeu_ps(out[g], _mm512_mul_ps(_mm512_loadu_ps(dout[g]), grad));
+    } else {
+      _mm512_storeu_ps(out[g], _mm512_mul_ps(x[g], ce.cdf));
+    }
   }
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t begin, int64_t end) {
-  for (int64_t i = begin; i < end; i += 16) {
-    const __mmask16 m = tail_mask(end - i);
-    const __m512 x = _mm512_maskz_loadu_ps(m, inp + i);
-    // Φ(x) + x·φ(x), φ(x) = e^{-x²/2}/√(2π): one exponential serves both.
-    const CdfExp ce = normal_cdf_exp(x);
+// Lanes [0, n) of one vector, n < 16 (masked-off lanes read as 0 and are not stored).
+template <bool kBackward>
+inline void gelu_tail(const float* in, const float* dout, float* out, int64_t n) {
+  const __mmask16 m = tail_mask(n);
+  const __m512 x = _mm512_maskz_loadu_ps(m, in);
+  const CdfExp ce = normal_cdf_exp(x);
+  if (kBackward) {
     const __m512 grad = _mm512_fmadd_ps(x, _mm512_mul_ps(ce.e, _mm512_set1_ps(0.39894228040143267794f)), ce.cdf);
-    _mm512_mask_storeu_ps(dinp + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dout + i), grad));
+    _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dout), grad));
+  } else {
+    _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(x, ce.cdf));
   }
+}
+
+// One row: whole vectors in groups of 4, 2, 1, then the masked tail.
+template <bool kBackward>
+inline void gelu_row(float* out, const float* dout, const float* in, int64_t cols) {
+  int64_t c = 0;
+  for (; c + 64 <= cols; c += 64) {
+    const float* i4[4] = {in + c, in + c + 16, in + c + 32, in + c + 48};
+    const float* d4[4] = {dout + c, dout + c + 16, dout + c + 32, dout + c + 48};
+    float* o4[4] = {out + c, out + c + 16, out + c + 32, out + c + 48};
+    gelu_vectors<4, kBackward>(i4, d4, o4);
+  }
+  if (c + 32 <= cols) {
+    const float* i2[2] = {in + c, in + c + 16};
+    const float* d2[2] = {dout + c, dout + c + 16};
+    float* o2[2] = {out + c, out + c + 16};
+    gelu_vectors<2, kBackward>(i2, d2, o2);
+    c += 32;
+  }
+  if (c + 16 <= cols) {
+    const float* i1[1] = {in + c};
+    const float* d1[1] = {dout + c};
+    float* o1[1] = {out + c};
+    gelu_vectors<1, kBackward>(i1, d1, o1);
+    c += 16;
+  }
+  if (c < cols) gelu_tail<kBackward>(in + c, dout + c, out + c, cols - c);
+}
+
+// The GEMM epilogue's strips are 48 columns wide: one row is 3 vectors, i.e. a pair plus a lone
+// latency-bound vector; two rows at a time make them a group of 4 and a pair.
+template <bool kBackward>
+void gelu_rows(float* out, int64_t ldo, const float* dout, int64_t ldd, const float* inp, int64_t ldi, int64_t rows, int64_t cols) {
+  int64_t r = 0;
+  if (cols == 48) {
+    for (; r + 2 <= rows; r += 2) {
+      const float* a = inp + r * ldi;
+      const float* b = a + ldi;
+      const float* da = kBackward ? dout + r * ldd : nullptr;
+      const float* db = kBackward ? da + ldd : nullptr;
+      float* oa = out + r * ldo;
+      float* ob = oa + ldo;
+      const float* i4[4] = {a, a + 16, a + 32, b};
+      const float* d4[4] = {da, da + 16, da + 32, db};
+      float* o4[4] = {oa, oa + 16, oa + 32, ob};
+      gelu_vectors<4, kBackward>(i4, d4, o4);
+      const float* i2[2] = {b + 16, b + 32};
+      const float* d2[2] = {db + 16, db + 32};
+      float* o2[2] = {ob + 16, ob + 32};
+      gelu_vectors<2, kBackward>(i2, d2, o2);
+    }
+  }
+  for (; r < rows; ++r) gelu_row<kBackward>(out + r * ldo, kBackward ? dout + r * ldd : nullptr, inp + r * ldi, cols);
+}
+
+}  // namespace
+
+void gelu_forward(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols) {
+  gelu_rows<false>(out, ldo, nullptr, 0, inp, ldi, rows, cols);
+}
+
+void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi, int64_t rows,
+                   int64_t cols) {
+  gelu_rows<true>(dinp, ldd, dout, ldo, inp, ldi, rows, cols);
 }
 
 }  // namespace cmae::cpu::fused_avx512

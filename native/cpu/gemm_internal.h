@@ -56,18 +56,16 @@ struct Epilogue {
 };
 
 // Applies ep.post to rows x cols of C at c (ep's post_out/post_in point at the same element as c),
-// row by row, with the vector GELU of one ISA (the range functions of gelu_internal.h).
-using GeluRangeForward = void (*)(float* out, const float* inp, int64_t begin, int64_t end);
-using GeluRangeBackward = void (*)(float* dinp, const float* dout, const float* inp, int64_t begin, int64_t end);
-template <GeluRangeForward Forward, GeluRangeBackward Backward>
+// with the vector GELU of one ISA (gelu_internal.h).
+using GeluForward = void (*)(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols);
+using GeluBackward = void (*)(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi,
+                              int64_t rows, int64_t cols);
+template <GeluForward Forward, GeluBackward Backward>
 void apply_post(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols) {
-  for (int64_t r = 0; r < rows; ++r) {
-    float* cr = c + r * ldc;
-    if (ep.post == PostOp::Gelu) {
-      Forward(ep.post_out + r * ep.post_ld, cr, 0, cols);
-    } else if (ep.post == PostOp::GeluGrad) {
-      Backward(cr, cr, ep.post_in + r * ep.post_ld, 0, cols);
-    }
+  if (ep.post == PostOp::Gelu) {
+    Forward(ep.post_out, ep.post_ld, c, ldc, rows, cols);
+  } else if (ep.post == PostOp::GeluGrad) {
+    Backward(c, ldc, c, ldc, ep.post_in, ep.post_ld, rows, cols);
   }
 }
 
