@@ -99,10 +99,14 @@ class CmaeModel {
   void plan_training(int64_t B);
   void plan_inference(int64_t B);
 
-  void embed_tokens(float* tokens, float* patches, const float* images, const Encoder& enc, int64_t B) const;
-  void decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t B);
-  void decoder_backward(Decoder& dec, DecoderActs& a, float* d_latent, const float* d_out, const float* latent,
-                        const int32_t* ids_restore, int64_t B);
+  // Samples [b0, b0 + nb) of the batch; every pointer is the whole batch's buffer.
+  void embed_tokens(float* tokens, float* patches, const float* images, const Encoder& enc, int64_t b0, int64_t nb) const;
+  void decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0, int64_t nb);
+  // Samples [b0, b0 + nb) of the batch (all buffers are the whole batch's); gradients into g.
+  void decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* d_latent, const float* d_out, const float* latent,
+                        const int32_t* ids_restore, int64_t b0, int64_t nb);
+  // The encoder-side backward of samples [b0, b0 + nb) after the losses and heads (see loss_and_grad).
+  void backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb, const float* enc_out);
   void head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats);
   void head_backward(const Head& head, HeadActs& a, float* d_inp, const float* d_out, const float* inp, float* d_hidden,
                      int64_t B);
@@ -112,6 +116,9 @@ class CmaeModel {
   uint64_t mask_counter_ = 0;
   ParameterTable table_;
   Tensor params_, grads_, decay_mask_;
+  // Second gradient arena for the second half of the batch in the backward's sample-parallel part,
+  // zero between steps (loss_and_grad adds it into grads_ and clears it).
+  Tensor grads_half_;
 
   Encoder encoder_, momentum_encoder_;
   LinearRef final_norm_;
@@ -126,7 +133,7 @@ class CmaeModel {
     float *patches, *tokens, *noise, *mask, *x0, *latent, *latent_mean, *latent_rstd;
     int32_t *ids_keep, *ids_restore, *ids_all;
     float *target_pix, *dpred;
-    float *d_latent, *d_latent_feature, *d_visible, *patches_visible, *d_patch_weight_t;
+    float *d_latent, *d_latent_feature, *d_visible, *patches_visible, *d_patch_weight_t, *d_patch_weight_t_half;
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;
     DecoderActs pixel, feature;

@@ -128,79 +128,105 @@ void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
   }
 }
 
-const float* TransformerStack::forward(const float* params, const float* x) {
-  const int64_t R = B_ * N_, D = dim_;
+const float* TransformerStack::forward(const float* params, const float* x, int64_t b0, int64_t nb) {
   if (depth() == 0) return x;
-  const float* inp = x;
+  if (nb < 0) nb = B_ - b0;
+  CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack forward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
+  const int64_t D = dim_, R = nb * N_, r0 = b0 * N_;
+  const int64_t att0 = b0 * heads_ * N_ * N_;
+  // Row r0 of each (·, width) buffer.
+  auto rows = [r0](float* base, int64_t width) { return base + r0 * width; };
+  const float* inp = x + r0 * D;
   {
     const std::vector<LinearRef>& b = blocks_[0];
     Acts& a = acts_[0];
     CMAE_PROF("f.ln");
-    cpu::layernorm_forward(a.ln1, a.ln1_mean, a.ln1_rstd, inp, params + b[0].weight, params + b[0].bias, R, D, kLayerNormEps);
+    cpu::layernorm_forward(rows(a.ln1, D), a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b[0].weight, params + b[0].bias, R, D,
+                           kLayerNormEps);
   }
   for (int64_t i = 0; i < depth(); ++i) {
     const std::vector<LinearRef>& b = blocks_[i];
     Acts& a = acts_[save_all_ ? i : 0];
-    // a.ln1 (LayerNorm of inp) was written by the previous block's fused residual pass (or above).
-    { CMAE_PROF("f.qkv"); linear_fwd(a.qkv, a.ln1, params, b[1], R); }
-    { CMAE_PROF("f.attn"); cpu::attention_forward(a.atty, a.att, a.qkv, B_, N_, D, heads_); }
-    { CMAE_PROF("f.proj"); linear_fwd(a.x1, a.atty, params, b[2], R); }
+    float* ln1 = rows(a.ln1, D);
+    float* qkv = rows(a.qkv, 3 * D);
+    float* atty = rows(a.atty, D);
+    float* x1 = rows(a.x1, D);
+    float* ln2 = rows(a.ln2, D);
+    float* h = rows(a.h, hidden_);
+    float* g = rows(a.g, hidden_);
+    float* out = rows(a.out, D);
+    // ln1 (LayerNorm of inp) was written by the previous block's fused residual pass (or above).
+    { CMAE_PROF("f.qkv"); linear_fwd(qkv, ln1, params, b[1], R); }
+    { CMAE_PROF("f.attn"); cpu::attention_forward(atty, a.att + att0, qkv, nb, N_, D, heads_); }
+    { CMAE_PROF("f.proj"); linear_fwd(x1, atty, params, b[2], R); }
     // x1 = inp + proj(...), ln2 = LayerNorm(x1): one pass.
-    { CMAE_PROF("f.res_ln"); cpu::residual_layernorm_forward(a.x1, a.ln2, a.ln2_mean, a.ln2_rstd, a.x1, inp, params + b[3].weight,
+    { CMAE_PROF("f.res_ln"); cpu::residual_layernorm_forward(x1, ln2, a.ln2_mean + r0, a.ln2_rstd + r0, x1, inp, params + b[3].weight,
                                                             params + b[3].bias, R, D, kLayerNormEps); }
     {
       // h = fc1(ln2) and g = GELU(h) in one pass (GELU in the GEMM epilogue); inference keeps only g.
       CMAE_PROF("f.fc1_gelu");
       const LinearRef& fc1 = b[4];
-      cpu::linear_gelu_forward(save_all_ ? a.h : nullptr, a.g, a.ln2, params + fc1.weight, params + fc1.bias, R, fc1.in, fc1.out);
+      cpu::linear_gelu_forward(save_all_ ? h : nullptr, g, ln2, params + fc1.weight, params + fc1.bias, R, fc1.in, fc1.out);
     }
-    // In inference mode a.out may be this block's input buffer: inp is fully consumed by now.
-    { CMAE_PROF("f.fc2"); linear_fwd(a.out, a.g, params, b[5], R); }
+    // In inference mode out may be this block's input buffer: inp is fully consumed by now.
+    { CMAE_PROF("f.fc2"); linear_fwd(out, g, params, b[5], R); }
     if (i + 1 < depth()) {
       // out = x1 + fc2(...), and the next block's ln1 = LayerNorm(out): one pass.
-      const std::vector<LinearRef>& nb = blocks_[i + 1];
+      const std::vector<LinearRef>& next = blocks_[i + 1];
       Acts& na = acts_[save_all_ ? i + 1 : 0];
       CMAE_PROF("f.res_ln");
-      cpu::residual_layernorm_forward(a.out, na.ln1, na.ln1_mean, na.ln1_rstd, a.out, a.x1, params + nb[0].weight,
-                                      params + nb[0].bias, R, D, kLayerNormEps);
+      cpu::residual_layernorm_forward(out, rows(na.ln1, D), na.ln1_mean + r0, na.ln1_rstd + r0, out, x1, params + next[0].weight,
+                                      params + next[0].bias, R, D, kLayerNormEps);
     } else {
       CMAE_PROF("f.resid");
-      float* out = a.out;
-      const float* x1 = a.x1;
       parallel_for(R * D, 1 << 14, [&](int64_t j0, int64_t j1) {
 #pragma omp simd
         for (int64_t j = j0; j < j1; ++j) out[j] += x1[j];
       });
     }
-    inp = a.out;
+    inp = out;
   }
-  return inp;
+  return acts_[save_all_ ? depth() - 1 : 0].out;
 }
 
-void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x) {
+void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x, int64_t b0, int64_t nb) {
   CMAE_CHECK(save_all_, Internal, "backward through a stack laid out for inference");
-  const int64_t R = B_ * N_, D = dim_;
+  if (nb < 0) nb = B_ - b0;
+  CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack backward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
+  const int64_t D = dim_, R = nb * N_, r0 = b0 * N_;
+  const int64_t att0 = b0 * heads_ * N_ * N_;
+  dres += r0 * D;
+  float* d_hidden = d_hidden_ + r0 * hidden_;
+  float* d_qkv = d_qkv_ + r0 * 3 * D;
+  float* d_atty = d_atty_ + r0 * D;
+  float* d_ln = d_ln_ + r0 * D;
   for (int64_t i = depth() - 1; i >= 0; --i) {
     const std::vector<LinearRef>& b = blocks_[i];
-    Acts& a = acts_[i];
-    const float* inp = i == 0 ? x : acts_[i - 1].out;
-    // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
+    const Acts& a = acts_[i];
+    const float* inp = (i == 0 ? x : acts_[i - 1].out) + r0 * D;
+    const float* ln1 = a.ln1 + r0 * D;
+    const float* qkv = a.qkv + r0 * 3 * D;
+    const float* atty = a.atty + r0 * D;
+    const float* x1 = a.x1 + r0 * D;
+    const float* ln2 = a.ln2 + r0 * D;
+    const float* h = a.h + r0 * hidden_;
+    const float* g = a.g + r0 * hidden_;
     {
+      // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
       // d_hidden = (dres · W2) ⊙ GELU'(h) in one pass (derivative in the GEMM epilogue).
       CMAE_PROF("b.fc2_gelu");
       const LinearRef& fc2 = b[5];
-      cpu::gelu_linear_backward(d_hidden_, grads + fc2.weight, grads + fc2.bias, dres, a.g, a.h, params + fc2.weight, R, fc2.in,
-                                fc2.out);
+      cpu::gelu_linear_backward(d_hidden, grads + fc2.weight, grads + fc2.bias, dres, g, h, params + fc2.weight, R, fc2.in, fc2.out);
     }
-    { CMAE_PROF("b.fc1"); linear_bwd(d_ln_, grads, d_hidden_, a.ln2, params, b[4], R); }
-    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln_, a.x1, params + b[3].weight, a.ln2_mean,
-                            a.ln2_rstd, R, D, /*accumulate_dinp=*/true); }
+    { CMAE_PROF("b.fc1"); linear_bwd(d_ln, grads, d_hidden, ln2, params, b[4], R); }
+    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln, x1, params + b[3].weight,
+                                                 a.ln2_mean + r0, a.ln2_rstd + r0, R, D, /*accumulate_dinp=*/true); }
     // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
-    { CMAE_PROF("b.proj"); linear_bwd(d_atty_, grads, dres, a.atty, params, b[2], R); }
-    { CMAE_PROF("b.attn"); cpu::attention_backward(d_qkv_, d_atty_, a.qkv, a.att, B_, N_, D, heads_); }
-    { CMAE_PROF("b.qkv"); linear_bwd(d_ln_, grads, d_qkv_, a.ln1, params, b[1], R); }
-    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln_, inp, params + b[0].weight, a.ln1_mean,
-                            a.ln1_rstd, R, D, /*accumulate_dinp=*/true); }
+    { CMAE_PROF("b.proj"); linear_bwd(d_atty, grads, dres, atty, params, b[2], R); }
+    { CMAE_PROF("b.attn"); cpu::attention_backward(d_qkv, d_atty, qkv, a.att + att0, nb, N_, D, heads_); }
+    { CMAE_PROF("b.qkv"); linear_bwd(d_ln, grads, d_qkv, ln1, params, b[1], R); }
+    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln, inp, params + b[0].weight,
+                                                 a.ln1_mean + r0, a.ln1_rstd + r0, R, D, /*accumulate_dinp=*/true); }
   }
 }
 

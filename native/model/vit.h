@@ -61,10 +61,15 @@ class TransformerStack {
   void layout(Bump& bump, int64_t B, int64_t N, bool save_all);
 
   // x (B, N, D) → returns the output of the last block (B, N, D), inside this stack's workspace.
-  const float* forward(const float* params, const float* x);
+  // Only samples [b0, b0 + nb) (nb < 0: all); x and the returned buffer are the whole batch's.
+  // Two disjoint sample ranges may run at the same time (rows of the same workspace).
+  const float* forward(const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1);
   // dres (B, N, D): in = grad of the stack output, out = grad of the stack input (updated in place).
   // x is the same input given to forward. Parameter gradients accumulate into grads.
-  void backward(float* grads, float* dres, const float* params, const float* x);
+  // Only samples [b0, b0 + nb) (nb < 0: all): dres and x are still the whole batch's buffers. Two
+  // disjoint sample ranges may run at the same time (into different gradient arenas): each uses
+  // its own rows of the activations and of the backward scratch.
+  void backward(float* grads, float* dres, const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1);
 
   int64_t depth() const { return static_cast<int64_t>(blocks_.size()); }
   // The last forward's output (B, N, D) (valid until the next forward). Requires depth ≥ 1.
