@@ -589,20 +589,28 @@ void CmaeModel::encode(float* out, const float* images, int64_t B, Pool pool, Br
   const Encoder& enc = branch == Branch::Online ? encoder_ : momentum_encoder_;
   TransformerStack& stack = branch == Branch::Online ? infer_stack_online_ : infer_stack_momentum_;
   const float* p = params();
-  embed_tokens(i_.tokens, i_.patches, images, enc, 0, B);
-  write_cls_rows(i_.x0, p + enc.cls_token, B, 1 + L, D);
-  cpu::gather_visible_forward(i_.x0, i_.tokens, p + pos_embed_ + D, i_.ids_all, B, L, L, D, 1);
-  const float* y;
-  { CMAE_PROF("M.infer_fwd"); y = stack.forward(p, i_.x0); }
-  if (branch == Branch::Online) {
-    cpu::layernorm_forward(i_.ln, i_.ln_mean, i_.ln_rstd, y, p + final_norm_.weight, p + final_norm_.bias, B * (1 + L), D, kLayerNormEps);
-    y = i_.ln;
-  }
-  if (pool == Pool::Cls) {
-    for (int64_t b = 0; b < B; ++b) std::memcpy(out + b * D, y + b * (1 + L) * D, sizeof(float) * D);
-  } else {
-    cpu::mean_pool_forward(out, y, B, 1 + L, D, 1);
-  }
+  const float* y = stack.depth() > 0 ? stack.output() : i_.x0;
+  const float* feats = branch == Branch::Online ? i_.ln : y;
+  // Per sample throughout: two fixed halves side by side on 2 threads, as in loss_and_grad.
+  auto encode_samples = [&](int64_t b0, int64_t nb) {
+    if (nb <= 0) return;
+    const int64_t r0 = b0 * (1 + L);
+    embed_tokens(i_.tokens, i_.patches, images, enc, b0, nb);
+    write_cls_rows(i_.x0 + r0 * D, p + enc.cls_token, nb, 1 + L, D);
+    cpu::gather_visible_forward(i_.x0 + r0 * D, i_.tokens + b0 * L * D, p + pos_embed_ + D, i_.ids_all + b0 * L, nb, L, L, D, 1);
+    { CMAE_PROF("M.infer_fwd"); stack.forward(p, i_.x0, b0, nb); }
+    if (branch == Branch::Online) {
+      cpu::layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p + final_norm_.weight,
+                             p + final_norm_.bias, nb * (1 + L), D, kLayerNormEps);
+    }
+    if (pool == Pool::Cls) {
+      for (int64_t b = b0; b < b0 + nb; ++b) std::memcpy(out + b * D, feats + b * (1 + L) * D, sizeof(float) * D);
+    } else {
+      cpu::mean_pool_forward(out + b0 * D, feats + r0 * D, nb, 1 + L, D, 1);
+    }
+  };
+  const int64_t half = B / 2;
+  run_concurrently([&] { encode_samples(0, half); }, [&] { encode_samples(half, B - half); });
 }
 
 }  // namespace cmae::model
