@@ -20,6 +20,8 @@ export interface NativeInfo {
   napiVersion: number;
   isa: string;
   bestIsa: string;
+  matmulPrecision: string;
+  bf16: boolean;
   openmp: boolean;
   threads: number;
   defaultThreads: number;
@@ -46,6 +48,8 @@ export interface NativeBinding {
   getNumThreads(): number;
   setIsa(isa: string): void;
   getIsa(): string;
+  setMatmulPrecision(precision: string): void;
+  getMatmulPrecision(): string;
   supportedIsas(): string[];
   kernels: NativeKernels;
   // eslint-disable-next-line @typescript-eslint/no-explicit-any

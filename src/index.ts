@@ -8,7 +8,19 @@ export { presets, resolveConfig, type ModelConfig, type PresetName, type Mode } 
 export { AdamW, type AdamWOptions } from './optim/adamw';
 export { cosineWithWarmup, momentumSchedule } from './optim/schedules';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors';
-export { info, setNumThreads, getNumThreads, setIsa, getIsa, supportedIsas, type Isa, type RuntimeInfo } from './runtime';
+export {
+  info,
+  setNumThreads,
+  getNumThreads,
+  setIsa,
+  getIsa,
+  supportedIsas,
+  setMatmulPrecision,
+  getMatmulPrecision,
+  type Isa,
+  type MatmulPrecision,
+  type RuntimeInfo,
+} from './runtime';
 export * as kernels from './kernels/index';
 export { DataLoader, type Batch, type DataLoaderOptions, type AugmentOptions, type Normalization } from './data/loader';
 export {

@@ -4,6 +4,7 @@ import { getBinding, packageRoot } from './native';
 import { ValueError } from './errors';
 
 export type Isa = 'avx2' | 'avx512';
+export type MatmulPrecision = 'fp32' | 'bf16';
 
 export interface RuntimeInfo {
   /** cmae package version. */
@@ -16,6 +17,10 @@ export interface RuntimeInfo {
   isa: Isa;
   /** Best SIMD path this CPU supports. */
   bestIsa: Isa;
+  /** Precision of the matrix products (setMatmulPrecision). */
+  matmulPrecision: MatmulPrecision;
+  /** Whether this CPU can run the bf16 matmul path (AVX512_BF16). */
+  bf16: boolean;
   openmp: boolean;
   threads: number;
   defaultThreads: number;
@@ -36,6 +41,8 @@ export function info(): RuntimeInfo {
     napiVersion: n.napiVersion,
     isa: n.isa as Isa,
     bestIsa: n.bestIsa as Isa,
+    matmulPrecision: n.matmulPrecision as MatmulPrecision,
+    bf16: n.bf16,
     openmp: n.openmp,
     threads: n.threads,
     defaultThreads: n.defaultThreads,
@@ -66,4 +73,21 @@ export function getIsa(): Isa {
 
 export function supportedIsas(): Isa[] {
   return getBinding().supportedIsas() as Isa[];
+}
+
+/**
+ * Precision of every matrix product (GEMMs, Linear layers, the model's training step), process-wide,
+ * like PyTorch's `set_float32_matmul_precision`. 'fp32' (default): float32 products. 'bf16' (opt-in,
+ * CPUs with AVX512_BF16 only, else a ValueError): operands rounded to bfloat16, products summed in
+ * float32 — about twice the GEMM throughput, at a relative error of ~2^-8 per operand instead of
+ * 2^-24 (see `npm run bench -- --bf16`). Bias, activations, norms, losses and the optimizer stay
+ * float32. With the AVX2 path forced (setIsa('avx2')) products are float32 whatever this says.
+ */
+export function setMatmulPrecision(precision: MatmulPrecision): void {
+  if (precision !== 'fp32' && precision !== 'bf16') throw new ValueError(`matmul precision must be 'fp32' or 'bf16', got ${String(precision)}`);
+  getBinding().setMatmulPrecision(precision);
+}
+
+export function getMatmulPrecision(): MatmulPrecision {
+  return getBinding().getMatmulPrecision() as MatmulPrecision;
 }

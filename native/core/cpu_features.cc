@@ -22,6 +22,11 @@ bool cpu_supports(Isa isa) {
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
+bool cpu_supports_avx512_bf16() {
+  __builtin_cpu_init();
+  return cpu_supports(Isa::AVX512) && __builtin_cpu_supports("avx512bf16");
+}
+
 Isa best_supported_isa() { return cpu_supports(Isa::AVX512) ? Isa::AVX512 : Isa::AVX2; }
 
 Isa parse_isa(const char* name) {

@@ -15,5 +15,7 @@ Isa current_isa();
 // Forces a path (tests run every kernel on both). Throws ErrorKind::Value if the CPU lacks it.
 void set_isa(Isa isa);
 Isa parse_isa(const char* name);  // throws ErrorKind::Value
+// AVX-512 BF16 (vdpbf16ps, with the AVX-512 set above): the opt-in bf16 matmul path (linear.h).
+bool cpu_supports_avx512_bf16();
 
 }  // namespace cmae

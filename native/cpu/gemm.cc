@@ -14,11 +14,13 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstdlib>
 #include <new>
 
 #include "core/cpu_features.h"
+#include "core/errors.h"
 #include "core/threads.h"
 #include "cpu/gemm_internal.h"
 #include "ops/linear.h"
@@ -56,6 +58,10 @@ class Scratch {
 
 thread_local Scratch t_packed_a;  // one MC x KC block of op(A), per worker thread
 thread_local Scratch t_packed_b;  // one super block of op(B), per calling thread
+thread_local Scratch t_packed_a16;  // the same two as bf16 pairs (MatmulPrecision::BF16 only)
+thread_local Scratch t_packed_b16;
+
+std::atomic<int> g_matmul_precision{static_cast<int>(MatmulPrecision::FP32)};
 
 // Packed B super block: about 2 MiB, so the panels packed by the first region are still cached
 // when the second region uses them.
@@ -332,7 +338,7 @@ void split(int threads, int64_t n, int64_t min_chunk, Fn&& fn) {
   }
 }
 
-const KernelSet kAvx2Kernels = {kMr2, kNr2, 8, 256, kMr2 * 24, 1536, false, macro_avx2};
+const KernelSet kAvx2Kernels = {kMr2, kNr2, 8, 256, kMr2 * 24, 1536, false, false, macro_avx2};
 
 }  // namespace
 
@@ -353,7 +359,9 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     }
     return;
   }
-  const KernelSet& ks = current_isa() == Isa::AVX512 ? avx512_kernels() : avx2_kernels();
+  const bool avx512 = current_isa() == Isa::AVX512;
+  const KernelSet& ks = !avx512 ? avx2_kernels() : matmul_precision() == MatmulPrecision::BF16 ? avx512_bf16_kernels() : avx512_kernels();
+  const bool bf16 = ks.bf16;
   const int64_t mr = ks.mr, nr = ks.nr;
   const int64_t kc_size = k_block_size(K, ks.kc);
   const int threads = usable_threads();
@@ -372,6 +380,10 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     const int64_t blocks_per_super = std::max<int64_t>(1, kPackedBBudget / (kc_size * ncp));
     const int64_t super_k = blocks_per_super * kc_size;
     float* bp = t_packed_b.get(static_cast<size_t>(std::min(super_k, K) * ncp));
+    // bf16: each K block's panels again as pairs, kcp_size = ceil(kc_size / 2) pair rows per block.
+    const int64_t kcp_size = (kc_size + 1) / 2;
+    uint32_t* bp16 = bf16 ? reinterpret_cast<uint32_t*>(t_packed_b16.get(static_cast<size_t>(blocks_per_super * kcp_size * ncp)))
+                          : nullptr;
 
     // Split C across threads: row ranges (each thread packs only its own rows of A) unless column
     // ranges give a clearly (> 1/8) better balance of micro-tiles (few rows, many columns); with a
@@ -397,8 +409,9 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const int64_t kc = std::min(kc_size, K - pc);
             const int64_t col = p * nr;
             const int cols = static_cast<int>(std::min(nr, nc - col));
-            pack_cols(bp + kb * kc_size * ncp + col * kc, B + (jc + col) * ldb + pc, ldb, kc,
-                      panel_width(cols, ks.nr, ks.nr_min), cols);
+            const int w = panel_width(cols, ks.nr, ks.nr_min);
+            pack_cols(bp + kb * kc_size * ncp + col * kc, B + (jc + col) * ldb + pc, ldb, kc, w, cols);
+            if (bf16) to_bf16_pairs(bp16 + kb * kcp_size * ncp + col * ((kc + 1) / 2), bp + kb * kc_size * ncp + col * kc, 0, kc, kc, w);
           }
         });
       } else {
@@ -414,6 +427,12 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const int64_t k0 = r * kPackRows, k1 = std::min(kc, k0 + kPackRows);
             if (k0 < k1) {
               pack_kmajor(bp + kb * kc_size * ncp, B + pc * ldb + jc, ldb, k0, k1, kc, nc, ks.nr, static_cast<int>(last_w));
+              if (bf16) {
+                for (int64_t p = 0; p < panels; ++p) {
+                  to_bf16_pairs(bp16 + kb * kcp_size * ncp + p * nr * ((kc + 1) / 2), bp + kb * kc_size * ncp + p * nr * kc, k0, k1, kc,
+                                p + 1 < panels ? ks.nr : static_cast<int>(last_w));
+                }
+              }
             }
           }
         });
@@ -430,7 +449,8 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
           block_ep.beta = pc == 0 ? ep.beta : 1.0f;
           block_ep.col_bias = last && ep.col_bias ? ep.col_bias + jc + n0 : nullptr;
           if (!last) block_ep.post = PostOp::None;
-          const float* b_block = bp + kb * kc_size * ncp + n0 * kc;
+          const float* b_block = bf16 ? reinterpret_cast<const float*>(bp16 + kb * kcp_size * ncp + n0 * ((kc + 1) / 2))
+                                      : bp + kb * kc_size * ncp + n0 * kc;
           for (int64_t ic = m0; ic < m1; ic += ks.mc) {
             const int64_t mc = std::min(ks.mc, m1 - ic);
             // The block packed after this one: the next rows, else the first rows of the next K block.
@@ -456,7 +476,13 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
                 pack_cols(ap + q * mr * kc, A + row * lda + pc, lda, kc, ks.mr, static_cast<int>(std::min(mr, m1 - row)));
               }
             }
-            ks.macro(mc, n1 - n0, kc, direct_a ? A + ic * lda + pc : ap, direct_a ? lda : 0, b_block, C + ic * ldc + jc + n0, ldc,
+            const float* a_block = direct_a ? A + ic * lda + pc : ap;
+            if (bf16) {  // the packed float32 micro-panels as bf16 pairs
+              uint32_t* ap16 = reinterpret_cast<uint32_t*>(t_packed_a16.get(packed_a_floats));
+              for (int64_t q = 0; q * mr < mc; ++q) to_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
+              a_block = reinterpret_cast<const float*>(ap16);
+            }
+            ks.macro(mc, n1 - n0, kc, a_block, direct_a ? lda : 0, b_block, C + ic * ldc + jc + n0, ldc,
                      block_ep.post_at(ic, jc + n0), next);
           }
         }
@@ -480,6 +506,14 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
 }
 
 }  // namespace gemm
+
+void set_matmul_precision(MatmulPrecision precision) {
+  CMAE_CHECK(precision != MatmulPrecision::BF16 || cpu_supports_avx512_bf16(), Value,
+             "bf16 matmuls need a CPU with AVX512_BF16 (vdpbf16ps); this one has not");
+  gemm::g_matmul_precision.store(static_cast<int>(precision), std::memory_order_relaxed);
+}
+
+MatmulPrecision matmul_precision() { return static_cast<MatmulPrecision>(gemm::g_matmul_precision.load(std::memory_order_relaxed)); }
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
            const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {

@@ -125,7 +125,7 @@ void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t l
   if (ep.post == PostOp::GeluGrad) apply_post_avx512(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
 }
 
-const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, true, macro_avx512};
+const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, true, false, macro_avx512};
 
 }  // namespace
 

@@ -119,6 +119,7 @@ struct KernelSet {
   int64_t mc;    // rows of A per packed block (multiple of mr)
   int64_t nc;    // columns of B per packed block (multiple of nr)
   bool direct_a; // the macro-kernel can read a row-major op(A) in place (see gemm.cc)
+  bool bf16;     // the macro-kernel takes bf16-pair panels (to_bf16_pairs) instead of float32 ones
   MacroKernel macro;
 };
 
@@ -137,6 +138,11 @@ inline int64_t packed_width(int64_t nc, int nr, int nr_min) {
 
 const KernelSet& avx2_kernels();    // gemm.cc
 const KernelSet& avx512_kernels();  // gemm_avx512.cc
+const KernelSet& avx512_bf16_kernels();  // gemm_bf16_avx512.cc: only with cpu_supports_avx512_bf16()
+
+// gemm_bf16_avx512.cc: rows [k0, k1) (k0 even) of a packed float32 panel (src[k*w + c], kc rows) into
+// bf16 pairs dst[(k/2)*w + c] (low half row k, high half row k+1, 0 past kc), rounded to nearest even.
+void to_bf16_pairs(uint32_t* dst, const float* src, int64_t k0, int64_t k1, int64_t kc, int w);
 
 // The driver behind sgemm and linear_forward (gemm.cc): C = alpha*op(A)op(B) + beta*C [+ bias].
 void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,

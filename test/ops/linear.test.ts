@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DTypeError, ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
+import { DTypeError, ShapeError, Tensor, ValueError, getMatmulPrecision, getNumThreads, info, kernels, setMatmulPrecision, setNumThreads } from '../../src/index';
 import { dot, expectClose, expectSameBits, finiteDifference, isas, randn, toF64, withIsa, sameBits } from '../helpers/check';
 import { gelu, geluGrad } from '../reference/math';
 import { linearBackwardRef, linearForwardRef, matmulRef } from '../reference/linear';
@@ -340,6 +340,99 @@ describe('Linear + GELU argument checks', () => {
     expect(() => kernels.geluLinearBackward(Tensor.empty([2, 4]), act, pre, w2)).toThrowError(/dout must have shape \[2, 3\], got \[2, 4\]/);
     expect(() => kernels.geluLinearBackward(dout, act, pre, w2, { dpre: pre })).toThrowError(/dpre must not share memory/);
     expect(() => kernels.geluLinearBackward(dout, act, pre, Tensor.empty([3, 4], 'int32'))).toThrow(DTypeError);
+  });
+});
+
+/** x rounded to bfloat16 (round to nearest even), as the bf16 path packs its operands. */
+function toBf16(x: Float32Array): Float32Array {
+  const out = Float32Array.from(x);
+  const bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) {
+    const b = bits[i];
+    bits[i] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+  }
+  return out;
+}
+
+describe('bf16 matmul precision (opt-in)', () => {
+  it('is fp32 by default and rejects unknown precisions', () => {
+    expect(getMatmulPrecision()).toBe('fp32');
+    expect(() => setMatmulPrecision('fp16' as never)).toThrow(ValueError);
+    if (!info().bf16) {
+      // A CPU without AVX512_BF16 must refuse the bf16 path with a typed error.
+      expect(() => setMatmulPrecision('bf16')).toThrowError(/AVX512_BF16/);
+    }
+  });
+
+  if (!info().bf16) return;
+
+  /** Runs fn with bf16 products, restoring fp32 afterwards. */
+  function withBf16<T>(fn: () => T): T {
+    setMatmulPrecision('bf16');
+    try {
+      return fn();
+    } finally {
+      setMatmulPrecision('fp32');
+    }
+  }
+
+  describe.each(transposes)('transA=%s transB=%s', (transA, transB) => {
+    it.each(shapes)('sgemm M=%i N=%i K=%i equals the float64 product of the bf16-rounded operands', (M, N, K) => {
+      const { a, b } = gemmCase(M, N, K, transA, transB);
+      const A = Tensor.from(a, transA ? [K, M] : [M, K]);
+      const B = Tensor.from(b, transB ? [N, K] : [K, N]);
+      const c = withBf16(() => kernels.matmul(A, B, { transA, transB, alpha: 0.75, out: Tensor.full([M, N], NaN) }).toArray());
+      // Products of bf16 values are exact in float32, so only the float32 sums round: the fp32 tolerance.
+      const ref = matmulRef(toBf16(a), toBf16(b), M, N, K, { transA, transB });
+      expectClose(c, Array.from(ref, (v) => 0.75 * v), tol(K, 'bf16 C'));
+    });
+  });
+
+  it('fused Linear + GELU forward and backward stay bit-identical to the unfused kernels, and to any thread count', () => {
+    const [R, C, OC] = [1104, 192, 768];
+    const inp = Tensor.from(randn(R * C, 81), [R, C]);
+    const w1 = Tensor.from(randn(OC * C, 82, 0.07), [OC, C]);
+    const b1 = Tensor.from(randn(OC, 83), [OC]);
+    const w2 = Tensor.from(randn(C * OC, 84, 0.04), [C, OC]);
+    const dout = Tensor.from(randn(R * C, 85), [R, C]);
+    withBf16(() => {
+      const f = kernels.linearGeluForward(inp, w1, b1);
+      expectSameBits(f.out.toArray(), kernels.geluForward(kernels.linearForward(inp, w1, b1)).toArray(), 'bf16 fc1 + GELU');
+      const g = kernels.geluLinearBackward(dout, f.out, f.pre!, w2);
+      const split = kernels.linearBackward(dout, f.out, w2);
+      expectSameBits(g.dpre.toArray(), kernels.geluBackward(split.dinp!, f.pre!).toArray(), 'bf16 GELU + fc2 backward');
+      expectSameBits(g.dweight.toArray(), split.dweight.toArray(), 'bf16 dweight');
+      expectThreadIndependent(() => {
+        const ff = kernels.linearGeluForward(inp, w1, b1);
+        const gg = kernels.geluLinearBackward(dout, ff.out, ff.pre!, w2);
+        return [ff.out.toArray(), gg.dpre.toArray(), gg.dweight.toArray()];
+      }, 'bf16 MLP');
+    });
+  });
+
+  it('differs from fp32 by bf16 rounding only, and the AVX2 path ignores it', () => {
+    const [M, N, K] = [300, 200, 192];
+    const a = randn(M * K, 91);
+    const b = randn(K * N, 92);
+    const A = Tensor.from(a, [M, K]);
+    const B = Tensor.from(b, [K, N]);
+    const fp32 = kernels.matmul(A, B).toArray();
+    const bf16 = withBf16(() => kernels.matmul(A, B).toArray());
+    const ref = matmulRef(a, b, M, N, K, {});
+    let err32 = 0;
+    let err16 = 0;
+    let scale = 0;
+    for (let i = 0; i < ref.length; i++) {
+      err32 = Math.max(err32, Math.abs(fp32[i] - ref[i]));
+      err16 = Math.max(err16, Math.abs(bf16[i] - ref[i]));
+      scale = Math.max(scale, Math.abs(ref[i]));
+    }
+    // Random N(0,1) operands, K = 192: bf16 rounding (2^-9 relative per operand) dominates.
+    expect(err16).toBeGreaterThan(10 * err32);
+    expect(err16).toBeLessThan(0.02 * scale);
+    withIsa('avx2', () => {
+      expectSameBits(withBf16(() => kernels.matmul(A, B).toArray()), kernels.matmul(A, B).toArray(), 'AVX2 path: fp32 products');
+    });
   });
 });
 
