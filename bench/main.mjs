@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm run bench [-- --json] [-- --torch] [--quick] [--threads 1,2] [--batch 64] [--only gemm,kernels,e2e]`
+// `npm run bench [-- --json] [-- --torch] [--bf16] [--quick] [--threads 1,2] [--batch 64] [--only gemm,kernels,e2e]`
 //
 // Speed of cmae on this machine, and (with --torch) of the same jobs in Debian's PyTorch
 // (/usr/bin/python3 + python3-torch, bench/torch_bench.py) in the same invocation, with the ratio
@@ -11,6 +11,9 @@
 // (forward, and both backward products); the other kernels; end to end at batch 64 (CMAE step, MAE
 // step, encoder inference) in images/s with FLOPs per image and % of peak. Two-thread figures are
 // bracketed by FMA probes: when 2 threads deliver about one core's FMA rate the run is flagged.
+//
+// --bf16 (CPUs with AVX512_BF16): adds end-to-end rows with setMatmulPrecision('bf16') (no PyTorch
+// counterpart) and a section on its accuracy against the fp32 path.
 //
 // Imports the compiled package (../dist/cjs/index.js): build it with `npx tsc -p tsconfig.json`.
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -24,7 +27,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const cmae = require('../dist/cjs/index.js');
-const { CMAE, AdamW, Tensor, kernels, presets, setNumThreads, info } = cmae;
+const { CMAE, AdamW, Tensor, kernels, presets, setNumThreads, setMatmulPrecision, info } = cmae;
 // The model's fused passes (native/ops/fused.h) have no public wrapper: call the addon directly.
 const fused = require('../dist/cjs/native.js').getBinding().kernels;
 const { nativeOf } = require('../dist/cjs/tensor.js');
@@ -40,6 +43,7 @@ const value = (name, dflt) => {
 const opts = {
   json: flag('--json'),
   torch: flag('--torch'),
+  bf16: flag('--bf16'),
   quick: flag('--quick'),
   threads: value('--threads', '1,2').split(',').map(Number),
   batch: Number(value('--batch', '64')),
@@ -491,8 +495,18 @@ async function main() {
         { id: 'e2e.cmae_step', kind: 'train', label: `CMAE train step (tiny, B${B})`, config: CMAE_CFG, batch: B },
         { id: 'e2e.mae_step', kind: 'train', label: `MAE train step (tiny, mask 0.75, B${B})`, config: MAE_CFG, batch: B },
         { id: 'e2e.encode', kind: 'encode', label: `encoder inference (tiny, 64 patches, B${B})`, config: CMAE_CFG, batch: B },
-      ].map((e) => ({ ...e, flopsPerImage: flopsPerImage(e.config, B, e.kind) }))
+      ]
+        .concat(
+          opts.bf16 && rt.bf16
+            ? [
+                { id: 'e2e.cmae_step_bf16', kind: 'train', label: `CMAE train step, bf16 matmuls (opt-in)`, config: CMAE_CFG, batch: B, bf16: true },
+                { id: 'e2e.encode_bf16', kind: 'encode', label: `encoder inference, bf16 matmuls (opt-in)`, config: CMAE_CFG, batch: B, bf16: true },
+              ]
+            : [],
+        )
+        .map((e) => ({ ...e, flopsPerImage: flopsPerImage(e.config, B, e.kind) }))
     : [];
+  if (opts.bf16 && !rt.bf16) log('note: --bf16 skipped: this CPU has no AVX512_BF16');
 
   const report = {
     machine: {
@@ -534,7 +548,12 @@ async function main() {
     for (const e of e2es) {
       const { model, run } = await e2eRunner(e);
       log(`   ${e.label}`);
-      res.cmae[e.id] = await timeAsync(run, { reps: E2E_REPS, warmup: 2 });
+      if (e.bf16) setMatmulPrecision('bf16');
+      try {
+        res.cmae[e.id] = await timeAsync(run, { reps: E2E_REPS, warmup: 2 });
+      } finally {
+        setMatmulPrecision('fp32');
+      }
       model.dispose();
     }
     if (doTorch && !torchMissing) {
@@ -545,7 +564,7 @@ async function main() {
         minRep: MIN_REP_MS / 1e3,
         gemms: gemms.map(({ id, op, M, N, K }) => ({ id, op, M, N, K })),
         kernels: kspecs.map(({ id, kind, params }) => ({ id, kind, params })),
-        e2e: e2es.map(({ id, kind, config, batch }) => ({ id, kind, config, batch, reps: E2E_REPS, warmup: 2.0 })),
+        e2e: e2es.filter((e) => !e.bf16).map(({ id, kind, config, batch }) => ({ id, kind, config, batch, reps: E2E_REPS, warmup: 2.0 })),
       };
       const out = runTorch(t, spec);
       if (out) {
@@ -566,12 +585,93 @@ async function main() {
     report.perThreads[t] = res;
   }
   setNumThreads(0);
+  if (opts.bf16 && rt.bf16) {
+    log('-- bf16 accuracy');
+    report.bf16Accuracy = await bf16Accuracy();
+  }
 
   if (opts.json) {
     process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   } else {
     printTables(report);
   }
+}
+
+// ---- bf16 accuracy -------------------------------------------------------------------------------
+
+// How far the opt-in bf16 path moves results from fp32, on the model's own shapes.
+async function bf16Accuracy() {
+  const withPrecision = async (p, fn) => {
+    setMatmulPrecision(p);
+    try {
+      return await fn();
+    } finally {
+      setMatmulPrecision('fp32');
+    }
+  };
+  // 1. One fc1-shaped product (4160 x 768 x 192; activations ~U(-1,1), weights at Linear init
+  // scale) against float64, on 64 sampled rows: relative error ||C - C64|| / ||C64||.
+  const [M, N, K] = [4160, 768, 192];
+  const x = randTensor([M, K], 1, 11);
+  const w = randTensor([N, K], 1 / Math.sqrt(K), 12);
+  const xs = x.toArray();
+  const ws = w.toArray();
+  const gemmError = async (p) => {
+    const c = (await withPrecision(p, () => kernels.linearForward(x, w))).toArray();
+    let num = 0;
+    let den = 0;
+    for (let r = 0; r < M; r += M / 64) {
+      for (let j = 0; j < N; j++) {
+        let ref = 0;
+        for (let k = 0; k < K; k++) ref += xs[r * K + k] * ws[j * K + k];
+        num += (c[r * N + j] - ref) ** 2;
+        den += ref * ref;
+      }
+    }
+    return Math.sqrt(num / den);
+  };
+  const gemm = { fp32: await gemmError('fp32'), bf16: await gemmError('bf16') };
+  // 2. A tiny CMAE model: the gradient of one batch (same parameters, data, mask) and the losses
+  // over 30 AdamW steps from the same start, bf16 vs fp32.
+  const B = 32;
+  const images = randTensor([B, 3, 32, 32], 1, 21);
+  const target = randTensor([B, 3, 32, 32], 1, 22);
+  const train = async (p) =>
+    withPrecision(p, async () => {
+      const model = await CMAE.create({ ...CMAE_CFG, seed: 7 });
+      const opt = new AdamW(model, { lr: 1e-3, weightDecay: 0.05 });
+      const losses = [];
+      let grad = null;
+      for (let step = 0; step < 30; step++) {
+        const parts = await model.lossAndGrad({ images, targetImages: target });
+        losses.push(parts.loss);
+        if (step === 0) grad = Float32Array.from([...model.gradients().values()].flatMap((g) => Array.from(g)));
+        await opt.step();
+        await model.updateMomentum(0.996);
+      }
+      opt.dispose();
+      model.dispose();
+      return { losses, grad };
+    });
+  const a = await train('fp32');
+  const b = await train('bf16');
+  let dot = 0;
+  let na = 0;
+  let nb = 0;
+  let diff = 0;
+  for (let i = 0; i < a.grad.length; i++) {
+    dot += a.grad[i] * b.grad[i];
+    na += a.grad[i] ** 2;
+    nb += b.grad[i] ** 2;
+    diff += (a.grad[i] - b.grad[i]) ** 2;
+  }
+  return {
+    gemmRelError: gemm,
+    gradientCosine: dot / Math.sqrt(na * nb),
+    gradientRelDiff: Math.sqrt(diff / na),
+    firstLoss: { fp32: a.losses[0], bf16: b.losses[0] },
+    lossAfter30Steps: { fp32: a.losses[29], bf16: b.losses[29] },
+  };
 }
 
 // ---- output ------------------------------------------------------------------------------------------
@@ -661,7 +761,8 @@ function printTables(report) {
         const r = report.perThreads[t];
         const s = r.cmae[e.id];
         const ips = e.batch / s.median;
-        row.push(`${fmt(ips, 1)} ${spread(s)}`, r.peakGflops ? `${fmt((100 * ips * e.flopsPerImage) / 1e9 / r.peakGflops, 0)}%` : '—');
+        // % of the FP32 FMA peak: not meaningful for the bf16 rows (vdpbf16ps has its own peak).
+        row.push(`${fmt(ips, 1)} ${spread(s)}`, r.peakGflops && !e.bf16 ? `${fmt((100 * ips * e.flopsPerImage) / 1e9 / r.peakGflops, 0)}%` : '—');
         if (torchOn) {
           const x = r.torch?.[e.id];
           const tips = x ? e.batch / x.median : null;
@@ -671,6 +772,17 @@ function printTables(report) {
       return row;
     });
     table('End to end, images/s (train step = lossAndGrad + AdamW + EMA; torch: the reference model of test/reference/make_fixtures.py in float32)', header, rows);
+  }
+  const acc = report.bf16Accuracy;
+  if (acc) {
+    const e = (x) => x.toExponential(2);
+    console.log('\nbf16 matmuls (opt-in) against fp32');
+    console.log(`  GEMM 4160x768x192, relative error vs float64: fp32 ${e(acc.gemmRelError.fp32)}, bf16 ${e(acc.gemmRelError.bf16)}`);
+    console.log(
+      `  tiny CMAE, one batch of 32: gradient cosine ${acc.gradientCosine.toFixed(6)}, relative difference ${e(acc.gradientRelDiff)}; ` +
+        `loss ${acc.firstLoss.fp32.toFixed(5)} vs ${acc.firstLoss.bf16.toFixed(5)}`,
+    );
+    console.log(`  after 30 AdamW steps on that batch: loss ${acc.lossAfter30Steps.fp32.toFixed(5)} (fp32) vs ${acc.lossAfter30Steps.bf16.toFixed(5)} (bf16)`);
   }
   console.log('\nMedians after warm-up; ± = half the p10–p90 spread. Not asserted anywhere.');
 }

@@ -9,7 +9,7 @@ import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/tr
 import { encoderFeatures, scoreFeatures } from '../eval/evaluate';
 import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
 import { reconstructionRows } from '../viz/reconstruct';
-import { setNumThreads } from '../runtime';
+import { info, setMatmulPrecision, setNumThreads } from '../runtime';
 import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
@@ -27,6 +27,7 @@ export interface PretrainOptions {
   blr: string;
   seed: string;
   threads?: string;
+  matmulPrecision: string;
   out: string;
   resume?: boolean;
   json?: boolean;
@@ -49,6 +50,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
   const blr = parseNumberOption(o.blr, '--blr', 0);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
+  if (o.matmulPrecision !== 'fp32' && o.matmulPrecision !== 'bf16') throw new UsageError(`--matmul-precision must be fp32 or bf16, got '${o.matmulPrecision}'`);
+  if (o.matmulPrecision === 'bf16' && !info().bf16) throw new UsageError('--matmul-precision bf16 needs a CPU with AVX512_BF16; this one has not');
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
@@ -105,6 +108,9 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   process.on('SIGINT', onSigint);
   const started = Date.now();
   let result;
+  // bf16, when asked for, is for the training step only: the random-init baseline above and the
+  // pictures and evaluation below use fp32 products, so the k-NN figures compare encoders.
+  setMatmulPrecision(o.matmulPrecision as 'fp32' | 'bf16');
   try {
     result = await train({
       model,
@@ -118,7 +124,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       resumeFrom: o.resume ? checkpoint : undefined,
       signal: controller.signal,
       seconds: minutes !== undefined ? minutes * 60 : undefined,
-      metadata: { normalization: JSON.stringify(normalization), data: o.data },
+      metadata: { normalization: JSON.stringify(normalization), data: o.data, matmulPrecision: o.matmulPrecision },
       onStep: (s: StepInfo) =>
         progress.update({
           step: s.step,
@@ -131,6 +137,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   } finally {
     process.off('SIGINT', onSigint);
     progress.done();
+    setMatmulPrecision('fp32');
   }
 
   // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
@@ -142,6 +149,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     mode: o.mode,
     preset: o.preset,
     data: splits.name,
+    matmulPrecision: o.matmulPrecision,
     steps: result.steps,
     aborted: result.aborted,
     lastLoss: result.lastLoss,

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/index';
+import { info } from '../../src/index';
 
 const cli = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
@@ -115,6 +116,20 @@ describe('cmae CLI', () => {
     expect(JSON.parse(r.stdout).mode).toBe('mae');
   });
 
+  it('pretrain --matmul-precision bf16 trains with bf16 products where the CPU has them, and says so otherwise', () => {
+    const r = run('pretrain', '--preset', 'micro', '--steps', '3', '--batch-size', '16', '--matmul-precision', 'bf16',
+      '--out', path.join(root, 'bf16'), '--no-eval', '--json');
+    if (info().bf16) {
+      expect(r.code, r.stderr).toBe(0);
+      const summary = JSON.parse(r.stdout);
+      expect(summary.matmulPrecision).toBe('bf16');
+      expect(Number.isFinite(summary.lastLoss)).toBe(true);
+    } else {
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/needs a CPU with AVX512_BF16/);
+    }
+  });
+
   it('bad arguments and missing files give one clear line and exit code 2', () => {
     const cases: [string[], RegExp][] = [
       [['pretrain', '--preset', 'huge'], /unknown --preset 'huge'/],
@@ -122,6 +137,7 @@ describe('cmae CLI', () => {
       [['pretrain', '--data', 'idx'], /needs a directory/],
       [['pretrain', '--data', `idx:${path.join(root, 'nope')}`, '--steps', '1'], /nope/],
       [['pretrain', '--data', 'imagenet'], /unknown --data 'imagenet'/],
+      [['pretrain', '--matmul-precision', 'fp16'], /--matmul-precision must be fp32 or bf16, got 'fp16'/],
       [['eval', '--checkpoint', path.join(root, 'missing.safetensors')], /checkpoint not found/],
       [['eval'], /--checkpoint FILE is required/],
       [['frobnicate'], /unknown command/],
