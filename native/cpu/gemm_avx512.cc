@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "cpu/gemm_internal.h"
+#include "cpu/gemm_tile_avx512.h"
 
 namespace cmae::cpu::gemm {
 namespace {
@@ -13,17 +14,13 @@ namespace {
 // 8 x 48: 24 accumulators + 3 B vectors + 1 broadcast. MR = 8 makes packing op(A) one 8x8
 // transpose per 8 k with no wasted lanes, and divides every row count of the model (tokens x
 // batch, and the OC of the weight gradients); 48 divides most of its widths (48, 192, 576, 768).
-constexpr int kMr = 8;
+constexpr int kMr = avx512_tile::kMr;
 constexpr int kNv = 3;
 constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;      // B micro-panel 48 KiB streams from L1/L2; A micro-panel 8 KiB
 constexpr int64_t kMc = kMr * 24;  // A block 192 x 256 (192 KiB) stays in L2
 
 constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
-
-inline __mmask16 lane_mask16(int64_t n) {  // lanes [0, n) set
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
-}
 
 // a: the packed A micro-panel (lda == 0), or op(A)'s first row of the tile itself, rows lda apart
 // (lda > 0: unpacked; rows past m repeat row m-1 so every load stays inside A).
@@ -36,10 +33,7 @@ inline void micro_avx512(int64_t kc, const float* a, int64_t lda, const float* b
   for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int r = 0; r < m; ++r) {
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
-  }
+  avx512_tile::prefetch_c<NV>(c, ldc, m);
 
   if (lda == 0) {
 #pragma GCC unroll 4
@@ -75,31 +69,7 @@ inline void micro_avx512(int64_t kc, const float* a, int64_t lda, const float* b
     }
   }
 
-  // v = fma(alpha, acc, t), t = beta*c [+ bias] or bias or 0 (gemm_internal.h).
-  const __m512 valpha = _mm512_set1_ps(ep.alpha);
-  const __m512 vbeta = _mm512_set1_ps(ep.beta);
-  const bool read_c = ep.beta != 0.0f;
-  __mmask16 mask[NV];
-  __m512 vbias[NV];
-#pragma GCC unroll 3
-  for (int v = 0; v < NV; ++v) {
-    mask[v] = lane_mask16(n - 16 * v);
-    vbias[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < kMr; ++r) {
-    if (r >= m) break;
-    float* cr = c + r * ldc;
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) {
-      __m512 t = vbias[v];
-      if (read_c) {
-        const __m512 cv = _mm512_maskz_loadu_ps(mask[v], cr + 16 * v);
-        t = bias ? _mm512_fmadd_ps(vbeta, cv, t) : _mm512_mul_ps(vbeta, cv);
-      }
-      _mm512_mask_storeu_ps(cr + 16 * v, mask[v], _mm512_fmadd_ps(valpha, acc[r][v], t));
-    }
-  }
+  avx512_tile::store<NV>(acc, c, ldc, m, n, ep, bias);
 }
 
 void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc,

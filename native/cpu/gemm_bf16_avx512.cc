@@ -14,21 +14,18 @@
 #include <cstdint>
 
 #include "cpu/gemm_internal.h"
+#include "cpu/gemm_tile_avx512.h"
 
 namespace cmae::cpu::gemm {
 namespace {
 
-constexpr int kMr = 8;
+constexpr int kMr = avx512_tile::kMr;
 constexpr int kNv = 3;
 constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;  // even: whole pairs in every K block but the last of an odd K
 constexpr int64_t kMc = kMr * 24;
 
 constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
-
-inline __mmask16 lane_mask16(int64_t n) {
-  return n >= 16 ? static_cast<__mmask16>(0xFFFF) : n <= 0 ? static_cast<__mmask16>(0) : static_cast<__mmask16>((1u << n) - 1);
-}
 
 // a: kcp pairs x 8 rows (a[j*8 + r]); b: kcp pairs x W columns (b[j*W + c]).
 template <int NV>
@@ -40,10 +37,7 @@ inline void micro_bf16(int64_t kcp, const uint32_t* a, const uint32_t* b, float*
   for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 3
     for (int v = 0; v < NV; ++v) acc[r][v] = _mm512_setzero_ps();
-  for (int r = 0; r < m; ++r) {
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc + 16 * v), _MM_HINT_T0);
-  }
+  avx512_tile::prefetch_c<NV>(c, ldc, m);
 #pragma GCC unroll 4
   for (int64_t j = 0; j < kcp; ++j) {
     __m512bh bv[NV];
@@ -58,31 +52,7 @@ inline void micro_bf16(int64_t kcp, const uint32_t* a, const uint32_t* b, float*
     a += kMr;
     b += W;
   }
-  // The float32 epilogue of gemm_avx512.cc: v = fma(alpha, acc, t), t = beta*c [+ bias] or bias or 0.
-  const __m512 valpha = _mm512_set1_ps(ep.alpha);
-  const __m512 vbeta = _mm512_set1_ps(ep.beta);
-  const bool read_c = ep.beta != 0.0f;
-  __mmask16 mask[NV];
-  __m512 vbias[NV];
-#pragma GCC unroll 3
-  for (int v = 0; v < NV; ++v) {
-    mask[v] = lane_mask16(n - 16 * v);
-    vbias[v] = bias ? _mm512_maskz_loadu_ps(mask[v], bias + 16 * v) : _mm512_setzero_ps();
-  }
-#pragma GCC unroll 8
-  for (int r = 0; r < kMr; ++r) {
-    if (r >= m) break;
-    float* cr = c + r * ldc;
-#pragma GCC unroll 3
-    for (int v = 0; v < NV; ++v) {
-      __m512 t = vbias[v];
-      if (read_c) {
-        const __m512 cv = _mm512_maskz_loadu_ps(mask[v], cr + 16 * v);
-        t = bias ? _mm512_fmadd_ps(vbeta, cv, t) : _mm512_mul_ps(vbeta, cv);
-      }
-      _mm512_mask_storeu_ps(cr + 16 * v, mask[v], _mm512_fmadd_ps(valpha, acc[r][v], t));
-    }
-  }
+  avx512_tile::store<NV>(acc, c, ldc, m, n, ep, bias);
 }
 
 // a and b are the bf16-pair panels (passed as float* through the MacroKernel signature); kc is the
@@ -129,15 +99,15 @@ void to_bf16_pairs(uint32_t* dst, const float* src, int64_t k0, int64_t k1, int6
     uint32_t* d = dst + (k / 2) * w;
     for (int c = 0; c < w; c += 32) {
       const int n0 = std::min(16, w - c), n1 = std::clamp(w - c - 16, 0, 16);
-      const __m512 e0 = _mm512_maskz_loadu_ps(lane_mask16(n0), even + c);
-      const __m512 e1 = _mm512_maskz_loadu_ps(lane_mask16(n1), even + c + 16);
-      const __m512 o0 = odd ? _mm512_maskz_loadu_ps(lane_mask16(n0), odd + c) : _mm512_setzero_ps();
-      const __m512 o1 = odd ? _mm512_maskz_loadu_ps(lane_mask16(n1), odd + c + 16) : _mm512_setzero_ps();
+      const __m512 e0 = _mm512_maskz_loadu_ps(avx512_tile::lane_mask16(n0), even + c);
+      const __m512 e1 = _mm512_maskz_loadu_ps(avx512_tile::lane_mask16(n1), even + c + 16);
+      const __m512 o0 = odd ? _mm512_maskz_loadu_ps(avx512_tile::lane_mask16(n0), odd + c) : _mm512_setzero_ps();
+      const __m512 o1 = odd ? _mm512_maskz_loadu_ps(avx512_tile::lane_mask16(n1), odd + c + 16) : _mm512_setzero_ps();
       // cvtne2ps: lanes 0..15 = bf16(second operand), 16..31 = bf16(first); round to nearest even.
       const __m512i lo = (__m512i)_mm512_cvtne2ps_pbh(o0, e0);
       const __m512i hi = (__m512i)_mm512_cvtne2ps_pbh(o1, e1);
-      _mm512_mask_storeu_epi32(d + c, lane_mask16(n0), _mm512_permutexvar_epi16(interleave, lo));
-      if (n1 > 0) _mm512_mask_storeu_epi32(d + c + 16, lane_mask16(n1), _mm512_permutexvar_epi16(interleave, hi));
+      _mm512_mask_storeu_epi32(d + c, avx512_tile::lane_mask16(n0), _mm512_permutexvar_epi16(interleave, lo));
+      if (n1 > 0) _mm512_mask_storeu_epi32(d + c + 16, avx512_tile::lane_mask16(n1), _mm512_permutexvar_epi16(interleave, hi));
     }
   }
 }
