@@ -38,6 +38,11 @@ class CmaeModel {
   const Tensor& grads_tensor() const { return grads_; }
   // 1 where AdamW applies weight decay, 0 elsewhere; over the trainable prefix.
   const Tensor& decay_mask() const { return decay_mask_; }
+  // Bytes of the model's fixed arenas (parameters, the two gradient arenas, the decay mask), for
+  // the JS engine's external-memory accounting; workspaces come on top, planned per batch size.
+  int64_t arena_bytes() const {
+    return static_cast<int64_t>(params_.bytes() + grads_.bytes() + grads_half_.bytes() + decay_mask_.bytes());
+  }
   uint64_t seed() const { return seed_; }
   // Number of masks drawn from the seeded RNG so far (saved in checkpoints so a resumed run
   // draws exactly the masks the uninterrupted run would have drawn).

@@ -155,7 +155,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
       const ModelConfig config = ParseConfig(info[0].As<Napi::Object>());
       const double seed = info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0.0;
       model_ = std::make_shared<CmaeModel>(config, static_cast<uint64_t>(seed));
-      reported_ = static_cast<int64_t>(model_->params_tensor().bytes() + model_->grads_tensor().bytes());
+      reported_ = model_->arena_bytes();
       Napi::MemoryManagement::AdjustExternalMemory(env, reported_);
     } catch (const cmae::Error& e) {
       throw MakeJsError(env, e.kind(), e.what());
