@@ -85,15 +85,7 @@ inline __m256 gelu_grad8(__m256 x) {
   return _mm256_fmadd_ps(x, _mm256_mul_ps(ce.e, _mm256_set1_ps(0.39894228040143267794f)), ce.cdf);
 }
 
-// Runs body(vector index) over [begin, end) in steps of 8; the tail goes through an 8-float buffer
-// so every element sees the same instructions.
-template <typename Body>
-inline void for_each8(int64_t begin, int64_t end, Body&& body) {
-  int64_t i = begin;
-  for (; i + 8 <= end; i += 8) body(i, 8);
-  if (i < end) body(i, static_cast<int>(end - i));
-}
-
+// A partial vector goes through an 8-float buffer, so every element sees the same instructions.
 inline __m256 load_n(const float* p, int n) {
   if (n == 8) return _mm256_loadu_ps(p);
   alignas(32) float tmp[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -66,6 +66,15 @@ inline CdfExp normal_cdf_exp(__m512 x) {
 
 inline __mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
+// The per-element result: GELU(x), or dout·GELU'(x) with GELU' = Φ(x) + x·φ(x),
+// φ(x) = e^{-x²/2}/√(2π) (one exponential serves both).
+template <bool kBackward>
+inline __m512 gelu_result(__m512 x, __m512 dout) {
+  const CdfExp ce = normal_cdf_exp(x);
+  if (!kBackward) return _mm512_mul_ps(x, ce.cdf);
+  return _mm512_mul_ps(dout, _mm512_fmadd_ps(x, _mm512_mul_ps(ce.e, _mm512_set1_ps(0.39894228040143267794f)), ce.cdf));
+}
+
 // G whole vectors at once: G independent dependency chains (the exp and Q polynomials are ~30
 // dependent operations, more than out-of-order execution overlaps across loop iterations), which
 // the compiler interleaves: 2x faster than one vector per iteration. in/dout/out[g] point at the
@@ -77,14 +86,8 @@ inline void gelu_vectors(const float* const* in, const float* const* dout, float
   for (int g = 0; g < G; ++g) x[g] = _mm512_loadu_ps(in[g]);
 #pragma GCC unroll 4
   for (int g = 0; g < G; ++g) {
-    const CdfExp ce = normal_cdf_exp(x[g]);
-    if (kBackward) {
-      // Φ(x) + x·φ(x), φ(x) = e^{-x²/2}/√(2π): one exponential serves both.
-      const __m512 grad = _mm512_fmadd_ps(x[g], _mm512_mul_ps(ce.e, _mm512_set1_ps(0.39894228040143267794f)), ce.cdf);
-      _mm512_storeu_ps(out[g], _mm512_mul_ps(_mm512_loadu_ps(dout[g]), grad));
-    } else {
-      _mm512_storeu_ps(out[g], _mm512_mul_ps(x[g], ce.cdf));
-    }
+    const __m512 d = kBackward ? _mm512_loadu_ps(dout[g]) : _mm512_setzero_ps();
+    _mm512_storeu_ps(out[g], gelu_result<kBackward>(x[g], d));
   }
 }
 
@@ -92,14 +95,8 @@ inline void gelu_vectors(const float* const* in, const float* const* dout, float
 template <bool kBackward>
 inline void gelu_tail(const float* in, const float* dout, float* out, int64_t n) {
   const __mmask16 m = tail_mask(n);
-  const __m512 x = _mm512_maskz_loadu_ps(m, in);
-  const CdfExp ce = normal_cdf_exp(x);
-  if (kBackward) {
-    const __m512 grad = _mm512_fmadd_ps(x, _mm512_mul_ps(ce.e, _mm512_set1_ps(0.39894228040143267794f)), ce.cdf);
-    _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, dout), grad));
-  } else {
-    _mm512_mask_storeu_ps(out, m, _mm512_mul_ps(x, ce.cdf));
-  }
+  const __m512 d = kBackward ? _mm512_maskz_loadu_ps(m, dout) : _mm512_setzero_ps();
+  _mm512_mask_storeu_ps(out, m, gelu_result<kBackward>(_mm512_maskz_loadu_ps(m, in), d));
 }
 
 // One row: whole vectors in groups of 4, 2, 1, then the masked tail.

@@ -1,6 +1,5 @@
 #include "vit.h"
 
-#include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/fused.h"
 #include "core/threads.h"
