@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Prints the C++ sources of one part of the native build, one per line, for binding.gyp
 // ("<!@(node scripts/list-sources.cjs core)"). CMakeLists.txt globs the same folders, so both
-// builds compile the same files: `core` = native/{core,cpu,model,data,io} minus *_avx512.cc,
+// builds compile the same files: `core` = native/{core,backend,cpu,model,data} minus *_avx512.cc,
 // `avx512` = the *_avx512.cc files, `napi` = native/napi.
 'use strict';
 const fs = require('node:fs');
@@ -9,7 +9,7 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const part = process.argv[2];
-const folders = part === 'napi' ? ['native/napi'] : ['native/core', 'native/cpu', 'native/model', 'native/data', 'native/io'];
+const folders = part === 'napi' ? ['native/napi'] : ['native/core', 'native/backend', 'native/cpu', 'native/model', 'native/data'];
 const files = [];
 for (const folder of folders) {
   const dir = path.join(root, folder);

@@ -1,17 +1,32 @@
-/** The shape of the compiled addon's exports (native/napi/addon.cc). Internal. */
+/**
+ * The shape of the compiled addon's exports (native/napi/addon.cc), typed argument by argument: the
+ * whole TypeScript ↔ native boundary. Internal; the public API wraps it.
+ *
+ * Conventions: tensors are NativeTensorHandle; an optional tensor is `OptionalHandle` (null or
+ * undefined = absent); outputs come first (llm.c order), as in the C++ bindings. The native side
+ * checks every argument again (types, shapes, dtypes, devices) and throws the typed errors of
+ * src/errors.ts, so these types document the contract rather than enforce it.
+ */
+import type { AugmentParams } from './kernels/data';
 
 export type NativeDType = 'float32' | 'int32';
+export type NativeDevice = 'cpu' | 'cuda';
 
 export interface NativeTensorHandle {
   shape(): number[];
   dtype(): NativeDType;
-  device(): 'cpu' | 'cuda';
+  device(): NativeDevice;
   disposed(): boolean;
+  /** A host copy (from any device). */
   toArray(): Float32Array | Int32Array;
+  /** A zero-copy view of a CPU tensor (DeviceError on other devices). */
   view(): Float32Array | Int32Array;
   copyFrom(source: Float32Array | Int32Array): void;
   dispose(): void;
 }
+
+type Handle = NativeTensorHandle;
+type OptionalHandle = NativeTensorHandle | null | undefined;
 
 export interface NativeInfo {
   buildType: string;
@@ -30,15 +45,161 @@ export interface NativeInfo {
   cudaStatus: string;
 }
 
-/**
- * Kernel bindings are declared per op family next to their TypeScript wrappers
- * (src/kernels/<family>.ts); here they are an open record.
- */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type NativeKernels = Record<string, (...args: any[]) => any>;
+export interface NativeParameterInfo {
+  name: string;
+  shape: number[];
+  offset: number;
+  numel: number;
+  role: 'trainable' | 'momentum' | 'buffer';
+  weightDecay: boolean;
+}
+
+export interface NativeModelInfo {
+  numPatches: number;
+  numGroups: number;
+  numVisible: number;
+  patchDim: number;
+  trainableCount: number;
+  totalCount: number;
+  maskCounter: number;
+  device: NativeDevice;
+}
+
+export interface NativeLossParts {
+  loss: number;
+  reconstruction: number;
+  contrastive: number;
+}
+
+/** Tensors that receive intermediate results of lossAndGrad (tests, pictures). */
+export interface NativeLossOutputs {
+  pred?: Handle;
+  mask?: Handle;
+  idsRestore?: Handle;
+  q?: Handle;
+  zT?: Handle;
+}
+
+/** native/napi/model_wrap.cc. The native side owns the busy flag and the disposed state. */
+export interface NativeModel {
+  parameterTable(): NativeParameterInfo[];
+  info(): NativeModelInfo;
+  /** A host copy of an arena (from any device). */
+  readArena(which: 'params' | 'grads'): Float32Array;
+  /** Writes values into the params arena at an element offset. */
+  writeArena(which: 'params', values: Float32Array, offset: number): void;
+  lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
+  encode(out: Handle, images: Handle, pool: string, branch: string): Promise<void>;
+  updateMomentum(momentum: number): Promise<void>;
+  resetMomentum(): void;
+  setMaskCounter(counter: number): void;
+  disposed(): boolean;
+  dispose(): void;
+}
+
+/** Every hyper-parameter of one AdamW step (defaults live in src/optim/adamw.ts). */
+export interface NativeAdamWOptions {
+  lr: number;
+  beta1: number;
+  beta2: number;
+  eps: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  step: number;
+}
+
+/** native/napi/optimizer_wrap.cc: AdamW moments in the model's backend. */
+export interface NativeAdamW {
+  /** Resolves with the global gradient norm before clipping. */
+  step(options: NativeAdamWOptions): Promise<number>;
+  read(which: 'expAvg' | 'expAvgSq'): Float32Array;
+  write(which: 'expAvg' | 'expAvgSq', values: Float32Array): void;
+  dispose(): void;
+}
+
+/** The `kernels` namespace (native/napi/kernels_*.cc): synchronous, outputs first. */
+export interface NativeKernels {
+  // activation
+  geluForward(out: Handle, inp: Handle): void;
+  geluBackward(dinp: Handle, dout: Handle, inp: Handle): void;
+  reluForward(out: Handle, inp: Handle): void;
+  reluBackward(dinp: Handle, dout: Handle, out: Handle): void;
+  // attention
+  attentionForward(out: Handle, att: Handle, qkv: Handle, heads: number): void;
+  attentionBackward(dqkv: Handle, dout: Handle, qkv: Handle, att: Handle, heads: number): void;
+  // linear
+  sgemm(c: Handle, a: Handle, b: Handle, transA: boolean, transB: boolean, alpha: number, beta: number): void;
+  linearForward(out: Handle, inp: Handle, weight: Handle, bias: OptionalHandle): void;
+  linearBackward(dinp: OptionalHandle, dweight: Handle, dbias: OptionalHandle, dout: Handle, inp: Handle, weight: Handle): void;
+  linearGeluForward(pre: OptionalHandle, out: Handle, inp: Handle, weight: Handle, bias: OptionalHandle): void;
+  geluLinearBackward(dpre: Handle, dweight: Handle, dbias: OptionalHandle, dout: Handle, act: Handle, pre: Handle, weight: Handle): void;
+  // loss
+  meanPoolForward(out: Handle, inp: Handle, start: number): void;
+  meanPoolBackward(dinp: Handle, dout: Handle, start: number): void;
+  l2NormalizeForward(out: Handle, norm: Handle, inp: Handle, eps: number): void;
+  l2NormalizeBackward(dinp: Handle, dout: Handle, inp: Handle, norm: Handle, eps: number): void;
+  normpixMseForwardBackward(dpred: OptionalHandle, pred: Handle, target: Handle, mask: Handle, normPix: boolean, eps: number, dloss: number): number;
+  infonceForwardBackward(dq: OptionalHandle, q: Handle, k: Handle, tau: number, scale: number, dloss: number): number;
+  // norm
+  layernormForward(out: Handle, mean: Handle, rstd: Handle, inp: Handle, weight: Handle, bias: Handle, eps: number): void;
+  layernormBackward(
+    dinp: Handle, dweight: Handle, dbias: Handle, dout: Handle, inp: Handle, weight: Handle, mean: Handle, rstd: Handle, accumulate: boolean,
+  ): void;
+  residualLayernormForward(
+    sum: Handle, out: Handle, mean: Handle, rstd: Handle, a: Handle, b: Handle, weight: Handle, bias: Handle, eps: number,
+  ): void;
+  batchnormForward(
+    out: Handle, mean: Handle, rstd: Handle, runningMean: OptionalHandle, runningVar: OptionalHandle, inp: Handle,
+    weight: OptionalHandle, bias: OptionalHandle, eps: number, momentum: number,
+  ): void;
+  batchnormBackward(
+    dinp: Handle, dweight: OptionalHandle, dbias: OptionalHandle, dout: Handle, inp: Handle, weight: OptionalHandle, mean: Handle, rstd: Handle,
+  ): void;
+  batchnormInference(
+    out: Handle, inp: Handle, runningMean: Handle, runningVar: Handle, weight: OptionalHandle, bias: OptionalHandle, eps: number,
+  ): void;
+  // optim
+  adamwStep(
+    params: Handle, m: Handle, v: Handle, grads: Handle, decayMask: OptionalHandle, lr: number, beta1: number, beta2: number, eps: number,
+    weightDecay: number, stepNumber: number, gradScale: number,
+  ): void;
+  emaUpdate(target: Handle, online: Handle, momentum: number): void;
+  globalNorm(grads: Handle): number;
+  clipGradNorm(grads: Handle, maxNorm: number): number;
+  scaleInplace(x: Handle, s: number): void;
+  // patch
+  patchify(patches: Handle, images: Handle, p: number, layout: string): void;
+  unpatchify(images: Handle, patches: Handle, p: number, layout: string): void;
+  randomMasking(
+    idsKeep: Handle, idsRestore: Handle, mask: Handle, noise: Handle, gridH: number, gridW: number, group: number, keepGroups: number,
+  ): void;
+  maskingNoise(noise: Handle, seed: number, stream: number): void;
+  gatherVisibleForward(out: Handle, tokens: Handle, pos: OptionalHandle, idsKeep: Handle, prefix: number): void;
+  gatherVisibleBackward(dtokens: Handle, dout: Handle, idsKeep: Handle, prefix: number): void;
+  unshuffleForward(
+    out: Handle, inp: Handle, maskToken: Handle, pos: OptionalHandle, posPrefix: OptionalHandle, idsRestore: Handle, prefix: number,
+  ): void;
+  unshuffleBackward(dinp: Handle, dmaskToken: Handle, dout: Handle, idsRestore: Handle, prefix: number): void;
+  sincosPosEmbed2d(out: Handle, gridH: number, gridW: number): void;
+  // rng
+  philoxUniform(out: Handle, seed: number, stream: number, offset: number): void;
+  philoxWords(seed: number, stream: number, index: number): [number, number, number, number];
+  // data (CPU tensors)
+  makeViews(
+    online: Handle, target: OptionalHandle, shifts: OptionalHandle, sources: Uint8Array, dims: readonly number[], indices: Int32Array,
+    params: AugmentParams, seed: number, stream: number,
+  ): void;
+  makeViewsAsync(
+    online: Handle, target: OptionalHandle, shifts: OptionalHandle, sources: Uint8Array, dims: readonly number[], indices: Int32Array,
+    params: AugmentParams, seed: number, stream: number,
+  ): Promise<void>;
+  computeMeanStd(sources: Uint8Array, dims: readonly number[]): { mean: number[]; std: number[] };
+}
 
 export interface NativeBinding {
-  NativeTensor: new (...args: never[]) => NativeTensorHandle;
+  NativeTensor: abstract new () => NativeTensorHandle;
+  NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
+  NativeAdamW: new (model: NativeModel) => NativeAdamW;
   setErrorClasses(classes: Record<string, unknown>): void;
   tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[]): NativeTensorHandle;
   tensorEmpty(shape: readonly number[], dtype: NativeDType): NativeTensorHandle;
@@ -48,10 +209,8 @@ export interface NativeBinding {
   getNumThreads(): number;
   setIsa(isa: string): void;
   getIsa(): string;
+  supportedIsas(): string[];
   setMatmulPrecision(precision: string): void;
   getMatmulPrecision(): string;
-  supportedIsas(): string[];
   kernels: NativeKernels;
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  [name: string]: any;
 }

@@ -145,7 +145,9 @@ export function asTensor(value: Tensor | Float32Array, shape: readonly number[],
   throw new ValueError(`${name} must be a Tensor or a Float32Array`);
 }
 
-/** Unwraps the native handle of a tensor argument (for kernel wrappers). @internal */
+/** Unwraps the native handle of a tensor argument (for kernel wrappers); absent stays absent. @internal */
+export function nativeOf(tensor: Tensor): NativeTensorHandle;
+export function nativeOf(tensor: Tensor | undefined | null): NativeTensorHandle | undefined;
 export function nativeOf(tensor: Tensor | undefined | null): NativeTensorHandle | undefined {
   if (tensor === undefined || tensor === null) return undefined;
   if (!(tensor instanceof Tensor)) throw new ValueError('expected a Tensor');

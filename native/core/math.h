@@ -1,5 +1,5 @@
-// Scalar math shared by cpu/ and cuda/ (see host_device.h). Keep these branch-light: they sit in
-// the inner loops of both backends.
+// Per-element math of the backends (see host_device.h): every backend computes these formulas, so
+// they are written once. Keep them branch-light: they sit in inner loops.
 #pragma once
 #include <cmath>
 #include "host_device.h"
@@ -42,6 +42,13 @@ CMAE_HD void adamw_update(float& param, float& m, float& v, float grad, float de
   const float m_hat = m / s.bias_correction1;
   const float v_hat = v / s.bias_correction2;
   param -= s.lr * m_hat / (sqrtf(v_hat) + s.eps);
+}
+
+// Global-norm gradient clipping (torch.nn.utils.clip_grad_norm_): the factor the gradients are
+// multiplied by, min(1, max_norm / (norm + 1e-6)). The one place this rule lives.
+CMAE_HD float clip_coefficient(double norm, double max_norm) {
+  const double coef = max_norm / (norm + 1e-6);
+  return coef < 1.0 ? static_cast<float>(coef) : 1.0f;
 }
 
 // Momentum-encoder update θ_t ← m·θ_t + (1−m)·θ_o (spec §2.9).

@@ -1,8 +1,9 @@
 #include "tensor.h"
 
-#include <cstdlib>
-#include <cstring>
+#include <limits>
 #include <sstream>
+
+#include "backend/backend.h"
 
 namespace cmae {
 
@@ -17,14 +18,17 @@ DType parse_dtype(const std::string& name) {
 
 Device parse_device(const std::string& name) {
   if (name == "cpu") return Device::CPU;
-  if (name == "cuda") fail(ErrorKind::Device, "device 'cuda' is not available in this build of cmae (see cmae.info())");
+  if (name == "cuda") return Device::CUDA;
   fail(ErrorKind::Device, "unknown device '", name, "' (expected 'cpu' or 'cuda')");
 }
 
 int64_t shape_numel(const Shape& shape) {
+  // Bound the count so that count · 8 bytes still fits: no byte size computed from it overflows.
+  constexpr int64_t kMaxElements = std::numeric_limits<int64_t>::max() / 8;
   int64_t n = 1;
   for (int64_t d : shape) {
     CMAE_CHECK(d >= 0, Shape, "shape ", shape_string(shape), " has a negative dimension");
+    CMAE_CHECK(d == 0 || n <= kMaxElements / d, Shape, "shape ", shape_string(shape), " has too many elements");
     n *= d;
   }
   return n;
@@ -38,32 +42,29 @@ std::string shape_string(const Shape& shape) {
   return os.str();
 }
 
-Storage::Storage(size_t bytes, Device device) : bytes_(bytes), device_(device) {
-  CMAE_CHECK(device == Device::CPU, Device, "cannot allocate on device '", device_name(device), "'");
-  // aligned_alloc needs a size that is a multiple of the alignment; never allocate 0 bytes.
-  size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
-  if (rounded == 0) rounded = kTensorAlignment;
-  data_ = std::aligned_alloc(kTensorAlignment, rounded);
-  if (!data_) fail(ErrorKind::Internal, "out of memory allocating ", bytes, " bytes");
-}
+Storage::Storage(size_t bytes, Backend& backend) : bytes_(bytes), backend_(&backend) { data_ = backend.allocate(bytes); }
 
-Storage::~Storage() { std::free(data_); }
+Storage::~Storage() { backend_->deallocate(data_, bytes_); }
 
-Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
+Tensor Tensor::empty(const Shape& shape, DType dtype, Backend& backend) {
   Tensor t;
   t.numel_ = shape_numel(shape);
   t.shape_ = shape;
   t.dtype_ = dtype;
-  t.device_ = device;
-  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(t.numel_) * dtype_size(dtype), device);
+  t.storage_ = std::make_shared<Storage>(static_cast<size_t>(t.numel_) * dtype_size(dtype), backend);
   return t;
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
-  Tensor t = empty(shape, dtype, device);
-  std::memset(t.storage_->data(), 0, t.bytes());
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Backend& backend) {
+  Tensor t = empty(shape, dtype, backend);
+  backend.fill_zero(t.storage_->data(), t.bytes());
   return t;
 }
+
+Tensor Tensor::empty(const Shape& shape, DType dtype) { return empty(shape, dtype, cpu_backend()); }
+Tensor Tensor::zeros(const Shape& shape, DType dtype) { return zeros(shape, dtype, cpu_backend()); }
+
+Device Tensor::device() const { return storage_ ? storage_->backend().device() : Device::CPU; }
 
 int64_t Tensor::size(int64_t axis) const {
   const int64_t d = dim();
@@ -99,7 +100,7 @@ void Tensor::expect_dtype(DType dtype, const char* name) const {
 }
 
 void Tensor::expect_device(Device device, const char* name) const {
-  CMAE_CHECK(device == device_, Device, name, " must be on ", device_name(device), ", got ", device_name(device_));
+  CMAE_CHECK(device == this->device(), Device, name, " must be on ", device_name(device), ", got ", device_name(this->device()));
 }
 
 }  // namespace cmae

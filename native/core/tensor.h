@@ -1,6 +1,7 @@
-// Tensor: a typed, shaped view of device memory. Contiguous, row-major, 64-byte aligned.
-// dtype and device are fields from the start so bf16 and CUDA can join without changing callers;
-// today the CPU backend implements float32 (and int32 for indices).
+// Tensor: a typed, shaped view of one backend's memory. Contiguous, row-major, 64-byte aligned.
+// The memory is allocated and freed by the backend of the tensor's device (backend/backend.h), so a
+// tensor's data pointer is only dereferenced on the host when device() is CPU; everything else goes
+// through the backend (copies, ops). float32 values and int32 indices.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,8 @@
 
 namespace cmae {
 
+class Backend;
+
 enum class DType : int { F32 = 0, I32 = 1 };
 enum class Device : int { CPU = 0, CUDA = 1 };
 
@@ -22,35 +25,41 @@ DType parse_dtype(const std::string& name);  // throws ErrorKind::DType
 Device parse_device(const std::string& name);  // throws ErrorKind::Device
 
 using Shape = std::vector<int64_t>;
+// Element count; throws Shape on a negative dimension or when the count (or its bytes at 8 bytes
+// an element) would overflow int64.
 int64_t shape_numel(const Shape& shape);
 std::string shape_string(const Shape& shape);  // "[2, 3, 4]"
 
 constexpr size_t kTensorAlignment = 64;
 
-// Owns one aligned allocation. Shared by tensors and by JS ArrayBuffer views (the view's
+// Owns one allocation of a backend. Shared by tensors and by JS ArrayBuffer views (the view's
 // finalizer holds a shared_ptr), so memory lives as long as anything can still see it.
 class Storage {
  public:
-  Storage(size_t bytes, Device device);
+  Storage(size_t bytes, Backend& backend);
   ~Storage();
   Storage(const Storage&) = delete;
   Storage& operator=(const Storage&) = delete;
   void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
-  Device device() const { return device_; }
+  Backend& backend() const { return *backend_; }
 
  private:
   void* data_ = nullptr;
   size_t bytes_ = 0;
-  Device device_;
+  Backend* backend_;  // backends live for the whole process
 };
 
 class Tensor {
  public:
   Tensor() = default;
-  // Allocates uninitialised storage for `shape` (throws Shape on negative dims).
-  static Tensor empty(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
-  static Tensor zeros(const Shape& shape, DType dtype = DType::F32, Device device = Device::CPU);
+  // Allocates uninitialised storage for `shape` on `backend` (throws Shape on negative dims or a
+  // byte size that overflows).
+  static Tensor empty(const Shape& shape, DType dtype, Backend& backend);
+  static Tensor zeros(const Shape& shape, DType dtype, Backend& backend);
+  // The same on the CPU backend.
+  static Tensor empty(const Shape& shape, DType dtype = DType::F32);
+  static Tensor zeros(const Shape& shape, DType dtype = DType::F32);
 
   bool defined() const { return storage_ != nullptr; }
   const Shape& shape() const { return shape_; }
@@ -58,10 +67,12 @@ class Tensor {
   int64_t size(int64_t axis) const;  // negative axes count from the end
   int64_t numel() const { return numel_; }
   DType dtype() const { return dtype_; }
-  Device device() const { return device_; }
+  Device device() const;
+  Backend& backend() const { return storage_->backend(); }
   size_t bytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   const std::shared_ptr<Storage>& storage() const { return storage_; }
 
+  // The element pointer, in the backend's memory (a host pointer only on the CPU).
   template <typename T>
   T* data() const { return static_cast<T*>(storage_->data()); }
   float* f32() const;    // throws DType unless float32
@@ -80,7 +91,6 @@ class Tensor {
   Shape shape_;
   int64_t numel_ = 0;
   DType dtype_ = DType::F32;
-  Device device_ = Device::CPU;
 };
 
 }  // namespace cmae

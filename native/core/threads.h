@@ -1,6 +1,6 @@
-// One compute thread pool for the whole library: OpenMP, sized by set_num_threads().
+// One compute thread pool for the CPU backend: OpenMP, sized by set_num_threads().
 // Why a global count instead of omp_set_num_threads(): that ICV is per calling thread, and our
-// kernels run on libuv worker threads, so every parallel region passes num_threads() explicitly.
+// kernels run on libuv worker threads, so every parallel region passes its thread count explicitly.
 // Work is split statically (contiguous chunks by thread index), so results do not depend on
 // timing; kernels that reduce keep their summation order independent of the thread count unless
 // their header says otherwise.
@@ -12,14 +12,33 @@
 
 namespace cmae {
 
-int num_threads();            // current compute thread count (>= 1)
+int num_threads();            // configured compute thread count (>= 1)
 void set_num_threads(int n);  // n <= 0 restores the default
 int default_num_threads();    // OMP_NUM_THREADS if set, else the hardware concurrency
 bool openmp_enabled();
 
+// Threads a parallel region started here would get: num_threads(), or 1 inside an enclosing
+// parallel region (cmae never nests teams: the CPU backend's run_parts already uses both cores).
+// The one place that decides it; parallel_for and the GEMM driver both ask.
+inline int available_threads() {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  return num_threads();
+}
+
 inline int thread_index_in_region() {
 #ifdef _OPENMP
   return omp_get_thread_num();
+#else
+  return 0;
+#endif
+}
+
+// Nesting depth of parallel regions around the caller (0 outside any).
+inline int parallel_level() {
+#ifdef _OPENMP
+  return omp_get_level();
 #else
   return 0;
 #endif
@@ -35,11 +54,11 @@ inline int team_size_in_region() {
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread. Runs inline on
 // the calling thread when the work is too small to split (min_chunk = smallest chunk worth a
-// thread) or only one thread is configured.
+// thread) or only one thread is available. fn must not throw (take scratch before: cpu/scratch.h).
 template <typename Fn>
 void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
   if (n <= 0) return;
-  int threads = num_threads();
+  int threads = available_threads();
   if (min_chunk < 1) min_chunk = 1;
   const int64_t max_useful = (n + min_chunk - 1) / min_chunk;
   if (max_useful < threads) threads = static_cast<int>(max_useful);
@@ -49,8 +68,7 @@ void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
   }
 #pragma omp parallel num_threads(threads)
   {
-    // Size chunks by the team actually running: nested inside another parallel region OpenMP
-    // gives this region a single thread, which must then do all the work.
+    // Chunks by the team actually running (OpenMP may give fewer threads than asked).
     const int64_t team = team_size_in_region();
     const int64_t t = thread_index_in_region();
     const int64_t chunk = (n + team - 1) / team;

@@ -4,7 +4,7 @@
 
 #include "core/cpu_features.h"
 #include "cpu/attention_impl.h"
-#include "ops/attention.h"
+#include "cpu/cpu_backend.h"
 
 namespace cmae::cpu {
 namespace avx2_impl {
@@ -93,15 +93,16 @@ struct Vec {
 }  // namespace
 }  // namespace avx2_impl
 
-void attention_forward(float* out, float* att, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
-  if (current_isa() == Isa::AVX512) return attention_forward_avx512(out, att, qkv, B, N, D, H);
-  attention_impl::forward<avx2_impl::Vec>(out, att, qkv, B, N, D, H);
+// `saved` holds the softmax probabilities att (B, H, N, N) (CpuBackend::attention_saved_floats).
+void CpuBackend::attention_forward(float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
+  if (current_isa() == Isa::AVX512) return attention_forward_avx512(out, saved, qkv, B, N, D, H);
+  attention_impl::forward<avx2_impl::Vec>(out, saved, qkv, B, N, D, H);
 }
 
-void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t B, int64_t N, int64_t D,
-                        int64_t H) {
-  if (current_isa() == Isa::AVX512) return attention_backward_avx512(dqkv, dout, qkv, att, B, N, D, H);
-  attention_impl::backward<avx2_impl::Vec>(dqkv, dout, qkv, att, B, N, D, H);
+void CpuBackend::attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N,
+                                    int64_t D, int64_t H) {
+  if (current_isa() == Isa::AVX512) return attention_backward_avx512(dqkv, dout, qkv, saved, B, N, D, H);
+  attention_impl::backward<avx2_impl::Vec>(dqkv, dout, qkv, saved, B, N, D, H);
 }
 
 }  // namespace cmae::cpu

@@ -4,7 +4,7 @@
 // traits; each translation unit is compiled with its own ISA flags.
 //
 // One (b, h) pair at a time per thread, q/k/v read in place from the (B, N, 3D) qkv rows:
-//   forward:  K^T and V are copied into thread-local scratch, zero padded to whole vectors (Np =
+//   forward:  K^T and V are copied into per-thread scratch (cpu/scratch.h), zero padded to whole vectors (Np =
 //             round_up(N, W) columns of K^T, hdp = round_up(hd, W) columns of V). For each block of
 //             kRowBlock query rows: S = scale·Q·K^T into an L1-sized block, a stable softmax per row
 //             (max subtracted, vectorised exp; 4 rows interleaved), the att rows written once, then
@@ -42,18 +42,18 @@
 // internal linkage: the linker can never pick an AVX-512 body for the AVX2 path, or the reverse.
 #pragma once
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
-#include <new>
 
 #include "core/threads.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 
-// attention_avx512.cc: same contract as ops/attention.h, called only when current_isa() is AVX512.
+// attention_avx512.cc: CpuBackend::attention_forward/backward's AVX-512 path, called only when
+// current_isa() is AVX512.
 void attention_forward_avx512(float* out, float* att, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H);
 void attention_backward_avx512(float* dqkv, const float* dout, const float* qkv, const float* att, int64_t B, int64_t N,
                                int64_t D, int64_t H);
@@ -65,42 +65,6 @@ constexpr int64_t kRowBlock = 24;   // query rows per fused forward / dP block
 constexpr float kExpFlush = -80.0f; // e^x for x below this is 0 (see ops/attention.h)
 // Work (flops) below which a (b, h) chunk is not worth a thread.
 constexpr int64_t kMinFlopsPerChunk = int64_t{1} << 18;
-
-// ---- scratch ------------------------------------------------------------------------------------
-
-// Thread-local, 64-byte aligned buffer: grown on first use, kept for the thread's lifetime. get()
-// runs inside parallel regions, where an exception would terminate the process: it returns null
-// when the allocation fails and the caller reports std::bad_alloc after the region. One per ISA
-// (the template argument only keeps the instantiations apart).
-template <class V>
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(data_); }
-  float* get(size_t floats) noexcept {
-    if (floats > capacity_) {
-      std::free(data_);
-      capacity_ = 0;
-      const size_t bytes = (std::max<size_t>(floats, 1) * sizeof(float) + 63) / 64 * 64;
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!data_) return nullptr;
-      capacity_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  size_t capacity_ = 0;
-};
-
-template <class V>
-float* thread_scratch(size_t floats) noexcept {
-  static thread_local Scratch<V> scratch;
-  return scratch.get(floats);
-}
 
 // ---- e^x ----------------------------------------------------------------------------------------
 
@@ -344,23 +308,18 @@ struct Dims {
 };
 
 // Runs body(scratch, b, h, next) for the B·H (b, h) pairs, split over threads in chunks of at least
-// kMinFlopsPerChunk of work; scratch = `floats` floats of this thread's buffer (64-byte aligned);
-// next = the index b·H + h of the pair this thread runs after this one (to prefetch), or -1.
-// Throws std::bad_alloc (after the parallel region) when a buffer cannot be allocated.
+// kMinFlopsPerChunk of work; scratch = `floats` floats of this thread's slice (64-byte aligned,
+// cpu/scratch.h); next = the index b·H + h of the pair this thread runs after this one (to
+// prefetch), or -1.
 template <class V, class Body>
 void for_each_head(int64_t B, int64_t N, int64_t H, int64_t hd, size_t floats, Body&& body) {
   const int64_t flops = 4 * N * N * hd;
   const int64_t min_pairs = flops >= kMinFlopsPerChunk ? 1 : kMinFlopsPerChunk / std::max<int64_t>(flops, 1);
-  std::atomic<bool> out_of_memory{false};
+  const PerThreadScratch<float> scratch(ScratchSlot::Attention, floats);
   parallel_for(B * H, min_pairs, [&](int64_t begin, int64_t end) {
-    float* scratch = thread_scratch<V>(floats);
-    if (!scratch) {
-      out_of_memory.store(true);
-      return;
-    }
-    for (int64_t bh = begin; bh < end; ++bh) body(scratch, bh / H, bh % H, bh + 1 < end ? bh + 1 : -1);
+    float* buffer = scratch.thread_slice();
+    for (int64_t bh = begin; bh < end; ++bh) body(buffer, bh / H, bh % H, bh + 1 < end ? bh + 1 : -1);
   });
-  if (out_of_memory.load()) throw std::bad_alloc();
 }
 
 template <class V>

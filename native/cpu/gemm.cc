@@ -22,46 +22,18 @@
 #include "core/cpu_features.h"
 #include "core/errors.h"
 #include "core/threads.h"
+#include "cpu/cpu_backend.h"
 #include "cpu/gemm_internal.h"
-#include "ops/linear.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 namespace gemm {
 namespace {
 
-// ---- scratch ------------------------------------------------------------------------------------
-
-// Thread-local, 64-byte aligned buffer: grown on first use, kept for the thread's lifetime.
-class Scratch {
- public:
-  Scratch() = default;
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
-  ~Scratch() { std::free(data_); }
-  float* get(size_t floats) {
-    if (floats > capacity_) {
-      std::free(data_);
-      data_ = nullptr;
-      capacity_ = 0;
-      const size_t bytes = static_cast<size_t>(round_up(static_cast<int64_t>(floats * sizeof(float)), 64));
-      data_ = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!data_) throw std::bad_alloc();
-      capacity_ = floats;
-    }
-    return data_;
-  }
-
- private:
-  float* data_ = nullptr;
-  size_t capacity_ = 0;
-};
-
-thread_local Scratch t_packed_a;  // one MC x KC block of op(A), per worker thread
-thread_local Scratch t_packed_b;  // one super block of op(B), per calling thread
-thread_local Scratch t_packed_a16;  // the same two as bf16 pairs (MatmulPrecision::BF16 only)
-thread_local Scratch t_packed_b16;
-
+// CpuBackend::set_matmul_precision: process-wide, like PyTorch's set_float32_matmul_precision.
 std::atomic<int> g_matmul_precision{static_cast<int>(MatmulPrecision::FP32)};
+
+MatmulPrecision precision() { return static_cast<MatmulPrecision>(g_matmul_precision.load(std::memory_order_relaxed)); }
 
 // Packed B super block: about 2 MiB, so the panels packed by the first region are still cached
 // when the second region uses them.
@@ -210,8 +182,8 @@ void pack_cols(float* dst, const float* src, int64_t ld, int64_t kc, int w, int 
 }
 
 // The epilogue's post-op with each ISA's vector GELU.
-constexpr auto apply_post_avx2 = apply_post<fused_avx2::gelu_forward, fused_avx2::gelu_backward>;
-constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
+constexpr auto apply_post_avx2 = apply_post<gelu_avx2::gelu_forward, gelu_avx2::gelu_backward>;
+constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
 
 // ---- AVX2 micro-kernel: 6 rows x (8*NV) columns, 12 accumulators -------------------------------
 
@@ -319,25 +291,6 @@ void scale_only(int64_t M, int64_t N, float* C, int64_t ldc, const Epilogue& ep)
   }
 }
 
-// Threads available to this call: 1 inside an enclosing parallel region (nested regions would get
-// a team of one while parallel_for still splits for num_threads()).
-int usable_threads() {
-#ifdef _OPENMP
-  if (omp_in_parallel()) return 1;
-#endif
-  return num_threads();
-}
-
-template <typename Fn>
-void split(int threads, int64_t n, int64_t min_chunk, Fn&& fn) {
-  if (n <= 0) return;
-  if (threads <= 1) {
-    fn(int64_t{0}, n);
-  } else {
-    parallel_for(n, min_chunk, fn);
-  }
-}
-
 const KernelSet kAvx2Kernels = {kMr2, kNr2, 8, 256, kMr2 * 24, 1536, false, false, macro_avx2};
 
 }  // namespace
@@ -360,11 +313,11 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     return;
   }
   const bool avx512 = current_isa() == Isa::AVX512;
-  const KernelSet& ks = !avx512 ? avx2_kernels() : matmul_precision() == MatmulPrecision::BF16 ? avx512_bf16_kernels() : avx512_kernels();
+  const KernelSet& ks = !avx512 ? avx2_kernels() : precision() == MatmulPrecision::BF16 ? avx512_bf16_kernels() : avx512_kernels();
   const bool bf16 = ks.bf16;
   const int64_t mr = ks.mr, nr = ks.nr;
   const int64_t kc_size = k_block_size(K, ks.kc);
-  const int threads = usable_threads();
+  const int threads = available_threads();
   // A row-major op(A) is read in place by kernels that can (AVX-512): its rows are contiguous in k
   // already, and packing them cost a pass over A from DRAM that the micro-kernel's own streaming
   // loads overlap with the FMAs (measured +3-5 % on the K = 512-768 products, +1-1.5 % per step).
@@ -372,6 +325,9 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
   // Largest A block of either ISA, so the per-thread buffer is sized once.
   const size_t packed_a_floats = static_cast<size_t>(std::max(avx2_kernels().mc * avx2_kernels().kc,
                                                               avx512_kernels().mc * avx512_kernels().kc));
+  // Per-thread packed A blocks, taken before any parallel region (cpu/scratch.h).
+  const PerThreadScratch<float> packed_a(ScratchSlot::GemmPackedA, packed_a_floats);
+  const PerThreadScratch<float> packed_a16(ScratchSlot::GemmPackedA16, bf16 ? packed_a_floats : 0);
 
   for (int64_t jc = 0; jc < N; jc += ks.nc) {
     const int64_t nc = std::min(ks.nc, N - jc);
@@ -379,11 +335,10 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
     const int64_t panels = (nc + nr - 1) / nr;
     const int64_t blocks_per_super = std::max<int64_t>(1, kPackedBBudget / (kc_size * ncp));
     const int64_t super_k = blocks_per_super * kc_size;
-    float* bp = t_packed_b.get(static_cast<size_t>(std::min(super_k, K) * ncp));
+    float* bp = scratch<float>(ScratchSlot::GemmPackedB, static_cast<size_t>(std::min(super_k, K) * ncp));
     // bf16: each K block's panels again as pairs, kcp_size = ceil(kc_size / 2) pair rows per block.
     const int64_t kcp_size = (kc_size + 1) / 2;
-    uint32_t* bp16 = bf16 ? reinterpret_cast<uint32_t*>(t_packed_b16.get(static_cast<size_t>(blocks_per_super * kcp_size * ncp)))
-                          : nullptr;
+    uint32_t* bp16 = bf16 ? scratch<uint32_t>(ScratchSlot::GemmPackedB16, static_cast<size_t>(blocks_per_super * kcp_size * ncp)) : nullptr;
 
     // Split C across threads: row ranges (each thread packs only its own rows of A) unless column
     // ranges give a clearly (> 1/8) better balance of micro-tiles (few rows, many columns); with a
@@ -402,7 +357,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
         // Bᵀ stored [N, K]: one unit per (K block, panel), transposed from W rows contiguous in k.
         const int64_t pack_units = k_blocks * panels;
         const int64_t pack_chunk = std::max<int64_t>(1, kMinPackPerChunk / (kc_size * nr));
-        split(threads, pack_units, pack_chunk, [&](int64_t begin, int64_t end) {
+        parallel_for(pack_units, pack_chunk, [&](int64_t begin, int64_t end) {
           for (int64_t u = begin; u < end; ++u) {
             const int64_t kb = u / panels, p = u % panels;
             const int64_t pc = pc0 + kb * kc_size;
@@ -419,7 +374,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
         const int64_t chunks = (kc_size + kPackRows - 1) / kPackRows;
         const int64_t last_w = panel_width(nc - (panels - 1) * nr, ks.nr, ks.nr_min);
         const int64_t pack_chunk = std::max<int64_t>(1, kMinPackPerChunk / (kPackRows * ncp));
-        split(threads, k_blocks * chunks, pack_chunk, [&](int64_t begin, int64_t end) {
+        parallel_for(k_blocks * chunks, pack_chunk, [&](int64_t begin, int64_t end) {
           for (int64_t u = begin; u < end; ++u) {
             const int64_t kb = u / chunks, r = u % chunks;
             const int64_t pc = pc0 + kb * kc_size;
@@ -440,7 +395,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
 
       // One rectangle [m0, m1) x [n0, n1) of this jc block: all K blocks of the super block.
       auto compute = [&](int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-        float* ap = t_packed_a.get(packed_a_floats);
+        float* ap = packed_a.thread_slice();
         for (int64_t kb = 0; kb < k_blocks; ++kb) {
           const int64_t pc = pc0 + kb * kc_size;
           const int64_t kc = std::min(kc_size, K - pc);
@@ -478,7 +433,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             }
             const float* a_block = direct_a ? A + ic * lda + pc : ap;
             if (bf16) {  // the packed float32 micro-panels as bf16 pairs
-              uint32_t* ap16 = reinterpret_cast<uint32_t*>(t_packed_a16.get(packed_a_floats));
+              uint32_t* ap16 = reinterpret_cast<uint32_t*>(packed_a16.thread_slice());
               for (int64_t q = 0; q * mr < mc; ++q) to_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
               a_block = reinterpret_cast<const float*>(ap16);
             }
@@ -491,13 +446,13 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
       if (split_cols) {
         const double unit_flops = 2.0 * static_cast<double>(nr) * static_cast<double>(M) * static_cast<double>(k_len);
         const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kMinFlopsPerChunk / unit_flops));
-        split(threads, panels, chunk, [&](int64_t begin, int64_t end) {
+        parallel_for(panels, chunk, [&](int64_t begin, int64_t end) {
           compute(0, M, begin * nr, std::min(nc, end * nr));
         });
       } else {
         const double unit_flops = 2.0 * static_cast<double>(mr) * static_cast<double>(nc) * static_cast<double>(k_len);
         const int64_t chunk = std::max<int64_t>(1, static_cast<int64_t>(kMinFlopsPerChunk / unit_flops));
-        split(threads, m_tiles, chunk, [&](int64_t begin, int64_t end) {
+        parallel_for(m_tiles, chunk, [&](int64_t begin, int64_t end) {
           compute(begin * mr, std::min(M, end * mr), 0, nc);
         });
       }
@@ -507,16 +462,17 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
 
 }  // namespace gemm
 
-void set_matmul_precision(MatmulPrecision precision) {
+void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
+  CMAE_CHECK(precision != MatmulPrecision::TF32, Value, "the cpu backend has no tf32 matmuls (expected 'fp32' or 'bf16')");
   CMAE_CHECK(precision != MatmulPrecision::BF16 || cpu_supports_avx512_bf16(), Value,
              "bf16 matmuls need a CPU with AVX512_BF16 (vdpbf16ps); this one has not");
   gemm::g_matmul_precision.store(static_cast<int>(precision), std::memory_order_relaxed);
 }
 
-MatmulPrecision matmul_precision() { return static_cast<MatmulPrecision>(gemm::g_matmul_precision.load(std::memory_order_relaxed)); }
+MatmulPrecision CpuBackend::matmul_precision() const { return gemm::precision(); }
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void CpuBackend::sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm::gemm_run(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, gemm::Epilogue{alpha, beta, nullptr});
 }
 

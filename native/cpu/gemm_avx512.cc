@@ -20,7 +20,7 @@ constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;      // B micro-panel 48 KiB streams from L1/L2; A micro-panel 8 KiB
 constexpr int64_t kMc = kMr * 24;  // A block 192 x 256 (192 KiB) stays in L2
 
-constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
+constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
 
 // a: the packed A micro-panel (lda == 0), or op(A)'s first row of the tile itself, rows lda apart
 // (lda > 0: unpacked; rows past m repeat row m-1 so every load stays inside A).

@@ -25,7 +25,7 @@ constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;  // even: whole pairs in every K block but the last of an odd K
 constexpr int64_t kMc = kMr * 24;
 
-constexpr auto apply_post_avx512 = apply_post<fused_avx512::gelu_forward, fused_avx512::gelu_backward>;
+constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
 
 // a: kcp pairs x 8 rows (a[j*8 + r]); b: kcp pairs x W columns (b[j*W + c]).
 template <int NV>

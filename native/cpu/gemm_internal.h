@@ -16,7 +16,7 @@
 // An element-wise post-op (GELU or GELU's derivative, for the ViT MLP) then runs on the finished
 // block while it is still in cache, instead of as a separate pass that streams the activation
 // through memory again. It calls the same vector GELU as gelu_forward/gelu_backward
-// (activation.h), so fused and unfused results are bit-identical. Gelu runs on each NR-column strip
+// (cpu/gelu.h), so fused and unfused results are bit-identical. Gelu runs on each NR-column strip
 // (mc x NR, ~36 KiB, in L1/L2) as soon as it is finished; GeluGrad, which also reads the
 // pre-activation, runs once on the whole macro block, row by row: reading pre in 192-byte pieces
 // of rows a few KiB apart (per strip) waited on DRAM for every piece, hardware and software
@@ -26,7 +26,7 @@
 
 #include <cstdint>
 
-#include "cpu/gelu_internal.h"
+#include "cpu/gelu.h"
 
 namespace cmae::cpu::gemm {
 

@@ -1,10 +1,10 @@
-#include "ops/loss.h"
-
+// Pooling, L2 normalisation and the fused CMAE losses (ops/loss.h).
 #include <cmath>
 #include <limits>
-#include <vector>
 
 #include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 
@@ -22,21 +22,6 @@ int64_t rows_per_chunk(int64_t row_work) {
 // The norm-pix loss is reduced in blocks of this many patches: block partials are written by the
 // thread that owns the block and added in block order, so the sum never depends on the split.
 constexpr int64_t kPatchBlock = 16;
-
-// Scratch of the calling thread for ordered reductions (one double per block or row).
-double* reduction_scratch(int64_t n) {
-  thread_local std::vector<double> buffer;
-  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
-
-// Per-worker scratch used inside parallel regions (distinct from reduction_scratch, so a region
-// that runs inline on the calling thread never aliases the reduction buffer).
-double* row_scratch(int64_t n) {
-  thread_local std::vector<double> buffer;
-  if (static_cast<int64_t>(buffer.size()) < n) buffer.resize(static_cast<size_t>(n));
-  return buffer.data();
-}
 
 // Σ_{i<n} term(i) in double with four interleaved accumulators (lane = i mod 4, combined as
 // (a0 + a1) + (a2 + a3), then the tail in order): a fixed order that breaks the add latency chain.
@@ -65,7 +50,7 @@ inline double sum_squares(const float* x, int64_t n) { return dot_f64(x, x, n); 
 
 // ---- mean pooling -------------------------------------------------------------------------------
 
-void mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) {
+void CpuBackend::mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) {
   const int64_t count = N - start;
   if (count <= 0) {
     for (int64_t i = 0; i < B * D; ++i) out[i] = 0.0f;
@@ -89,7 +74,7 @@ void mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64
   });
 }
 
-void mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) {
+void CpuBackend::mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) {
   const int64_t count = N - start;
   const float inv = count > 0 ? 1.0f / static_cast<float>(count) : 0.0f;
   parallel_for(B * N, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
@@ -107,7 +92,7 @@ void mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, in
 
 // ---- L2 normalisation -------------------------------------------------------------------------
 
-void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) {
+void CpuBackend::l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) {
   parallel_for(R, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = inp + r * D;
@@ -121,8 +106,8 @@ void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, 
   });
 }
 
-void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
-                           float eps) {
+void CpuBackend::l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
+                                       float eps) {
   parallel_for(R, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = inp + r * D;
@@ -145,8 +130,8 @@ void l2_normalize_backward(float* dinp, const float* dout, const float* inp, con
 
 // ---- normalised-pixel MSE ---------------------------------------------------------------------
 
-float normpix_mse_forward_backward(float* dpred, const float* pred, const float* target, const float* mask, int64_t B,
-                                   int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
+void CpuBackend::normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
+                                              int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
   const int64_t R = B * L;
   double mask_sum = 0.0;
   for (int64_t r = 0; r < R; ++r) mask_sum += mask[r];
@@ -156,12 +141,13 @@ float normpix_mse_forward_backward(float* dpred, const float* pred, const float*
         for (int64_t i = begin; i < end; ++i) dpred[i] = 0.0f;
       });
     }
-    return 0.0f;
+    *loss = 0.0f;
+    return;
   }
   // d loss / d pred[r, i] = mask[r] · 2·(pred − target_n) / (P · Σ mask)
   const double grad_coef = 2.0 * static_cast<double>(dloss) / (static_cast<double>(P) * mask_sum);
   const int64_t blocks = (R + kPatchBlock - 1) / kPatchBlock;
-  double* partial = reduction_scratch(blocks);
+  double* partial = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(blocks));
   parallel_for(blocks, rows_per_chunk(kPatchBlock * P), [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t r_end = (blk + 1) * kPatchBlock < R ? (blk + 1) * kPatchBlock : R;
@@ -200,18 +186,23 @@ float normpix_mse_forward_backward(float* dpred, const float* pred, const float*
   });
   double total = 0.0;
   for (int64_t blk = 0; blk < blocks; ++blk) total += partial[blk];
-  return static_cast<float>(total / mask_sum);
+  *loss = static_cast<float>(total / mask_sum);
 }
 
 // ---- InfoNCE ------------------------------------------------------------------------------------
 
-float infonce_forward_backward(float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau, float scale,
-                               float dloss) {
-  if (B <= 0) return 0.0f;
+void CpuBackend::infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
+                                          float scale, float dloss) {
+  if (B <= 0) {
+    *loss = 0.0f;
+    return;
+  }
   constexpr double kNormEps = 1e-12;  // F.normalize's default
-  double* scratch = reduction_scratch(2 * B);
-  double* k_coef = scratch;        // (B): 1 / (max(||k_j||, eps) · τ), so logit_ij = (q_i·k_j)·q_inv·k_coef[j]
-  double* row_loss = scratch + B;  // (B): CE of row i, summed in row order at the end
+  double* sums = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(2 * B));
+  double* k_coef = sums;        // (B): 1 / (max(||k_j||, eps) · τ), so logit_ij = (q_i·k_j)·q_inv·k_coef[j]
+  double* row_loss = sums + B;  // (B): CE of row i, summed in row order at the end
+  // Per worker thread: (B) logits, then exp(logit − max), and (E) d loss / d q̂_i.
+  const PerThreadScratch<double> rows(ScratchSlot::ReductionRows, static_cast<size_t>(B + E));
   parallel_for(B, rows_per_chunk(E), [&](int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       const double n = std::sqrt(sum_squares(k + j * E, E));
@@ -221,8 +212,8 @@ float infonce_forward_backward(float* dq, const float* q, const float* k, int64_
   // d loss / d logit_ij = scale/B · (softmax_ij − δ_ij), times dloss.
   const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / static_cast<double>(B);
   parallel_for(B, rows_per_chunk(B * E), [&](int64_t begin, int64_t end) {
-    double* logits = row_scratch(B + E);  // (B) logits, then exp(logit − max)
-    double* dqhat = logits + B;           // (E) d loss / d q̂_i
+    double* logits = rows.thread_slice();
+    double* dqhat = logits + B;
     for (int64_t i = begin; i < end; ++i) {
       const float* qi = q + i * E;
       const double nq = std::sqrt(sum_squares(qi, E));
@@ -265,7 +256,7 @@ float infonce_forward_backward(float* dq, const float* q, const float* k, int64_
   });
   double total = 0.0;
   for (int64_t i = 0; i < B; ++i) total += row_loss[i];
-  return static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(B));
+  *loss = static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(B));
 }
 
 }  // namespace cmae::cpu

@@ -1,107 +1,81 @@
-#include "ops/norm.h"
-
+// Normalisation layers (ops/norm.h): LayerNorm (alone and fused with the residual add before it)
+// and BatchNorm1d. One row routine computes every LayerNorm row; reductions over rows follow
+// reduce.h.
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/reduce.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 
 namespace {
 
-// Elements per thread chunk: below that, the fork/join costs more than the work (as activation.cc).
+// Elements per thread chunk: below that, the fork/join costs more than the work.
 constexpr int64_t kMinChunkElements = 1 << 14;
-// Reductions over rows sum blocks of kRowBlock consecutive rows, then the blocks in index order.
-// Both sizes are fixed (never derived from the thread count), so the summation order of every
-// output depends on the shape alone.
-constexpr int64_t kRowBlock = 32;
-// Channel-parallel kernels (batchnorm, the block reduction) work on tiles of kChannelTile channels
-// whose boundaries are fixed multiples of the tile: a channel always lands in the same lane of the
-// same loop, whatever the thread split.
-constexpr int64_t kChannelTile = 64;
 
 // Smallest number of work items worth a thread, for items of `item_elements` elements each.
 int64_t min_items(int64_t item_elements) {
   return item_elements >= kMinChunkElements ? 1 : kMinChunkElements / std::max<int64_t>(item_elements, 1);
 }
 
-// Thread-local scratch of the calling thread, grown on demand and kept (no allocation once warm).
-float* scratch(size_t n) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < n) buffer.resize(n);
-  return buffer.data();
-}
-
-// s1[j], s2[j] (j < w) = sums over rows r < B of what add_row(r, b1, b2) adds into b1[j], b2[j],
-// summed per block of kRowBlock rows and then block by block.
-template <typename AddRow>
-void blocked_row_sums(float* s1, float* s2, int64_t B, int64_t w, AddRow&& add_row) {
-  float b1[kChannelTile];
-  float b2[kChannelTile];
-  for (int64_t j = 0; j < w; ++j) s1[j] = s2[j] = 0.0f;
-  for (int64_t r0 = 0; r0 < B; r0 += kRowBlock) {
-    const int64_t r1 = std::min(r0 + kRowBlock, B);
-    for (int64_t j = 0; j < w; ++j) b1[j] = b2[j] = 0.0f;
-    for (int64_t r = r0; r < r1; ++r) add_row(r, b1, b2);
-#pragma omp simd
-    for (int64_t j = 0; j < w; ++j) {
-      s1[j] += b1[j];
-      s2[j] += b2[j];
+// One LayerNorm row, the arithmetic of every LayerNorm here: y = (x − m)·s·weight + bias with the
+// corrected two-pass variance (Σd, the rounding error of m, is zero in exact arithmetic; removing
+// it keeps the variance accurate when |mean| >> std). With `b`, x = a + b is formed first (the
+// fused residual add, written to x_out); otherwise x = a. A function of its own (not inline in a
+// parallel_for lambda) so that GCC vectorises the reductions.
+void layernorm_row(float* y, float* x_out, const float* a, const float* b, const float* weight, const float* bias,
+                   float* mean, float* rstd, int64_t C, float eps) {
+  const float inv_c = 1.0f / static_cast<float>(C);
+  float sum = 0.0f;
+  const float* x = a;
+  if (b) {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < C; ++c) {
+      const float v = a[c] + b[c];
+      x_out[c] = v;
+      sum += v;
     }
+    x = x_out;
+  } else {
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < C; ++c) sum += a[c];
   }
-}
-
-// dst[c] += Σ_blk partial[blk * stride + c] for c < C, blocks summed in index order.
-void reduce_blocks(float* dst, const float* partial, int64_t nblocks, int64_t stride, int64_t C) {
-  const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
-  parallel_for(ntiles, min_items(nblocks * kChannelTile), [&](int64_t t0, int64_t t1) {
-    float acc[kChannelTile];
-    for (int64_t t = t0; t < t1; ++t) {
-      const int64_t c0 = t * kChannelTile;
-      const int64_t w = std::min(kChannelTile, C - c0);
-      for (int64_t j = 0; j < w; ++j) acc[j] = 0.0f;
-      for (int64_t blk = 0; blk < nblocks; ++blk) {
-        const float* p = partial + blk * stride + c0;
+  float m = sum * inv_c;
+  float dsum = 0.0f;
+  float sq = 0.0f;
+#pragma omp simd reduction(+ : dsum, sq)
+  for (int64_t c = 0; c < C; ++c) {
+    const float d = x[c] - m;
+    dsum += d;
+    sq += d * d;
+  }
+  const float var = std::max((sq - dsum * dsum * inv_c) * inv_c, 0.0f);
+  m += dsum * inv_c;
+  const float s = 1.0f / std::sqrt(var + eps);
+  *mean = m;
+  *rstd = s;
 #pragma omp simd
-        for (int64_t j = 0; j < w; ++j) acc[j] += p[j];
-      }
-      for (int64_t j = 0; j < w; ++j) dst[c0 + j] += acc[j];
-    }
-  });
+  for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
 }
 
 }  // namespace
 
-void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
-                       const float* bias, int64_t R, int64_t C, float eps) {
-  const float inv_c = 1.0f / static_cast<float>(C);
+void CpuBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                                   int64_t R, int64_t C, float eps) {
   parallel_for(R, min_items(C), [&](int64_t begin, int64_t end) {
-    for (int64_t r = begin; r < end; ++r) {
-      const float* x = inp + r * C;
-      float* y = out + r * C;
-      float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-      for (int64_t c = 0; c < C; ++c) sum += x[c];
-      float m = sum * inv_c;
-      // Corrected two-pass: Σd is the rounding error of m (zero in exact arithmetic); removing it
-      // keeps the variance accurate when |mean| >> std.
-      float dsum = 0.0f;
-      float sq = 0.0f;
-#pragma omp simd reduction(+ : dsum, sq)
-      for (int64_t c = 0; c < C; ++c) {
-        const float d = x[c] - m;
-        dsum += d;
-        sq += d * d;
-      }
-      const float var = std::max((sq - dsum * dsum * inv_c) * inv_c, 0.0f);
-      m += dsum * inv_c;
-      const float s = 1.0f / std::sqrt(var + eps);
-      mean[r] = m;
-      rstd[r] = s;
-#pragma omp simd
-      for (int64_t c = 0; c < C; ++c) y[c] = (x[c] - m) * s * weight[c] + bias[c];
-    }
+    for (int64_t r = begin; r < end; ++r)
+      layernorm_row(out + r * C, nullptr, inp + r * C, nullptr, weight, bias, mean + r, rstd + r, C, eps);
+  });
+}
+
+void CpuBackend::residual_layernorm_forward(float* sum, float* out, float* mean, float* rstd, const float* a, const float* b,
+                                            const float* weight, const float* bias, int64_t R, int64_t C, float eps) {
+  parallel_for(R, min_items(C), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r)
+      layernorm_row(out + r * C, sum + r * C, a + r * C, b + r * C, weight, bias, mean + r, rstd + r, C, eps);
   });
 }
 
@@ -153,13 +127,13 @@ void layernorm_backward_rows(float* dinp, float* pw, float* pb, const float* dou
 
 }  // namespace
 
-void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                        const float* weight, const float* mean, const float* rstd, int64_t R, int64_t C,
-                        bool accumulate_dinp) {
+void CpuBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                    const float* weight, const float* mean, const float* rstd, int64_t R, int64_t C,
+                                    bool accumulate_dinp) {
   const int64_t nblocks = (R + kRowBlock - 1) / kRowBlock;
   // Per block of rows: the block's contribution to dweight (C floats), then to dbias (C floats).
   const int64_t stride = 2 * C;
-  float* partial = scratch(static_cast<size_t>(nblocks * stride));
+  float* partial = scratch<float>(ScratchSlot::Reduction, static_cast<size_t>(nblocks * stride));
   parallel_for(nblocks, min_items(kRowBlock * C), [&](int64_t b0, int64_t b1) {
     for (int64_t blk = b0; blk < b1; ++blk) {
       float* pw = partial + blk * stride;
@@ -172,13 +146,13 @@ void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* 
       }
     }
   });
-  reduce_blocks(dweight, partial, nblocks, stride, C);
-  reduce_blocks(dbias, partial + C, nblocks, stride, C);
+  // The block partials are rows of `partial`: their column sums, in block order.
+  column_sums_add(dweight, partial, nblocks, C, stride);
+  column_sums_add(dbias, partial + C, nblocks, C, stride);
 }
 
-void batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean, float* running_var,
-                       const float* inp, const float* weight, const float* bias, int64_t B, int64_t C,
-                       float eps, float momentum) {
+void CpuBackend::batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean, float* running_var, const float* inp,
+                                   const float* weight, const float* bias, int64_t B, int64_t C, float eps, float momentum) {
   const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
   const float inv_b = 1.0f / static_cast<float>(B);
   const float unbias = static_cast<float>(B) / static_cast<float>(B - 1);  // B >= 2 (bindings check)
@@ -232,8 +206,8 @@ void batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean
   });
 }
 
-void batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                        const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C) {
+void CpuBackend::batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                                    const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C) {
   const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
   const float inv_b = 1.0f / static_cast<float>(B);
   parallel_for(ntiles, min_items(B * kChannelTile), [&](int64_t t0, int64_t t1) {
@@ -277,10 +251,10 @@ void batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* 
   });
 }
 
-void batchnorm_inference(float* out, const float* inp, const float* running_mean, const float* running_var,
-                         const float* weight, const float* bias, int64_t B, int64_t C, float eps) {
+void CpuBackend::batchnorm_inference(float* out, const float* inp, const float* running_mean, const float* running_var,
+                                     const float* weight, const float* bias, int64_t B, int64_t C, float eps) {
   // Per-channel scale and shift once (C floats each), then one element-wise pass over the rows.
-  float* scale = scratch(static_cast<size_t>(2 * C));
+  float* scale = scratch<float>(ScratchSlot::Reduction, static_cast<size_t>(2 * C));
   float* shift = scale + C;
   for (int64_t c = 0; c < C; ++c) {
     const float s = 1.0f / std::sqrt(running_var[c] + eps);

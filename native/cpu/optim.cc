@@ -1,9 +1,9 @@
-#include "ops/optim.h"
-
+// Optimiser passes over flat parameter arenas (ops/optim.h).
 #include <cmath>
-#include <vector>
 
 #include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 
@@ -16,13 +16,6 @@ constexpr int64_t kArenaChunk = 1 << 16;
 // global_norm sums squares in fixed blocks of this many elements; the block partials are then
 // added in block order. The block grid depends on n only, never on the thread count.
 constexpr int64_t kNormBlock = 1 << 14;
-
-// One double per block, owned by the calling thread: grows to the largest arena seen, then reused.
-double* block_scratch(int64_t blocks) {
-  thread_local std::vector<double> buffer;
-  if (static_cast<int64_t>(buffer.size()) < blocks) buffer.resize(static_cast<size_t>(blocks));
-  return buffer.data();
-}
 
 // Σ x[i]² in double with four interleaved accumulators (a fixed order: lane = i mod 4), combined
 // as (a0 + a1) + (a2 + a3) followed by the tail.
@@ -43,8 +36,9 @@ double sum_squares(const float* x, int64_t n) {
 
 }  // namespace
 
-void adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
-                const AdamWStep& step, float grad_scale) {
+void CpuBackend::adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
+                            const AdamWStep& step, const float* grad_scale_ptr) {
+  const float grad_scale = grad_scale_ptr ? *grad_scale_ptr : 1.0f;
   // Vectorised (omp simd; sqrtf vectorises thanks to -fno-math-errno): the scalar loop spent ~15
   // cycles per element in divss/sqrtss and made AdamW compute-bound at ~9 GB/s per core.
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
@@ -58,17 +52,20 @@ void adamw_step(float* params, float* m, float* v, const float* grads, const flo
   });
 }
 
-void ema_update(float* target, const float* online, int64_t n, float momentum) {
+void CpuBackend::ema_update(float* target, const float* online, int64_t n, float momentum) {
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) target[i] = ema_lerp(target[i], online[i], momentum);
   });
 }
 
-double global_norm(const float* grads, int64_t n) {
-  if (n <= 0) return 0.0;
+void CpuBackend::global_norm(double* norm, const float* grads, int64_t n) {
+  if (n <= 0) {
+    *norm = 0.0;
+    return;
+  }
   const int64_t blocks = (n + kNormBlock - 1) / kNormBlock;
-  double* partial = block_scratch(blocks);
+  double* partial = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(blocks));
   parallel_for(blocks, kArenaChunk / kNormBlock, [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t lo = blk * kNormBlock;
@@ -78,10 +75,12 @@ double global_norm(const float* grads, int64_t n) {
   });
   double total = 0.0;
   for (int64_t blk = 0; blk < blocks; ++blk) total += partial[blk];
-  return std::sqrt(total);
+  *norm = std::sqrt(total);
 }
 
-void scale_inplace(float* x, int64_t n, float s) {
+void CpuBackend::clip_coefficient(float* scale, const double* norm, double max_norm) { *scale = cmae::clip_coefficient(*norm, max_norm); }
+
+void CpuBackend::scale_inplace(float* x, int64_t n, float s) {
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) x[i] *= s;

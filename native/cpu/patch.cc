@@ -1,12 +1,12 @@
-#include "ops/patch.h"
-
+// Patches, masking and the token shuffles (ops/patch.h).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <vector>
 
 #include "core/rng.h"
 #include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu {
 
@@ -53,21 +53,22 @@ static void patch_copy(float* patches, float* images, int64_t B, int64_t C, int6
   });
 }
 
-void patchify(float* patches, const float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+void CpuBackend::patchify(float* patches, const float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   patch_copy<true>(patches, const_cast<float*>(images), B, C, Hh, W, p, layout);
 }
 
-void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+void CpuBackend::unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   patch_copy<false>(const_cast<float*>(patches), images, B, C, Hh, W, p, layout);
 }
 
-void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h, int64_t grid_w, int64_t group, int64_t keep_groups) {
+void CpuBackend::random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
+                                int64_t grid_w, int64_t group, int64_t keep_groups) {
   const int64_t gw = grid_w / group, G = (grid_h / group) * gw, L = grid_h * grid_w;
   const int64_t K = keep_groups * group * group;
+  const PerThreadScratch<int32_t> orders(ScratchSlot::Masking, static_cast<size_t>(G));
   // A few samples per thread: each sample is a sort of G floats plus two passes over L.
   parallel_for(B, 4, [&](int64_t begin, int64_t end) {
-    thread_local std::vector<int32_t> order;
-    order.resize(static_cast<size_t>(G));
+    int32_t* order = orders.thread_slice();
     for (int64_t b = begin; b < end; ++b) {
       const float* nz = noise + b * G;
       for (int64_t g = 0; g < G; ++g) order[g] = static_cast<int32_t>(g);
@@ -78,7 +79,7 @@ void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const 
         if (!na && nz[a] != nz[c]) return nz[a] < nz[c];
         return a < c;
       };
-      if (keep_groups > 0 && keep_groups < G) std::nth_element(order.begin(), order.begin() + (keep_groups - 1), order.end(), less);
+      if (keep_groups > 0 && keep_groups < G) std::nth_element(order, order + (keep_groups - 1), order + G, less);
       // The first keep_groups entries are now the kept groups (in any order): flag them via mask.
       float* m = mask + b * L;
       std::fill(m, m + L, 1.0f);
@@ -102,14 +103,14 @@ void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const 
   });
 }
 
-void masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) {
+void CpuBackend::masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) {
   // One Philox block (10 rounds) per element: ~1k elements already pay for a thread.
   parallel_for(B * G, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) noise[i] = uniform01(seed, stream, static_cast<uint64_t>(i));
   });
 }
 
-void gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void CpuBackend::gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   parallel_for(B * K, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
     for (int64_t bk = begin; bk < end; ++bk) {
       const int64_t b = bk / K, k = bk % K, l = ids_keep[bk];
@@ -126,7 +127,7 @@ void gather_visible_forward(float* out, const float* tokens, const float* pos, c
   });
 }
 
-void gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   // One sample per task: zero its L rows, then add its K rows in k order (repeated ids add up).
   parallel_for(B, rows_per_chunk(L * D), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
@@ -142,7 +143,7 @@ void gather_visible_backward(float* dtokens, const float* dout, const int32_t* i
   });
 }
 
-void unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void CpuBackend::unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t rows = prefix + L;
   parallel_for(B * rows, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
     for (int64_t bn = begin; bn < end; ++bn) {
@@ -171,7 +172,7 @@ void unshuffle_forward(float* out, const float* inp, const float* mask_token, co
 // dmask_token columns per block: a block's double accumulators live on the stack.
 constexpr int64_t kMaskTokenBlock = 64;
 
-void unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void CpuBackend::unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t in_rows = prefix + K, out_rows = prefix + L;
   // dinp: one sample per task; prefix rows copied, visible rows zeroed then summed in l order.
   parallel_for(B, rows_per_chunk(out_rows * D), [&](int64_t begin, int64_t end) {
@@ -207,25 +208,6 @@ void unshuffle_backward(float* dinp, float* dmask_token, const float* dout, cons
         }
       }
       for (int64_t j = 0; j < width; ++j) dmask_token[d0 + j] += static_cast<float>(acc[j]);
-    }
-  });
-}
-
-void sincos_pos_embed_2d(float* out, int64_t grid_h, int64_t grid_w, int64_t D) {
-  const int64_t Q = D / 4;
-  // MAE: omega = 1 / 10000 ** (arange(Q) / Q), in float64.
-  std::vector<double> omega(static_cast<size_t>(Q));
-  for (int64_t d = 0; d < Q; ++d) omega[d] = 1.0 / std::pow(10000.0, static_cast<double>(d) / static_cast<double>(Q));
-  parallel_for(grid_h * grid_w, rows_per_chunk(D * 8), [&](int64_t begin, int64_t end) {
-    for (int64_t k = begin; k < end; ++k) {
-      const double row = static_cast<double>(k / grid_w), col = static_cast<double>(k % grid_w);
-      float* o = out + k * D;
-      for (int64_t d = 0; d < Q; ++d) {
-        o[d] = static_cast<float>(std::sin(col * omega[d]));
-        o[Q + d] = static_cast<float>(std::cos(col * omega[d]));
-        o[2 * Q + d] = static_cast<float>(std::sin(row * omega[d]));
-        o[3 * Q + d] = static_cast<float>(std::cos(row * omega[d]));
-      }
     }
   });
 }

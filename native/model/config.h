@@ -1,4 +1,6 @@
-// Model configuration: every size is free (spec §2 presets live in TypeScript, src/models/presets.ts).
+// Model configuration: every size is free. The presets and every default live in one place, the
+// TypeScript layer (src/models/config.ts), which always passes a complete configuration; here the
+// fields start at zero and validate() says which one is unusable.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -9,22 +11,22 @@ enum class Mode : int { CMAE = 0, MAE = 1 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
-  int64_t image_size = 32, channels = 3, patch_size = 4;
+  int64_t image_size = 0, channels = 0, patch_size = 0;
   // online (and momentum) encoder
-  int64_t dim = 192, depth = 12, heads = 3, mlp_ratio = 4;
+  int64_t dim = 0, depth = 0, heads = 0, mlp_ratio = 0;
   // pixel decoder (spec §1.5)
-  int64_t decoder_dim = 128, decoder_depth = 4, decoder_heads = 4;
+  int64_t decoder_dim = 0, decoder_depth = 0, decoder_heads = 0;
   // feature decoder (spec §2.5): output width = dim so online and target features meet in one projector
-  int64_t feature_decoder_dim = 128, feature_decoder_depth = 2, feature_decoder_heads = 4;
+  int64_t feature_decoder_dim = 0, feature_decoder_depth = 0, feature_decoder_heads = 0;
   // projector D→hidden→proj_dim and predictor proj_dim→hidden→proj_dim (spec §2.6)
-  int64_t projector_hidden = 512, projector_dim = 128;
+  int64_t projector_hidden = 0, projector_dim = 0;
   // masking (spec §2.2): group 1 = MAE per-patch, 2 = CMAE 2×2 groups
-  double mask_ratio = 0.65;
-  int64_t mask_group = 2;
+  double mask_ratio = 0;
+  int64_t mask_group = 0;
   // losses (spec §2.7, §2.8)
-  double tau = 0.07, ct_weight = 1.0, rc_weight = 1.0;
-  bool norm_pix_loss = true;
-  double bn_eps = 1e-6, bn_momentum = 0.1;
+  double tau = 0, ct_weight = 0, rc_weight = 0;
+  bool norm_pix_loss = false;
+  double bn_eps = 0, bn_momentum = 0;
 
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }

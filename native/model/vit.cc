@@ -1,11 +1,5 @@
 #include "vit.h"
 
-#include "ops/attention.h"
-#include "ops/fused.h"
-#include "core/threads.h"
-#include "ops/linear.h"
-#include "ops/norm.h"
-
 #ifdef CMAE_PROFILE
 #include <algorithm>
 #include <cstdio>
@@ -61,21 +55,23 @@ LinearRef add_linear(ParameterTable& table, const std::string& prefix, int64_t i
   return ref;
 }
 
-LinearRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role) {
-  LinearRef ref;
-  ref.in = ref.out = dim;
+NormRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role) {
+  NormRef ref;
+  ref.dim = dim;
   const bool trainable = role == ParamRole::Trainable;
   ref.weight = table.add(prefix + ".weight", {dim}, role, trainable ? InitKind::Ones : InitKind::Copy);
   ref.bias = table.add(prefix + ".bias", {dim}, role, trainable ? InitKind::Zeros : InitKind::Copy);
   return ref;
 }
 
-void linear_fwd(float* out, const float* inp, const float* params, const LinearRef& l, int64_t R) {
-  cpu::linear_forward(out, inp, params + l.weight, l.bias >= 0 ? params + l.bias : nullptr, R, l.in, l.out);
+void linear_fwd(Backend& backend, float* out, const float* inp, const float* params, const LinearRef& l, int64_t R) {
+  backend.linear_forward(out, inp, params + l.weight, l.bias >= 0 ? params + l.bias : nullptr, R, l.in, l.out);
 }
 
-void linear_bwd(float* dinp, float* grads, const float* dout, const float* inp, const float* params, const LinearRef& l, int64_t R) {
-  cpu::linear_backward(dinp, grads + l.weight, l.bias >= 0 ? grads + l.bias : nullptr, dout, inp, params + l.weight, R, l.in, l.out);
+void linear_bwd(Backend& backend, float* dinp, float* grads, const float* dout, const float* inp, const float* params,
+                const LinearRef& l, int64_t R) {
+  backend.linear_backward(dinp, grads + l.weight, l.bias >= 0 ? grads + l.bias : nullptr, dout, inp, params + l.weight, R, l.in,
+                          l.out);
 }
 
 TransformerStack::TransformerStack(ParameterTable& table, const std::string& prefix, int64_t dim, int64_t heads,
@@ -84,21 +80,23 @@ TransformerStack::TransformerStack(ParameterTable& table, const std::string& pre
   CMAE_CHECK(dim % heads == 0, Value, prefix, ": width ", dim, " is not divisible by ", heads, " heads");
   for (int64_t i = 0; i < depth; ++i) {
     const std::string p = prefix + "." + std::to_string(i);
-    blocks_.push_back({
-        add_norm(table, p + ".norm1", dim, role),
-        add_linear(table, p + ".attn.qkv", dim, 3 * dim, role),
-        add_linear(table, p + ".attn.proj", dim, dim, role),
-        add_norm(table, p + ".norm2", dim, role),
-        add_linear(table, p + ".mlp.fc1", dim, hidden_, role),
-        add_linear(table, p + ".mlp.fc2", hidden_, dim, role),
-    });
+    Block b;
+    b.norm1 = add_norm(table, p + ".norm1", dim, role);
+    b.qkv = add_linear(table, p + ".attn.qkv", dim, 3 * dim, role);
+    b.proj = add_linear(table, p + ".attn.proj", dim, dim, role);
+    b.norm2 = add_norm(table, p + ".norm2", dim, role);
+    b.fc1 = add_linear(table, p + ".mlp.fc1", dim, hidden_, role);
+    b.fc2 = add_linear(table, p + ".mlp.fc2", hidden_, dim, role);
+    blocks_.push_back(b);
   }
 }
 
-void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
+void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all) {
+  backend_ = &backend;
   B_ = B;
   N_ = N;
   save_all_ = save_all;
+  att_per_sample_ = backend.attention_saved_floats(1, N, heads_);
   const int64_t R = B * N, D = dim_;
   const int64_t sets = save_all ? depth() : (depth() > 0 ? 1 : 0);
   acts_.assign(static_cast<size_t>(sets), Acts{});
@@ -107,7 +105,7 @@ void TransformerStack::layout(Bump& bump, int64_t B, int64_t N, bool save_all) {
     a.ln1_mean = bump.take(R);
     a.ln1_rstd = bump.take(R);
     a.qkv = bump.take(R * 3 * D);
-    a.att = bump.take(B * heads_ * N * N);
+    a.att = bump.take(B * att_per_sample_);
     a.atty = bump.take(R * D);
     a.x1 = bump.take(R * D);
     a.ln2 = bump.take(R * D);
@@ -131,20 +129,21 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
   if (depth() == 0) return x;
   if (nb < 0) nb = B_ - b0;
   CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack forward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
+  Backend& be = *backend_;
   const int64_t D = dim_, R = nb * N_, r0 = b0 * N_;
-  const int64_t att0 = b0 * heads_ * N_ * N_;
+  const int64_t att0 = b0 * att_per_sample_;
   // Row r0 of each (·, width) buffer.
   auto rows = [r0](float* base, int64_t width) { return base + r0 * width; };
   const float* inp = x + r0 * D;
   {
-    const std::vector<LinearRef>& b = blocks_[0];
+    const Block& b = blocks_[0];
     Acts& a = acts_[0];
     CMAE_PROF("f.ln");
-    cpu::layernorm_forward(rows(a.ln1, D), a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b[0].weight, params + b[0].bias, R, D,
-                           kLayerNormEps);
+    be.layernorm_forward(rows(a.ln1, D), a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b.norm1.weight, params + b.norm1.bias, R, D,
+                         kLayerNormEps);
   }
   for (int64_t i = 0; i < depth(); ++i) {
-    const std::vector<LinearRef>& b = blocks_[i];
+    const Block& b = blocks_[i];
     Acts& a = acts_[save_all_ ? i : 0];
     float* ln1 = rows(a.ln1, D);
     float* qkv = rows(a.qkv, 3 * D);
@@ -155,33 +154,29 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     float* g = rows(a.g, hidden_);
     float* out = rows(a.out, D);
     // ln1 (LayerNorm of inp) was written by the previous block's fused residual pass (or above).
-    { CMAE_PROF("f.qkv"); linear_fwd(qkv, ln1, params, b[1], R); }
-    { CMAE_PROF("f.attn"); cpu::attention_forward(atty, a.att + att0, qkv, nb, N_, D, heads_); }
-    { CMAE_PROF("f.proj"); linear_fwd(x1, atty, params, b[2], R); }
+    { CMAE_PROF("f.qkv"); linear_fwd(be, qkv, ln1, params, b.qkv, R); }
+    { CMAE_PROF("f.attn"); be.attention_forward(atty, a.att + att0, qkv, nb, N_, D, heads_); }
+    { CMAE_PROF("f.proj"); linear_fwd(be, x1, atty, params, b.proj, R); }
     // x1 = inp + proj(...), ln2 = LayerNorm(x1): one pass.
-    { CMAE_PROF("f.res_ln"); cpu::residual_layernorm_forward(x1, ln2, a.ln2_mean + r0, a.ln2_rstd + r0, x1, inp, params + b[3].weight,
-                                                            params + b[3].bias, R, D, kLayerNormEps); }
+    { CMAE_PROF("f.res_ln"); be.residual_layernorm_forward(x1, ln2, a.ln2_mean + r0, a.ln2_rstd + r0, x1, inp, params + b.norm2.weight,
+                                                          params + b.norm2.bias, R, D, kLayerNormEps); }
     {
       // h = fc1(ln2) and g = GELU(h) in one pass (GELU in the GEMM epilogue); inference keeps only g.
       CMAE_PROF("f.fc1_gelu");
-      const LinearRef& fc1 = b[4];
-      cpu::linear_gelu_forward(save_all_ ? h : nullptr, g, ln2, params + fc1.weight, params + fc1.bias, R, fc1.in, fc1.out);
+      be.linear_gelu_forward(save_all_ ? h : nullptr, g, ln2, params + b.fc1.weight, params + b.fc1.bias, R, b.fc1.in, b.fc1.out);
     }
     // In inference mode out may be this block's input buffer: inp is fully consumed by now.
-    { CMAE_PROF("f.fc2"); linear_fwd(out, g, params, b[5], R); }
+    { CMAE_PROF("f.fc2"); linear_fwd(be, out, g, params, b.fc2, R); }
     if (i + 1 < depth()) {
       // out = x1 + fc2(...), and the next block's ln1 = LayerNorm(out): one pass.
-      const std::vector<LinearRef>& next = blocks_[i + 1];
+      const Block& next = blocks_[i + 1];
       Acts& na = acts_[save_all_ ? i + 1 : 0];
       CMAE_PROF("f.res_ln");
-      cpu::residual_layernorm_forward(out, rows(na.ln1, D), na.ln1_mean + r0, na.ln1_rstd + r0, out, x1, params + next[0].weight,
-                                      params + next[0].bias, R, D, kLayerNormEps);
+      be.residual_layernorm_forward(out, rows(na.ln1, D), na.ln1_mean + r0, na.ln1_rstd + r0, out, x1, params + next.norm1.weight,
+                                    params + next.norm1.bias, R, D, kLayerNormEps);
     } else {
       CMAE_PROF("f.resid");
-      parallel_for(R * D, 1 << 14, [&](int64_t j0, int64_t j1) {
-#pragma omp simd
-        for (int64_t j = j0; j < j1; ++j) out[j] += x1[j];
-      });
+      be.add_inplace(out, x1, R * D);
     }
     inp = out;
   }
@@ -192,15 +187,16 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
   CMAE_CHECK(save_all_, Internal, "backward through a stack laid out for inference");
   if (nb < 0) nb = B_ - b0;
   CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack backward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
+  Backend& be = *backend_;
   const int64_t D = dim_, R = nb * N_, r0 = b0 * N_;
-  const int64_t att0 = b0 * heads_ * N_ * N_;
+  const int64_t att0 = b0 * att_per_sample_;
   dres += r0 * D;
   float* d_hidden = d_hidden_ + r0 * hidden_;
   float* d_qkv = d_qkv_ + r0 * 3 * D;
   float* d_atty = d_atty_ + r0 * D;
   float* d_ln = d_ln_ + r0 * D;
   for (int64_t i = depth() - 1; i >= 0; --i) {
-    const std::vector<LinearRef>& b = blocks_[i];
+    const Block& b = blocks_[i];
     const Acts& a = acts_[i];
     const float* inp = (i == 0 ? x : acts_[i - 1].out) + r0 * D;
     const float* ln1 = a.ln1 + r0 * D;
@@ -214,18 +210,18 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
       // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
       // d_hidden = (dres · W2) ⊙ GELU'(h) in one pass (derivative in the GEMM epilogue).
       CMAE_PROF("b.fc2_gelu");
-      const LinearRef& fc2 = b[5];
-      cpu::gelu_linear_backward(d_hidden, grads + fc2.weight, grads + fc2.bias, dres, g, h, params + fc2.weight, R, fc2.in, fc2.out);
+      be.gelu_linear_backward(d_hidden, grads + b.fc2.weight, grads + b.fc2.bias, dres, g, h, params + b.fc2.weight, R, b.fc2.in,
+                              b.fc2.out);
     }
-    { CMAE_PROF("b.fc1"); linear_bwd(d_ln, grads, d_hidden, ln2, params, b[4], R); }
-    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[3].weight, grads + b[3].bias, d_ln, x1, params + b[3].weight,
-                                                 a.ln2_mean + r0, a.ln2_rstd + r0, R, D, /*accumulate_dinp=*/true); }
+    { CMAE_PROF("b.fc1"); linear_bwd(be, d_ln, grads, d_hidden, ln2, params, b.fc1, R); }
+    { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm2.weight, grads + b.norm2.bias, d_ln, x1, params + b.norm2.weight,
+                                               a.ln2_mean + r0, a.ln2_rstd + r0, R, D, /*accumulate_dinp=*/true); }
     // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
-    { CMAE_PROF("b.proj"); linear_bwd(d_atty, grads, dres, atty, params, b[2], R); }
-    { CMAE_PROF("b.attn"); cpu::attention_backward(d_qkv, d_atty, qkv, a.att + att0, nb, N_, D, heads_); }
-    { CMAE_PROF("b.qkv"); linear_bwd(d_ln, grads, d_qkv, ln1, params, b[1], R); }
-    { CMAE_PROF("b.ln"); cpu::layernorm_backward(dres, grads + b[0].weight, grads + b[0].bias, d_ln, inp, params + b[0].weight,
-                                                 a.ln1_mean + r0, a.ln1_rstd + r0, R, D, /*accumulate_dinp=*/true); }
+    { CMAE_PROF("b.proj"); linear_bwd(be, d_atty, grads, dres, atty, params, b.proj, R); }
+    { CMAE_PROF("b.attn"); be.attention_backward(d_qkv, d_atty, qkv, a.att + att0, nb, N_, D, heads_); }
+    { CMAE_PROF("b.qkv"); linear_bwd(be, d_ln, grads, d_qkv, ln1, params, b.qkv, R); }
+    { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm1.weight, grads + b.norm1.bias, d_ln, inp, params + b.norm1.weight,
+                                               a.ln1_mean + r0, a.ln1_rstd + r0, R, D, /*accumulate_dinp=*/true); }
   }
 }
 

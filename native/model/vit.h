@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/backend.h"
 #include "parameters.h"
 #include "workspace.h"
 
@@ -38,16 +39,24 @@ struct LinearRef {
   int64_t in = 0, out = 0;
 };
 
+// Offsets of a LayerNorm/BatchNorm affine pair in the arena.
+struct NormRef {
+  int64_t weight = -1, bias = -1;
+  int64_t dim = 0;
+};
+
 // Registers a Linear layer `prefix.weight` [out, in] and `prefix.bias` [out].
 LinearRef add_linear(ParameterTable& table, const std::string& prefix, int64_t in, int64_t out, ParamRole role,
                      bool bias = true, InitKind weight_init = InitKind::XavierUniform, InitKind bias_init = InitKind::Zeros);
 // Registers a LayerNorm/BatchNorm affine pair `prefix.weight`, `prefix.bias` (ones / zeros).
-LinearRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role);
+NormRef add_norm(ParameterTable& table, const std::string& prefix, int64_t dim, ParamRole role);
 
-// Forward/backward of a Linear over R rows using the arena (params) and gradient arena (grads).
-void linear_fwd(float* out, const float* inp, const float* params, const LinearRef& l, int64_t R);
+// Forward/backward of a Linear over R rows with its parameters in `params` (the arena) and its
+// gradients accumulated into `grads` (a gradient arena of the same layout).
+void linear_fwd(Backend& backend, float* out, const float* inp, const float* params, const LinearRef& l, int64_t R);
 // dinp may be null; parameter gradients accumulate.
-void linear_bwd(float* dinp, float* grads, const float* dout, const float* inp, const float* params, const LinearRef& l, int64_t R);
+void linear_bwd(Backend& backend, float* dinp, float* grads, const float* dout, const float* inp, const float* params,
+                const LinearRef& l, int64_t R);
 
 class TransformerStack {
  public:
@@ -56,9 +65,9 @@ class TransformerStack {
   TransformerStack(ParameterTable& table, const std::string& prefix, int64_t dim, int64_t heads, int64_t depth,
                    int64_t mlp_ratio, ParamRole role);
 
-  // Lays out activations for a (B, N) input. save_all keeps every layer's activations for
-  // backward; otherwise all layers share one set (inference, momentum branch).
-  void layout(Bump& bump, int64_t B, int64_t N, bool save_all);
+  // Lays out activations in `backend`'s memory for a (B, N) input. save_all keeps every layer's
+  // activations for backward; otherwise all layers share one set (inference, momentum branch).
+  void layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all);
 
   // x (B, N, D) → returns the output of the last block (B, N, D), inside this stack's workspace.
   // Only samples [b0, b0 + nb) (nb < 0: all); x and the returned buffer are the whole batch's.
@@ -77,14 +86,22 @@ class TransformerStack {
   int64_t dim() const { return dim_; }
 
  private:
+  // One timm Block: y = x + proj(attn(qkv(norm1(x)))); out = y + fc2(GELU(fc1(norm2(y)))).
+  struct Block {
+    NormRef norm1;
+    LinearRef qkv, proj;
+    NormRef norm2;
+    LinearRef fc1, fc2;
+  };
   struct Acts {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *x1, *ln2, *ln2_mean, *ln2_rstd, *h, *g, *out;
   };
-  // blocks_[i] = {norm1, qkv, proj, norm2, fc1, fc2}
-  std::vector<std::vector<LinearRef>> blocks_;
+  std::vector<Block> blocks_;
   int64_t dim_ = 0, heads_ = 0, hidden_ = 0;
   int64_t B_ = 0, N_ = 0;
+  int64_t att_per_sample_ = 0;  // floats of the attention's saved state per sample
   bool save_all_ = false;
+  Backend* backend_ = nullptr;  // set by layout()
   std::vector<Acts> acts_;
   float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
 };

@@ -1,10 +1,11 @@
 // Activation memory planned once per (config, batch size) and never allocated inside a step
 // (design.md principle 2). Layout code runs twice: first against a null base to measure, then
-// against the real buffer; take() hands out 64-byte aligned slices.
+// against the real buffer; take() hands out 64-byte aligned slices. The buffer lives in a
+// backend's memory: slices are only pointer arithmetic, never dereferenced here.
 #pragma once
 #include <cstdint>
-#include <memory>
 
+#include "backend/backend.h"
 #include "core/tensor.h"
 
 namespace cmae::model {
@@ -25,12 +26,12 @@ class Bump {
   int64_t used_ = 0;
 };
 
-// Runs `layout(Bump&)` to measure, allocates, runs it again to assign pointers.
+// Runs `layout(Bump&)` to measure, allocates on `backend`, runs it again to assign pointers.
 template <typename Layout>
-Tensor plan_workspace(Layout&& layout) {
+Tensor plan_workspace(Backend& backend, Layout&& layout) {
   Bump measure;
   layout(measure);
-  Tensor memory = Tensor::empty({measure.used() > 0 ? measure.used() : 1});
+  Tensor memory = Tensor::empty({measure.used() > 0 ? measure.used() : 1}, DType::F32, backend);
   Bump assign(memory.f32());
   layout(assign);
   return memory;

@@ -26,6 +26,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterTensorFactories(env, exports);
   RegisterInfo(env, exports);
   RegisterModel(env, exports);
+  RegisterOptimizer(env, exports);
 
   Napi::Object kernels = Napi::Object::New(env);
   RegisterActivationKernels(env, kernels);
@@ -37,7 +38,6 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterOptimKernels(env, kernels);
   RegisterRngKernels(env, kernels);
   RegisterDataKernels(env, kernels);
-  RegisterFusedKernels(env, kernels);
   exports.Set("kernels", kernels);
   return exports;
 }

@@ -3,7 +3,7 @@
 #include "common.h"
 #include "core/cpu_features.h"
 #include "core/threads.h"
-#include "ops/linear.h"
+#include "backend/backend.h"
 #include "cuda_probe.h"
 
 #ifndef CMAE_BUILD_TYPE
@@ -24,7 +24,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("napiVersion", NAPI_VERSION);
   out.Set("isa", cmae::isa_name(cmae::current_isa()));
   out.Set("bestIsa", cmae::isa_name(cmae::best_supported_isa()));
-  out.Set("matmulPrecision", cmae::cpu::matmul_precision() == cmae::cpu::MatmulPrecision::BF16 ? "bf16" : "fp32");
+  out.Set("matmulPrecision", cmae::matmul_precision_name(cmae::cpu_backend().matmul_precision()));
   out.Set("bf16", cmae::cpu_supports_avx512_bf16());
   out.Set("openmp", cmae::openmp_enabled());
   out.Set("threads", cmae::num_threads());
@@ -63,16 +63,14 @@ static Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// setMatmulPrecision('fp32' | 'bf16'): see ops/linear.h MatmulPrecision.
+// setMatmulPrecision(precision): the CPU backend's matmul precision (ops/linear.h MatmulPrecision).
 static Napi::Value SetMatmulPrecision(const Napi::CallbackInfo& info) {
-  const std::string name = StringArg(info, 0, "precision");
-  CMAE_CHECK(name == "fp32" || name == "bf16", Value, "unknown matmul precision '", name, "' (expected 'fp32' or 'bf16')");
-  cmae::cpu::set_matmul_precision(name == "bf16" ? cmae::cpu::MatmulPrecision::BF16 : cmae::cpu::MatmulPrecision::FP32);
+  cmae::cpu_backend().set_matmul_precision(cmae::parse_matmul_precision(StringArg(info, 0, "precision")));
   return info.Env().Undefined();
 }
 
 static Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), cmae::cpu::matmul_precision() == cmae::cpu::MatmulPrecision::BF16 ? "bf16" : "fp32");
+  return Napi::String::New(info.Env(), cmae::matmul_precision_name(cmae::cpu_backend().matmul_precision()));
 }
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {

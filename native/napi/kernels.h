@@ -9,13 +9,12 @@ namespace cmae::napi {
 
 void RegisterActivationKernels(Napi::Env env, Napi::Object kernels);  // gelu, relu
 void RegisterLinearKernels(Napi::Env env, Napi::Object kernels);      // sgemm, linear
-void RegisterNormKernels(Napi::Env env, Napi::Object kernels);        // layernorm, batchnorm
+void RegisterNormKernels(Napi::Env env, Napi::Object kernels);        // layernorm (+ fused residual), batchnorm
 void RegisterAttentionKernels(Napi::Env env, Napi::Object kernels);   // multi-head attention
 void RegisterPatchKernels(Napi::Env env, Napi::Object kernels);       // patchify, masking, unshuffle, pos-embed
 void RegisterLossKernels(Napi::Env env, Napi::Object kernels);        // pooling, l2norm, norm-pix MSE, InfoNCE
-void RegisterOptimKernels(Napi::Env env, Napi::Object kernels);       // AdamW, EMA, grad norm
+void RegisterOptimKernels(Napi::Env env, Napi::Object kernels);       // AdamW, EMA, grad norm, clipping
 void RegisterRngKernels(Napi::Env env, Napi::Object kernels);         // Philox draws
 void RegisterDataKernels(Napi::Env env, Napi::Object kernels);        // batched augmentation (crop, flip, shift, colour)
-void RegisterFusedKernels(Napi::Env env, Napi::Object kernels);       // the model's fused passes (ops/fused.h)
 
 }  // namespace cmae::napi

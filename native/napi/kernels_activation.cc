@@ -1,24 +1,22 @@
+// Bindings of ops/activation.h. The worked example of a kernel binding: read the arguments (outputs
+// first), check them, pick the backend of their device, call the op.
 #include "common.h"
 #include "kernels.h"
-#include "ops/activation.h"
 
 namespace cmae::napi {
 
-// Checks shared by the element-wise bindings: float32 CPU tensors with identical shapes.
-static void ExpectSameF32(const cmae::Tensor& a, const char* a_name, const cmae::Tensor& b, const char* b_name) {
-  a.expect_dtype(cmae::DType::F32, a_name);
-  b.expect_dtype(cmae::DType::F32, b_name);
-  a.expect_device(cmae::Device::CPU, a_name);
-  b.expect_device(cmae::Device::CPU, b_name);
-  b.expect_shape(a.shape(), b_name);
+// An element-wise op's tensors: float32 with the shape of the first.
+static cmae::Backend& ElementwiseBackend(std::initializer_list<NamedTensor> tensors) {
+  const NamedTensor& first = *tensors.begin();
+  for (const NamedTensor& t : tensors) ExpectShape(*t.first, t.second, cmae::DType::F32, first.first->shape());
+  return BackendOf(tensors);
 }
 
 // geluForward(out, inp)
 static Napi::Value GeluForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& out = TensorArg(info, 0, "out");
   const cmae::Tensor& inp = TensorArg(info, 1, "inp");
-  ExpectSameF32(inp, "inp", out, "out");
-  cmae::cpu::gelu_forward(out.f32(), inp.f32(), inp.numel());
+  ElementwiseBackend({{&inp, "inp"}, {&out, "out"}}).gelu_forward(out.f32(), inp.f32(), inp.numel());
   return info.Env().Undefined();
 }
 
@@ -27,9 +25,7 @@ static Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
   const cmae::Tensor& dout = TensorArg(info, 1, "dout");
   const cmae::Tensor& inp = TensorArg(info, 2, "inp");
-  ExpectSameF32(inp, "inp", dout, "dout");
-  ExpectSameF32(inp, "inp", dinp, "dinp");
-  cmae::cpu::gelu_backward(dinp.f32(), dout.f32(), inp.f32(), inp.numel());
+  ElementwiseBackend({{&inp, "inp"}, {&dout, "dout"}, {&dinp, "dinp"}}).gelu_backward(dinp.f32(), dout.f32(), inp.f32(), inp.numel());
   return info.Env().Undefined();
 }
 
@@ -37,8 +33,7 @@ static Napi::Value GeluBackward(const Napi::CallbackInfo& info) {
 static Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& out = TensorArg(info, 0, "out");
   const cmae::Tensor& inp = TensorArg(info, 1, "inp");
-  ExpectSameF32(inp, "inp", out, "out");
-  cmae::cpu::relu_forward(out.f32(), inp.f32(), inp.numel());
+  ElementwiseBackend({{&inp, "inp"}, {&out, "out"}}).relu_forward(out.f32(), inp.f32(), inp.numel());
   return info.Env().Undefined();
 }
 
@@ -47,9 +42,7 @@ static Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
   const cmae::Tensor& dout = TensorArg(info, 1, "dout");
   const cmae::Tensor& out = TensorArg(info, 2, "out");
-  ExpectSameF32(out, "out", dout, "dout");
-  ExpectSameF32(out, "out", dinp, "dinp");
-  cmae::cpu::relu_backward(dinp.f32(), dout.f32(), out.f32(), out.numel());
+  ElementwiseBackend({{&out, "out"}, {&dout, "dout"}, {&dinp, "dinp"}}).relu_backward(dinp.f32(), dout.f32(), out.f32(), out.numel());
   return info.Env().Undefined();
 }
 

@@ -1,4 +1,4 @@
-// Bindings of the data family (native/data/augment.h):
+// Bindings of the data family (native/data/augment.h; CPU tensors only: augmentation runs on the host):
 //   makeViews(online, target|null, shifts|null, sources: Uint8Array, [N, H, W, C], indices: Int32Array,
 //             params: object, seed, stream)                 synchronous, compute pool
 //   makeViewsAsync(same arguments) → Promise<void>          libuv worker, one thread
@@ -213,12 +213,9 @@ class MakeViewsWorker : public Napi::AsyncWorker {
   void Execute() override {
     try {
       call_.run(/*parallel=*/false);
-    } catch (const cmae::Error& e) {
-      Fail(e.kind(), e.what());
-    } catch (const std::bad_alloc&) {
-      Fail(cmae::ErrorKind::Internal, "out of memory");
-    } catch (const std::exception& e) {
-      Fail(cmae::ErrorKind::Internal, e.what());
+    } catch (...) {
+      const ErrorInfo e = CurrentError();
+      Fail(e.kind, e.message);
     }
   }
 

@@ -1,17 +1,8 @@
+// Bindings of ops/linear.h.
 #include "common.h"
 #include "kernels.h"
-#include "ops/linear.h"
 
 namespace cmae::napi {
-
-static void ExpectF32Cpu(const cmae::Tensor& t, const char* name) {
-  t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
-}
-
-static void ExpectRank(const cmae::Tensor& t, int64_t rank, const char* name, const char* layout) {
-  CMAE_CHECK(t.dim() == rank, Shape, name, " must be ", rank, "-D ", layout, ", got ", cmae::shape_string(t.shape()));
-}
 
 // sgemm(C, A, B, transA, transB, alpha, beta): C = alpha·op(A)·op(B) + beta·C, all 2-D row-major.
 // op(A) is A [M,K] or, with transA, Aᵀ of A [K,M]; op(B) is B [K,N] or, with transB, Bᵀ of B [N,K].
@@ -23,12 +14,12 @@ static Napi::Value Sgemm(const Napi::CallbackInfo& info) {
   const bool trans_b = BoolArg(info, 4, "transB");
   const float alpha = static_cast<float>(NumberArg(info, 5, "alpha"));
   const float beta = static_cast<float>(NumberArg(info, 6, "beta"));
-  ExpectF32Cpu(c, "C");
-  ExpectF32Cpu(a, "A");
-  ExpectF32Cpu(b, "B");
-  ExpectRank(a, 2, "A", trans_a ? "[K, M] (transA)" : "[M, K]");
-  ExpectRank(b, 2, "B", trans_b ? "[N, K] (transB)" : "[K, N]");
-  ExpectRank(c, 2, "C", "[M, N]");
+  c.expect_dtype(cmae::DType::F32, "C");
+  a.expect_dtype(cmae::DType::F32, "A");
+  b.expect_dtype(cmae::DType::F32, "B");
+  ExpectRank(a, "A", cmae::DType::F32, 2, trans_a ? "[K, M] (transA)" : "[M, K]");
+  ExpectRank(b, "B", cmae::DType::F32, 2, trans_b ? "[N, K] (transB)" : "[K, N]");
+  ExpectRank(c, "C", cmae::DType::F32, 2, "[M, N]");
   const int64_t M = trans_a ? a.size(1) : a.size(0);
   const int64_t K = trans_a ? a.size(0) : a.size(1);
   const int64_t KB = trans_b ? b.size(1) : b.size(0);
@@ -38,7 +29,7 @@ static Napi::Value Sgemm(const Napi::CallbackInfo& info) {
              trans_b ? ", transB" : "", ")");
   c.expect_shape({M, N}, "C");
   CMAE_CHECK(c.storage() != a.storage() && c.storage() != b.storage(), Value, "C must not share memory with A or B");
-  cmae::cpu::sgemm(trans_a, trans_b, M, N, K, alpha, a.f32(), a.size(1), b.f32(), b.size(1), beta, c.f32(), N);
+  BackendOf({{&a, "A"}, {&b, "B"}, {&c, "C"}}).sgemm(trans_a, trans_b, M, N, K, alpha, a.f32(), a.size(1), b.f32(), b.size(1), beta, c.f32(), N);
   return info.Env().Undefined();
 }
 
@@ -48,16 +39,16 @@ struct LinearDims {
 };
 
 static LinearDims CheckLinear(const cmae::Tensor& inp, const cmae::Tensor& weight, const cmae::Tensor* bias, const char* bias_name) {
-  ExpectF32Cpu(inp, "inp");
-  ExpectF32Cpu(weight, "weight");
-  ExpectRank(weight, 2, "weight", "[OC, C]");
+  inp.expect_dtype(cmae::DType::F32, "inp");
+  weight.expect_dtype(cmae::DType::F32, "weight");
+  ExpectRank(weight, "weight", cmae::DType::F32, 2, "[OC, C]");
   CMAE_CHECK(inp.dim() >= 1, Shape, "inp must have at least 1 dimension [..., C], got ", cmae::shape_string(inp.shape()));
   const int64_t C = inp.size(-1);
   const int64_t OC = weight.size(0);
   CMAE_CHECK(weight.size(1) == C, Shape, "weight must have shape [OC, C] with C = ", C, " (the last dim of inp ",
              cmae::shape_string(inp.shape()), "), got ", cmae::shape_string(weight.shape()));
   if (bias) {
-    ExpectF32Cpu(*bias, bias_name);
+    bias->expect_dtype(cmae::DType::F32, bias_name);
     bias->expect_shape({OC}, bias_name);
   }
   int64_t R = 1;
@@ -79,11 +70,12 @@ static Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& weight = TensorArg(info, 2, "weight");
   const cmae::Tensor* bias = OptionalTensorArg(info, 3, "bias");
   const LinearDims d = CheckLinear(inp, weight, bias, "bias");
-  ExpectF32Cpu(out, "out");
+  out.expect_dtype(cmae::DType::F32, "out");
   out.expect_shape(WithLast(inp.shape(), d.OC), "out");
   CMAE_CHECK(out.storage() != inp.storage() && out.storage() != weight.storage(), Value,
              "out must not share memory with inp or weight");
-  cmae::cpu::linear_forward(out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R, d.C, d.OC);
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&weight, "weight"}, {bias, "bias"}})
+      .linear_forward(out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R, d.C, d.OC);
   return info.Env().Undefined();
 }
 
@@ -97,20 +89,21 @@ static Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& inp = TensorArg(info, 4, "inp");
   const cmae::Tensor& weight = TensorArg(info, 5, "weight");
   const LinearDims d = CheckLinear(inp, weight, dbias, "dbias");
-  ExpectF32Cpu(dout, "dout");
+  dout.expect_dtype(cmae::DType::F32, "dout");
   dout.expect_shape(WithLast(inp.shape(), d.OC), "dout");
-  ExpectF32Cpu(dweight, "dweight");
+  dweight.expect_dtype(cmae::DType::F32, "dweight");
   dweight.expect_shape(weight.shape(), "dweight");
   CMAE_CHECK(dweight.storage() != dout.storage() && dweight.storage() != inp.storage(), Value,
              "dweight must not share memory with dout or inp");
   if (dinp) {
-    ExpectF32Cpu(*dinp, "dinp");
+    dinp->expect_dtype(cmae::DType::F32, "dinp");
     dinp->expect_shape(inp.shape(), "dinp");
     CMAE_CHECK(dinp->storage() != dout.storage() && dinp->storage() != weight.storage(), Value,
                "dinp must not share memory with dout or weight");
   }
-  cmae::cpu::linear_backward(dinp ? dinp->f32() : nullptr, dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), inp.f32(),
-                             weight.f32(), d.R, d.C, d.OC);
+  BackendOf({{&inp, "inp"}, {dinp, "dinp"}, {&dweight, "dweight"}, {dbias, "dbias"}, {&dout, "dout"}, {&weight, "weight"}})
+      .linear_backward(dinp ? dinp->f32() : nullptr, dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), inp.f32(), weight.f32(),
+                       d.R, d.C, d.OC);
   return info.Env().Undefined();
 }
 
@@ -123,18 +116,18 @@ static Napi::Value LinearGeluForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& weight = TensorArg(info, 3, "weight");
   const cmae::Tensor* bias = OptionalTensorArg(info, 4, "bias");
   const LinearDims d = CheckLinear(inp, weight, bias, "bias");
-  ExpectF32Cpu(out, "out");
+  out.expect_dtype(cmae::DType::F32, "out");
   out.expect_shape(WithLast(inp.shape(), d.OC), "out");
   CMAE_CHECK(out.storage() != inp.storage() && out.storage() != weight.storage(), Value,
              "out must not share memory with inp or weight");
   if (pre) {
-    ExpectF32Cpu(*pre, "pre");
+    pre->expect_dtype(cmae::DType::F32, "pre");
     pre->expect_shape(WithLast(inp.shape(), d.OC), "pre");
     CMAE_CHECK(pre->storage() != inp.storage() && pre->storage() != weight.storage() && pre->storage() != out.storage(), Value,
                "pre must not share memory with inp, weight or out");
   }
-  cmae::cpu::linear_gelu_forward(pre ? pre->f32() : nullptr, out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R,
-                                 d.C, d.OC);
+  BackendOf({{&inp, "inp"}, {pre, "pre"}, {&out, "out"}, {&weight, "weight"}, {bias, "bias"}})
+      .linear_gelu_forward(pre ? pre->f32() : nullptr, out.f32(), inp.f32(), weight.f32(), bias ? bias->f32() : nullptr, d.R, d.C, d.OC);
   return info.Env().Undefined();
 }
 
@@ -149,21 +142,22 @@ static Napi::Value GeluLinearBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& pre = TensorArg(info, 5, "pre");
   const cmae::Tensor& weight = TensorArg(info, 6, "weight");
   const LinearDims d = CheckLinear(act, weight, dbias, "dbias");
-  ExpectF32Cpu(dout, "dout");
+  dout.expect_dtype(cmae::DType::F32, "dout");
   dout.expect_shape(WithLast(act.shape(), d.OC), "dout");
-  ExpectF32Cpu(pre, "pre");
+  pre.expect_dtype(cmae::DType::F32, "pre");
   pre.expect_shape(act.shape(), "pre");
-  ExpectF32Cpu(dpre, "dpre");
+  dpre.expect_dtype(cmae::DType::F32, "dpre");
   dpre.expect_shape(act.shape(), "dpre");
-  ExpectF32Cpu(dweight, "dweight");
+  dweight.expect_dtype(cmae::DType::F32, "dweight");
   dweight.expect_shape(weight.shape(), "dweight");
   CMAE_CHECK(dpre.storage() != dout.storage() && dpre.storage() != weight.storage() && dpre.storage() != pre.storage() &&
                  dpre.storage() != act.storage(),
              Value, "dpre must not share memory with dout, act, pre or weight");
   CMAE_CHECK(dweight.storage() != dout.storage() && dweight.storage() != act.storage(), Value,
              "dweight must not share memory with dout or act");
-  cmae::cpu::gelu_linear_backward(dpre.f32(), dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), act.f32(), pre.f32(),
-                                  weight.f32(), d.R, d.C, d.OC);
+  BackendOf({{&act, "act"}, {&dpre, "dpre"}, {&dweight, "dweight"}, {dbias, "dbias"}, {&dout, "dout"}, {&pre, "pre"}, {&weight, "weight"}})
+      .gelu_linear_backward(dpre.f32(), dweight.f32(), dbias ? dbias->f32() : nullptr, dout.f32(), act.f32(), pre.f32(), weight.f32(), d.R,
+                            d.C, d.OC);
   return info.Env().Undefined();
 }
 

@@ -1,34 +1,14 @@
-#include <cmath>
-
+// Bindings of ops/loss.h.
 #include "common.h"
 #include "kernels.h"
-#include "ops/loss.h"
 
 namespace cmae::napi {
 
-// A float32 CPU tensor of the given rank; the message names the argument and the expected layout.
-static void ExpectF32(const cmae::Tensor& t, const char* name, int64_t rank, const char* layout) {
-  t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
-  CMAE_CHECK(t.dim() == rank, Shape, name, " must be ", rank, "-D ", layout, ", got ", cmae::shape_string(t.shape()));
-}
-
-static void ExpectF32Shape(const cmae::Tensor& t, const char* name, const cmae::Shape& shape) {
-  t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
-  t.expect_shape(shape, name);
-}
-
-static double FiniteArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  const double v = NumberArg(info, index, name);
-  CMAE_CHECK(std::isfinite(v), Value, name, " must be finite, got ", v);
-  return v;
-}
-
-static double PositiveArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  const double v = NumberArg(info, index, name);
-  CMAE_CHECK(std::isfinite(v) && v > 0.0, Value, name, " must be a positive finite number, got ", v);
-  return v;
+// One float of a fused loss, written by the op in the backend's memory and read back for JS.
+static Napi::Value ReadLoss(Napi::Env env, const cmae::Tensor& loss) {
+  float value = 0.0f;
+  loss.backend().copy_to_host(&value, loss.f32(), sizeof(float));
+  return Napi::Number::New(env, value);
 }
 
 // start must leave at least one token to average: 0 <= start < N.
@@ -42,11 +22,11 @@ static int64_t StartArg(const Napi::CallbackInfo& info, size_t index, int64_t to
 static Napi::Value MeanPoolForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& out = TensorArg(info, 0, "out");
   const cmae::Tensor& inp = TensorArg(info, 1, "inp");
-  ExpectF32(inp, "inp", 3, "(B, N, D)");
+  ExpectRank(inp, "inp", cmae::DType::F32, 3, "(B, N, D)");
   const int64_t B = inp.size(0), N = inp.size(1), D = inp.size(2);
   const int64_t start = StartArg(info, 2, N);
-  ExpectF32Shape(out, "out", {B, D});
-  cmae::cpu::mean_pool_forward(out.f32(), inp.f32(), B, N, D, start);
+  ExpectShape(out, "out", cmae::DType::F32, {B, D});
+  BackendOf({{&inp, "inp"}, {&out, "out"}}).mean_pool_forward(out.f32(), inp.f32(), B, N, D, start);
   return info.Env().Undefined();
 }
 
@@ -54,11 +34,11 @@ static Napi::Value MeanPoolForward(const Napi::CallbackInfo& info) {
 static Napi::Value MeanPoolBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& dinp = TensorArg(info, 0, "dinp");
   const cmae::Tensor& dout = TensorArg(info, 1, "dout");
-  ExpectF32(dinp, "dinp", 3, "(B, N, D)");
+  ExpectRank(dinp, "dinp", cmae::DType::F32, 3, "(B, N, D)");
   const int64_t B = dinp.size(0), N = dinp.size(1), D = dinp.size(2);
   const int64_t start = StartArg(info, 2, N);
-  ExpectF32Shape(dout, "dout", {B, D});
-  cmae::cpu::mean_pool_backward(dinp.f32(), dout.f32(), B, N, D, start);
+  ExpectShape(dout, "dout", cmae::DType::F32, {B, D});
+  BackendOf({{&dinp, "dinp"}, {&dout, "dout"}}).mean_pool_backward(dinp.f32(), dout.f32(), B, N, D, start);
   return info.Env().Undefined();
 }
 
@@ -67,12 +47,12 @@ static Napi::Value L2NormalizeForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& out = TensorArg(info, 0, "out");
   const cmae::Tensor& norm = TensorArg(info, 1, "norm");
   const cmae::Tensor& inp = TensorArg(info, 2, "inp");
-  ExpectF32(inp, "inp", 2, "(R, D)");
+  ExpectRank(inp, "inp", cmae::DType::F32, 2, "(R, D)");
   const int64_t R = inp.size(0), D = inp.size(1);
-  ExpectF32Shape(out, "out", inp.shape());
-  ExpectF32Shape(norm, "norm", {R});
+  ExpectShape(out, "out", cmae::DType::F32, inp.shape());
+  ExpectShape(norm, "norm", cmae::DType::F32, {R});
   const double eps = PositiveArg(info, 3, "eps");
-  cmae::cpu::l2_normalize_forward(out.f32(), norm.f32(), inp.f32(), R, D, static_cast<float>(eps));
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&norm, "norm"}}).l2_normalize_forward(out.f32(), norm.f32(), inp.f32(), R, D, static_cast<float>(eps));
   return info.Env().Undefined();
 }
 
@@ -82,13 +62,14 @@ static Napi::Value L2NormalizeBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& dout = TensorArg(info, 1, "dout");
   const cmae::Tensor& inp = TensorArg(info, 2, "inp");
   const cmae::Tensor& norm = TensorArg(info, 3, "norm");
-  ExpectF32(inp, "inp", 2, "(R, D)");
+  ExpectRank(inp, "inp", cmae::DType::F32, 2, "(R, D)");
   const int64_t R = inp.size(0), D = inp.size(1);
-  ExpectF32Shape(dout, "dout", inp.shape());
-  ExpectF32Shape(dinp, "dinp", inp.shape());
-  ExpectF32Shape(norm, "norm", {R});
+  ExpectShape(dout, "dout", cmae::DType::F32, inp.shape());
+  ExpectShape(dinp, "dinp", cmae::DType::F32, inp.shape());
+  ExpectShape(norm, "norm", cmae::DType::F32, {R});
   const double eps = PositiveArg(info, 4, "eps");
-  cmae::cpu::l2_normalize_backward(dinp.f32(), dout.f32(), inp.f32(), norm.f32(), R, D, static_cast<float>(eps));
+  BackendOf({{&inp, "inp"}, {&dinp, "dinp"}, {&dout, "dout"}, {&norm, "norm"}})
+      .l2_normalize_backward(dinp.f32(), dout.f32(), inp.f32(), norm.f32(), R, D, static_cast<float>(eps));
   return info.Env().Undefined();
 }
 
@@ -98,19 +79,20 @@ static Napi::Value NormpixMseForwardBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& pred = TensorArg(info, 1, "pred");
   const cmae::Tensor& target = TensorArg(info, 2, "target");
   const cmae::Tensor& mask = TensorArg(info, 3, "mask");
-  ExpectF32(pred, "pred", 3, "(B, L, P)");
+  ExpectRank(pred, "pred", cmae::DType::F32, 3, "(B, L, P)");
   const int64_t B = pred.size(0), L = pred.size(1), P = pred.size(2);
-  ExpectF32Shape(target, "target", pred.shape());
-  ExpectF32Shape(mask, "mask", {B, L});
-  if (dpred) ExpectF32Shape(*dpred, "dpred", pred.shape());
+  ExpectShape(target, "target", cmae::DType::F32, pred.shape());
+  ExpectShape(mask, "mask", cmae::DType::F32, {B, L});
+  if (dpred) ExpectShape(*dpred, "dpred", cmae::DType::F32, pred.shape());
   const bool norm_pix = BoolArg(info, 4, "normPix");
   const double eps = PositiveArg(info, 5, "eps");
   const double dloss = FiniteArg(info, 6, "dloss");
   CMAE_CHECK(!norm_pix || P >= 2, Value, "normPix needs at least 2 values per patch (unbiased variance), got P = ", P);
-  const float loss = cmae::cpu::normpix_mse_forward_backward(dpred ? dpred->f32() : nullptr, pred.f32(), target.f32(),
-                                                             mask.f32(), B, L, P, norm_pix, static_cast<float>(eps),
-                                                             static_cast<float>(dloss));
-  return Napi::Number::New(info.Env(), loss);
+  cmae::Backend& backend = BackendOf({{&pred, "pred"}, {&target, "target"}, {&mask, "mask"}, {dpred, "dpred"}});
+  const cmae::Tensor loss = cmae::Tensor::empty({1}, cmae::DType::F32, backend);
+  backend.normpix_mse_forward_backward(loss.f32(), dpred ? dpred->f32() : nullptr, pred.f32(), target.f32(), mask.f32(), B, L, P,
+                                       norm_pix, static_cast<float>(eps), static_cast<float>(dloss));
+  return ReadLoss(info.Env(), loss);
 }
 
 // infonceForwardBackward(dq | null, q, k, tau, scale, dloss) → loss
@@ -118,18 +100,19 @@ static Napi::Value InfonceForwardBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor* dq = OptionalTensorArg(info, 0, "dq");
   const cmae::Tensor& q = TensorArg(info, 1, "q");
   const cmae::Tensor& k = TensorArg(info, 2, "k");
-  ExpectF32(q, "q", 2, "(B, E)");
+  ExpectRank(q, "q", cmae::DType::F32, 2, "(B, E)");
   const int64_t B = q.size(0), E = q.size(1);
   CMAE_CHECK(B >= 1 && E >= 1, Shape, "q must have at least one row and one column, got ", cmae::shape_string(q.shape()));
-  ExpectF32Shape(k, "k", q.shape());
-  if (dq) ExpectF32Shape(*dq, "dq", q.shape());
+  ExpectShape(k, "k", cmae::DType::F32, q.shape());
+  if (dq) ExpectShape(*dq, "dq", cmae::DType::F32, q.shape());
   const double tau = PositiveArg(info, 3, "tau");
   const double scale = FiniteArg(info, 4, "scale");
   const double dloss = FiniteArg(info, 5, "dloss");
-  const float loss = cmae::cpu::infonce_forward_backward(dq ? dq->f32() : nullptr, q.f32(), k.f32(), B, E,
-                                                         static_cast<float>(tau), static_cast<float>(scale),
-                                                         static_cast<float>(dloss));
-  return Napi::Number::New(info.Env(), loss);
+  cmae::Backend& backend = BackendOf({{&q, "q"}, {&k, "k"}, {dq, "dq"}});
+  const cmae::Tensor loss = cmae::Tensor::empty({1}, cmae::DType::F32, backend);
+  backend.infonce_forward_backward(loss.f32(), dq ? dq->f32() : nullptr, q.f32(), k.f32(), B, E, static_cast<float>(tau),
+                                   static_cast<float>(scale), static_cast<float>(dloss));
+  return ReadLoss(info.Env(), loss);
 }
 
 void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {

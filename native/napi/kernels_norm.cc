@@ -1,26 +1,15 @@
+// Bindings of ops/norm.h.
 #include "common.h"
 #include "kernels.h"
-#include "ops/norm.h"
 
 namespace cmae::napi {
 
-static void ExpectF32(const cmae::Tensor& t, const char* name) {
-  t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
-}
-
-// A float32 CPU tensor of exactly `shape`.
-static void ExpectF32Shape(const cmae::Tensor& t, const cmae::Shape& shape, const char* name) {
-  ExpectF32(t, name);
-  t.expect_shape(shape, name);
-}
-
-// Same, for an optional argument (nullptr passes).
-static void ExpectOptionalF32Shape(const cmae::Tensor* t, const cmae::Shape& shape, const char* name) {
-  if (t) ExpectF32Shape(*t, shape, name);
-}
-
 static float* OptionalF32(const cmae::Tensor* t) { return t ? t->f32() : nullptr; }
+
+// Same as ExpectShape, for an optional argument (nullptr passes).
+static void ExpectOptionalShape(const cmae::Tensor* t, const char* name, const cmae::Shape& shape) {
+  if (t) ExpectShape(*t, name, cmae::DType::F32, shape);
+}
 
 // LayerNorm input `inp` (..., C): returns {R, C} with R the product of the leading dims.
 struct RowsCols {
@@ -29,18 +18,18 @@ struct RowsCols {
   cmae::Shape leading;
 };
 
-static RowsCols LayerNormDims(const cmae::Tensor& inp) {
-  ExpectF32(inp, "inp");
-  CMAE_CHECK(inp.dim() >= 1, Shape, "inp must have at least one dimension (..., C), got ", cmae::shape_string(inp.shape()));
+static RowsCols LayerNormDims(const cmae::Tensor& inp, const char* name = "inp") {
+  inp.expect_dtype(cmae::DType::F32, name);
+  CMAE_CHECK(inp.dim() >= 1, Shape, name, " must have at least one dimension (..., C), got ", cmae::shape_string(inp.shape()));
   const int64_t C = inp.size(-1);
-  CMAE_CHECK(C >= 1, Shape, "inp must have a non-empty last dimension (C >= 1), got ", cmae::shape_string(inp.shape()));
+  CMAE_CHECK(C >= 1, Shape, name, " must have a non-empty last dimension (C >= 1), got ", cmae::shape_string(inp.shape()));
   cmae::Shape leading(inp.shape().begin(), inp.shape().end() - 1);
   return {inp.numel() / C, C, leading};
 }
 
 // Per-row statistics (mean, rstd) of a LayerNorm: the leading dims of inp, or flat (R).
 static void ExpectRowStats(const cmae::Tensor& t, const RowsCols& d, const char* name) {
-  ExpectF32(t, name);
+  t.expect_dtype(cmae::DType::F32, name);
   if (t.shape() == d.leading || t.shape() == cmae::Shape{d.R}) return;
   cmae::fail(cmae::ErrorKind::Shape, name, " must have shape ", cmae::shape_string(d.leading), " (the leading dims of inp) or [", d.R,
              "], got ", cmae::shape_string(t.shape()));
@@ -48,7 +37,7 @@ static void ExpectRowStats(const cmae::Tensor& t, const RowsCols& d, const char*
 
 // BatchNorm input `inp` (B, C).
 static void ExpectBatch(const cmae::Tensor& inp) {
-  ExpectF32(inp, "inp");
+  inp.expect_dtype(cmae::DType::F32, "inp");
   CMAE_CHECK(inp.dim() == 2, Shape, "inp must have shape (B, C), got ", cmae::shape_string(inp.shape()));
 }
 
@@ -62,14 +51,14 @@ static Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& bias = TensorArg(info, 5, "bias");
   const double eps = NumberArg(info, 6, "eps");
   const RowsCols d = LayerNormDims(inp);
-  ExpectF32Shape(out, inp.shape(), "out");
+  ExpectShape(out, "out", cmae::DType::F32, inp.shape());
   ExpectRowStats(mean, d, "mean");
   ExpectRowStats(rstd, d, "rstd");
-  ExpectF32Shape(weight, {d.C}, "weight");
-  ExpectF32Shape(bias, {d.C}, "bias");
+  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
+  ExpectShape(bias, "bias", cmae::DType::F32, {d.C});
   CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
-  cmae::cpu::layernorm_forward(out.f32(), mean.f32(), rstd.f32(), inp.f32(), weight.f32(), bias.f32(), d.R, d.C,
-                               static_cast<float>(eps));
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&mean, "mean"}, {&rstd, "rstd"}, {&weight, "weight"}, {&bias, "bias"}})
+      .layernorm_forward(out.f32(), mean.f32(), rstd.f32(), inp.f32(), weight.f32(), bias.f32(), d.R, d.C, static_cast<float>(eps));
   return info.Env().Undefined();
 }
 
@@ -85,15 +74,17 @@ static Napi::Value LayernormBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& rstd = TensorArg(info, 7, "rstd");
   const bool accumulate = BoolArg(info, 8, "accumulate");
   const RowsCols d = LayerNormDims(inp);
-  ExpectF32Shape(dinp, inp.shape(), "dinp");
-  ExpectF32Shape(dweight, {d.C}, "dweight");
-  ExpectF32Shape(dbias, {d.C}, "dbias");
-  ExpectF32Shape(dout, inp.shape(), "dout");
-  ExpectF32Shape(weight, {d.C}, "weight");
+  ExpectShape(dinp, "dinp", cmae::DType::F32, inp.shape());
+  ExpectShape(dweight, "dweight", cmae::DType::F32, {d.C});
+  ExpectShape(dbias, "dbias", cmae::DType::F32, {d.C});
+  ExpectShape(dout, "dout", cmae::DType::F32, inp.shape());
+  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
   ExpectRowStats(mean, d, "mean");
   ExpectRowStats(rstd, d, "rstd");
-  cmae::cpu::layernorm_backward(dinp.f32(), dweight.f32(), dbias.f32(), dout.f32(), inp.f32(), weight.f32(), mean.f32(),
-                                rstd.f32(), d.R, d.C, accumulate);
+  BackendOf({{&inp, "inp"}, {&dinp, "dinp"}, {&dweight, "dweight"}, {&dbias, "dbias"}, {&dout, "dout"}, {&weight, "weight"},
+             {&mean, "mean"}, {&rstd, "rstd"}})
+      .layernorm_backward(dinp.f32(), dweight.f32(), dbias.f32(), dout.f32(), inp.f32(), weight.f32(), mean.f32(), rstd.f32(), d.R,
+                          d.C, accumulate);
   return info.Env().Undefined();
 }
 
@@ -115,17 +106,18 @@ static Napi::Value BatchnormForward(const Napi::CallbackInfo& info) {
   // As torch.nn.BatchNorm1d: the batch variance of one sample is meaningless in training mode.
   CMAE_CHECK(B >= 2, Shape, "inp must have more than 1 row per channel in training mode (B >= 2), got ",
              cmae::shape_string(inp.shape()));
-  ExpectF32Shape(out, inp.shape(), "out");
-  ExpectF32Shape(mean, {C}, "mean");
-  ExpectF32Shape(rstd, {C}, "rstd");
-  ExpectOptionalF32Shape(running_mean, {C}, "runningMean");
-  ExpectOptionalF32Shape(running_var, {C}, "runningVar");
-  ExpectOptionalF32Shape(weight, {C}, "weight");
-  ExpectOptionalF32Shape(bias, {C}, "bias");
+  ExpectShape(out, "out", cmae::DType::F32, inp.shape());
+  ExpectShape(mean, "mean", cmae::DType::F32, {C});
+  ExpectShape(rstd, "rstd", cmae::DType::F32, {C});
+  ExpectOptionalShape(running_mean, "runningMean", {C});
+  ExpectOptionalShape(running_var, "runningVar", {C});
+  ExpectOptionalShape(weight, "weight", {C});
+  ExpectOptionalShape(bias, "bias", {C});
   CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
-  cmae::cpu::batchnorm_forward(out.f32(), mean.f32(), rstd.f32(), OptionalF32(running_mean), OptionalF32(running_var),
-                               inp.f32(), OptionalF32(weight), OptionalF32(bias), B, C, static_cast<float>(eps),
-                               static_cast<float>(momentum));
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&mean, "mean"}, {&rstd, "rstd"}, {running_mean, "runningMean"},
+             {running_var, "runningVar"}, {weight, "weight"}, {bias, "bias"}})
+      .batchnorm_forward(out.f32(), mean.f32(), rstd.f32(), OptionalF32(running_mean), OptionalF32(running_var), inp.f32(),
+                         OptionalF32(weight), OptionalF32(bias), B, C, static_cast<float>(eps), static_cast<float>(momentum));
   return info.Env().Undefined();
 }
 
@@ -141,15 +133,17 @@ static Napi::Value BatchnormBackward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& rstd = TensorArg(info, 7, "rstd");
   ExpectBatch(inp);
   const int64_t C = inp.size(1);
-  ExpectF32Shape(dinp, inp.shape(), "dinp");
-  ExpectOptionalF32Shape(dweight, {C}, "dweight");
-  ExpectOptionalF32Shape(dbias, {C}, "dbias");
-  ExpectF32Shape(dout, inp.shape(), "dout");
-  ExpectOptionalF32Shape(weight, {C}, "weight");
-  ExpectF32Shape(mean, {C}, "mean");
-  ExpectF32Shape(rstd, {C}, "rstd");
-  cmae::cpu::batchnorm_backward(dinp.f32(), OptionalF32(dweight), OptionalF32(dbias), dout.f32(), inp.f32(),
-                                OptionalF32(weight), mean.f32(), rstd.f32(), inp.size(0), C);
+  ExpectShape(dinp, "dinp", cmae::DType::F32, inp.shape());
+  ExpectOptionalShape(dweight, "dweight", {C});
+  ExpectOptionalShape(dbias, "dbias", {C});
+  ExpectShape(dout, "dout", cmae::DType::F32, inp.shape());
+  ExpectOptionalShape(weight, "weight", {C});
+  ExpectShape(mean, "mean", cmae::DType::F32, {C});
+  ExpectShape(rstd, "rstd", cmae::DType::F32, {C});
+  BackendOf({{&inp, "inp"}, {&dinp, "dinp"}, {dweight, "dweight"}, {dbias, "dbias"}, {&dout, "dout"}, {weight, "weight"},
+             {&mean, "mean"}, {&rstd, "rstd"}})
+      .batchnorm_backward(dinp.f32(), OptionalF32(dweight), OptionalF32(dbias), dout.f32(), inp.f32(), OptionalF32(weight), mean.f32(),
+                          rstd.f32(), inp.size(0), C);
   return info.Env().Undefined();
 }
 
@@ -164,18 +158,50 @@ static Napi::Value BatchnormInference(const Napi::CallbackInfo& info) {
   const double eps = NumberArg(info, 6, "eps");
   ExpectBatch(inp);
   const int64_t C = inp.size(1);
-  ExpectF32Shape(out, inp.shape(), "out");
-  ExpectF32Shape(running_mean, {C}, "runningMean");
-  ExpectF32Shape(running_var, {C}, "runningVar");
-  ExpectOptionalF32Shape(weight, {C}, "weight");
-  ExpectOptionalF32Shape(bias, {C}, "bias");
+  ExpectShape(out, "out", cmae::DType::F32, inp.shape());
+  ExpectShape(running_mean, "runningMean", cmae::DType::F32, {C});
+  ExpectShape(running_var, "runningVar", cmae::DType::F32, {C});
+  ExpectOptionalShape(weight, "weight", {C});
+  ExpectOptionalShape(bias, "bias", {C});
   CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
-  cmae::cpu::batchnorm_inference(out.f32(), inp.f32(), running_mean.f32(), running_var.f32(), OptionalF32(weight),
-                                 OptionalF32(bias), inp.size(0), C, static_cast<float>(eps));
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&running_mean, "runningMean"}, {&running_var, "runningVar"}, {weight, "weight"},
+             {bias, "bias"}})
+      .batchnorm_inference(out.f32(), inp.f32(), running_mean.f32(), running_var.f32(), OptionalF32(weight), OptionalF32(bias),
+                           inp.size(0), C, static_cast<float>(eps));
+  return info.Env().Undefined();
+}
+
+// residualLayernormForward(sum, out, mean, rstd, a, b, weight, bias, eps): sum = a + b,
+// out = LayerNorm(sum); a, b (..., C).
+static Napi::Value ResidualLayernormForward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& sum = TensorArg(info, 0, "sum");
+  const cmae::Tensor& out = TensorArg(info, 1, "out");
+  const cmae::Tensor& mean = TensorArg(info, 2, "mean");
+  const cmae::Tensor& rstd = TensorArg(info, 3, "rstd");
+  const cmae::Tensor& a = TensorArg(info, 4, "a");
+  const cmae::Tensor& b = TensorArg(info, 5, "b");
+  const cmae::Tensor& weight = TensorArg(info, 6, "weight");
+  const cmae::Tensor& bias = TensorArg(info, 7, "bias");
+  const double eps = NumberArg(info, 8, "eps");
+  const RowsCols d = LayerNormDims(a, "a");
+  ExpectShape(b, "b", cmae::DType::F32, a.shape());
+  ExpectShape(sum, "sum", cmae::DType::F32, a.shape());
+  ExpectShape(out, "out", cmae::DType::F32, a.shape());
+  ExpectRowStats(mean, d, "mean");
+  ExpectRowStats(rstd, d, "rstd");
+  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
+  ExpectShape(bias, "bias", cmae::DType::F32, {d.C});
+  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  CMAE_CHECK(out.storage() != a.storage() && out.storage() != b.storage() && out.storage() != sum.storage(), Value,
+             "out must not alias a, b or sum");
+  BackendOf({{&a, "a"}, {&b, "b"}, {&sum, "sum"}, {&out, "out"}, {&mean, "mean"}, {&rstd, "rstd"}, {&weight, "weight"}, {&bias, "bias"}})
+      .residual_layernorm_forward(sum.f32(), out.f32(), mean.f32(), rstd.f32(), a.f32(), b.f32(), weight.f32(), bias.f32(), d.R, d.C,
+                                  static_cast<float>(eps));
   return info.Env().Undefined();
 }
 
 void RegisterNormKernels(Napi::Env env, Napi::Object kernels) {
+  CMAE_EXPORT(kernels, "residualLayernormForward", ResidualLayernormForward);
   CMAE_EXPORT(kernels, "layernormForward", LayernormForward);
   CMAE_EXPORT(kernels, "layernormBackward", LayernormBackward);
   CMAE_EXPORT(kernels, "batchnormForward", BatchnormForward);

@@ -1,37 +1,11 @@
+// Bindings of ops/optim.h: the arena passes on plain tensors (the model's optimizer is
+// optimizer_wrap.cc).
 #include <cmath>
 
 #include "common.h"
 #include "kernels.h"
-#include "ops/optim.h"
 
 namespace cmae::napi {
-
-static void ExpectF32(const cmae::Tensor& t, const char* name) {
-  t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
-}
-
-// Checks shared by the arena bindings: float32 CPU tensors with identical shapes.
-static void ExpectSameF32(const cmae::Tensor& a, const char* a_name, const cmae::Tensor& b, const char* b_name) {
-  ExpectF32(a, a_name);
-  ExpectF32(b, b_name);
-  b.expect_shape(a.shape(), b_name);
-}
-
-// A finite number in [lo, hi] (hi_open: [lo, hi)); the message names the argument and the range.
-static double RangeArg(const Napi::CallbackInfo& info, size_t index, const char* name, double lo, double hi,
-                       bool hi_open = false) {
-  const double v = NumberArg(info, index, name);
-  const bool ok = std::isfinite(v) && v >= lo && (hi_open ? v < hi : v <= hi);
-  CMAE_CHECK(ok, Value, name, " must be in [", lo, ", ", hi, hi_open ? ")" : "]", ", got ", v);
-  return v;
-}
-
-static double NonNegativeArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  const double v = NumberArg(info, index, name);
-  CMAE_CHECK(std::isfinite(v) && v >= 0.0, Value, name, " must be a non-negative finite number, got ", v);
-  return v;
-}
 
 // adamwStep(params, m, v, grads, decayMask | null, lr, beta1, beta2, eps, weightDecay, stepNumber, gradScale)
 // Updates params, m and v in place (torch.optim.AdamW semantics, spec §1.8 / §2.10).
@@ -41,13 +15,13 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   const cmae::Tensor& v = TensorArg(info, 2, "v");
   const cmae::Tensor& grads = TensorArg(info, 3, "grads");
   const cmae::Tensor* decay_mask = OptionalTensorArg(info, 4, "decayMask");
-  ExpectF32(params, "params");
-  ExpectSameF32(params, "params", m, "m");
-  ExpectSameF32(params, "params", v, "v");
-  ExpectSameF32(params, "params", grads, "grads");
-  if (decay_mask) ExpectSameF32(params, "params", *decay_mask, "decayMask");
-  CMAE_CHECK(params.numel() == 0 || (params.f32() != m.f32() && params.f32() != v.f32() && m.f32() != v.f32()), Value,
-             "params, m and v must be distinct tensors");
+  params.expect_dtype(cmae::DType::F32, "params");
+  for (const NamedTensor& t : {NamedTensor{&m, "m"}, NamedTensor{&v, "v"}, NamedTensor{&grads, "grads"}, NamedTensor{decay_mask, "decayMask"}}) {
+    if (t.first) ExpectShape(*t.first, t.second, cmae::DType::F32, params.shape());
+  }
+  CMAE_CHECK(params.numel() == 0 || (params.storage() != m.storage() && params.storage() != v.storage() && m.storage() != v.storage()),
+             Value, "params, m and v must be distinct tensors");
+  cmae::Backend& backend = BackendOf({{&params, "params"}, {&m, "m"}, {&v, "v"}, {&grads, "grads"}, {decay_mask, "decayMask"}});
 
   const double lr = NonNegativeArg(info, 5, "lr");
   const double beta1 = RangeArg(info, 6, "beta1", 0.0, 1.0, /*hi_open=*/true);
@@ -67,8 +41,12 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
   // Bias corrections in double: 1 − β^t loses most of its digits in float when β^t ≈ 1.
   step.bias_correction1 = static_cast<float>(1.0 - std::pow(beta1, static_cast<double>(step_number)));
   step.bias_correction2 = static_cast<float>(1.0 - std::pow(beta2, static_cast<double>(step_number)));
-  cmae::cpu::adamw_step(params.f32(), m.f32(), v.f32(), grads.f32(), decay_mask ? decay_mask->f32() : nullptr,
-                        params.numel(), step, static_cast<float>(grad_scale));
+  // The op reads the scale from backend memory (where a clipping pass would have written it).
+  const cmae::Tensor scale = cmae::Tensor::empty({1}, cmae::DType::F32, backend);
+  const float host_scale = static_cast<float>(grad_scale);
+  backend.copy_from_host(scale.f32(), &host_scale, sizeof(float));
+  backend.adamw_step(params.f32(), m.f32(), v.f32(), grads.f32(), decay_mask ? decay_mask->f32() : nullptr, params.numel(), step,
+                     scale.f32());
   return info.Env().Undefined();
 }
 
@@ -76,26 +54,48 @@ static Napi::Value AdamwStep(const Napi::CallbackInfo& info) {
 static Napi::Value EmaUpdate(const Napi::CallbackInfo& info) {
   const cmae::Tensor& target = TensorArg(info, 0, "target");
   const cmae::Tensor& online = TensorArg(info, 1, "online");
-  ExpectSameF32(target, "target", online, "online");
+  target.expect_dtype(cmae::DType::F32, "target");
+  ExpectShape(online, "online", cmae::DType::F32, target.shape());
   const double momentum = RangeArg(info, 2, "momentum", 0.0, 1.0);
-  cmae::cpu::ema_update(target.f32(), online.f32(), target.numel(), static_cast<float>(momentum));
+  BackendOf({{&target, "target"}, {&online, "online"}}).ema_update(target.f32(), online.f32(), target.numel(), static_cast<float>(momentum));
   return info.Env().Undefined();
+}
+
+// The global L2 norm of `grads`, computed in its backend and read back.
+static double NormOf(const cmae::Tensor& grads) {
+  cmae::Backend& backend = grads.backend();
+  const cmae::Tensor norm = cmae::Tensor::empty({2}, cmae::DType::F32, backend);  // one double
+  double value = 0.0;
+  backend.global_norm(reinterpret_cast<double*>(norm.f32()), grads.f32(), grads.numel());
+  backend.copy_to_host(&value, norm.f32(), sizeof(double));
+  return value;
 }
 
 // globalNorm(grads) → sqrt(Σ grads²)
 static Napi::Value GlobalNorm(const Napi::CallbackInfo& info) {
   const cmae::Tensor& grads = TensorArg(info, 0, "grads");
-  ExpectF32(grads, "grads");
-  return Napi::Number::New(info.Env(), cmae::cpu::global_norm(grads.f32(), grads.numel()));
+  grads.expect_dtype(cmae::DType::F32, "grads");
+  return Napi::Number::New(info.Env(), NormOf(grads));
+}
+
+// clipGradNorm(grads, maxNorm) → the norm before clipping; grads *= clip_coefficient(norm, maxNorm)
+// (core/math.h: torch.nn.utils.clip_grad_norm_ semantics).
+static Napi::Value ClipGradNorm(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& grads = TensorArg(info, 0, "grads");
+  grads.expect_dtype(cmae::DType::F32, "grads");
+  const double max_norm = PositiveArg(info, 1, "maxNorm");
+  const double norm = NormOf(grads);
+  const float coefficient = cmae::clip_coefficient(norm, max_norm);
+  if (coefficient < 1.0f) grads.backend().scale_inplace(grads.f32(), grads.numel(), coefficient);
+  return Napi::Number::New(info.Env(), norm);
 }
 
 // scaleInplace(x, s): x *= s.
 static Napi::Value ScaleInplace(const Napi::CallbackInfo& info) {
   const cmae::Tensor& x = TensorArg(info, 0, "x");
-  ExpectF32(x, "x");
-  const double s = NumberArg(info, 1, "s");
-  CMAE_CHECK(std::isfinite(s), Value, "s must be finite, got ", s);
-  cmae::cpu::scale_inplace(x.f32(), x.numel(), static_cast<float>(s));
+  x.expect_dtype(cmae::DType::F32, "x");
+  const double s = FiniteArg(info, 1, "s");
+  x.backend().scale_inplace(x.f32(), x.numel(), static_cast<float>(s));
   return info.Env().Undefined();
 }
 
@@ -103,6 +103,7 @@ void RegisterOptimKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "adamwStep", AdamwStep);
   CMAE_EXPORT(kernels, "emaUpdate", EmaUpdate);
   CMAE_EXPORT(kernels, "globalNorm", GlobalNorm);
+  CMAE_EXPORT(kernels, "clipGradNorm", ClipGradNorm);
   CMAE_EXPORT(kernels, "scaleInplace", ScaleInplace);
 }
 

@@ -1,63 +1,28 @@
+// Bindings of ops/patch.h; the fixed sin-cos table is the model's init code (model/pos_embed.h).
 #include <cstdint>
 #include <limits>
 #include <string>
 
 #include "common.h"
 #include "kernels.h"
-#include "ops/patch.h"
+#include "model/pos_embed.h"
 
 namespace cmae::napi {
 
 // ---- checks shared by the patch bindings --------------------------------------------------------
 
-// A tensor of the given dtype and rank on the CPU; the message names the argument and the layout.
-static void ExpectRank(const cmae::Tensor& t, const char* name, cmae::DType dtype, int64_t rank, const char* layout) {
-  t.expect_dtype(dtype, name);
-  t.expect_device(cmae::Device::CPU, name);
-  CMAE_CHECK(t.dim() == rank, Shape, name, " must be ", rank, "-D ", layout, ", got ", cmae::shape_string(t.shape()));
-}
-
-static void ExpectShape(const cmae::Tensor& t, const char* name, cmae::DType dtype, const cmae::Shape& shape) {
-  t.expect_dtype(dtype, name);
-  t.expect_device(cmae::Device::CPU, name);
-  t.expect_shape(shape, name);
-}
-
 // A (D) vector; [1, 1, D] (PyTorch's parameter shape for MAE's mask_token) is accepted too.
 static void ExpectVector(const cmae::Tensor& t, const char* name, int64_t D) {
   t.expect_dtype(cmae::DType::F32, name);
-  t.expect_device(cmae::Device::CPU, name);
   CMAE_CHECK(t.dim() >= 1 && t.size(-1) == D && t.numel() == D, Shape, name, " must have shape [", D,
              "] (or [1, 1, ", D, "]), got ", cmae::shape_string(t.shape()));
 }
 
-static int64_t PositiveIntArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  const int64_t v = IntArg(info, index, name);
-  CMAE_CHECK(v >= 1, Value, name, " must be a positive integer, got ", v);
-  return v;
-}
-
-static int64_t NonNegativeIntArg(const Napi::CallbackInfo& info, size_t index, const char* name) {
-  const int64_t v = IntArg(info, index, name);
-  CMAE_CHECK(v >= 0, Value, name, " must be a non-negative integer, got ", v);
-  return v;
-}
-
-static cmae::cpu::PatchLayout LayoutArg(const Napi::CallbackInfo& info, size_t index) {
+static cmae::PatchLayout LayoutArg(const Napi::CallbackInfo& info, size_t index) {
   const std::string layout = StringArg(info, index, "layout");
-  if (layout == "pixels-last") return cmae::cpu::PatchLayout::PixelsLast;
-  if (layout == "channels-first") return cmae::cpu::PatchLayout::ChannelsFirst;
+  if (layout == "pixels-last") return cmae::PatchLayout::PixelsLast;
+  if (layout == "channels-first") return cmae::PatchLayout::ChannelsFirst;
   cmae::fail(cmae::ErrorKind::Value, "layout must be 'pixels-last' or 'channels-first', got '", layout, "'");
-}
-
-// Every id of an int32 (B, n) tensor in [0, limit): a bad id must be an error, never a wild access.
-static void ExpectIdsInRange(const cmae::Tensor& ids, const char* name, int64_t limit, const char* limit_name) {
-  const int32_t* v = ids.i32();
-  const int64_t n = ids.size(1);
-  for (int64_t i = 0; i < ids.numel(); ++i) {
-    CMAE_CHECK(v[i] >= 0 && v[i] < limit, Value, name, "[", i / n, ", ", i % n, "] = ", v[i], " is out of range [0, ",
-               limit_name, ") = [0, ", limit, ")");
-  }
 }
 
 // Images (B, C, Hh, W) whose height and width are multiples of p.
@@ -80,10 +45,11 @@ static Napi::Value Patchify(const Napi::CallbackInfo& info) {
   const cmae::Tensor& patches = TensorArg(info, 0, "patches");
   const cmae::Tensor& images = TensorArg(info, 1, "images");
   const int64_t p = PositiveIntArg(info, 2, "p");
-  const cmae::cpu::PatchLayout layout = LayoutArg(info, 3);
+  const cmae::PatchLayout layout = LayoutArg(info, 3);
   ExpectImages(images, "images", p);
   ExpectShape(patches, "patches", cmae::DType::F32, PatchesShape(images, p));
-  cmae::cpu::patchify(patches.f32(), images.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
+  BackendOf({{&images, "images"}, {&patches, "patches"}})
+      .patchify(patches.f32(), images.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
   return info.Env().Undefined();
 }
 
@@ -92,10 +58,11 @@ static Napi::Value Unpatchify(const Napi::CallbackInfo& info) {
   const cmae::Tensor& images = TensorArg(info, 0, "images");
   const cmae::Tensor& patches = TensorArg(info, 1, "patches");
   const int64_t p = PositiveIntArg(info, 2, "p");
-  const cmae::cpu::PatchLayout layout = LayoutArg(info, 3);
+  const cmae::PatchLayout layout = LayoutArg(info, 3);
   ExpectImages(images, "images", p);
   ExpectShape(patches, "patches", cmae::DType::F32, PatchesShape(images, p));
-  cmae::cpu::unpatchify(images.f32(), patches.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
+  BackendOf({{&images, "images"}, {&patches, "patches"}})
+      .unpatchify(images.f32(), patches.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
   return info.Env().Undefined();
 }
 
@@ -120,7 +87,8 @@ static Napi::Value RandomMasking(const Napi::CallbackInfo& info) {
   ExpectShape(ids_keep, "idsKeep", cmae::DType::I32, {B, K});
   ExpectShape(ids_restore, "idsRestore", cmae::DType::I32, {B, L});
   ExpectShape(mask, "mask", cmae::DType::F32, {B, L});
-  cmae::cpu::random_masking(ids_keep.i32(), ids_restore.i32(), mask.f32(), noise.f32(), B, grid_h, grid_w, group, keep_groups);
+  BackendOf({{&noise, "noise"}, {&ids_keep, "idsKeep"}, {&ids_restore, "idsRestore"}, {&mask, "mask"}})
+      .random_masking(ids_keep.i32(), ids_restore.i32(), mask.f32(), noise.f32(), B, grid_h, grid_w, group, keep_groups);
   return info.Env().Undefined();
 }
 
@@ -130,7 +98,7 @@ static Napi::Value MaskingNoise(const Napi::CallbackInfo& info) {
   const int64_t seed = NonNegativeIntArg(info, 1, "seed");
   const int64_t stream = NonNegativeIntArg(info, 2, "stream");
   ExpectRank(noise, "noise", cmae::DType::F32, 2, "(B, G)");
-  cmae::cpu::masking_noise(noise.f32(), noise.size(0), noise.size(1), static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
+  noise.backend().masking_noise(noise.f32(), noise.size(0), noise.size(1), static_cast<uint64_t>(seed), static_cast<uint64_t>(stream));
   return info.Env().Undefined();
 }
 
@@ -149,7 +117,8 @@ static Napi::Value GatherVisibleForward(const Napi::CallbackInfo& info) {
   ExpectShape(out, "out", cmae::DType::F32, {B, prefix + K, D});
   if (pos) ExpectShape(*pos, "pos", cmae::DType::F32, {L, D});
   ExpectIdsInRange(ids_keep, "idsKeep", L, "L");
-  cmae::cpu::gather_visible_forward(out.f32(), tokens.f32(), pos ? pos->f32() : nullptr, ids_keep.i32(), B, L, K, D, prefix);
+  BackendOf({{&tokens, "tokens"}, {&out, "out"}, {pos, "pos"}, {&ids_keep, "idsKeep"}})
+      .gather_visible_forward(out.f32(), tokens.f32(), pos ? pos->f32() : nullptr, ids_keep.i32(), B, L, K, D, prefix);
   return info.Env().Undefined();
 }
 
@@ -166,7 +135,8 @@ static Napi::Value GatherVisibleBackward(const Napi::CallbackInfo& info) {
   ExpectShape(ids_keep, "idsKeep", cmae::DType::I32, {B, K});
   ExpectShape(dout, "dout", cmae::DType::F32, {B, prefix + K, D});
   ExpectIdsInRange(ids_keep, "idsKeep", L, "L");
-  cmae::cpu::gather_visible_backward(dtokens.f32(), dout.f32(), ids_keep.i32(), B, L, K, D, prefix);
+  BackendOf({{&dtokens, "dtokens"}, {&dout, "dout"}, {&ids_keep, "idsKeep"}})
+      .gather_visible_backward(dtokens.f32(), dout.f32(), ids_keep.i32(), B, L, K, D, prefix);
   return info.Env().Undefined();
 }
 
@@ -197,8 +167,9 @@ static Napi::Value UnshuffleForward(const Napi::CallbackInfo& info) {
   if (pos) ExpectShape(*pos, "pos", cmae::DType::F32, {L, D});
   if (pos_prefix) ExpectShape(*pos_prefix, "posPrefix", cmae::DType::F32, {prefix, D});
   ExpectIdsInRange(ids_restore, "idsRestore", L, "L");
-  cmae::cpu::unshuffle_forward(out.f32(), inp.f32(), mask_token.f32(), pos ? pos->f32() : nullptr,
-                               pos_prefix ? pos_prefix->f32() : nullptr, ids_restore.i32(), B, L, K, D, prefix);
+  BackendOf({{&inp, "inp"}, {&out, "out"}, {&mask_token, "maskToken"}, {pos, "pos"}, {pos_prefix, "posPrefix"}, {&ids_restore, "idsRestore"}})
+      .unshuffle_forward(out.f32(), inp.f32(), mask_token.f32(), pos ? pos->f32() : nullptr, pos_prefix ? pos_prefix->f32() : nullptr,
+                         ids_restore.i32(), B, L, K, D, prefix);
   return info.Env().Undefined();
 }
 
@@ -218,7 +189,8 @@ static Napi::Value UnshuffleBackward(const Napi::CallbackInfo& info) {
   ExpectVector(dmask_token, "dmaskToken", D);
   ExpectShape(dout, "dout", cmae::DType::F32, {B, prefix + L, D});
   ExpectIdsInRange(ids_restore, "idsRestore", L, "L");
-  cmae::cpu::unshuffle_backward(dinp.f32(), dmask_token.f32(), dout.f32(), ids_restore.i32(), B, L, K, D, prefix);
+  BackendOf({{&dinp, "dinp"}, {&dmask_token, "dmaskToken"}, {&dout, "dout"}, {&ids_restore, "idsRestore"}})
+      .unshuffle_backward(dinp.f32(), dmask_token.f32(), dout.f32(), ids_restore.i32(), B, L, K, D, prefix);
   return info.Env().Undefined();
 }
 
@@ -231,7 +203,8 @@ static Napi::Value SincosPosEmbed2d(const Napi::CallbackInfo& info) {
   const int64_t D = out.size(1);
   CMAE_CHECK(D > 0 && D % 4 == 0, Value, "the embedding width D must be a positive multiple of 4, got ", D);
   ExpectShape(out, "out", cmae::DType::F32, {grid_h * grid_w, D});
-  cmae::cpu::sincos_pos_embed_2d(out.f32(), grid_h, grid_w, D);
+  out.expect_device(cmae::Device::CPU, "out");  // a host-side init table
+  cmae::model::sincos_pos_embed_2d(out.f32(), grid_h, grid_w, D);
   return info.Env().Undefined();
 }
 

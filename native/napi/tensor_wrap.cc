@@ -8,17 +8,22 @@
 
 namespace cmae::napi {
 
+template <Napi::Value (TensorWrap::*Method)(const Napi::CallbackInfo&)>
+Napi::Value TensorWrap::Guard(const Napi::CallbackInfo& info) {
+  return TranslateErrors(info.Env(), [&] { return (this->*Method)(info); });
+}
+
 Napi::Function TensorWrap::Init(Napi::Env env) {
   return DefineClass(env, "NativeTensor",
                      {
-                         InstanceMethod<&TensorWrap::Shape>("shape"),
-                         InstanceMethod<&TensorWrap::DType>("dtype"),
-                         InstanceMethod<&TensorWrap::Device>("device"),
-                         InstanceMethod<&TensorWrap::Disposed>("disposed"),
-                         InstanceMethod<&TensorWrap::ToArray>("toArray"),
-                         InstanceMethod<&TensorWrap::View>("view"),
-                         InstanceMethod<&TensorWrap::CopyFrom>("copyFrom"),
-                         InstanceMethod<&TensorWrap::Dispose>("dispose"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::Shape>>("shape"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::DType>>("dtype"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::Device>>("device"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::Disposed>>("disposed"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::ToArray>>("toArray"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::View>>("view"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::CopyFrom>>("copyFrom"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::Dispose>>("dispose"),
                      });
 }
 
@@ -93,13 +98,15 @@ static Napi::Value NewTypedArray(Napi::Env env, cmae::DType dtype, Napi::ArrayBu
 Napi::Value TensorWrap::ToArray(const Napi::CallbackInfo& info) {
   const cmae::Tensor& t = tensor("tensor");
   Napi::ArrayBuffer buffer = Napi::ArrayBuffer::New(info.Env(), t.bytes());
-  if (t.bytes() > 0) std::memcpy(buffer.Data(), t.storage()->data(), t.bytes());
+  if (t.bytes() > 0) t.backend().copy_to_host(buffer.Data(), t.storage()->data(), t.bytes());
   return NewTypedArray(info.Env(), t.dtype(), buffer, static_cast<size_t>(t.numel()));
 }
 
 Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
   const cmae::Tensor& t = tensor("tensor");
   Napi::Env env = info.Env();
+  CMAE_CHECK(t.device() == cmae::Device::CPU, Device, "a zero-copy view needs a cpu tensor, this one is on ",
+             cmae::device_name(t.device()), "; use toArray() for a copy");
   // The view owns a reference to the storage, so it stays valid after dispose() or GC of the
   // tensor handle. Runtimes that forbid external buffers (Electron's memory cage) get an error that
   // says to use toArray() instead.
@@ -135,7 +142,7 @@ Napi::Value TensorWrap::CopyFrom(const Napi::CallbackInfo& info) {
                           cmae::shape_string(t.shape()) + " needs " + std::to_string(t.numel()));
   }
   const uint8_t* bytes = static_cast<const uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
-  if (t.bytes() > 0) std::memcpy(t.storage()->data(), bytes, t.bytes());
+  if (t.bytes() > 0) t.backend().copy_from_host(t.storage()->data(), bytes, t.bytes());
   return env.Undefined();
 }
 

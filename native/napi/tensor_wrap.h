@@ -21,6 +21,10 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   const cmae::Tensor& tensor(const char* name) const;
 
  private:
+  // Runs a method through the error translation of common.h.
+  template <Napi::Value (TensorWrap::*Method)(const Napi::CallbackInfo&)>
+  Napi::Value Guard(const Napi::CallbackInfo& info);
+
   Napi::Value Shape(const Napi::CallbackInfo& info);
   Napi::Value DType(const Napi::CallbackInfo& info);
   Napi::Value Device(const Napi::CallbackInfo& info);

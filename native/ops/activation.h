@@ -1,21 +1,24 @@
-// Element-wise activations. Contract shared by cmae::cpu and cmae::cuda (same names, same
-// arguments; CUDA adds a trailing stream). Forward overwrites `out` (=); backward overwrites `dinp`
-// (=). `out` may alias `inp` in forward; `dinp` may alias `dout` in backward.
+// Element-wise activations. Forward overwrites `out` (=); backward overwrites `dinp` (=). `out` may
+// alias `inp` in forward; `dinp` may alias `dout` in backward. n: element count.
 #pragma once
 #include <cstdint>
 
-namespace cmae::cpu {
+namespace cmae {
 
-// out[i] = GELU(inp[i]), exact erf form, vectorised (AVX2/AVX-512) to within 1e-7 abs + 3e-7 rel of
-// the float64 value. Implemented in cpu/fused.cc, which shares its vector exp/erf with the fused
-// kernels; math.h gelu() is the scalar form for the CUDA backend. inp, out: (n)
-void gelu_forward(float* out, const float* inp, int64_t n);
-// dinp[i] = dout[i] * GELU'(inp[i]). inp is the forward input.
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+struct ActivationOps {
+  // out[i] = GELU(inp[i]), exact erf form (core/math.h gelu; spec §1.3). CPU: vectorised to within
+  // 1e-7 abs + 3e-7 rel of the float64 value.
+  virtual void gelu_forward(float* out, const float* inp, int64_t n) = 0;
+  // dinp[i] = dout[i] · GELU'(inp[i]); inp is the forward input.
+  virtual void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) = 0;
 
-// out[i] = max(inp[i], 0)
-void relu_forward(float* out, const float* inp, int64_t n);
-// dinp[i] = dout[i] if out[i] > 0 else 0. Uses the forward *output* (so the input may be overwritten).
-void relu_backward(float* dinp, const float* dout, const float* out, int64_t n);
+  // out[i] = max(inp[i], 0)
+  virtual void relu_forward(float* out, const float* inp, int64_t n) = 0;
+  // dinp[i] = dout[i] if out[i] > 0 else 0. Uses the forward *output* (so the input may be overwritten).
+  virtual void relu_backward(float* dinp, const float* dout, const float* out, int64_t n) = 0;
 
-}  // namespace cmae::cpu
+ protected:
+  ~ActivationOps() = default;
+};
+
+}  // namespace cmae

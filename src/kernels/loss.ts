@@ -68,7 +68,7 @@ export interface NormpixMseResult {
 export function normpixMse(pred: Tensor, target: Tensor, mask: Tensor, options: NormpixMseOptions = {}): NormpixMseResult {
   const { normPix = true, eps = 1e-6, dloss = 1, withGrad = true } = options;
   const dpred = withGrad ? outputLike(options.dpred, pred.shape) : undefined;
-  const loss = kernelsNative().normpixMseForwardBackward(nativeOf(dpred) ?? null, nativeOf(pred), nativeOf(target), nativeOf(mask), normPix, eps, dloss) as number;
+  const loss = kernelsNative().normpixMseForwardBackward(nativeOf(dpred) ?? null, nativeOf(pred), nativeOf(target), nativeOf(mask), normPix, eps, dloss);
   return { loss, dpred };
 }
 
@@ -99,6 +99,6 @@ export function infonce(q: Tensor, k: Tensor, options: InfonceOptions = {}): Inf
   const { tau = 0.07, dloss = 1, withGrad = true } = options;
   const scale = options.scale ?? 2 * tau;
   const dq = withGrad ? outputLike(options.dq, q.shape) : undefined;
-  const loss = kernelsNative().infonceForwardBackward(nativeOf(dq) ?? null, nativeOf(q), nativeOf(k), tau, scale, dloss) as number;
+  const loss = kernelsNative().infonceForwardBackward(nativeOf(dq) ?? null, nativeOf(q), nativeOf(k), tau, scale, dloss);
   return { loss, dq };
 }

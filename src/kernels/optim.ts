@@ -1,6 +1,5 @@
 /** Optimiser steps over flat parameter arenas (native/ops/optim.h; spec §1.8, §2.9, §2.10). */
 import { Tensor, nativeOf } from '../tensor';
-import { ValueError } from '../errors';
 import { kernelsNative } from './util';
 
 export interface AdamwOptions {
@@ -23,8 +22,6 @@ export interface AdamwOptions {
 /** One torch.optim.AdamW step, in place on params, m (first moment) and v (second moment). */
 export function adamwStep(params: Tensor, m: Tensor, v: Tensor, grads: Tensor, options: AdamwOptions): void {
   const { lr, step, betas = [0.9, 0.95], eps = 1e-8, weightDecay = 0.05, decayMask, gradScale = 1 } = options;
-  if (typeof lr !== 'number') throw new ValueError('lr must be a number');
-  if (typeof step !== 'number') throw new ValueError('step must be a number');
   kernelsNative().adamwStep(nativeOf(params), nativeOf(m), nativeOf(v), nativeOf(grads), nativeOf(decayMask) ?? null, lr, betas[0], betas[1], eps, weightDecay, step, gradScale);
 }
 
@@ -35,7 +32,7 @@ export function emaUpdate(target: Tensor, online: Tensor, momentum: number): voi
 
 /** sqrt(Σ t²), accumulated in double; the same value for any thread count. */
 export function globalNorm(t: Tensor): number {
-  return kernelsNative().globalNorm(nativeOf(t)) as number;
+  return kernelsNative().globalNorm(nativeOf(t));
 }
 
 /** x *= s, in place. */
@@ -48,9 +45,5 @@ export function scaleInplace(x: Tensor, s: number): void {
  * by min(1, maxNorm / (norm + 1e-6)) and returns the norm before clipping.
  */
 export function clipGradNorm(grads: Tensor, maxNorm: number): number {
-  if (!(maxNorm > 0)) throw new ValueError(`maxNorm must be positive, got ${maxNorm}`);
-  const norm = globalNorm(grads);
-  const coef = maxNorm / (norm + 1e-6);
-  if (coef < 1) scaleInplace(grads, coef);
-  return norm;
+  return kernelsNative().clipGradNorm(nativeOf(grads), maxNorm);
 }

@@ -1,11 +1,17 @@
 /**
- * The CMAE model (and MAE as its special case): a thin TypeScript handle over the native model.
- * Every heavy call returns a Promise and runs off the event loop; one call at a time per model
- * (a concurrent call rejects with BusyError).
+ * The CMAE model (and MAE as its special case): a thin TypeScript handle over the native model
+ * (native/model, through native/napi/model_wrap.cc). Every heavy call returns a Promise and runs off
+ * the event loop; one call at a time per model (a concurrent call rejects with BusyError).
+ *
+ * Who owns which rule: TypeScript owns presets and defaults (./config.ts), turning plain arrays into
+ * tensors, and the state-dict conventions (names, strict loading); the native model owns every rule
+ * about its inputs (shapes, dtypes, devices, what each mode needs, value ranges), the busy flag and
+ * the disposed state, and its errors arrive here already typed.
  */
 import { getBinding } from '../native';
-import { BusyError, DisposedError, FormatError, ShapeError, ValueError } from '../errors';
-import { Tensor, nativeOf } from '../tensor';
+import { FormatError, ShapeError, ValueError } from '../errors';
+import { Tensor, nativeOf, type Device } from '../tensor';
+import type { NativeLossOutputs, NativeModel } from '../binding-types';
 import { type ModelConfig, type PresetName, resolveConfig } from './config';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
 
@@ -23,6 +29,8 @@ export interface CreateOptions extends Partial<ModelConfig> {
   preset?: PresetName;
   /** Seed of the counter-based RNG for init and masks. Default 0. */
   seed?: number;
+  /** Where the model's parameters, gradients and activations live. Default 'cpu'. */
+  device?: Device;
 }
 
 export type ImagesInput = Float32Array | Tensor;
@@ -53,19 +61,6 @@ export interface EncodeOptions {
   batchSize?: number;
 }
 
-interface NativeModel {
-  parameterTable(): ParameterInfo[];
-  arena(which: 'params' | 'grads' | 'decayMask'): unknown;
-  info(): { numPatches: number; numGroups: number; numVisible: number; patchDim: number; trainableCount: number; totalCount: number; maskCounter: number };
-  lossAndGrad(images: unknown, target: unknown, noise: unknown, outputs: unknown): Promise<LossParts>;
-  encode(out: unknown, images: unknown, pool: string, branch: string): Promise<void>;
-  updateMomentum(m: number): Promise<void>;
-  resetMomentum(): void;
-  adamwStep(m: unknown, v: unknown, options: Record<string, number>): Promise<number>;
-  setMaskCounter(counter: number): void;
-  dispose(): void;
-}
-
 export const CHECKPOINT_FORMAT = 'cmae-checkpoint';
 export const CHECKPOINT_VERSION = '1';
 
@@ -76,26 +71,21 @@ export class CMAE {
   readonly native: NativeModel;
   private readonly table: ParameterInfo[];
   private readonly byName: Map<string, ParameterInfo>;
-  private paramsArena: Tensor;
-  private gradsArena: Tensor;
-  private isDisposed = false;
 
-  private constructor(config: ModelConfig, seed: number) {
+  private constructor(config: ModelConfig, seed: number, device: Device) {
     const binding = getBinding();
     this.config = Object.freeze({ ...config });
     this.seed = seed;
-    this.native = new binding.NativeModel(config, seed) as NativeModel;
+    this.native = new binding.NativeModel(config, seed, device);
     this.table = this.native.parameterTable();
     this.byName = new Map(this.table.map((p) => [p.name, p]));
-    this.paramsArena = new Tensor(this.native.arena('params') as never);
-    this.gradsArena = new Tensor(this.native.arena('grads') as never);
   }
 
   /** Builds a model from a preset (default 'tiny') and overrides, initialised from `seed`. */
   static async create(options: CreateOptions = {}): Promise<CMAE> {
-    const { preset, seed = 0, ...overrides } = options;
+    const { preset, seed = 0, device = 'cpu', ...overrides } = options;
     if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new ValueError(`seed must be a non-negative integer, got ${seed}`);
-    return new CMAE(resolveConfig(preset, overrides), seed);
+    return new CMAE(resolveConfig(preset, overrides), seed, device);
   }
 
   get numPatches(): number {
@@ -110,6 +100,10 @@ export class CMAE {
   get patchDim(): number {
     return this.native.info().patchDim;
   }
+  /** The device the model lives on. */
+  get device(): Device {
+    return this.native.info().device;
+  }
   /** How many masks the seeded RNG has drawn (part of the checkpoint, for bit-identical resume). */
   get maskCounter(): number {
     return this.native.info().maskCounter;
@@ -118,7 +112,7 @@ export class CMAE {
     this.native.setMaskCounter(counter);
   }
   get disposed(): boolean {
-    return this.isDisposed;
+    return this.native.disposed();
   }
 
   /** Every parameter and buffer, in arena order. */
@@ -133,29 +127,32 @@ export class CMAE {
 
   /** Forward + backward on one batch: returns the losses; gradients are then in gradients(). */
   async lossAndGrad(input: LossAndGradInput): Promise<LossParts> {
-    this.assertAlive();
     const { channels: C, imageSize: S } = this.config;
-    const images = toImages(input.images, C, S, 'images');
-    const n = images.shape[0];
-    if (this.config.mode === 'cmae' && input.targetImages === undefined) {
-      throw new ValueError("CMAE mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it");
+    const owned: Tensor[] = [];
+    const tensor = (value: ImagesInput | undefined, name: string, shape?: number[]): Tensor | undefined => {
+      if (value === undefined || value instanceof Tensor) return value;
+      const t = shape ? tensorOf(value, shape, name) : toImages(value, C, S, name);
+      owned.push(t);
+      return t;
+    };
+    try {
+      const images = tensor(input.images, 'images')!;
+      const target = tensor(input.targetImages, 'targetImages');
+      const noise = tensor(input.maskNoise, 'maskNoise', [images.shape[0], this.numGroups]);
+      let outputs: NativeLossOutputs | undefined;
+      if (input.outputs) {
+        outputs = {};
+        for (const [key, t] of Object.entries(input.outputs) as [keyof NativeLossOutputs, Tensor | undefined][]) outputs[key] = nativeOf(t);
+      }
+      return await this.native.lossAndGrad(nativeOf(images), nativeOf(target), nativeOf(noise), outputs);
+    } finally {
+      for (const t of owned) t.dispose();
     }
-    const target = input.targetImages === undefined ? undefined : toImages(input.targetImages, C, S, 'targetImages');
-    if (target && target.shape[0] !== n) throw new ShapeError(`targetImages has ${target.shape[0]} images, images has ${n}`);
-    let noise: Tensor | undefined;
-    if (input.maskNoise !== undefined) {
-      noise = input.maskNoise instanceof Tensor ? input.maskNoise : tensorOf(input.maskNoise, [n, this.numGroups], 'maskNoise');
-    }
-    const outputs = input.outputs
-      ? Object.fromEntries(Object.entries(input.outputs).map(([k, t]) => [k, nativeOf(t as Tensor)]))
-      : undefined;
-    return this.run(() => this.native.lossAndGrad(nativeOf(images), nativeOf(target), nativeOf(noise), outputs));
   }
 
   /** Copies of the gradients of every trainable parameter, by timm name (valid after lossAndGrad). */
   gradients(): Map<string, Float32Array> {
-    this.assertAlive();
-    const grads = this.gradsArena.view() as Float32Array;
+    const grads = this.native.readArena('grads');
     const out = new Map<string, Float32Array>();
     for (const p of this.table) if (p.role === 'trainable') out.set(p.name, grads.slice(p.offset, p.offset + p.numel));
     return out;
@@ -163,8 +160,7 @@ export class CMAE {
 
   /** Copies of every parameter and buffer, by timm/MAE name (PyTorch layouts). */
   stateDict(): Map<string, Float32Array> {
-    this.assertAlive();
-    const params = this.paramsArena.view() as Float32Array;
+    const params = this.native.readArena('params');
     const out = new Map<string, Float32Array>();
     for (const p of this.table) out.set(p.name, params.slice(p.offset, p.offset + p.numel));
     return out;
@@ -177,9 +173,8 @@ export class CMAE {
    * the online weights into the momentum branch.
    */
   loadStateDict(state: Map<string, Float32Array | ArrayLike<number>>, options: { strict?: boolean } = {}): void {
-    this.assertIdle();
     const strict = options.strict ?? true;
-    const params = this.paramsArena.view() as Float32Array;
+    const params = this.native.readArena('params');
     for (const [name, values] of state) {
       const p = this.byName.get(name);
       if (!p) {
@@ -194,51 +189,51 @@ export class CMAE {
     if (strict && missing.length > 0) throw new ValueError(`state dict is missing ${missing.length} parameters, e.g. '${missing[0].name}'`);
     for (const [name, values] of state) {
       const p = this.byName.get(name);
-      if (p) params.set(values as ArrayLike<number>, p.offset);
+      if (p) params.set(values, p.offset);
     }
+    this.native.writeArena('params', params, 0);
     if (this.config.mode === 'cmae' && missing.some((p) => p.role === 'momentum')) this.native.resetMomentum();
   }
 
-  /** Features of whole (unmasked) images: [N, dim]. Online branch applies the final LayerNorm. */
+  /** Features of whole (unmasked) images: [N, dim], a flat Float32Array of N·dim. Online branch applies the final LayerNorm. */
   async encode(images: ImagesInput, options: EncodeOptions = {}): Promise<Float32Array> {
-    this.assertAlive();
     const { pool = 'cls', branch = 'online', batchSize = 256 } = options;
-    if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`pool must be 'cls' or 'mean', got '${pool}'`);
-    if (branch !== 'online' && branch !== 'momentum') throw new ValueError(`branch must be 'online' or 'momentum', got '${branch}'`);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     const { channels: C, imageSize: S, dim: D } = this.config;
     const all = toImages(images, C, S, 'images');
-    const n = all.shape[0];
-    const result = new Float32Array(n * D);
-    const flat = all.view() as Float32Array;
-    const per = C * S * S;
-    for (let start = 0; start < n; start += batchSize) {
-      const count = Math.min(batchSize, n - start);
-      const chunk = count === n ? all : Tensor.from(flat.subarray(start * per, (start + count) * per), [count, C, S, S]);
-      const out = Tensor.empty([count, D]);
-      await this.run(() => this.native.encode(nativeOf(out), nativeOf(chunk), pool, branch));
-      result.set(out.view() as Float32Array, start * D);
-      out.dispose();
-      if (chunk !== all) chunk.dispose();
+    try {
+      const n = all.shape[0];
+      const result = new Float32Array(n * D);
+      const flat = n > batchSize ? (all.toArray() as Float32Array) : undefined;
+      const per = C * S * S;
+      for (let start = 0; start < n; start += batchSize) {
+        const count = Math.min(batchSize, n - start);
+        const chunk = flat ? Tensor.from(flat.subarray(start * per, (start + count) * per), [count, C, S, S]) : all;
+        const out = Tensor.empty([count, D]);
+        try {
+          await this.native.encode(nativeOf(out), nativeOf(chunk), pool, branch);
+          result.set(out.toArray() as Float32Array, start * D);
+        } finally {
+          out.dispose();
+          if (chunk !== all) chunk.dispose();
+        }
+      }
+      return result;
+    } finally {
+      if (!(images instanceof Tensor)) all.dispose();
     }
-    if (!(images instanceof Tensor)) all.dispose();
-    return result;
   }
 
-  /** θ_momentum ← m·θ_momentum + (1 − m)·θ_online (encoder without final norm, projector). */
+  /** θ_momentum ← m·θ_momentum + (1 − m)·θ_online (encoder without final norm, projector); m in [0, 1]. */
   async updateMomentum(momentum: number): Promise<void> {
-    this.assertAlive();
-    if (!(momentum >= 0 && momentum <= 1)) throw new ValueError(`momentum must be in [0, 1], got ${momentum}`);
-    await this.run(() => this.native.updateMomentum(momentum));
+    await this.native.updateMomentum(momentum);
   }
 
   /** Saves parameters, config and `extra` tensors/metadata to a .safetensors file (atomically). */
   async save(path: string, extra: { tensors?: Map<string, Float32Array>; metadata?: Record<string, string> } = {}): Promise<void> {
-    this.assertIdle();
+    const state = this.stateDict();
     const tensors = new Map<string, SafeTensorEntry>();
-    for (const p of this.table) {
-      tensors.set(p.name, { dtype: 'F32', shape: p.shape, data: (this.paramsArena.view() as Float32Array).slice(p.offset, p.offset + p.numel) });
-    }
+    for (const p of this.table) tensors.set(p.name, { dtype: 'F32', shape: p.shape, data: state.get(p.name)! });
     for (const [name, data] of extra.tensors ?? []) tensors.set(name, { dtype: 'F32', shape: [data.length], data });
     const metadata: Record<string, string> = {
       format: CHECKPOINT_FORMAT,
@@ -252,9 +247,9 @@ export class CMAE {
   }
 
   /** Loads a checkpoint written by save(): config, parameters and RNG position. */
-  static async load(path: string): Promise<CMAE> {
+  static async load(path: string, options: { device?: Device } = {}): Promise<CMAE> {
     const file = await readSafetensors(path);
-    const { model } = await CMAE.fromCheckpointFile(file, path);
+    const { model } = await CMAE.fromCheckpointFile(file, path, options);
     return model;
   }
 
@@ -262,6 +257,7 @@ export class CMAE {
   static async fromCheckpointFile(
     file: Awaited<ReturnType<typeof readSafetensors>>,
     path: string,
+    options: { device?: Device } = {},
   ): Promise<{ model: CMAE; extra: Map<string, SafeTensorEntry> }> {
     const meta = file.metadata;
     if (meta.format !== CHECKPOINT_FORMAT) throw new FormatError(`${path}: not a cmae checkpoint (metadata.format is '${meta.format ?? 'missing'}')`);
@@ -271,7 +267,7 @@ export class CMAE {
     } catch {
       throw new FormatError(`${path}: metadata.config is not valid JSON`);
     }
-    const model = await CMAE.create({ ...config, preset: undefined, seed: Number(meta.seed ?? 0) });
+    const model = await CMAE.create({ ...config, preset: undefined, seed: Number(meta.seed ?? 0), device: options.device });
     const state = new Map<string, Float32Array>();
     const extra = new Map<string, SafeTensorEntry>();
     for (const [name, entry] of file.tensors) {
@@ -287,40 +283,13 @@ export class CMAE {
     return { model, extra };
   }
 
-  /** Frees native memory. Idempotent; later calls throw DisposedError. */
+  /** Frees native memory. Idempotent; later calls throw DisposedError (a BusyError while a call runs). */
   dispose(): void {
-    if (this.isDisposed) return;
-    this.assertIdle();
-    this.isDisposed = true;
-    this.paramsArena.dispose();
-    this.gradsArena.dispose();
     this.native.dispose();
   }
 
   [Symbol.dispose](): void {
     this.dispose();
-  }
-
-  /** @internal */
-  assertAlive(): void {
-    if (this.isDisposed) throw new DisposedError('model was disposed and can no longer be used');
-  }
-
-  private busy = false;
-  private assertIdle(): void {
-    this.assertAlive();
-    if (this.busy) throw new BusyError('model is busy with another call; await the previous promise first');
-  }
-
-  /** @internal Runs one native async call, enforcing one call at a time. */
-  async run<T>(call: () => Promise<T>): Promise<T> {
-    this.assertIdle();
-    this.busy = true;
-    try {
-      return await call();
-    } finally {
-      this.busy = false;
-    }
   }
 }
 

@@ -1,10 +1,13 @@
 /**
- * AdamW (decoupled weight decay, torch.optim.AdamW semantics) as one fused native pass over the
- * model's trainable arena. Weight decay applies only to Linear/conv weights (spec §2.10; we also
- * exclude BatchNorm weights, which the CMAE code decays by accident of its name filter).
+ * AdamW (decoupled weight decay, torch.optim.AdamW semantics) as fused native passes over the
+ * model's trainable arena, with its moments in the model's backend (native/model/optimizer.h).
+ * Weight decay applies only to Linear/conv weights (spec §2.10; we also exclude BatchNorm weights,
+ * which the CMAE code decays by accident of its name filter). This class owns the defaults; the
+ * native side checks every value's range.
  */
+import { getBinding } from '../native';
+import type { NativeAdamW } from '../binding-types';
 import { ValueError } from '../errors';
-import { Tensor, nativeOf } from '../tensor';
 import type { CMAE } from '../models/cmae';
 
 export interface AdamWOptions {
@@ -25,42 +28,31 @@ export class AdamW {
   readonly maxGradNorm: number;
   /** Steps taken so far (the t of the bias corrections). */
   stepCount = 0;
-  /** @internal */ readonly m: Tensor;
-  /** @internal */ readonly v: Tensor;
+  private readonly native: NativeAdamW;
 
   constructor(model: CMAE, options: AdamWOptions = {}) {
     const { lr = 1.5e-4, betas = [0.9, 0.95], eps = 1e-8, weightDecay = 0.05, maxGradNorm = 0 } = options;
-    if (!(lr >= 0)) throw new ValueError(`lr must be non-negative, got ${lr}`);
-    if (!Array.isArray(betas) || betas.length !== 2 || !betas.every((b) => b >= 0 && b < 1)) throw new ValueError('betas must be two numbers in [0, 1)');
-    if (!(eps > 0)) throw new ValueError(`eps must be positive, got ${eps}`);
-    if (!(weightDecay >= 0)) throw new ValueError(`weightDecay must be non-negative, got ${weightDecay}`);
-    if (!(maxGradNorm >= 0)) throw new ValueError(`maxGradNorm must be non-negative, got ${maxGradNorm}`);
     this.model = model;
     this.lr = lr;
     this.betas = [betas[0], betas[1]];
     this.eps = eps;
     this.weightDecay = weightDecay;
     this.maxGradNorm = maxGradNorm;
-    this.m = Tensor.zeros([model.trainableCount]);
-    this.v = Tensor.zeros([model.trainableCount]);
+    this.native = new (getBinding().NativeAdamW)(model.native);
   }
 
   /** One update from the model's current gradients; returns the global gradient norm (before clipping). */
   async step(options: { lr?: number } = {}): Promise<number> {
-    const lr = options.lr ?? this.lr;
-    if (!(lr >= 0)) throw new ValueError(`lr must be non-negative, got ${lr}`);
     const step = this.stepCount + 1;
-    const norm = await this.model.run(() =>
-      this.model.native.adamwStep(nativeOf(this.m), nativeOf(this.v), {
-        lr,
-        beta1: this.betas[0],
-        beta2: this.betas[1],
-        eps: this.eps,
-        weightDecay: this.weightDecay,
-        step,
-        maxGradNorm: this.maxGradNorm,
-      }),
-    );
+    const norm = await this.native.step({
+      lr: options.lr ?? this.lr,
+      beta1: this.betas[0],
+      beta2: this.betas[1],
+      eps: this.eps,
+      weightDecay: this.weightDecay,
+      maxGradNorm: this.maxGradNorm,
+      step,
+    });
     this.stepCount = step;
     return norm;
   }
@@ -68,8 +60,8 @@ export class AdamW {
   /** Moments by parameter name (checkpoints store them as `optimizer.exp_avg.<name>` / `optimizer.exp_avg_sq.<name>`). */
   stateTensors(): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
-    const m = this.m.view() as Float32Array;
-    const v = this.v.view() as Float32Array;
+    const m = this.native.read('expAvg');
+    const v = this.native.read('expAvgSq');
     for (const p of this.model.parameters()) {
       if (p.role !== 'trainable') continue;
       out.set(`optimizer.exp_avg.${p.name}`, m.slice(p.offset, p.offset + p.numel));
@@ -80,8 +72,9 @@ export class AdamW {
 
   /** Restores moments written by stateTensors() and the step count. */
   loadStateTensors(tensors: Map<string, ArrayLike<number>>, stepCount: number): void {
-    const m = this.m.view() as Float32Array;
-    const v = this.v.view() as Float32Array;
+    const n = this.model.trainableCount;
+    const m = new Float32Array(n);
+    const v = new Float32Array(n);
     for (const p of this.model.parameters()) {
       if (p.role !== 'trainable') continue;
       const a = tensors.get(`optimizer.exp_avg.${p.name}`);
@@ -90,11 +83,12 @@ export class AdamW {
       m.set(a, p.offset);
       v.set(b, p.offset);
     }
+    this.native.write('expAvg', m);
+    this.native.write('expAvgSq', v);
     this.stepCount = stepCount;
   }
 
   dispose(): void {
-    this.m.dispose();
-    this.v.dispose();
+    this.native.dispose();
   }
 }

@@ -1,4 +1,4 @@
-// AVX-512 (16-lane) twin of the vectorised GELU in fused.cc: the same formulas and constants, so
+// AVX-512 (16-lane) twin of the vectorised GELU in activation.cc: the same formulas and constants, so
 // results agree with the AVX2 path to rounding (they are not bit-identical across ISAs: the
 // exponent rounding and blend instructions differ). Called only after run-time detection.
 #include <immintrin.h>
@@ -9,13 +9,13 @@
 #include <algorithm>
 #include <cstdint>
 
-#include "cpu/gelu_internal.h"
+#include "cpu/gelu.h"
 
-namespace cmae::cpu::fused_avx512 {
+namespace cmae::cpu::gelu_avx512 {
 
 namespace {
 
-// e^x for x <= 0 (clamped below at -87). Cephes expf as in fused.cc; the 2^n scaling by vscalefps.
+// e^x for x <= 0 (clamped below at -87). Cephes expf as in activation.cc; the 2^n scaling by vscalefps.
 inline __m512 exp_neg(__m512 x) {
   x = _mm512_max_ps(x, _mm512_set1_ps(-87.0f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
@@ -33,7 +33,7 @@ inline __m512 exp_neg(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
-// Φ(x) and e^{-x²/2}; the formulas of fused.cc's normal_cdf_exp (see there), with rcp14 + one
+// Φ(x) and e^{-x²/2}; the formulas of activation.cc's normal_cdf_exp (see there), with rcp14 + one
 // Newton step for s (~28 bits) instead of a division.
 struct CdfExp {
   __m512 cdf;
@@ -163,4 +163,4 @@ void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, con
   gelu_rows<true>(dinp, ldd, dout, ldo, inp, ldi, rows, cols);
 }
 
-}  // namespace cmae::cpu::fused_avx512
+}  // namespace cmae::cpu::gelu_avx512

@@ -1,5 +1,5 @@
 // The vector GELU of each ISA on a rows x cols block (each operand with its own row stride; a 1-D
-// range is one row), shared by the element-wise kernels (activation.h's gelu_forward/gelu_backward,
+// range is one row), shared by the element-wise kernels (CpuBackend::gelu_forward/gelu_backward,
 // which parallelise over it) and the GEMM epilogue (gemm_internal.h's PostOp), so a fused and an
 // unfused GELU give bit-identical results. Lane-wise arithmetic only: an element's result does not
 // depend on where it sits in the block. Outputs may alias their inputs exactly.
@@ -10,16 +10,16 @@
 
 namespace cmae::cpu {
 
-namespace fused_avx2 {  // fused.cc (AVX2 + FMA)
+namespace gelu_avx2 {  // activation.cc (AVX2 + FMA)
 void gelu_forward(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols);
 void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi, int64_t rows,
                    int64_t cols);
-}  // namespace fused_avx2
+}  // namespace gelu_avx2
 
-namespace fused_avx512 {  // fused_avx512.cc; call only when current_isa() is AVX512
+namespace gelu_avx512 {  // activation_avx512.cc; call only when current_isa() is AVX512
 void gelu_forward(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols);
 void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi, int64_t rows,
                    int64_t cols);
-}  // namespace fused_avx512
+}  // namespace gelu_avx512
 
 }  // namespace cmae::cpu

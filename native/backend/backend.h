@@ -1,0 +1,87 @@
+// The backend: one object per device that owns that device's memory and runs every op the model
+// needs. The model (native/model) holds a Backend and calls nothing else, so a new device plugs in
+// by implementing this class (see native/README.md, "Adding a backend").
+//
+// The contract of each op family lives once, in its ops/<family>.h interface (shapes, saved values,
+// = vs +=, aliasing); Backend composes them with the memory primitives below and the execution
+// policy of the model's per-sample phases. Arguments are raw pointers into this backend's memory
+// (never another device's) plus dimensions, in llm.c order: outputs, saved values, inputs,
+// parameters, dimensions. A backend is also its execution context: a CUDA backend owns a stream and
+// every op is queued on it in call order, so callers see sequential semantics; results that feed
+// later ops (a loss, a norm) stay in backend memory until the host asks for them.
+//
+// Ops do not validate their arguments: the bindings (native/napi) and the model check shapes,
+// dtypes and devices once, before calling. Ops never allocate per call in steady state.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/tensor.h"
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/linear.h"
+#include "ops/loss.h"
+#include "ops/norm.h"
+#include "ops/optim.h"
+#include "ops/patch.h"
+#include "ops/rows.h"
+
+namespace cmae {
+
+class Backend : public ActivationOps,
+                public AttentionOps,
+                public LinearOps,
+                public LossOps,
+                public NormOps,
+                public OptimOps,
+                public PatchOps,
+                public RowOps {
+ public:
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  virtual ~Backend() = default;
+
+  virtual Device device() const = 0;
+  // Human-readable: "cpu", "cuda:0 (NVIDIA H200)", "cuda (emulated)".
+  virtual std::string name() const = 0;
+
+  // ---- memory ------------------------------------------------------------------------------------
+  // At least kTensorAlignment-aligned; never null (throws ErrorKind::Device naming the bytes asked
+  // for and, where known, free). bytes may be 0.
+  virtual void* allocate(size_t bytes) = 0;
+  virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+  // Between host memory and this backend's memory, and within this backend's memory. Host-side
+  // copies return when the host buffer may be reused (copy_to_host: when the data is there).
+  virtual void copy_from_host(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, size_t bytes) = 0;
+  // `rows` rows of `width` bytes, row starts dst_pitch / src_pitch bytes apart (cudaMemcpy2D).
+  virtual void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) = 0;
+  // Zeroes `rows` rows of `width` bytes, row starts `pitch` bytes apart.
+  virtual void zero_2d(void* dst, size_t pitch, size_t width, size_t rows) = 0;
+  // Waits until every queued op has finished (a no-op where ops run synchronously).
+  virtual void synchronize() = 0;
+
+  // ---- execution policy of the model's per-sample phases ------------------------------------------
+  // The model cuts a batch into batch_parts() fixed parts by sample index (never by thread count,
+  // so results do not depend on it), gives each part its own gradient arena (added together at the
+  // end), and runs the parts through run_parts. The CPU uses 2 parts, run side by side with one
+  // thread each on 2 cores (no barrier per kernel, measured 1.6x over 2-thread kernels on the
+  // small ViT products) and one after the other otherwise; a GPU uses 1 part (the whole batch).
+  virtual int batch_parts() const = 0;
+  // Calls fn(0), ..., fn(parts - 1); the calls touch disjoint memory and may run concurrently.
+  // An exception thrown by fn is rethrown here once every part has stopped.
+  virtual void run_parts(int parts, const std::function<void(int part)>& fn) = 0;
+};
+
+// The backend for `device` (the CPU backend always exists). Throws ErrorKind::Device when no
+// backend for it is compiled in or available, with the reason.
+Backend& backend_for(Device device);
+// The CPU backend (native/cpu).
+Backend& cpu_backend();
+
+}  // namespace cmae

@@ -1,0 +1,123 @@
+// The CPU backend's memory primitives and execution policy, and the backend registry's CPU entry.
+#include "cpu/cpu_backend.h"
+
+#include <sys/mman.h>
+
+#include <array>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <new>
+
+#include "core/threads.h"
+#include "cpu/scratch.h"
+
+namespace cmae::cpu {
+
+void* CpuBackend::allocate(size_t bytes) {
+  if (bytes >= kMapThreshold) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) fail(ErrorKind::Device, "out of memory: cannot map ", bytes, " bytes on the cpu");
+    return p;  // page aligned
+  }
+  // aligned_alloc wants a multiple of the alignment; never 0 bytes.
+  size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
+  if (rounded == 0) rounded = kTensorAlignment;
+  void* p = std::aligned_alloc(kTensorAlignment, rounded);
+  if (!p) fail(ErrorKind::Device, "out of memory: cannot allocate ", bytes, " bytes on the cpu");
+  return p;
+}
+
+void CpuBackend::deallocate(void* ptr, size_t bytes) noexcept {
+  if (!ptr) return;
+  if (bytes >= kMapThreshold) {
+    munmap(ptr, bytes);
+  } else {
+    std::free(ptr);
+  }
+}
+
+void CpuBackend::fill_zero(void* dst, size_t bytes) {
+  if (bytes > 0) std::memset(dst, 0, bytes);
+}
+
+void CpuBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) { copy(dst, host_src, bytes); }
+
+void CpuBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) { copy(host_dst, src, bytes); }
+
+void CpuBackend::copy(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0 && dst != src) std::memmove(dst, src, bytes);
+}
+
+void CpuBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  auto* d = static_cast<char*>(dst);
+  const auto* s = static_cast<const char*>(src);
+  // Rows are independent: split them over the pool when there is enough to copy.
+  const int64_t min_rows = width >= (size_t{1} << 16) ? 1 : static_cast<int64_t>((size_t{1} << 16) / (width + 1));
+  parallel_for(static_cast<int64_t>(rows), min_rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) std::memcpy(d + r * dst_pitch, s + r * src_pitch, width);
+  });
+}
+
+void CpuBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
+  auto* d = static_cast<char*>(dst);
+  for (size_t r = 0; r < rows; ++r) std::memset(d + r * pitch, 0, width);
+}
+
+void CpuBackend::run_parts(int parts, const std::function<void(int)>& fn) {
+  static const bool serial = [] {
+    const char* env = std::getenv("CMAE_SERIAL_BRANCHES");
+    return env != nullptr && env[0] != '\0' && env[0] != '0';
+  }();
+  const bool side_by_side = parts == 2 && !serial && available_threads() == 2;
+  if (!side_by_side) {
+    for (int part = 0; part < parts; ++part) fn(part);
+    return;
+  }
+  std::array<std::exception_ptr, 2> errors;
+#pragma omp parallel num_threads(2)
+  {
+    // A team of one (OpenMP refused the second thread) runs both parts in turn.
+    for (int part = thread_index_in_region(); part < 2; part += team_size_in_region()) {
+      try {
+        fn(part);
+      } catch (...) {
+        errors[part] = std::current_exception();
+      }
+    }
+  }
+  for (const std::exception_ptr& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+void* scratch_bytes(ScratchSlot slot, size_t bytes) {
+  struct Buffer {
+    void* data = nullptr;
+    size_t capacity = 0;
+    ~Buffer() { std::free(data); }
+  };
+  thread_local std::array<Buffer, static_cast<size_t>(ScratchSlot::kCount)> buffers;
+  Buffer& b = buffers[static_cast<size_t>(slot)];
+  if (bytes > b.capacity) {
+    std::free(b.data);
+    b.data = nullptr;
+    b.capacity = 0;
+    const size_t rounded = (bytes + 63) / 64 * 64;
+    b.data = std::aligned_alloc(64, rounded);
+    if (!b.data) throw std::bad_alloc();
+    b.capacity = rounded;
+  }
+  return b.data;
+}
+
+}  // namespace cmae::cpu
+
+namespace cmae {
+
+Backend& cpu_backend() {
+  // Never destroyed: tensors may be released by finalizers during process exit.
+  static cpu::CpuBackend* backend = new cpu::CpuBackend();
+  return *backend;
+}
+
+}  // namespace cmae

@@ -1,0 +1,54 @@
+// Row and reduction helpers (ops/rows.h).
+#include <algorithm>
+
+#include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/reduce.h"
+
+namespace cmae::cpu {
+
+namespace {
+// Elements per thread chunk: below that, the fork/join costs more than the work.
+constexpr int64_t kMinChunk = 1 << 14;
+}  // namespace
+
+void CpuBackend::add_inplace(float* dst, const float* src, int64_t n) {
+  parallel_for(n, kMinChunk, [&](int64_t i0, int64_t i1) {
+#pragma omp simd
+    for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
+  });
+}
+
+void CpuBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) {
+  // Threads take column ranges; each column is summed by one thread in the order of reduce.h.
+  const int64_t min_cols = std::max<int64_t>(16, kMinChunk / std::max<int64_t>(R, 1));
+  parallel_for(C, min_cols, [&](int64_t c_begin, int64_t c_end) {
+    float s1[kChannelTile];
+    float unused[kChannelTile];
+    for (int64_t c0 = c_begin; c0 < c_end; c0 += kChannelTile) {
+      const int64_t w = std::min(kChannelTile, c_end - c0);
+      blocked_row_sums(s1, unused, R, w, [&](int64_t r, float* b1, float*) {
+        const float* row = src + r * ld + c0;
+#pragma omp simd
+        for (int64_t j = 0; j < w; ++j) b1[j] += row[j];
+      });
+      for (int64_t j = 0; j < w; ++j) dst[c0 + j] += s1[j];
+    }
+  });
+}
+
+void CpuBackend::transpose_add(float* dst, const float* src, int64_t R, int64_t C) {
+  // Threads take rows of dst (columns of src).
+  parallel_for(C, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(R, 1)), [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) {
+      float* d = dst + c * R;
+      for (int64_t r = 0; r < R; ++r) d[r] += src[r * C + c];
+    }
+  });
+}
+
+void CpuBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) {
+  for (int64_t i = 0; i < count; ++i) std::copy(row, row + D, dst + i * ld);
+}
+
+}  // namespace cmae::cpu

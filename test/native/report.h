@@ -1,0 +1,85 @@
+// The output protocol of every native test executable (test/native): one JSON object per line,
+//   {"name": "<suite>/<case>", "ok": true|false, "message": "<why it failed, or a summary>"}
+// so that a vitest file (test/native/native.ts) can turn each line into a test. `--list` prints
+// the names only ({"name": ...} per line) without running anything; `--filter S` runs the cases
+// whose name contains S. The exit status is 1 when any case failed.
+#pragma once
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cmae::testing {
+
+// Escapes a string for a JSON string literal.
+inline std::string json_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
+// A registry of named cases; run() executes them per the command line and prints the protocol.
+// A case returns normally to pass (its return value is the summary message) and throws to fail.
+class Suite {
+ public:
+  using Case = std::function<std::string()>;
+  void add(std::string name, Case body) { cases_.push_back({std::move(name), std::move(body)}); }
+
+  int run(int argc, char** argv) {
+    bool list = false;
+    std::string filter;
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--list") == 0) list = true;
+      else if (std::strcmp(argv[i], "--filter") == 0 && i + 1 < argc) filter = argv[++i];
+    }
+    int failed = 0;
+    for (const auto& c : cases_) {
+      if (!filter.empty() && c.name.find(filter) == std::string::npos) continue;
+      if (list) {
+        std::printf("{\"name\": \"%s\"}\n", json_escape(c.name).c_str());
+        continue;
+      }
+      bool ok = true;
+      std::string message;
+      try {
+        message = c.body();
+      } catch (const std::exception& e) {
+        ok = false;
+        message = e.what();
+      } catch (...) {
+        ok = false;
+        message = "unknown exception";
+      }
+      failed += ok ? 0 : 1;
+      std::printf("{\"name\": \"%s\", \"ok\": %s, \"message\": \"%s\"}\n", json_escape(c.name).c_str(), ok ? "true" : "false",
+                  json_escape(message).c_str());
+      std::fflush(stdout);
+    }
+    return failed > 0 ? 1 : 0;
+  }
+
+ private:
+  struct Entry {
+    std::string name;
+    Case body;
+  };
+  std::vector<Entry> cases_;
+};
+
+}  // namespace cmae::testing
