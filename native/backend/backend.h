@@ -26,6 +26,7 @@
 #include "ops/norm.h"
 #include "ops/optim.h"
 #include "ops/patch.h"
+#include "ops/pool.h"
 #include "ops/rows.h"
 
 namespace cmae {
@@ -37,6 +38,7 @@ class Backend : public ActivationOps,
                 public NormOps,
                 public OptimOps,
                 public PatchOps,
+                public PoolOps,
                 public RowOps {
  public:
   Backend() = default;

@@ -52,6 +52,15 @@ inline int team_size_in_region() {
 #endif
 }
 
+// Elements of work below which a chunk is not worth a thread (the fork/join costs more).
+constexpr int64_t kMinElementsPerThread = int64_t{1} << 14;
+
+// The smallest number of items worth a thread, for items of `item_elements` elements each: the
+// min_chunk of parallel_for for row-wise kernels.
+inline int64_t min_items(int64_t item_elements) {
+  return item_elements >= kMinElementsPerThread ? 1 : kMinElementsPerThread / (item_elements > 1 ? item_elements : 1);
+}
+
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread. Runs inline on
 // the calling thread when the work is too small to split (min_chunk = smallest chunk worth a
 // thread) or only one thread is available. fn must not throw (take scratch before: cpu/scratch.h).

@@ -15,8 +15,6 @@ namespace cmae::cpu {
 
 namespace {
 
-// Elements per thread chunk: below that, the fork/join costs more than the work.
-constexpr int64_t kElementwiseChunk = 1 << 14;
 
 // ---- vector math (AVX2 + FMA, 8 lanes) ----------------------------------------------------------
 
@@ -166,7 +164,7 @@ void gelu_backward(float* dinp, int64_t ldd, const float* dout, int64_t ldo, con
 
 void CpuBackend::gelu_forward(float* out, const float* inp, int64_t n) {
   const bool avx512 = current_isa() == Isa::AVX512;
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+  parallel_for(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) {
     if (avx512) {
       gelu_avx512::gelu_forward(out + begin, 0, inp + begin, 0, 1, end - begin);
     } else {
@@ -177,7 +175,7 @@ void CpuBackend::gelu_forward(float* out, const float* inp, int64_t n) {
 
 void CpuBackend::gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
   const bool avx512 = current_isa() == Isa::AVX512;
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+  parallel_for(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) {
     if (avx512) {
       gelu_avx512::gelu_backward(dinp + begin, 0, dout + begin, 0, inp + begin, 0, 1, end - begin);
     } else {
@@ -187,14 +185,14 @@ void CpuBackend::gelu_backward(float* dinp, const float* dout, const float* inp,
 }
 
 void CpuBackend::relu_forward(float* out, const float* inp, int64_t n) {
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+  parallel_for(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) out[i] = inp[i] > 0.0f ? inp[i] : 0.0f;
   });
 }
 
 void CpuBackend::relu_backward(float* dinp, const float* dout, const float* out, int64_t n) {
-  parallel_for(n, kElementwiseChunk, [&](int64_t begin, int64_t end) {
+  parallel_for(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) dinp[i] = out[i] > 0.0f ? dout[i] : 0.0f;
   });

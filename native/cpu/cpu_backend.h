@@ -1,7 +1,7 @@
 // The CPU backend: SIMD kernels (AVX2 + FMA baseline, AVX-512 variants chosen at run time, see
 // core/cpu_features.h) on cmae's OpenMP pool (core/threads.h). Each op family's members are
 // defined in the cpu/ file of that family (activation.cc, attention.cc, linear.cc, loss.cc,
-// norm.cc, optim.cc, patch.cc, rows.cc); memory and policy in cpu_backend.cc.
+// norm.cc, optim.cc, patch.cc, pool.cc, rows.cc); memory and policy in cpu_backend.cc.
 //
 // Ops run synchronously on the calling thread (and the pool). Results do not depend on the thread
 // count: every output element is produced by one thread with a fixed summation order.
@@ -63,11 +63,6 @@ class CpuBackend final : public Backend {
                        int64_t R, int64_t C, int64_t OC) override;
 
   // loss.cc
-  void mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) override;
-  void mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) override;
-  void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) override;
-  void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
-                             float eps) override;
   void normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
                                     int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) override;
   void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
@@ -111,6 +106,13 @@ class CpuBackend final : public Backend {
                          const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) override;
   void unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L,
                           int64_t K, int64_t D, int64_t prefix) override;
+
+  // pool.cc
+  void mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) override;
+  void mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) override;
+  void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) override;
+  void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
+                             float eps) override;
 
   // rows.cc
   void add_inplace(float* dst, const float* src, int64_t n) override;

@@ -13,14 +13,6 @@ namespace cmae::cpu {
 
 namespace {
 
-// Elements per thread chunk: below that, the fork/join costs more than the work.
-constexpr int64_t kMinChunkElements = 1 << 14;
-
-// Smallest number of work items worth a thread, for items of `item_elements` elements each.
-int64_t min_items(int64_t item_elements) {
-  return item_elements >= kMinChunkElements ? 1 : kMinChunkElements / std::max<int64_t>(item_elements, 1);
-}
-
 // One LayerNorm row, the arithmetic of every LayerNorm here: y = (x − m)·s·weight + bias with the
 // corrected two-pass variance (Σd, the rounding error of m, is zero in exact arithmetic; removing
 // it keeps the variance accurate when |mean| >> std). With `b`, x = a + b is formed first (the

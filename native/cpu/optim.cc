@@ -3,6 +3,7 @@
 
 #include "core/threads.h"
 #include "cpu/cpu_backend.h"
+#include "cpu/reduce.h"
 #include "cpu/scratch.h"
 
 namespace cmae::cpu {
@@ -16,23 +17,6 @@ constexpr int64_t kArenaChunk = 1 << 16;
 // global_norm sums squares in fixed blocks of this many elements; the block partials are then
 // added in block order. The block grid depends on n only, never on the thread count.
 constexpr int64_t kNormBlock = 1 << 14;
-
-// Σ x[i]² in double with four interleaved accumulators (a fixed order: lane = i mod 4), combined
-// as (a0 + a1) + (a2 + a3) followed by the tail.
-double sum_squares(const float* x, int64_t n) {
-  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
-  int64_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const double x0 = x[i], x1 = x[i + 1], x2 = x[i + 2], x3 = x[i + 3];
-    a0 += x0 * x0;
-    a1 += x1 * x1;
-    a2 += x2 * x2;
-    a3 += x3 * x3;
-  }
-  double s = (a0 + a1) + (a2 + a3);
-  for (; i < n; ++i) s += static_cast<double>(x[i]) * x[i];
-  return s;
-}
 
 }  // namespace
 

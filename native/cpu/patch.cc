@@ -10,18 +10,12 @@
 
 namespace cmae::cpu {
 
-// ~16k floats per thread chunk: below that, the fork/join costs more than the copy.
-constexpr int64_t kCopyChunk = 1 << 14;
-
-// Chunk size (in units of `unit` floats each) that gives every thread at least kCopyChunk floats.
-static int64_t rows_per_chunk(int64_t unit) { return unit >= kCopyChunk ? 1 : (kCopyChunk + unit - 1) / std::max<int64_t>(unit, 1); }
-
 // patchify and unpatchify share one loop nest over (b, patch row h) → (w, c, py): the image side
 // is read/written p contiguous pixels at a time; Forward = true copies image → patch.
 template <bool Forward>
 static void patch_copy(float* patches, float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   const int64_t hg = Hh / p, wg = W / p, L = hg * wg, P = p * p * C;
-  parallel_for(B * hg, rows_per_chunk(W * p * C), [&](int64_t begin, int64_t end) {
+  parallel_for(B * hg, min_items(W * p * C), [&](int64_t begin, int64_t end) {
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / hg, h = bh % hg;
       for (int64_t w = 0; w < wg; ++w) {
@@ -111,7 +105,7 @@ void CpuBackend::masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed
 }
 
 void CpuBackend::gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
-  parallel_for(B * K, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
+  parallel_for(B * K, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t bk = begin; bk < end; ++bk) {
       const int64_t b = bk / K, k = bk % K, l = ids_keep[bk];
       float* o = out + (b * (prefix + K) + prefix + k) * D;
@@ -129,7 +123,7 @@ void CpuBackend::gather_visible_forward(float* out, const float* tokens, const f
 
 void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   // One sample per task: zero its L rows, then add its K rows in k order (repeated ids add up).
-  parallel_for(B, rows_per_chunk(L * D), [&](int64_t begin, int64_t end) {
+  parallel_for(B, min_items(L * D), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       float* dt = dtokens + b * L * D;
       std::fill(dt, dt + L * D, 0.0f);
@@ -145,7 +139,7 @@ void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, cons
 
 void CpuBackend::unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t rows = prefix + L;
-  parallel_for(B * rows, rows_per_chunk(D), [&](int64_t begin, int64_t end) {
+  parallel_for(B * rows, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t bn = begin; bn < end; ++bn) {
       const int64_t b = bn / rows, n = bn % rows;
       float* o = out + bn * D;
@@ -175,7 +169,7 @@ constexpr int64_t kMaskTokenBlock = 64;
 void CpuBackend::unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t in_rows = prefix + K, out_rows = prefix + L;
   // dinp: one sample per task; prefix rows copied, visible rows zeroed then summed in l order.
-  parallel_for(B, rows_per_chunk(out_rows * D), [&](int64_t begin, int64_t end) {
+  parallel_for(B, min_items(out_rows * D), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       float* di = dinp + b * in_rows * D;
       const float* g = dout + b * out_rows * D;
@@ -195,7 +189,7 @@ void CpuBackend::unshuffle_backward(float* dinp, float* dmask_token, const float
   // (b-major, l ascending) whatever the thread count; double accumulators keep B·L-long sums exact
   // to float precision.
   const int64_t blocks = (D + kMaskTokenBlock - 1) / kMaskTokenBlock;
-  parallel_for(blocks, rows_per_chunk(B * L * kMaskTokenBlock), [&](int64_t begin, int64_t end) {
+  parallel_for(blocks, min_items(B * L * kMaskTokenBlock), [&](int64_t begin, int64_t end) {
     for (int64_t blk = begin; blk < end; ++blk) {
       const int64_t d0 = blk * kMaskTokenBlock, width = std::min(kMaskTokenBlock, D - d0);
       double acc[kMaskTokenBlock] = {};

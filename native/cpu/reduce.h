@@ -1,8 +1,9 @@
-// The fixed-order sum over rows that every CPU reduction across rows uses (bias and norm-weight
-// gradients, BatchNorm statistics, the cls-token gradient): rows are summed in blocks of kRowBlock
-// consecutive rows, a partial per block, then the blocks in row order. Both sizes are constants,
-// never derived from the thread count, so every sum depends on the shape alone; threads split
-// channels, never rows.
+// The fixed-order sums of the CPU kernels, so that every result depends on the shape alone, never
+// on the thread count:
+//  - blocked_row_sums, every reduction across rows (bias and norm-weight gradients, BatchNorm
+//    statistics, the cls-token gradient): rows summed in blocks of kRowBlock consecutive rows, a
+//    partial per block, then the blocks in row order; threads split channels, never rows;
+//  - lane_sum, every double-precision sum along a row (losses, norms, dot products).
 #pragma once
 #include <algorithm>
 #include <cstdint>
@@ -31,5 +32,28 @@ void blocked_row_sums(float* s1, float* s2, int64_t R, int64_t w, AddRow&& add_r
     }
   }
 }
+
+// Σ_{i<n} term(i) in double with four interleaved accumulators (lane = i mod 4, combined as
+// (a0 + a1) + (a2 + a3), then the tail in order): a fixed order that breaks the add latency chain.
+template <typename Term>
+inline double lane_sum(int64_t n, Term&& term) {
+  double a0 = 0.0, a1 = 0.0, a2 = 0.0, a3 = 0.0;
+  int64_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a0 += term(i);
+    a1 += term(i + 1);
+    a2 += term(i + 2);
+    a3 += term(i + 3);
+  }
+  double s = (a0 + a1) + (a2 + a3);
+  for (; i < n; ++i) s += term(i);
+  return s;
+}
+
+inline double dot_f64(const float* a, const float* b, int64_t n) {
+  return lane_sum(n, [&](int64_t i) { return static_cast<double>(a[i]) * b[i]; });
+}
+
+inline double sum_squares(const float* x, int64_t n) { return dot_f64(x, x, n); }
 
 }  // namespace cmae::cpu

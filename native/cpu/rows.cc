@@ -7,13 +7,8 @@
 
 namespace cmae::cpu {
 
-namespace {
-// Elements per thread chunk: below that, the fork/join costs more than the work.
-constexpr int64_t kMinChunk = 1 << 14;
-}  // namespace
-
 void CpuBackend::add_inplace(float* dst, const float* src, int64_t n) {
-  parallel_for(n, kMinChunk, [&](int64_t i0, int64_t i1) {
+  parallel_for(n, kMinElementsPerThread, [&](int64_t i0, int64_t i1) {
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
   });
@@ -21,7 +16,7 @@ void CpuBackend::add_inplace(float* dst, const float* src, int64_t n) {
 
 void CpuBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) {
   // Threads take column ranges; each column is summed by one thread in the order of reduce.h.
-  const int64_t min_cols = std::max<int64_t>(16, kMinChunk / std::max<int64_t>(R, 1));
+  const int64_t min_cols = std::max<int64_t>(16, kMinElementsPerThread / std::max<int64_t>(R, 1));
   parallel_for(C, min_cols, [&](int64_t c_begin, int64_t c_end) {
     float s1[kChannelTile];
     float unused[kChannelTile];
@@ -39,7 +34,7 @@ void CpuBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_
 
 void CpuBackend::transpose_add(float* dst, const float* src, int64_t R, int64_t C) {
   // Threads take rows of dst (columns of src).
-  parallel_for(C, std::max<int64_t>(1, kMinChunk / std::max<int64_t>(R, 1)), [&](int64_t c0, int64_t c1) {
+  parallel_for(C, std::max<int64_t>(1, kMinElementsPerThread / std::max<int64_t>(R, 1)), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
       float* d = dst + c * R;
       for (int64_t r = 0; r < R; ++r) d[r] += src[r * C + c];

@@ -1,0 +1,90 @@
+// Pooling and L2 normalisation of token features (ops/pool.h).
+#include <cmath>
+
+#include "core/threads.h"
+#include "cpu/cpu_backend.h"
+#include "cpu/reduce.h"
+
+namespace cmae::cpu {
+
+// ---- mean pooling -------------------------------------------------------------------------------
+
+void CpuBackend::mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) {
+  const int64_t count = N - start;
+  if (count <= 0) {
+    for (int64_t i = 0; i < B * D; ++i) out[i] = 0.0f;
+    return;
+  }
+  const float inv = 1.0f / static_cast<float>(count);
+  parallel_for(B, min_items(count * D), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      float* o = out + b * D;
+      const float* x = inp + (b * N + start) * D;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] = x[d];
+      for (int64_t n = 1; n < count; ++n) {
+        const float* row = x + n * D;
+#pragma omp simd
+        for (int64_t d = 0; d < D; ++d) o[d] += row[d];
+      }
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] *= inv;
+    }
+  });
+}
+
+void CpuBackend::mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) {
+  const int64_t count = N - start;
+  const float inv = count > 0 ? 1.0f / static_cast<float>(count) : 0.0f;
+  parallel_for(B * N, min_items(D), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / N;
+      const int64_t n = r - b * N;
+      float* o = dinp + r * D;
+      const float* g = dout + b * D;
+      const float s = n >= start ? inv : 0.0f;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] = g[d] * s;
+    }
+  });
+}
+
+// ---- L2 normalisation -------------------------------------------------------------------------
+
+void CpuBackend::l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) {
+  parallel_for(R, min_items(D), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* x = inp + r * D;
+      float* o = out + r * D;
+      const float n = static_cast<float>(std::sqrt(sum_squares(x, D)));
+      norm[r] = n;
+      const float denom = n > eps ? n : eps;
+#pragma omp simd
+      for (int64_t d = 0; d < D; ++d) o[d] = x[d] / denom;
+    }
+  });
+}
+
+void CpuBackend::l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
+                                       float eps) {
+  parallel_for(R, min_items(D), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const float* x = inp + r * D;
+      const float* g = dout + r * D;
+      float* o = dinp + r * D;
+      const double n = norm[r];
+      if (n >= eps) {
+        // y = x/n: dx = (g − y·(y·g))/n = g/n − x·(x·g)/n³
+        const double inv = 1.0 / n;
+        const double c = dot_f64(x, g, D) * inv * inv * inv;
+        for (int64_t d = 0; d < D; ++d) o[d] = static_cast<float>(g[d] * inv - x[d] * c);
+      } else {
+        // The denominator is the constant eps: no gradient through the norm.
+        const double inv = 1.0 / eps;
+        for (int64_t d = 0; d < D; ++d) o[d] = static_cast<float>(g[d] * inv);
+      }
+    }
+  });
+}
+
+}  // namespace cmae::cpu
