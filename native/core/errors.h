@@ -1,4 +1,4 @@
-// Error model of the native core (design.md principle 7): native code never aborts on bad input.
+// Error model of the native core (native/README.md, principle 5): native code never aborts on bad input.
 // It throws cmae::Error with a kind; the Node binding maps each kind to a typed JS Error subclass
 // (ShapeError, DTypeError, ...) carrying the message. The core includes no Node headers.
 #pragma once

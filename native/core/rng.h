@@ -1,4 +1,4 @@
-// Counter-based randomness (design.md principle 4): Philox-4x32-10 (Salmon et al., SC'11, the
+// Counter-based randomness (native/README.md, principle 4): Philox-4x32-10 (Salmon et al., SC'11, the
 // generator behind curand and PyTorch's CUDA RNG). A draw is a pure function of (seed, stream,
 // index), so masks, crops and init are identical on CPU and CUDA, for any thread count, and a
 // resumed run redraws exactly what the uninterrupted run would have drawn.

@@ -16,7 +16,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
 
   // Memory: small blocks from the heap, large ones (>= kMapThreshold) mapped from and returned to
-  // the OS (design.md principle 11: glibc keeps freed aligned heap blocks, so a long-lived process
+  // the OS (native/README.md, principle 6: glibc keeps freed aligned heap blocks, so a long-lived process
   // that creates and disposes models would otherwise grow without bound).
   static constexpr size_t kMapThreshold = size_t{1} << 18;
   void* allocate(size_t bytes) override;

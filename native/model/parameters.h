@@ -1,5 +1,5 @@
 // ParameterTable: every tensor of a model as a named, shaped slice of ONE flat float arena
-// (design.md principle 2). Gradients and optimizer moments are arenas of the same layout (over the
+// (native/README.md, principle 2). Gradients and optimizer moments are arenas of the same layout (over the
 // trainable prefix), so zero-grad, AdamW, global-norm and the EMA are single passes over flat memory.
 //
 // Arena layout, in this order (each segment contiguous):

@@ -1,5 +1,5 @@
 // Activation memory planned once per (config, batch size) and never allocated inside a step
-// (design.md principle 2). Layout code runs twice: first against a null base to measure, then
+// (native/README.md, principle 2). Layout code runs twice: first against a null base to measure, then
 // against the real buffer; take() hands out 64-byte aligned slices. The buffer lives in a
 // backend's memory: slices are only pointer arithmetic, never dereferenced here.
 #pragma once

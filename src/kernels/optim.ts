@@ -1,17 +1,18 @@
 /** Optimiser steps over flat parameter arenas (native/ops/optim.h; spec §1.8, §2.9, §2.10). */
 import { Tensor, nativeOf } from '../tensor';
 import { kernelsNative } from './util';
+import { adamwDefaults } from '../optim/adamw';
 
 export interface AdamwOptions {
   /** Learning rate of this step. */
   lr: number;
   /** 1-based step number (bias corrections use β^step). */
   step: number;
-  /** (β1, β2). Default [0.9, 0.95] (MAE/CMAE). */
+  /** (β1, β2). Default adamwDefaults.betas. */
   betas?: readonly [number, number];
-  /** Default 1e-8. */
+  /** Default adamwDefaults.eps. */
   eps?: number;
-  /** Decoupled weight decay. Default 0.05. */
+  /** Decoupled weight decay. Default adamwDefaults.weightDecay. */
   weightDecay?: number;
   /** Same shape as params: 1 = decayed, 0 = excluded (biases, norms, tokens). Default: all decayed. */
   decayMask?: Tensor;
@@ -21,7 +22,7 @@ export interface AdamwOptions {
 
 /** One torch.optim.AdamW step, in place on params, m (first moment) and v (second moment). */
 export function adamwStep(params: Tensor, m: Tensor, v: Tensor, grads: Tensor, options: AdamwOptions): void {
-  const { lr, step, betas = [0.9, 0.95], eps = 1e-8, weightDecay = 0.05, decayMask, gradScale = 1 } = options;
+  const { lr, step, betas = adamwDefaults.betas, eps = adamwDefaults.eps, weightDecay = adamwDefaults.weightDecay, decayMask, gradScale = 1 } = options;
   kernelsNative().adamwStep(nativeOf(params), nativeOf(m), nativeOf(v), nativeOf(grads), nativeOf(decayMask) ?? null, lr, betas[0], betas[1], eps, weightDecay, step, gradScale);
 }
 

@@ -12,12 +12,15 @@ import type { CMAE } from '../models/cmae';
 
 export interface AdamWOptions {
   lr?: number;
-  betas?: [number, number];
+  betas?: readonly [number, number];
   eps?: number;
   weightDecay?: number;
   /** Clip the global gradient L2 norm to this value (0 = off, the MAE/CMAE default). */
   maxGradNorm?: number;
 }
+
+/** The defaults of every AdamW in cmae (MAE/CMAE's recipe): the one place they are written. */
+export const adamwDefaults = Object.freeze({ lr: 1.5e-4, betas: [0.9, 0.95] as const, eps: 1e-8, weightDecay: 0.05, maxGradNorm: 0 });
 
 export class AdamW {
   readonly model: CMAE;
@@ -31,7 +34,8 @@ export class AdamW {
   private readonly native: NativeAdamW;
 
   constructor(model: CMAE, options: AdamWOptions = {}) {
-    const { lr = 1.5e-4, betas = [0.9, 0.95], eps = 1e-8, weightDecay = 0.05, maxGradNorm = 0 } = options;
+    const d = adamwDefaults;
+    const { lr = d.lr, betas = d.betas, eps = d.eps, weightDecay = d.weightDecay, maxGradNorm = d.maxGradNorm } = options;
     this.model = model;
     this.lr = lr;
     this.betas = [betas[0], betas[1]];
