@@ -97,7 +97,7 @@ export interface NativeModel {
   dispose(): void;
 }
 
-/** Every hyper-parameter of one AdamW step (defaults live in src/optim/adamw.ts). */
+/** Every hyper-parameter of an AdamW (defaults live in src/optim/adamw.ts); lr is the initial one. */
 export interface NativeAdamWOptions {
   lr: number;
   beta1: number;
@@ -105,13 +105,12 @@ export interface NativeAdamWOptions {
   eps: number;
   weightDecay: number;
   maxGradNorm: number;
-  step: number;
 }
 
 /** native/napi/optimizer_wrap.cc: AdamW moments in the model's backend. */
 export interface NativeAdamW {
-  /** Resolves with the global gradient norm before clipping. */
-  step(options: NativeAdamWOptions): Promise<number>;
+  /** One update at learning rate lr as step number `step` (1-based); resolves with the global gradient norm before clipping. */
+  step(lr: number, step: number): Promise<number>;
   read(which: 'expAvg' | 'expAvgSq'): Float32Array;
   write(which: 'expAvg' | 'expAvgSq', values: Float32Array): void;
   dispose(): void;
@@ -199,7 +198,7 @@ export interface NativeKernels {
 export interface NativeBinding {
   NativeTensor: abstract new () => NativeTensorHandle;
   NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
-  NativeAdamW: new (model: NativeModel) => NativeAdamW;
+  NativeAdamW: new (model: NativeModel, options: NativeAdamWOptions) => NativeAdamW;
   setErrorClasses(classes: Record<string, unknown>): void;
   tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[]): NativeTensorHandle;
   tensorEmpty(shape: readonly number[], dtype: NativeDType): NativeTensorHandle;

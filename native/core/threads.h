@@ -6,6 +6,7 @@
 // their header says otherwise.
 #pragma once
 #include <cstdint>
+#include <exception>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -63,7 +64,10 @@ inline int64_t min_items(int64_t item_elements) {
 
 // Runs fn(begin, end) over [0, n) split into contiguous chunks, one per thread. Runs inline on
 // the calling thread when the work is too small to split (min_chunk = smallest chunk worth a
-// thread) or only one thread is available. fn must not throw (take scratch before: cpu/scratch.h).
+// thread) or only one thread is available. An exception thrown by fn is carried out of the
+// parallel region and rethrown here (one escaping an OpenMP region would terminate the process);
+// kernels still take their scratch before the region (cpu/scratch.h), so that in practice nothing
+// inside throws.
 template <typename Fn>
 void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
   if (n <= 0) return;
@@ -75,6 +79,7 @@ void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
     fn(int64_t{0}, n);
     return;
   }
+  std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
   {
     // Chunks by the team actually running (OpenMP may give fewer threads than asked).
@@ -83,8 +88,16 @@ void parallel_for(int64_t n, int64_t min_chunk, Fn&& fn) {
     const int64_t chunk = (n + team - 1) / team;
     const int64_t begin = t * chunk;
     const int64_t end = begin + chunk < n ? begin + chunk : n;
-    if (begin < end) fn(begin, end);
+    if (begin < end) {
+      try {
+        fn(begin, end);
+      } catch (...) {
+#pragma omp critical(cmae_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
+    }
   }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace cmae

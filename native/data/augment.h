@@ -25,7 +25,8 @@
 // two_views = false (MAE mode, evaluation): only the online view, the master is S×S (so a random
 // crop goes straight to S×S), no shift, no colour ops; shifts get (0, 0).
 //
-// Allocation: each thread keeps thread-local scratch buffers that grow to the largest size seen.
+// Allocation: each thread keeps thread-local scratch buffers that grow to the largest size seen (an
+// allocation failure inside the parallel region is carried out of it by parallel_for).
 #pragma once
 #include <cstdint>
 

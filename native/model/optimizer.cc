@@ -5,7 +5,7 @@
 namespace cmae::model {
 
 void AdamWHyper::validate() const {
-  CMAE_CHECK(std::isfinite(lr) && lr >= 0, Value, "lr must be a non-negative finite number, got ", lr);
+  AdamW::validate_step(lr, 1);
   CMAE_CHECK(beta1 >= 0 && beta1 < 1, Value, "beta1 must be in [0, 1), got ", beta1);
   CMAE_CHECK(beta2 >= 0 && beta2 < 1, Value, "beta2 must be in [0, 1), got ", beta2);
   CMAE_CHECK(std::isfinite(eps) && eps > 0, Value, "eps must be a positive finite number, got ", eps);
@@ -13,10 +13,15 @@ void AdamWHyper::validate() const {
              weight_decay);
   CMAE_CHECK(std::isfinite(max_grad_norm) && max_grad_norm >= 0, Value, "maxGradNorm must be a non-negative finite number, got ",
              max_grad_norm);
+}
+
+void AdamW::validate_step(double lr, int64_t step) {
+  CMAE_CHECK(std::isfinite(lr) && lr >= 0, Value, "lr must be a non-negative finite number, got ", lr);
   CMAE_CHECK(step >= 1, Value, "step must be an integer >= 1 (the first step is 1), got ", step);
 }
 
-AdamW::AdamW(const CmaeModel& model) {
+AdamW::AdamW(const CmaeModel& model, const AdamWHyper& hyper) : hyper_(hyper) {
+  hyper_.validate();
   Backend& backend = model.backend();
   const int64_t n = model.table().trainable_count();
   m_ = Tensor::zeros({n}, DType::F32, backend);
@@ -24,19 +29,20 @@ AdamW::AdamW(const CmaeModel& model) {
   scalars_ = Tensor::zeros({4}, DType::F32, backend);
 }
 
-double AdamW::step(CmaeModel& model, const AdamWHyper& h) {
-  h.validate();
+double AdamW::step(CmaeModel& model, double lr, int64_t step) {
+  validate_step(lr, step);
+  const AdamWHyper& h = hyper_;
   Backend& backend = model.backend();
   const int64_t n = model.table().trainable_count();
   CMAE_CHECK(n == m_.numel() && &backend == &m_.backend(), Value, "this optimizer was made for another model");
   AdamWStep s;
-  s.lr = static_cast<float>(h.lr);
+  s.lr = static_cast<float>(lr);
   s.beta1 = static_cast<float>(h.beta1);
   s.beta2 = static_cast<float>(h.beta2);
   s.eps = static_cast<float>(h.eps);
   s.weight_decay = static_cast<float>(h.weight_decay);
-  s.bias_correction1 = static_cast<float>(1.0 - std::pow(h.beta1, static_cast<double>(h.step)));
-  s.bias_correction2 = static_cast<float>(1.0 - std::pow(h.beta2, static_cast<double>(h.step)));
+  s.bias_correction1 = static_cast<float>(1.0 - std::pow(h.beta1, static_cast<double>(step)));
+  s.bias_correction2 = static_cast<float>(1.0 - std::pow(h.beta2, static_cast<double>(step)));
   double* norm = reinterpret_cast<double*>(scalars_.f32());
   float* coefficient = scalars_.f32() + 2;
   const float* grads = model.grads().f32();

@@ -10,12 +10,12 @@
 
 namespace cmae::model {
 
-// The hyper-parameters of one step. Defaults live in the TypeScript AdamW (src/optim/adamw.ts);
-// validate() is the one check of their ranges.
+// The hyper-parameters of an optimizer (lr is the initial one; each step may pass another).
+// Defaults live in the TypeScript AdamW (src/optim/adamw.ts); validate() is the one check of their
+// ranges.
 struct AdamWHyper {
   double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   double max_grad_norm = 0;  // 0 = no clipping
-  int64_t step = 0;          // 1-based: the bias corrections use β^step
 
   // Throws ErrorKind::Value naming the first field out of range.
   void validate() const;
@@ -23,13 +23,17 @@ struct AdamWHyper {
 
 class AdamW {
  public:
-  // Zero moments for `model`'s trainable arena, in its backend.
-  explicit AdamW(const CmaeModel& model);
+  // Zero moments for `model`'s trainable arena, in its backend; `hyper` is validated here.
+  AdamW(const CmaeModel& model, const AdamWHyper& hyper);
 
-  // One update of model's trainable parameters from its current gradients. Returns the global
-  // gradient norm before clipping. `model` must be the model the optimizer was made for (same
-  // trainable count and backend).
-  double step(CmaeModel& model, const AdamWHyper& hyper);
+  // One update of model's trainable parameters from its current gradients, at learning rate `lr`,
+  // as step number `step` (1-based: the bias corrections use β^step). Returns the global gradient
+  // norm before clipping. `model` must be the model the optimizer was made for.
+  double step(CmaeModel& model, double lr, int64_t step);
+
+  // Throws ErrorKind::Value unless lr is a non-negative finite number and step >= 1.
+  static void validate_step(double lr, int64_t step);
+  const AdamWHyper& hyper() const { return hyper_; }
 
   // First and second moments (exp_avg, exp_avg_sq), shape (trainable count), in the backend.
   const Tensor& exp_avg() const { return m_; }
@@ -37,6 +41,7 @@ class AdamW {
   int64_t bytes() const { return static_cast<int64_t>(m_.bytes() + v_.bytes() + scalars_.bytes()); }
 
  private:
+  AdamWHyper hyper_;
   Tensor m_, v_;
   Tensor scalars_;  // the norm (one double, floats 0-1) and the clipping coefficient (float 2)
 };

@@ -22,13 +22,23 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
                        });
   }
 
-  // new NativeAdamW(nativeModel): zero moments for the model's trainable arena, in its backend.
+  // new NativeAdamW(nativeModel, {lr, beta1, beta2, eps, weightDecay, maxGradNorm}): zero moments
+  // for the model's trainable arena, in its backend; the options are checked here.
   explicit AdamWWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AdamWWrap>(info) {
     TranslateErrors(info.Env(), [&] {
       model_wrap_ = ModelWrap::FromValue(info.Env(), info[0]);
       CMAE_CHECK(model_wrap_ != nullptr, Value, "model must be a NativeModel");
+      CMAE_CHECK(info[1].IsObject(), Value, "options must be an object");
+      Napi::Object o = info[1].As<Napi::Object>();
+      cmae::model::AdamWHyper h;
+      h.lr = NumberProperty(o, "options", "lr");
+      h.beta1 = NumberProperty(o, "options", "beta1");
+      h.beta2 = NumberProperty(o, "options", "beta2");
+      h.eps = NumberProperty(o, "options", "eps");
+      h.weight_decay = NumberProperty(o, "options", "weightDecay");
+      h.max_grad_norm = NumberProperty(o, "options", "maxGradNorm");
       model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
-      optimizer_ = std::make_shared<cmae::model::AdamW>(model_wrap_->model());
+      optimizer_ = std::make_shared<cmae::model::AdamW>(model_wrap_->model(), h);
       reported_ = optimizer_->bytes();
       Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_);
       return info.Env().Undefined();
@@ -46,25 +56,17 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
     return *optimizer_;
   }
 
-  // step({lr, beta1, beta2, eps, weightDecay, maxGradNorm, step}) → Promise<gradient norm>
+  // step(lr, stepNumber) → Promise<gradient norm before clipping>
   Napi::Value Step(const Napi::CallbackInfo& info) {
     optimizer();
-    CMAE_CHECK(info[0].IsObject(), Value, "options must be an object");
-    Napi::Object o = info[0].As<Napi::Object>();
-    cmae::model::AdamWHyper h;
-    h.lr = NumberProperty(o, "options", "lr");
-    h.beta1 = NumberProperty(o, "options", "beta1");
-    h.beta2 = NumberProperty(o, "options", "beta2");
-    h.eps = NumberProperty(o, "options", "eps");
-    h.weight_decay = NumberProperty(o, "options", "weightDecay");
-    h.max_grad_norm = NumberProperty(o, "options", "maxGradNorm");
-    h.step = IntProperty(o, "options", "step");
-    h.validate();  // on the JS thread: a bad option rejects before anything is queued
+    const double lr = NumberArg(info, 0, "lr");
+    const int64_t step = IntArg(info, 1, "step");
+    cmae::model::AdamW::validate_step(lr, step);  // on the JS thread: rejects before anything is queued
     auto optimizer_ref = optimizer_;
     cmae::model::CmaeModel* model = &model_wrap_->model();
     auto norm = std::make_shared<double>(0.0);
     return model_wrap_->Queue(
-        info.Env(), [=]() { *norm = optimizer_ref->step(*model, h); },
+        info.Env(), [=]() { *norm = optimizer_ref->step(*model, lr, step); },
         [norm](Napi::Env e) { return Napi::Number::New(e, *norm); }, Value());
   }
 

@@ -42,21 +42,13 @@ export class AdamW {
     this.eps = eps;
     this.weightDecay = weightDecay;
     this.maxGradNorm = maxGradNorm;
-    this.native = new (getBinding().NativeAdamW)(model.native);
+    this.native = new (getBinding().NativeAdamW)(model.native, { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay, maxGradNorm });
   }
 
   /** One update from the model's current gradients; returns the global gradient norm (before clipping). */
   async step(options: { lr?: number } = {}): Promise<number> {
     const step = this.stepCount + 1;
-    const norm = await this.native.step({
-      lr: options.lr ?? this.lr,
-      beta1: this.betas[0],
-      beta2: this.betas[1],
-      eps: this.eps,
-      weightDecay: this.weightDecay,
-      maxGradNorm: this.maxGradNorm,
-      step,
-    });
+    const norm = await this.native.step(options.lr ?? this.lr, step);
     this.stepCount = step;
     return norm;
   }

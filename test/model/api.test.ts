@@ -2,7 +2,8 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AdamW, BusyError, CMAE, DisposedError, ShapeError, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
+import { AdamW, BusyError, CMAE, DeviceError, DisposedError, ShapeError, ValueError, getNumThreads, kernels, presets, setNumThreads } from '../../src/index';
+import { getBinding } from '../../src/native';
 import { expectSameBits, randn, randu } from '../helpers/check';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cmae-model-'));
@@ -168,6 +169,40 @@ describe('CMAE model API', () => {
     expect(() => model.loadStateDict(new Map([['cls_token', new Float32Array(3)]]))).toThrow(ShapeError);
     model.dispose();
     await expect(model.encode(images(1, 32, 3, 1))).rejects.toThrow(DisposedError);
+  });
+
+  it('lives on one device, refuses a device it has no backend for, and the native side owns every input rule', async () => {
+    const model = await CMAE.create({ preset: 'micro', seed: 1 });
+    expect(model.device).toBe('cpu');
+    // No CUDA backend in this build: a clear DeviceError, never a crash.
+    await expect(CMAE.create({ preset: 'micro', device: 'cuda' })).rejects.toThrow(DeviceError);
+    await expect(CMAE.create({ preset: 'micro', device: 'cuda' })).rejects.toThrow(/device 'cuda' is not available/);
+    await expect(CMAE.create({ preset: 'micro', device: 'tpu' as 'cpu' })).rejects.toThrow(/unknown device 'tpu'/);
+    // The native config has no defaults of its own: a missing key is named.
+    const { tau: _tau, ...withoutTau } = presets.micro;
+    expect(() => new (getBinding().NativeModel)(withoutTau, 0, 'cpu')).toThrow(/config\.tau is missing/);
+    // Pool and branch names, momentum range: checked natively (typed errors).
+    await expect(model.encode(images(2, 16, 3, 1), { pool: 'max' as 'cls' })).rejects.toThrow(/pool must be 'cls' or 'mean', got 'max'/);
+    await expect(model.encode(images(2, 16, 3, 1), { branch: 'target' as 'online' })).rejects.toThrow(/branch must be 'online' or 'momentum'/);
+    await expect(model.updateMomentum(-0.1)).rejects.toThrow(/momentum must be in \[0, 1\]/);
+    // AdamW's options are checked when it is made, naming the option.
+    expect(() => new AdamW(model, { eps: 0 })).toThrow(ValueError);
+    expect(() => new AdamW(model, { betas: [0.9, 1] })).toThrow(/beta2 must be in \[0, 1\)/);
+    expect(() => new AdamW(model, { lr: Number.POSITIVE_INFINITY })).toThrow(/lr must be a non-negative finite number/);
+    const opt = new AdamW(model);
+    await expect(opt.step({ lr: -1 })).rejects.toThrow(/lr must be a non-negative finite number/);
+    // Host copies of the arenas are refused while a call runs (the native busy flag).
+    const running = model.lossAndGrad({ images: images(4, 16, 3, 1), targetImages: images(4, 16, 3, 2) });
+    expect(() => model.stateDict()).toThrow(BusyError);
+    expect(() => model.gradients()).toThrow(BusyError);
+    expect(() => opt.stateTensors()).toThrow(BusyError);
+    await expect(opt.step()).rejects.toThrow(BusyError);
+    await running;
+    expect(await opt.step()).toBeGreaterThan(0);
+    opt.dispose();
+    model.dispose();
+    expect(model.disposed).toBe(true);
+    expect(() => model.stateDict()).toThrow(DisposedError);
   });
 
   it('trains in MAE mode without a target view', async () => {
