@@ -28,7 +28,7 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const cmae = require('../dist/cjs/index.js');
 const { CMAE, AdamW, Tensor, kernels, presets, setNumThreads, setMatmulPrecision, info } = cmae;
-// The model's fused passes (native/ops/fused.h) have no public wrapper: call the addon directly.
+// The fused residual + LayerNorm (ops/norm.h) has no public wrapper: call the addon directly.
 const fused = require('../dist/cjs/native.js').getBinding().kernels;
 const { nativeOf } = require('../dist/cjs/tensor.js');
 

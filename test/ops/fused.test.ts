@@ -1,5 +1,5 @@
 /**
- * The model's fused / vectorised passes (native/ops/fused.h) against float64 references:
+ * The model's fused / vectorised passes against float64 references:
  * the vectorised exact-erf GELU (forward, backward) and residual add + LayerNorm.
  * GELU is the model's (kernels.geluForward/Backward); the fused residual + LayerNorm is bound directly from the addon (no public TS wrapper).
  */
@@ -11,8 +11,7 @@ import { expectClose, expectSameBits, isas, randn, withIsa, withThreads } from '
 import { gelu, geluGrad } from '../reference/math';
 import { layernorm } from '../reference/norm';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-const k = () => getBinding().kernels as any;
+const k = () => getBinding().kernels;
 const sizes = [1, 7, 33, 1000, 70_001]; // odd sizes: not multiples of any SIMD width or chunk
 
 function geluOf(x: Float32Array): Float32Array {
