@@ -4,6 +4,7 @@
  * file is collected, the binary runs once, and each case asserts its own line.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, expect, it } from 'vitest';
 import { buildDir } from './build';
@@ -26,8 +27,15 @@ export function binaryPath(name: string): string {
 }
 
 /** One vitest case per case of the executable `name` (args are passed through, e.g. --filter). */
-export function nativeCases(name: string, args: string[] = []): void {
+export function nativeCases(name: string, args: string[] = [], missingHint = ''): void {
   const binary = binaryPath(name);
+  if (!existsSync(binary)) {
+    // A dependency of the native tests is missing (CMake printed which): fail with the fix.
+    it(`${name} is built`, () => {
+      expect.fail(`${binary} was not built by test/native/build.ts${missingHint ? `: ${missingHint}` : ''}`);
+    });
+    return;
+  }
   const names = parseLines(execFileSync(binary, ['--list', ...args], { encoding: 'utf8' })).map((c) => c.name);
   const results = new Map<string, CaseResult>();
   let crash = '';

@@ -1,0 +1,85 @@
+// The one way cmae launches a CUDA kernel (never `<<<>>>` at a call site):
+//
+//   CMAE_LAUNCH(layernorm_forward, grid, block, shared_bytes, stream, out, in, weight, n);
+//   cmae::cuda::launch("layernorm_forward", layernorm_forward, grid, block, shared_bytes, stream, ...);
+//
+// (a template kernel goes in parentheses: CMAE_LAUNCH((gemm<64, 64>), ...)). Both modes check the
+// configuration first against common/limits.h and report a bad one as
+// cmae::Error(ErrorKind::Device) naming the kernel, so a launch the GPU would refuse fails the
+// same way in CI. Under nvcc the kernel is then queued on `stream` and a launch failure is thrown
+// the same way; under the SIMT emulator the grid runs to completion, one block at a time, before
+// launch() returns, and misuse of barriers or collectives throws ErrorKind::Internal (emu.h).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+
+#include "common/compat.cuh"
+#include "common/runtime.h"
+#include "core/errors.h"
+
+namespace cmae::cuda {
+
+inline void check_launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
+  const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
+  const auto where = [&](const char* problem) {
+    fail(ErrorKind::Device, "kernel '", kernel_name, "': launch with grid (", grid.x, ",", grid.y, ",", grid.z, ") and block (", block.x, ",",
+         block.y, ",", block.z, "), ", dynamic_shared_bytes, " bytes of dynamic shared memory: ", problem);
+  };
+  if (block.x == 0 || block.y == 0 || block.z == 0) where("every block dimension must be at least 1");
+  if (threads > kMaxThreadsPerBlock) where("a block has at most 1024 threads");
+  if (block.z > kMaxBlockDimZ) where("blockDim.z is at most 64");
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) where("every grid dimension must be at least 1");
+  if (grid.x > kMaxGridDimX || grid.y > kMaxGridDimYZ || grid.z > kMaxGridDimYZ) where("the grid is at most (2^31-1, 65535, 65535)");
+  if (dynamic_shared_bytes > kMaxSharedBytesPerBlock) where("a block has at most 227 KiB of shared memory");
+}
+
+#if defined(__CUDACC__)
+
+template <typename... Params, typename... Args>
+void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, Stream stream,
+            Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "launch: the arguments do not match the kernel's parameters");
+  check_launch(kernel_name, grid, block, dynamic_shared_bytes);
+  // Beyond 48 KiB a kernel must opt in to dynamic shared memory (the emulator needs no opt-in).
+  if (dynamic_shared_bytes > kMaxStaticSharedBytes) {
+    const cudaError_t status =
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(dynamic_shared_bytes));
+    if (status != cudaSuccess)
+      fail(ErrorKind::Device, "kernel '", kernel_name, "': cannot have ", dynamic_shared_bytes,
+           " bytes of dynamic shared memory: ", cudaGetErrorString(status));
+  }
+  kernel<<<grid, block, dynamic_shared_bytes, stream>>>(std::forward<Args>(args)...);
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) fail(ErrorKind::Device, "kernel '", kernel_name, "' failed to launch: ", cudaGetErrorString(status));
+}
+
+#else  // the SIMT emulator
+
+template <typename... Params, typename... Args>
+void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, Stream,
+            Args&&... args) {
+  static_assert(sizeof...(Params) == sizeof...(Args), "launch: the arguments do not match the kernel's parameters");
+  check_launch(kernel_name, grid, block, dynamic_shared_bytes);
+  // Every CUDA thread gets its own copy of the parameters, as on the GPU (std::apply passes the
+  // stored values as lvalues, which the by-value parameters copy).
+  struct Call {
+    void (*kernel)(Params...);
+    std::tuple<std::decay_t<Params>...> params;
+  };
+  const Call call{kernel, std::tuple<std::decay_t<Params>...>(std::forward<Args>(args)...)};
+  const auto body = [](const void* context) {
+    const Call& c = *static_cast<const Call*>(context);
+    std::apply(c.kernel, c.params);
+  };
+  emu::run_grid({kernel_name, grid, block, dynamic_shared_bytes}, body, &call);
+}
+
+#endif
+
+}  // namespace cmae::cuda
+
+#define CMAE_LAUNCH(kernel, grid, block, dynamic_shared_bytes, stream, ...) \
+  ::cmae::cuda::launch(#kernel, kernel, grid, block, dynamic_shared_bytes, stream, ##__VA_ARGS__)
