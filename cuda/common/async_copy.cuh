@@ -12,7 +12,7 @@
 #pragma once
 #include "common/compat.cuh"
 
-namespace cmae::cuda {
+CMAE_CUDA_NAMESPACE_BEGIN
 
 #if CMAE_CUDA_EMULATED
 
@@ -61,4 +61,4 @@ __device__ __forceinline__ void cp_async_wait() {
 
 #endif
 
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END

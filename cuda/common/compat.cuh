@@ -33,10 +33,10 @@
   extern __shared__ __align__(16) unsigned char cmae_dynamic_shared_bytes[]; \
   type* const name = reinterpret_cast<type*>(cmae_dynamic_shared_bytes)
 
-namespace cmae::cuda {
+CMAE_CUDA_NAMESPACE_BEGIN
 // The .shared-window address inline PTX (cp.async, ldmatrix) takes for a generic pointer.
 __device__ __forceinline__ unsigned shared_address(const void* ptr) { return static_cast<unsigned>(__cvta_generic_to_shared(ptr)); }
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END
 
 #else  // the SIMT emulator
 

@@ -20,7 +20,7 @@
 #include "common/runtime.h"
 #include "core/errors.h"
 
-namespace cmae::cuda {
+CMAE_CUDA_NAMESPACE_BEGIN
 
 inline void check_launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
   const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
@@ -79,7 +79,7 @@ void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 
 
 #endif
 
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END
 
 #define CMAE_LAUNCH(kernel, grid, block, dynamic_shared_bytes, stream, ...) \
   ::cmae::cuda::launch(#kernel, kernel, grid, block, dynamic_shared_bytes, stream, ##__VA_ARGS__)

@@ -3,10 +3,30 @@
 // would refuse also fails in CI. The numbers are those of compute capability 9.0 (H100, H200);
 // smaller GPUs allow less shared memory, which their driver reports when the launch asks for it.
 // Plain C++, no CUDA header, so that the emulator can include it.
+//
+// It also defines how cuda/ code opens its namespace. The same source is compiled twice, by nvcc
+// for the GPU and by g++ for the emulator, and both builds may be linked into one program (the op
+// harness, a test build of the addon), so everything is spelled cmae::cuda::X in source but lives
+// in an inline namespace per build (cmae::cuda::gpu / cmae::cuda::emulated): the two definitions
+// of each inline function and class never meet at link time.
 #pragma once
 #include <cstddef>
 
-namespace cmae::cuda {
+#if defined(__CUDACC__)
+#define CMAE_CUDA_BUILD gpu
+#else
+#define CMAE_CUDA_BUILD emulated
+#endif
+#define CMAE_CUDA_NAMESPACE_BEGIN \
+  namespace cmae {                \
+  namespace cuda {                \
+  inline namespace CMAE_CUDA_BUILD {
+#define CMAE_CUDA_NAMESPACE_END \
+  }                             \
+  }                             \
+  }
+
+CMAE_CUDA_NAMESPACE_BEGIN
 
 constexpr unsigned kWarpSize = 32;
 constexpr unsigned kMaxThreadsPerBlock = 1024;
@@ -20,4 +40,4 @@ constexpr std::size_t kMaxStaticSharedBytes = 48 * 1024;
 // 163 KiB).
 constexpr std::size_t kMaxSharedBytesPerBlock = 227 * 1024;
 
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END

@@ -37,7 +37,7 @@
 #include <string>
 #endif
 
-namespace cmae::cuda {
+CMAE_CUDA_NAMESPACE_BEGIN
 
 #if CMAE_CUDA_EMULATED
 
@@ -259,4 +259,4 @@ __device__ __forceinline__ void ldmatrix_x4_trans(std::uint32_t (&r)[4], const v
 
 #endif
 
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END

@@ -21,7 +21,7 @@
 #include <cstring>
 #endif
 
-namespace cmae::cuda {
+CMAE_CUDA_NAMESPACE_BEGIN
 
 #if defined(__CUDACC__)
 using Stream = cudaStream_t;
@@ -167,4 +167,4 @@ inline void stream_synchronize(Stream) {}
 
 #endif
 
-}  // namespace cmae::cuda
+CMAE_CUDA_NAMESPACE_END

@@ -3,12 +3,16 @@
 // is present.
 #include "backend/backend.h"
 
+#ifdef CMAE_WITH_CUDA
+#include "cuda/cuda_api.h"
+#endif
+
 namespace cmae {
 
 Backend& backend_for(Device device) {
   if (device == Device::CPU) return cpu_backend();
 #ifdef CMAE_WITH_CUDA
-  fail(ErrorKind::Device, "device 'cuda' is not available yet: this build compiles the CUDA runtime probe only (see cmae.info())");
+  return cuda_device_backend(0);
 #else
   fail(ErrorKind::Device,
        "device 'cuda' is not available in this build of cmae: it was built without nvcc or with CMAE_CUDA=OFF (see cmae.info())");

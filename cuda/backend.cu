@@ -1,0 +1,95 @@
+// The CUDA backend's memory primitives, execution policy and construction, and the entry points
+// of each build (cuda_backend.h).
+#include <memory>
+#include <mutex>
+#include <vector>
+
+#include "cuda_backend.h"
+
+CMAE_CUDA_NAMESPACE_BEGIN
+
+CudaBackend::CudaBackend(int index) : index_(index) {
+  set_device(index);
+  properties_ = device_properties(index);
+  stream_ = stream_create();
+  // PyTorch's default "high" precision on GPUs with tensor cores (compute capability >= 8.0).
+  precision_ = properties_.major >= 8 ? MatmulPrecision::TF32 : MatmulPrecision::FP32;
+}
+
+CudaBackend::~CudaBackend() { stream_destroy(stream_); }
+
+std::string CudaBackend::name() const {
+  return CMAE_CUDA_EMULATED ? std::string("cuda (emulated)") : "cuda:" + std::to_string(index_) + " (" + properties_.name + ")";
+}
+
+void* CudaBackend::allocate(size_t bytes) { return device_alloc(bytes == 0 ? 1 : bytes); }
+
+void CudaBackend::deallocate(void* ptr, size_t) noexcept {
+  if (ptr) device_free(ptr);
+}
+
+void CudaBackend::fill_zero(void* dst, size_t bytes) { fill_bytes(dst, 0, bytes, stream_); }
+
+void CudaBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) {
+  // The host buffer may be reused as soon as this returns.
+  cmae::cuda::copy(dst, host_src, bytes, stream_);
+  stream_synchronize(stream_);
+}
+
+void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  cmae::cuda::copy(host_dst, src, bytes, stream_);
+  stream_synchronize(stream_);
+}
+
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) { cmae::cuda::copy(dst, src, bytes, stream_); }
+
+void CudaBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  if (rows > 0 && width > 0) cmae::cuda::copy_2d(dst, dst_pitch, src, src_pitch, width, rows, stream_);
+}
+
+void CudaBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
+  if (rows > 0 && width > 0) fill_bytes_2d(dst, pitch, 0, width, rows, stream_);
+}
+
+void CudaBackend::synchronize() { stream_synchronize(stream_); }
+
+void CudaBackend::run_parts(int parts, const std::function<void(int)>& fn) {
+  for (int part = 0; part < parts; ++part) fn(part);
+}
+
+CMAE_CUDA_NAMESPACE_END
+
+namespace cmae {
+
+#if CMAE_CUDA_EMULATED
+
+Backend& cuda_emulated_backend() {
+  // Never destroyed: tensors may be released by finalizers during process exit.
+  static cuda::CudaBackend* backend = new cuda::CudaBackend(0);
+  return *backend;
+}
+
+#else
+
+int cuda_device_count(std::string* status) {
+  const int count = cuda::device_count();
+  if (status) *status = count == 0 ? "no CUDA device (no driver, or no GPU visible)" : count == 1 ? "1 device" : std::to_string(count) + " devices";
+  return count;
+}
+
+Backend& cuda_device_backend(int index) {
+  static std::mutex mutex;
+  static std::vector<cuda::CudaBackend*> backends;  // never destroyed (see cuda_emulated_backend)
+  std::lock_guard<std::mutex> lock(mutex);
+  std::string status;
+  const int count = cuda_device_count(&status);
+  CMAE_CHECK(count > 0, Device, "device 'cuda' is not available: ", status);
+  CMAE_CHECK(index >= 0 && index < count, Device, "device 'cuda:", index, "' does not exist (", status, ")");
+  if (backends.empty()) backends.assign(static_cast<size_t>(count), nullptr);
+  if (!backends[static_cast<size_t>(index)]) backends[static_cast<size_t>(index)] = new cuda::CudaBackend(index);
+  return *backends[static_cast<size_t>(index)];
+}
+
+#endif
+
+}  // namespace cmae
