@@ -41,6 +41,18 @@ static void ExpectBatch(const cmae::Tensor& inp) {
   CMAE_CHECK(inp.dim() == 2, Shape, "inp must have shape (B, C), got ", cmae::shape_string(inp.shape()));
 }
 
+// The tensors every LayerNorm forward writes and reads besides its input rows: out (the input's
+// shape), mean and rstd (one per row), weight and bias (C); eps >= 0.
+static void ExpectLayerNormOutputs(const cmae::Tensor& out, const cmae::Tensor& mean, const cmae::Tensor& rstd, const cmae::Tensor& weight,
+                                   const cmae::Tensor& bias, const cmae::Shape& shape, const RowsCols& d, double eps) {
+  ExpectShape(out, "out", cmae::DType::F32, shape);
+  ExpectRowStats(mean, d, "mean");
+  ExpectRowStats(rstd, d, "rstd");
+  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
+  ExpectShape(bias, "bias", cmae::DType::F32, {d.C});
+  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+}
+
 // layernormForward(out, mean, rstd, inp, weight, bias, eps)
 static Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& out = TensorArg(info, 0, "out");
@@ -51,12 +63,7 @@ static Napi::Value LayernormForward(const Napi::CallbackInfo& info) {
   const cmae::Tensor& bias = TensorArg(info, 5, "bias");
   const double eps = NumberArg(info, 6, "eps");
   const RowsCols d = LayerNormDims(inp);
-  ExpectShape(out, "out", cmae::DType::F32, inp.shape());
-  ExpectRowStats(mean, d, "mean");
-  ExpectRowStats(rstd, d, "rstd");
-  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
-  ExpectShape(bias, "bias", cmae::DType::F32, {d.C});
-  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  ExpectLayerNormOutputs(out, mean, rstd, weight, bias, inp.shape(), d, eps);
   BackendOf({{&inp, "inp"}, {&out, "out"}, {&mean, "mean"}, {&rstd, "rstd"}, {&weight, "weight"}, {&bias, "bias"}})
       .layernorm_forward(out.f32(), mean.f32(), rstd.f32(), inp.f32(), weight.f32(), bias.f32(), d.R, d.C, static_cast<float>(eps));
   return info.Env().Undefined();
@@ -186,12 +193,7 @@ static Napi::Value ResidualLayernormForward(const Napi::CallbackInfo& info) {
   const RowsCols d = LayerNormDims(a, "a");
   ExpectShape(b, "b", cmae::DType::F32, a.shape());
   ExpectShape(sum, "sum", cmae::DType::F32, a.shape());
-  ExpectShape(out, "out", cmae::DType::F32, a.shape());
-  ExpectRowStats(mean, d, "mean");
-  ExpectRowStats(rstd, d, "rstd");
-  ExpectShape(weight, "weight", cmae::DType::F32, {d.C});
-  ExpectShape(bias, "bias", cmae::DType::F32, {d.C});
-  CMAE_CHECK(eps >= 0, Value, "eps must be >= 0, got ", eps);
+  ExpectLayerNormOutputs(out, mean, rstd, weight, bias, a.shape(), d, eps);
   CMAE_CHECK(out.storage() != a.storage() && out.storage() != b.storage() && out.storage() != sum.storage(), Value,
              "out must not alias a, b or sum");
   BackendOf({{&a, "a"}, {&b, "b"}, {&sum, "sum"}, {&out, "out"}, {&mean, "mean"}, {&rstd, "rstd"}, {&weight, "weight"}, {&bias, "bias"}})

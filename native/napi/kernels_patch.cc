@@ -40,29 +40,23 @@ static cmae::Shape PatchesShape(const cmae::Tensor& images, int64_t p) {
 
 // ---- bindings -----------------------------------------------------------------------------------
 
-// patchify(patches, images, p, layout): images (B, C, Hh, W) → patches (B, L, p·p·C).
-static Napi::Value Patchify(const Napi::CallbackInfo& info) {
-  const cmae::Tensor& patches = TensorArg(info, 0, "patches");
-  const cmae::Tensor& images = TensorArg(info, 1, "images");
+// patchify(patches, images, p, layout): images (B, C, Hh, W) → patches (B, L, p·p·C), and its exact
+// inverse unpatchify(images, patches, p, layout); the image shape comes from `images` in both.
+template <bool kPatchify>
+static Napi::Value PatchCopy(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& patches = TensorArg(info, kPatchify ? 0 : 1, "patches");
+  const cmae::Tensor& images = TensorArg(info, kPatchify ? 1 : 0, "images");
   const int64_t p = PositiveIntArg(info, 2, "p");
   const cmae::PatchLayout layout = LayoutArg(info, 3);
   ExpectImages(images, "images", p);
   ExpectShape(patches, "patches", cmae::DType::F32, PatchesShape(images, p));
-  BackendOf({{&images, "images"}, {&patches, "patches"}})
-      .patchify(patches.f32(), images.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
-  return info.Env().Undefined();
-}
-
-// unpatchify(images, patches, p, layout): the exact inverse; the image shape comes from `images`.
-static Napi::Value Unpatchify(const Napi::CallbackInfo& info) {
-  const cmae::Tensor& images = TensorArg(info, 0, "images");
-  const cmae::Tensor& patches = TensorArg(info, 1, "patches");
-  const int64_t p = PositiveIntArg(info, 2, "p");
-  const cmae::PatchLayout layout = LayoutArg(info, 3);
-  ExpectImages(images, "images", p);
-  ExpectShape(patches, "patches", cmae::DType::F32, PatchesShape(images, p));
-  BackendOf({{&images, "images"}, {&patches, "patches"}})
-      .unpatchify(images.f32(), patches.f32(), images.size(0), images.size(1), images.size(2), images.size(3), p, layout);
+  cmae::Backend& backend = BackendOf({{&images, "images"}, {&patches, "patches"}});
+  const int64_t B = images.size(0), C = images.size(1), Hh = images.size(2), W = images.size(3);
+  if (kPatchify) {
+    backend.patchify(patches.f32(), images.f32(), B, C, Hh, W, p, layout);
+  } else {
+    backend.unpatchify(images.f32(), patches.f32(), B, C, Hh, W, p, layout);
+  }
   return info.Env().Undefined();
 }
 
@@ -209,8 +203,8 @@ static Napi::Value SincosPosEmbed2d(const Napi::CallbackInfo& info) {
 }
 
 void RegisterPatchKernels(Napi::Env env, Napi::Object kernels) {
-  CMAE_EXPORT(kernels, "patchify", Patchify);
-  CMAE_EXPORT(kernels, "unpatchify", Unpatchify);
+  CMAE_EXPORT(kernels, "patchify", PatchCopy<true>);
+  CMAE_EXPORT(kernels, "unpatchify", PatchCopy<false>);
   CMAE_EXPORT(kernels, "randomMasking", RandomMasking);
   CMAE_EXPORT(kernels, "maskingNoise", MaskingNoise);
   CMAE_EXPORT(kernels, "gatherVisibleForward", GatherVisibleForward);
