@@ -8,10 +8,20 @@
 #include <cstring>
 #include <exception>
 #include <functional>
+#include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace cmae::testing {
+
+// Fails the running case with a message made of the parts.
+template <typename... Parts>
+[[noreturn]] void fail_case(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  throw std::runtime_error(os.str());
+}
 
 // Escapes a string for a JSON string literal.
 inline std::string json_escape(const std::string& s) {
@@ -83,3 +93,9 @@ class Suite {
 };
 
 }  // namespace cmae::testing
+
+// Fails the running case unless cond holds; the message names the condition and the parts.
+#define CMAE_TEST_CHECK(cond, ...)                                                        \
+  do {                                                                                    \
+    if (!(cond)) ::cmae::testing::fail_case("check failed: " #cond ": ", __VA_ARGS__);   \
+  } while (0)

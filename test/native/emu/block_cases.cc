@@ -34,7 +34,7 @@ std::string block_sum_tree_sizes() {
         CMAE_LAUNCH(block_sum_tree, blocks, block_size, 0, nullptr, in.data(), out.data(), n);
         for (int b = 0; b < blocks; ++b) {
           const double expected = tree_block_sum(in, n, block_size, b);
-          EMU_CHECK(out[b] == expected, "block size ", block_size, ", block ", b, ": ", out[b], " vs ", expected);
+          CMAE_TEST_CHECK(out[b] == expected, "block size ", block_size, ", block ", b, ": ", out[b], " vs ", expected);
         }
       }
     }
@@ -53,7 +53,7 @@ std::string block_sum_warp_shuffles() {
         double expected = 0;  // grid-stride ownership: i belongs to block (i mod (blocks * block_size)) / block_size
         for (int i = 0; i < n; ++i)
           if (i % (blocks * block_size) / block_size == b) expected += in[i];
-        EMU_CHECK(out[b] == expected, "block size ", block_size, ", block ", b, ": ", out[b], " vs ", expected);
+        CMAE_TEST_CHECK(out[b] == expected, "block size ", block_size, ", block ", b, ": ", out[b], " vs ", expected);
       }
     }
   });
@@ -82,8 +82,8 @@ bool block_sum_matches(void (*kernel)(const float*, float*, int)) {
 std::string planted_missing_syncthreads() {
   const std::string correct = schedules_failing([] { return block_sum_matches(block_sum_tree); });
   const std::string broken = schedules_failing([] { return block_sum_matches(block_sum_tree_missing_barrier); });
-  EMU_CHECK(correct.empty(), "the correct reduction failed under ", correct);
-  EMU_CHECK(!broken.empty(), "the reduction without its first __syncthreads passed under every schedule");
+  CMAE_TEST_CHECK(correct.empty(), "the correct reduction failed under ", correct);
+  CMAE_TEST_CHECK(!broken.empty(), "the reduction without its first __syncthreads passed under every schedule");
   return "the reduction missing a __syncthreads fails under " + broken + " (the correct one under none)";
 }
 
@@ -100,8 +100,8 @@ bool rotation_matches(void (*kernel)(const float*, float*)) {
 std::string planted_missing_syncwarp() {
   const std::string correct = schedules_failing([] { return rotation_matches(warp_rotate_shared); });
   const std::string broken = schedules_failing([] { return rotation_matches(warp_rotate_shared_missing_syncwarp); });
-  EMU_CHECK(correct.empty(), "the rotation with __syncwarp failed under ", correct);
-  EMU_CHECK(!broken.empty(), "the rotation without __syncwarp passed under every schedule");
+  CMAE_TEST_CHECK(correct.empty(), "the rotation with __syncwarp failed under ", correct);
+  CMAE_TEST_CHECK(!broken.empty(), "the rotation without __syncwarp passed under every schedule");
   return "warp-synchronous code without __syncwarp fails under " + broken + " (with it, under none)";
 }
 
@@ -120,7 +120,7 @@ std::string coordinates_3d() {
                 const unsigned b = bx + 3 * (by + 2 * bz), t = tx + 8 * (ty + 4 * tz);
                 const unsigned expected[12] = {tx, ty, tz, bx, by, bz, 8, 4, 2, 3, 2, 2};
                 for (int k = 0; k < 12; ++k)
-                  EMU_CHECK(out[12 * (b * threads + t) + k] == expected[k], "block ", b, " thread ", t, " field ", k);
+                  CMAE_TEST_CHECK(out[12 * (b * threads + t) + k] == expected[k], "block ", b, " thread ", t, " field ", k);
               }
   });
   return "threadIdx, blockIdx, blockDim, gridDim of a (3,2,2) x (8,4,2) launch are right in every thread";
@@ -133,7 +133,7 @@ std::string shared_memory_starts_nan() {
       std::vector<float> first_reads(blocks * block_size, 0.0f);
       CMAE_LAUNCH(shared_before_write, blocks, block_size, 0, nullptr, first_reads.data());
       for (std::size_t i = 0; i < first_reads.size(); ++i)
-        EMU_CHECK(is_shared_poison(first_reads[i]), "thread ", i, " of launch ", launch, " read ", first_reads[i], " before any write");
+        CMAE_TEST_CHECK(is_shared_poison(first_reads[i]), "thread ", i, " of launch ", launch, " read ", first_reads[i], " before any write");
     }
   });
   return "every block of two launches reads NaN (0x7FC00000) before writing: no block sees another's values";
@@ -148,9 +148,9 @@ std::string shared_declarations() {
       const unsigned long long* first_thread = &out[4 * b * block_size];
       for (int t = 0; t < block_size; ++t)
         for (int k = 0; k < 4; ++k)
-          EMU_CHECK(out[4 * (b * block_size + t) + k] == first_thread[k], "block ", b, " thread ", t, " sees array ", k, " elsewhere");
+          CMAE_TEST_CHECK(out[4 * (b * block_size + t) + k] == first_thread[k], "block ", b, " thread ", t, " sees array ", k, " elsewhere");
       const std::set<unsigned long long> distinct(first_thread, first_thread + 4);
-      EMU_CHECK(distinct.size() == 4 && !distinct.count(0), "the four shared arrays must be distinct (0 marks a declaration that moved)");
+      CMAE_TEST_CHECK(distinct.size() == 4 && !distinct.count(0), "the four shared arrays must be distinct (0 marks a declaration that moved)");
     }
   });
   return "all threads of a block see each array at one address; a declaration in a loop or a helper called twice is one array";
@@ -165,10 +165,10 @@ std::string dynamic_shared_memory() {
     CMAE_LAUNCH(dynamic_shared_reverse, blocks, block_size, bytes, nullptr, in.data(), out.data(), first_read.data(), per_thread);
     for (int b = 0; b < blocks; ++b)
       for (int t = 0; t < block_size; ++t) {
-        EMU_CHECK(is_shared_poison(first_read[b * block_size + t]), "dynamic shared memory did not start as NaN");
+        CMAE_TEST_CHECK(is_shared_poison(first_read[b * block_size + t]), "dynamic shared memory did not start as NaN");
         for (int k = 0; k < per_thread; ++k) {
           const float expected = in[(b * block_size + (block_size - 1 - t)) * per_thread + k];
-          EMU_CHECK(out[(b * block_size + t) * per_thread + k] == expected, "block ", b, " thread ", t, " element ", k);
+          CMAE_TEST_CHECK(out[(b * block_size + t) * per_thread + k] == expected, "block ", b, " thread ", t, " element ", k);
         }
       }
   });
@@ -194,17 +194,17 @@ std::string atomics() {
       expected_max = std::max(expected_max, (i * 7919) % 10007 - 5000);
       expected_min = std::min(expected_min, (i * 7919) % 10007 - 5000);
     }
-    EMU_CHECK(float_sum == expected_float, float_sum, " vs ", expected_float);
-    EMU_CHECK(double_sum == expected_double, double_sum, " vs ", expected_double);
-    EMU_CHECK(int_sum == n * (n - 1) / 2, int_sum);
-    EMU_CHECK(unsigned_sum == 3u * n, unsigned_sum);
-    EMU_CHECK(int_max == expected_max && int_min == expected_min, int_max, " ", int_min);
-    EMU_CHECK(cas_counter == static_cast<unsigned>(n), "CAS increments lost: ", cas_counter);
+    CMAE_TEST_CHECK(float_sum == expected_float, float_sum, " vs ", expected_float);
+    CMAE_TEST_CHECK(double_sum == expected_double, double_sum, " vs ", expected_double);
+    CMAE_TEST_CHECK(int_sum == n * (n - 1) / 2, int_sum);
+    CMAE_TEST_CHECK(unsigned_sum == 3u * n, unsigned_sum);
+    CMAE_TEST_CHECK(int_max == expected_max && int_min == expected_min, int_max, " ", int_min);
+    CMAE_TEST_CHECK(cas_counter == static_cast<unsigned>(n), "CAS increments lost: ", cas_counter);
     std::vector<int> values = exchanged;
     values.push_back(exchange_slot);
     std::sort(values.begin(), values.end());
-    for (int i = 0; i <= n; ++i) EMU_CHECK(values[i] == i - 1, "atomicExch lost or duplicated ", i - 1);
-    for (int b = 0; b < blocks; ++b) EMU_CHECK(block_sums[b] == block_size, "shared atomicAdd of block ", b, ": ", block_sums[b]);
+    for (int i = 0; i <= n; ++i) CMAE_TEST_CHECK(values[i] == i - 1, "atomicExch lost or duplicated ", i - 1);
+    for (int b = 0; b < blocks; ++b) CMAE_TEST_CHECK(block_sums[b] == block_size, "shared atomicAdd of block ", b, ": ", block_sums[b]);
   });
   return "float/double/int/unsigned atomicAdd, atomicMax/Min, a contended atomicCAS loop and atomicExch from 4 x 256 threads";
 }
@@ -225,18 +225,18 @@ std::string schedule_orders() {
   const unsigned n = 3 * 64;
   const ArrivalOrders forward = arrival_orders(Schedule::Forward, 1), reverse = arrival_orders(Schedule::Reverse, 1);
   for (unsigned k = 0; k < n; ++k) {
-    EMU_CHECK(forward.before[k] == k && forward.after[k] == k, "forward order at ", k, ": ", forward.before[k]);
-    EMU_CHECK(reverse.before[k] == n - 1 - k && reverse.after[k] == n - 1 - k, "reverse order at ", k, ": ", reverse.before[k]);
+    CMAE_TEST_CHECK(forward.before[k] == k && forward.after[k] == k, "forward order at ", k, ": ", forward.before[k]);
+    CMAE_TEST_CHECK(reverse.before[k] == n - 1 - k && reverse.after[k] == n - 1 - k, "reverse order at ", k, ": ", reverse.before[k]);
   }
   const ArrivalOrders shuffled = arrival_orders(Schedule::Shuffle, 7), again = arrival_orders(Schedule::Shuffle, 7),
                       other_seed = arrival_orders(Schedule::Shuffle, 8);
   std::vector<unsigned> sorted = shuffled.before;
   std::sort(sorted.begin(), sorted.end());
-  for (unsigned k = 0; k < n; ++k) EMU_CHECK(sorted[k] == k, "the shuffled order is not a permutation");
-  EMU_CHECK(shuffled.before != forward.before && shuffled.before != reverse.before, "shuffle gave a sorted order");
-  EMU_CHECK(shuffled.before != shuffled.after, "shuffle did not draw a new order at the barrier");
-  EMU_CHECK(shuffled.before == again.before && shuffled.after == again.after, "the same seed gave another order");
-  EMU_CHECK(shuffled.before != other_seed.before, "another seed gave the same order");
+  for (unsigned k = 0; k < n; ++k) CMAE_TEST_CHECK(sorted[k] == k, "the shuffled order is not a permutation");
+  CMAE_TEST_CHECK(shuffled.before != forward.before && shuffled.before != reverse.before, "shuffle gave a sorted order");
+  CMAE_TEST_CHECK(shuffled.before != shuffled.after, "shuffle did not draw a new order at the barrier");
+  CMAE_TEST_CHECK(shuffled.before == again.before && shuffled.after == again.after, "the same seed gave another order");
+  CMAE_TEST_CHECK(shuffled.before != other_seed.before, "another seed gave the same order");
   return "forward runs blocks and threads in index order, reverse backwards, shuffle a seeded permutation redrawn at each release";
 }
 
@@ -249,7 +249,7 @@ std::string concurrent_os_threads() {
         const std::vector<float> in = eighths(n, 100 * id + launch);
         std::vector<float> out(blocks);
         CMAE_LAUNCH(block_sum_warps, blocks, block_size, 0, nullptr, in.data(), out.data(), n);
-        for (int b = 0; b < blocks; ++b) EMU_CHECK(out[b] == tree_block_sum(in, n, block_size, b), "thread ", id, " launch ", launch);
+        for (int b = 0; b < blocks; ++b) CMAE_TEST_CHECK(out[b] == tree_block_sum(in, n, block_size, b), "thread ", id, " launch ", launch);
       }
     } catch (const std::exception& e) {
       failures[id] = e.what();
@@ -258,7 +258,7 @@ std::string concurrent_os_threads() {
   std::thread first(worker, 0), second(worker, 1);
   first.join();
   second.join();
-  EMU_CHECK(failures[0].empty() && failures[1].empty(), failures[0], failures[1]);
+  CMAE_TEST_CHECK(failures[0].empty() && failures[1].empty(), failures[0], failures[1]);
   return "two OS threads launching 20 reductions each at once, each with its own scheduler, get their own results";
 }
 
@@ -273,8 +273,8 @@ std::string big_grid_cost() {
   CMAE_LAUNCH(block_sum_warps, blocks, block_size, 0, nullptr, in.data(), out.data(), n);
   const double ms = milliseconds_since(start);
   const std::uint64_t switches = emu::fibre_switches() - switches_before;
-  for (int b = 0; b < blocks; ++b) EMU_CHECK(out[b] == tree_block_sum(in, n, block_size, b), "block ", b);
-  EMU_CHECK(ms < 10000, "4096 x 256 threads took ", ms, " ms");
+  for (int b = 0; b < blocks; ++b) CMAE_TEST_CHECK(out[b] == tree_block_sum(in, n, block_size, b), "block ", b);
+  CMAE_TEST_CHECK(ms < 10000, "4096 x 256 threads took ", ms, " ms");
   std::ostringstream os;
   os.precision(3);
   os << "4096 blocks x 256 threads (block_sum_warps): " << ms << " ms, " << 1000 * ms / blocks << " us per block, " << switches
@@ -292,8 +292,8 @@ std::string fibre_switch_cost() {
   CMAE_LAUNCH(barrier_loop, 1, block_size, 0, nullptr, iterations, &out);
   const double ms = milliseconds_since(start);
   const std::uint64_t switches = emu::fibre_switches() - switches_before;
-  EMU_CHECK(out == iterations, out);
-  EMU_CHECK(switches == 2ull * block_size * (iterations + 1), "switches counted: ", switches);
+  CMAE_TEST_CHECK(out == iterations, out);
+  CMAE_TEST_CHECK(switches == 2ull * block_size * (iterations + 1), "switches counted: ", switches);
   std::ostringstream os;
   os.precision(3);
   os << "1024 threads x " << iterations << " __syncthreads: " << ms << " ms, " << 1e6 * ms / static_cast<double>(switches)
@@ -308,7 +308,7 @@ void check_next_launch_works() {
   std::vector<float> out(2);
   CMAE_LAUNCH(block_sum_tree, 2, 150, 0, nullptr, in.data(), out.data(), 300);
   for (int b = 0; b < 2; ++b)
-    EMU_CHECK(out[b] == tree_block_sum(in, 300, 150, b), "the launch after an error summed block ", b, " to ", out[b]);
+    CMAE_TEST_CHECK(out[b] == tree_block_sum(in, 300, 150, b), "the launch after an error summed block ", b, " to ", out[b]);
 }
 
 void add_block_cases(testing::Suite& suite) {

@@ -15,17 +15,7 @@
 
 namespace cmae::emu_tests {
 
-// Fails the running case with a message made of the parts.
-template <typename... Parts>
-[[noreturn]] void fail_check(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  throw std::runtime_error(os.str());
-}
-#define EMU_CHECK(cond, ...)                                                                      \
-  do {                                                                                            \
-    if (!(cond)) ::cmae::emu_tests::fail_check("check failed: " #cond ": ", __VA_ARGS__);         \
-  } while (0)
+using testing::fail_case;
 
 // Runs fn under each schedule order; a failure says which.
 void under_all_schedules(const std::function<void()>& fn);

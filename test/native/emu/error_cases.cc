@@ -89,7 +89,7 @@ std::string shared_memory_limits() {
   expect_planted([] { CMAE_LAUNCH(static_shared_over_48k, 1, 32, 0, nullptr, scratch.data()); },
                  {"shared array 'too_big' brings the static shared memory to 52000 bytes, over the limit of 49152"});
   CMAE_LAUNCH(large_static_shared, 1, 64, 100 * 1024, nullptr, scratch.data());  // 140 KiB in all: allowed
-  EMU_CHECK(scratch[0] == 1.0f, "the allowed launch did not run");
+  CMAE_TEST_CHECK(scratch[0] == 1.0f, "the allowed launch did not run");
   return "40 KiB static + 200 KiB dynamic and 52000 bytes of static shared memory are refused; 40 + 100 KiB runs";
 }
 
@@ -121,7 +121,7 @@ std::string unwinds_fibres() {
   under_all_schedules([] {
     int destroyed = 0;
     expect_error([&] { CMAE_LAUNCH(deadlock_holding_an_object, 1, 64, 0, nullptr, &destroyed); }, ErrorKind::Internal, {"deadlock"});
-    EMU_CHECK(destroyed == 64, "the aborted launch ran ", destroyed, " of 64 destructors");
+    CMAE_TEST_CHECK(destroyed == 64, "the aborted launch ran ", destroyed, " of 64 destructors");
     check_next_launch_works();
   });
   return "an aborted launch unwinds every fibre (all 64 destructors ran) and the next launch works";
@@ -140,7 +140,7 @@ std::string bad_launch_configurations() {
   expect_error([&] { launch(dim3(1, 65536, 1), 32, 0); }, ErrorKind::Device, {"the grid is at most (2^31-1, 65535, 65535)"});
   expect_error([&] { launch(1, 32, 228 * 1024); }, ErrorKind::Device, {"233472 bytes of dynamic shared memory", "at most 227 KiB"});
   launch(1, 32, 227 * 1024);
-  EMU_CHECK(scratch[31] == 2.0f, "the launch with 227 KiB of dynamic shared memory did not run");
+  CMAE_TEST_CHECK(scratch[31] == 2.0f, "the launch with 227 KiB of dynamic shared memory did not run");
   return "bad block/grid shapes and too much dynamic shared memory are refused as Device errors naming the kernel";
 }
 

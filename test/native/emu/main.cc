@@ -13,7 +13,7 @@ void under_all_schedules(const std::function<void()>& fn) {
     try {
       fn();
     } catch (const std::exception& e) {
-      fail_check("[schedule ", emu::schedule_name(schedule), "] ", e.what());
+      fail_case("[schedule ", emu::schedule_name(schedule), "] ", e.what());
     }
   });
 }
@@ -23,11 +23,11 @@ std::string expect_error(const std::function<void()>& launch, ErrorKind kind, st
     launch();
   } catch (const Error& e) {
     const std::string message = e.what();
-    EMU_CHECK(e.kind() == kind, "wrong error kind ", static_cast<int>(e.kind()), ": ", message);
-    for (const auto& fragment : fragments) EMU_CHECK(message.find(fragment) != std::string::npos, "'", fragment, "' missing from: ", message);
+    CMAE_TEST_CHECK(e.kind() == kind, "wrong error kind ", static_cast<int>(e.kind()), ": ", message);
+    for (const auto& fragment : fragments) CMAE_TEST_CHECK(message.find(fragment) != std::string::npos, "'", fragment, "' missing from: ", message);
     return message;
   }
-  fail_check("expected an error containing '", *fragments.begin(), "', but the launch succeeded");
+  fail_case("expected an error containing '", *fragments.begin(), "', but the launch succeeded");
 }
 
 std::vector<float> eighths(std::size_t n, std::uint32_t seed) {

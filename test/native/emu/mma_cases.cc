@@ -63,11 +63,11 @@ std::string conversions() {
   }
   for (const float x : values) {
     const float tf32 = from_bits(cuda::to_tf32(x));
-    EMU_CHECK(same_float(tf32, reference_tf32(x)), "to_tf32(", x, ") = ", tf32, ", expected ", reference_tf32(x));
-    EMU_CHECK(std::isnan(x) || (cuda::to_tf32(x) & 0x1FFFu) == 0, "to_tf32 left low bits set for ", x);
+    CMAE_TEST_CHECK(same_float(tf32, reference_tf32(x)), "to_tf32(", x, ") = ", tf32, ", expected ", reference_tf32(x));
+    CMAE_TEST_CHECK(std::isnan(x) || (cuda::to_tf32(x) & 0x1FFFu) == 0, "to_tf32 left low bits set for ", x);
     const std::uint32_t packed = cuda::pack_bf16x2(x, -x);
     const float lo = from_bits(packed << 16), hi = from_bits(packed & 0xFFFF0000u);
-    EMU_CHECK(same_float(lo, reference_bf16(x)) && same_float(hi, reference_bf16(-x)), "pack_bf16x2(", x, ", ", -x, ") = ", lo, ", ", hi);
+    CMAE_TEST_CHECK(same_float(lo, reference_bf16(x)) && same_float(hi, reference_bf16(-x)), "pack_bf16x2(", x, ", ", -x, ") = ", lo, ", ", hi);
   }
   return std::to_string(values.size()) + " floats (ties, extremes, infinities, NaN, random normals) round to TF32 (nearest, " +
          "ties away) and BF16 (nearest even, low half first) by their definitions";
@@ -120,7 +120,7 @@ std::string check_mma(const char* what, Kernel kernel, int k, float (*round)(flo
       std::vector<double> ref, scale;
       reference_gemm(ra, rb, c, k, ref, scale);
       const double error = max_relative_error(d, ref, scale);
-      EMU_CHECK(error <= kMmaTolerance, what, " seed ", seed, ": relative error ", error);
+      CMAE_TEST_CHECK(error <= kMmaTolerance, what, " seed ", seed, ": relative error ", error);
       worst = std::max(worst, error);
     }
   });
@@ -151,9 +151,9 @@ std::string ldmatrix_layouts() {
       for (unsigned i = 0; i < 4; ++i) {
         const std::uint32_t plain = matrix(i, g, 2 * t) | matrix(i, g, 2 * t + 1) << 16;
         const std::uint32_t transposed = matrix(i, 2 * t, g) | matrix(i, 2 * t + 1, g) << 16;
-        EMU_CHECK(o[i] == plain, "x4 lane ", lane, " register ", i);
-        EMU_CHECK(o[4 + i] == transposed, "x4.trans lane ", lane, " register ", i);
-        if (i < 2) EMU_CHECK(o[8 + i] == plain && o[10 + i] == transposed, "x2 lane ", lane, " register ", i);
+        CMAE_TEST_CHECK(o[i] == plain, "x4 lane ", lane, " register ", i);
+        CMAE_TEST_CHECK(o[4 + i] == transposed, "x4.trans lane ", lane, " register ", i);
+        if (i < 2) CMAE_TEST_CHECK(o[8 + i] == plain && o[10 + i] == transposed, "x2 lane ", lane, " register ", i);
       }
     }
   });
@@ -166,12 +166,12 @@ std::string cp_async_groups() {
     std::vector<float> seen(512, 0.0f);
     CMAE_LAUNCH(cp_async_stages, 1, 32, 0, nullptr, src.data(), seen.data());
     for (int i = 0; i < 128; ++i) {
-      EMU_CHECK(seen[i] == src[i], "stage 0 after wait<1>, element ", i);
-      EMU_CHECK(is_shared_poison(seen[128 + i]), "stage 1 landed before any wait covered it, element ", i);
-      EMU_CHECK(seen[256 + i] == src[128 + i], "stage 1 after wait<0>, element ", i);
+      CMAE_TEST_CHECK(seen[i] == src[i], "stage 0 after wait<1>, element ", i);
+      CMAE_TEST_CHECK(is_shared_poison(seen[128 + i]), "stage 1 landed before any wait covered it, element ", i);
+      CMAE_TEST_CHECK(seen[256 + i] == src[128 + i], "stage 1 after wait<0>, element ", i);
     }
-    for (int i = 0; i < 64; ++i) EMU_CHECK(seen[384 + i] == src[256 + i], "cp_async_8, element ", i);
-    for (int i = 0; i < 32; ++i) EMU_CHECK(seen[448 + i] == src[320 + i], "cp_async_4, element ", i);
+    for (int i = 0; i < 64; ++i) CMAE_TEST_CHECK(seen[384 + i] == src[256 + i], "cp_async_8, element ", i);
+    for (int i = 0; i < 32; ++i) CMAE_TEST_CHECK(seen[448 + i] == src[320 + i], "cp_async_4, element ", i);
   });
   return "cp.async 16/8/4: a group lands when cp_async_wait covers it, not before (the newest group is still NaN after wait<1>)";
 }

@@ -10,18 +10,18 @@ namespace cmae::emu_tests {
 namespace {
 
 std::string runtime_wrapper() {
-  EMU_CHECK(cuda::device_count() == 1, cuda::device_count());
+  CMAE_TEST_CHECK(cuda::device_count() == 1, cuda::device_count());
   const cuda::DeviceProperties properties = cuda::device_properties(0);
-  EMU_CHECK(properties.major == 9 && properties.max_shared_bytes_per_block == 227 * 1024, properties.name);
+  CMAE_TEST_CHECK(properties.major == 9 && properties.max_shared_bytes_per_block == 227 * 1024, properties.name);
   expect_error([] { cuda::device_properties(1); }, ErrorKind::Device, {"one device"});
 
   cuda::Stream stream = cuda::stream_create();
-  EMU_CHECK(stream != nullptr, "stream_create gave the default stream");
+  CMAE_TEST_CHECK(stream != nullptr, "stream_create gave the default stream");
   std::vector<int> host(64);
   std::iota(host.begin(), host.end(), 0);
   auto* device = static_cast<int*>(cuda::device_alloc(host.size() * sizeof(int)));
   auto* other = static_cast<int*>(cuda::device_alloc(host.size() * sizeof(int)));
-  EMU_CHECK(reinterpret_cast<std::uintptr_t>(device) % 256 == 0, "allocations are 256-byte aligned like cudaMalloc's");
+  CMAE_TEST_CHECK(reinterpret_cast<std::uintptr_t>(device) % 256 == 0, "allocations are 256-byte aligned like cudaMalloc's");
   cuda::copy(device, host.data(), host.size() * sizeof(int), stream);
   cuda::copy(other, device, host.size() * sizeof(int), stream);
   // Rows 1-2 of an 8-int-wide matrix, 3 ints each, from pitch 32 into pitch 16 bytes.
@@ -33,10 +33,10 @@ std::string runtime_wrapper() {
   cuda::copy(back.data(), other, back.size() * sizeof(int), stream);
   cuda::stream_synchronize(stream);
   const std::vector<int> expected_packed = {10, 11, 12, -1, 18, 19, 20, -1};
-  EMU_CHECK(packed == expected_packed, "copy_2d");
+  CMAE_TEST_CHECK(packed == expected_packed, "copy_2d");
   for (int i = 0; i < 64; ++i) {
     const bool zeroed = i < 8, filled = (i >= 16 && i < 18) || (i >= 24 && i < 26);
-    EMU_CHECK(back[i] == (zeroed ? 0 : filled ? -1 : i), "element ", i, " is ", back[i]);
+    CMAE_TEST_CHECK(back[i] == (zeroed ? 0 : filled ? -1 : i), "element ", i, " is ", back[i]);
   }
   expect_error([&] { cuda::copy_2d(packed.data(), 8, host.data(), 16, 12, 1, stream); }, ErrorKind::Device, {"exceeds a pitch"});
   cuda::device_free(device);

@@ -56,7 +56,7 @@ std::string shuffles_match_definition() {
                       oi.data(), ou.data(), od.data());
           for (unsigned t = 0; t < kThreads; ++t) {
             const unsigned source = t / 32 * 32 + guide_source_lane(kind, t % 32, arg, width);
-            EMU_CHECK(of[t] == vf[source] && oi[t] == vi[source] && ou[t] == vu[source] && od[t] == vd[source], "shuffle kind ", kind,
+            CMAE_TEST_CHECK(of[t] == vf[source] && oi[t] == vi[source] && ou[t] == vu[source] && od[t] == vd[source], "shuffle kind ", kind,
                       " arg ", arg, " width ", width, ": thread ", t, " got float ", of[t], " (expected thread ", source, "'s)");
           }
           ++probes;
@@ -71,7 +71,7 @@ std::string per_lane_sources() {
   for (int t = 0; t < kThreads; ++t) values[t] = 1000 + t;
   under_all_schedules([&] {
     CMAE_LAUNCH(shuffle_per_lane_source, 1, kThreads, 0, nullptr, values.data(), out.data());
-    for (unsigned t = 0; t < kThreads; ++t) EMU_CHECK(out[t] == values[t / 32 * 32 + (t % 32 * 7 + 3) % 32], "thread ", t);
+    for (unsigned t = 0; t < kThreads; ++t) CMAE_TEST_CHECK(out[t] == values[t / 32 * 32 + (t % 32 * 7 + 3) % 32], "thread ", t);
   });
   return "a shuffle whose source lane differs per lane";
 }
@@ -96,12 +96,12 @@ std::string partial_masks() {
       }
       const int* o = &out[4 * t];
       if (lane < 16) {
-        EMU_CHECK(o[0] == values[base + (lane ^ 1)], "xor in the lower half, thread ", t);
-        EMU_CHECK(o[1] == static_cast<int>(ballot) && o[2] == sum && o[3] == (all_positive ? 1 : 0), "lower half votes, thread ", t);
+        CMAE_TEST_CHECK(o[0] == values[base + (lane ^ 1)], "xor in the lower half, thread ", t);
+        CMAE_TEST_CHECK(o[1] == static_cast<int>(ballot) && o[2] == sum && o[3] == (all_positive ? 1 : 0), "lower half votes, thread ", t);
       } else {
-        EMU_CHECK(o[0] == values[lane % 16 + 2 < 16 ? t + 2 : t], "down in the upper half, thread ", t);
-        EMU_CHECK(o[1] == (lane >= 24 ? static_cast<int>(ballot) : -1), "ballot of lanes 24-31, thread ", t, ": ", o[1]);
-        EMU_CHECK(o[2] == max && o[3] == (any_large ? 1 : 0), "upper half reductions, thread ", t);
+        CMAE_TEST_CHECK(o[0] == values[lane % 16 + 2 < 16 ? t + 2 : t], "down in the upper half, thread ", t);
+        CMAE_TEST_CHECK(o[1] == (lane >= 24 ? static_cast<int>(ballot) : -1), "ballot of lanes 24-31, thread ", t, ": ", o[1]);
+        CMAE_TEST_CHECK(o[2] == max && o[3] == (any_large ? 1 : 0), "upper half reductions, thread ", t);
       }
     }
   });
@@ -119,7 +119,7 @@ std::string votes_after_exit_case() {
       unsigned ballot = 0;
       for (unsigned l = 0; l < 24; ++l)
         if (values[t / 32 * 32 + l] % 2 == 0) ballot |= 1u << l;
-      EMU_CHECK(out[2 * t] == ballot && out[2 * t + 1] == 1u, "thread ", t, ": ballot ", out[2 * t], " vs ", ballot);
+      CMAE_TEST_CHECK(out[2 * t] == ballot && out[2 * t + 1] == 1u, "thread ", t, ": ballot ", out[2 * t], " vs ", ballot);
     }
   });
   return "a full-mask ballot and __all_sync after lanes 24-31 exited count the live lanes only";
@@ -148,7 +148,7 @@ std::string votes_and_reductions_case() {
       }
       const int expected[9] = {static_cast<int>(ballot), all, any, sum, min, max, static_cast<int>(usum), static_cast<int>(umin),
                                static_cast<int>(umax)};
-      for (int k = 0; k < 9; ++k) EMU_CHECK(out[9 * t + k] == expected[k], "thread ", t, " result ", k, ": ", out[9 * t + k]);
+      for (int k = 0; k < 9; ++k) CMAE_TEST_CHECK(out[9 * t + k] == expected[k], "thread ", t, " result ", k, ": ", out[9 * t + k]);
     }
   });
   return "__ballot/__all/__any_sync and __reduce_add/min/max_sync (int and unsigned, negatives included) match their definitions";
@@ -163,7 +163,7 @@ std::string syncthreads_predicates_case() {
       CMAE_LAUNCH(syncthreads_predicates, 1, block_size, 0, nullptr, predicates.data(), out.data());
       const int count = static_cast<int>(std::count_if(predicates.begin(), predicates.end(), [](int p) { return p != 0; }));
       for (int t = 0; t < block_size; ++t)
-        EMU_CHECK(out[3 * t] == count && out[3 * t + 1] == (count == block_size) && out[3 * t + 2] == (count > 0), "pattern ", pattern,
+        CMAE_TEST_CHECK(out[3 * t] == count && out[3 * t + 1] == (count == block_size) && out[3 * t + 2] == (count > 0), "pattern ", pattern,
                   " thread ", t);
     }
   });
@@ -189,7 +189,7 @@ std::string chained_collectives() {
   }
   under_all_schedules([&] {
     CMAE_LAUNCH(chained_shuffles, 1, kThreads, 0, nullptr, values.data(), out.data(), rounds);
-    for (int t = 0; t < kThreads; ++t) EMU_CHECK(out[t] == expected[t], "thread ", t);
+    for (int t = 0; t < kThreads; ++t) CMAE_TEST_CHECK(out[t] == expected[t], "thread ", t);
   });
   return "64 rounds of a shuffle feeding a ballot feeding the next shuffle: no stale values between collectives";
 }

@@ -1,0 +1,115 @@
+// Cases of ops/loss.h: the norm-pix MSE of the pixel decoder and CMAE's InfoNCE, forward and
+// backward fused (the scalar loss stays in backend memory; the gradient pointer may be null).
+#include <cmath>
+
+#include "harness.h"
+#include "reference.h"
+
+namespace cmae::op_tests {
+
+namespace {
+
+// The loss is accumulated in double (contract), then rounded: float32 per-element work before it.
+constexpr Tolerance kNormPixLoss{0.0, 1e-6};
+constexpr Tolerance kNormPixGrad{1e-9, 1e-5};
+// test/ops/loss.test.ts's bounds: logits of |q̂·k̂|/τ <= 14 and B-term softmax sums.
+constexpr Tolerance kInfoNceLoss{1e-6, 1e-5};
+constexpr Tolerance kInfoNceGrad{1e-7, 1e-4};
+
+constexpr float kNormPixEps = 1e-6f;  // the model's norm-pix eps
+
+struct NormPixCase {
+  int64_t B, L, P;
+  bool norm_pix = true;
+  bool with_grad = true;
+  double masked_share = 0.75;   // 0: nothing masked (loss = 0, dpred = 0)
+  bool constant_patch = false;  // target patch (0, 0) constant: a zero variance, eps alone in the sqrt
+  float dloss = 1.0f;
+};
+
+std::string label(const NormPixCase& c) {
+  std::string l = shape_label("B", c.B, "L", c.L, "P", c.P);
+  l += c.norm_pix ? " norm_pix" : " raw";
+  if (!c.with_grad) l += " dpred=null";
+  if (c.masked_share == 0.0) l += " nothing masked";
+  if (c.constant_patch) l += " constant patch";
+  if (c.dloss != 1.0f) l += " " + shape_label("dloss", c.dloss);
+  return l;
+}
+
+void run_normpix(OpRun& run, const NormPixCase& c) {
+  const auto [B, L, P, norm_pix, with_grad, masked_share, constant_patch, dloss] = c;
+  Floats target = run.normal(B * L * P, 0.8, 0.3);
+  if (constant_patch)
+    for (int64_t i = 0; i < P; ++i) target[static_cast<size_t>(i)] = 0.5f;
+  Floats mask(static_cast<size_t>(B * L));
+  for (float& m : mask) m = run.rng().uniform() < masked_share ? 1.0f : 0.0f;
+  const Buffer pred_b = run.input("pred", run.normal(B * L * P), {B, L, P});
+  const Buffer target_b = run.input("target", target, {B, L, P});
+  const Buffer mask_b = run.input("mask", mask, {B, L});
+  const Buffer loss = run.output("loss", {1});
+  const Buffer dpred = run.output("dpred", {with_grad ? B * L * P : 0});
+  run.backend().normpix_mse_forward_backward(loss.f32(), with_grad ? dpred.f32() : nullptr, pred_b.f32(), target_b.f32(),
+                                             mask_b.f32(), B, L, P, norm_pix, kNormPixEps, dloss);
+  const ref::LossAndGrad want = ref::normpix_mse(pred_b.host(), target, mask, B, L, P, norm_pix, kNormPixEps, dloss);
+  run.expect_close(loss, {want.loss}, kNormPixLoss);
+  if (with_grad) run.expect_close(dpred, want.grad, kNormPixGrad);  // exact zeros on visible patches included
+}
+
+struct InfoNceCase {
+  int64_t B, E;
+  bool with_grad = true;
+  float dloss = 0.5f;
+};
+
+std::string label(const InfoNceCase& c) {
+  std::string l = shape_label("B", c.B, "E", c.E);
+  if (!c.with_grad) l += " dq=null";
+  if (c.dloss != 0.5f) l += " " + shape_label("dloss", c.dloss);
+  return l;
+}
+
+void run_infonce(OpRun& run, const InfoNceCase& c) {
+  const auto [B, E, with_grad, dloss] = c;
+  const float tau = 0.07f, scale = 2.0f * tau;  // CMAE's τ and its 2τ scale
+  const Floats q = run.normal(B * E);
+  // Targets correlated with their queries (k = q + noise), so the loss is neither ~log B nor ~0.
+  Floats k = run.normal(B * E);
+  for (size_t i = 0; i < k.size(); ++i) k[i] = q[i] + 0.8f * k[i];
+  const Buffer q_b = run.input("q", q, {B, E});
+  const Buffer k_b = run.input("k", k, {B, E});
+  const Buffer loss = run.output("loss", {1});
+  const Buffer dq = run.output("dq", {with_grad ? B * E : 0});
+  run.backend().infonce_forward_backward(loss.f32(), with_grad ? dq.f32() : nullptr, q_b.f32(), k_b.f32(), B, E, tau, scale, dloss);
+  const ref::LossAndGrad want = ref::infonce(q, k, B, E, tau, scale, dloss);
+  run.expect_close(loss, {want.loss}, kInfoNceLoss);
+  if (with_grad) run.expect_close(dq, want.grad, kInfoNceGrad);
+}
+
+}  // namespace
+
+void add_loss_cases(CaseTable& table) {
+  // P = 2 (the smallest with an unbiased variance), odd sizes, the micro model (16 patches of
+  // 4·4·3), ViT-tiny on 32×32 images (64 of 48) and ViT-B/16 on 224×224 (196 of 768).
+  std::vector<NormPixCase> normpix = {
+      {1, 1, 2}, {3, 7, 5}, {2, 16, 48}, {8, 64, 48}, {2, 196, 768},
+      {3, 7, 5, false}, {8, 64, 48, false},
+      {8, 64, 48, true, false}, {2, 16, 48, false, false},
+      {2, 16, 48, true, true, 0.0}, {2, 16, 48, true, false, 0.0},
+      {2, 16, 48, true, true, 1.0, true},
+      {8, 64, 48, true, true, 0.75, false, 0.7f},
+  };
+  for (const NormPixCase& c : normpix) {
+    const bool big = c.P == 768;
+    table.add("loss", "normpix_mse_forward_backward", label(c), [c](OpRun& run) { run_normpix(run, c); }).thread_invariant = big;
+  }
+  // B = 1 (CE of one logit: loss 0), E = 1 (q̂ = ±1), odd sizes and the CMAE projector (256).
+  // (256, 256) is the thread-count case: rows are split 64 at a time at least.
+  const InfoNceCase infonce[] = {{1, 1}, {2, 1}, {1, 7}, {5, 7}, {8, 128}, {64, 256}, {256, 256}, {8, 128, false}, {5, 7, true, 1.0f}};
+  for (const InfoNceCase& c : infonce) {
+    const bool big = c.B == 256;
+    table.add("loss", "infonce_forward_backward", label(c), [c](OpRun& run) { run_infonce(run, c); }).thread_invariant = big;
+  }
+}
+
+}  // namespace cmae::op_tests
