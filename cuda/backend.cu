@@ -53,6 +53,15 @@ void CudaBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
 
 void CudaBackend::synchronize() { stream_synchronize(stream_); }
 
+void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
+  CMAE_CHECK(precision == MatmulPrecision::FP32 || properties_.major >= 8, Value, matmul_precision_name(precision),
+             " matmuls need tensor cores of compute capability >= 8.0; ", properties_.name, " has ", properties_.major, ".",
+             properties_.minor);
+  precision_ = precision;
+}
+
+MatmulPrecision CudaBackend::matmul_precision() const { return precision_; }
+
 void CudaBackend::run_parts(int parts, const std::function<void(int)>& fn) {
   for (int part = 0; part < parts; ++part) fn(part);
 }

@@ -57,9 +57,12 @@ class CudaBackend final : public Backend {
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D,
                           int64_t H) override;
 
-  // linear.cu
+  // The precision of sgemm and linear_* (FP32 SIMT products; TF32 and BF16 on tensor cores, from
+  // compute capability 8.0). TF32 by default where it exists, as PyTorch's "high".
   void set_matmul_precision(MatmulPrecision precision) override;
   MatmulPrecision matmul_precision() const override;
+
+  // linear.cu
   void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
              const float* B, int64_t ldb, float beta, float* C, int64_t ldc) override;
   void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C,

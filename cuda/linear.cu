@@ -3,14 +3,6 @@
 
 CMAE_CUDA_NAMESPACE_BEGIN
 
-void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
-  fail(ErrorKind::Device, "set_matmul_precision is not implemented on the CUDA backend yet");
-}
-
-MatmulPrecision CudaBackend::matmul_precision() const {
-  fail(ErrorKind::Device, "matmul_precision is not implemented on the CUDA backend yet");
-}
-
 void CudaBackend::sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   fail(ErrorKind::Device, "sgemm is not implemented on the CUDA backend yet");
 }
