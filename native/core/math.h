@@ -9,12 +9,15 @@ namespace cmae {
 constexpr float kInvSqrt2 = 0.70710678118654752440f;
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;
 
-// GELU in PyTorch nn.GELU's default (exact erf) form: 0.5·x·(1 + erf(x/√2)). Spec §1.3.
-CMAE_HD float gelu(float x) { return 0.5f * x * (1.0f + erff(x * kInvSqrt2)); }
+// GELU in PyTorch nn.GELU's default (exact erf) form: 0.5·x·(1 + erf(x/√2)) (spec §1.3), computed as
+// x·Φ(x) with Φ(x) = erfc(−x/√2)/2: the same function without 1 + erf's cancellation for x < 0,
+// where a few ulps of erff would otherwise dominate the result.
+CMAE_HD float normal_cdf(float x) { return 0.5f * erfcf(-x * kInvSqrt2); }
+CMAE_HD float gelu(float x) { return x * normal_cdf(x); }
 
 // d/dx GELU(x) = Φ(x) + x·φ(x).
 CMAE_HD float gelu_grad(float x) {
-  const float cdf = 0.5f * (1.0f + erff(x * kInvSqrt2));
+  const float cdf = normal_cdf(x);
   const float pdf = kInvSqrt2Pi * expf(-0.5f * x * x);
   return cdf + x * pdf;
 }

@@ -1,0 +1,227 @@
+// Kernels of the loss family (ops/loss.h): the fused forward + backward of the norm-pix MSE and
+// of CMAE's InfoNCE. Every reduction is in double and in an order fixed by the shape; the scalar
+// loss is written by a last single-block pass (activation.cuh's sum_kernel) into device memory.
+//
+// normpix_mse_forward_backward, three launches:
+//   1. sum_kernel: Σ mask (double) into scratch[0] (the gradient's scale needs it before any row);
+//   2. normpix_rows_kernel: a warp per patch row, 8 rows per 256-thread block. A masked row reads
+//      its target for the mean and the unbiased variance (two warp_sums), then pred and target
+//      again for the squared error (a third), writing dpred on the way; L1 holds the row (P·4
+//      bytes) between the passes, so DRAM sees each array once. A visible row reads nothing and
+//      writes zeros. The block's 8 row losses are added in warp order into partials[block];
+//   3. sum_kernel: Σ partials / Σ mask into *loss (0 when nothing is masked).
+// infonce_forward_backward, two launches:
+//   1. infonce_rows_kernel: a block of 256 threads per query row i (B x B logits, one row per
+//      block). q_i is staged in shared memory; thread t computes logit_ij for j = t, t + 256, ...
+//      as a dot product over E in double, together with ||k_j|| (so k's norms need no pass of
+//      their own), reading k_j's row (L1/L2-resident: k is B·E·4 bytes). Then the row's max,
+//      Σ exp and cross-entropy (block_max, block_sum), the softmax gradient coefficients
+//      c_ij = scale·dloss/B·(p_ij − δ_ij)/(||k_j||·τ) in shared memory, dq̂_i = Σ_j c_ij k_j by a
+//      thread per feature e (j in order, k read coalesced), and F.normalize's backward through
+//      one more block_sum. row_loss[i] goes to scratch;
+//   2. sum_kernel: scale · Σ row_loss / B into *loss.
+//   Dynamic shared memory per block: 16·B + 12·E bytes (B = E = 256: 7 KiB); the 227 KiB of sm_90
+//   hold B up to ~14 K at E = 256 (163 KiB of sm_80: ~10 K). Beyond that the launch fails with
+//   ErrorKind::Device naming the kernel, never silently.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "common/compat.cuh"
+#include "common/reduce.cuh"
+#include "kernels/activation.cuh"
+
+CMAE_CUDA_NAMESPACE_BEGIN
+
+namespace kernels {
+
+// ---- normalised-pixel MSE -----------------------------------------------------------------------
+
+// partials[blockIdx.x] = Σ over the block's 8 rows r of mask[r]·mean_P((pred − target_n)²), and
+// dpred (if not null) = mask[r]·2·dloss·(pred − target_n)/(P·Σ mask) (0 on visible rows, and
+// everywhere when Σ mask = 0). W = 4 needs P % 4 == 0 and 16-byte aligned pred, target, dpred.
+template <int W>
+__global__ void __launch_bounds__(kStreamThreads)
+    normpix_rows_kernel(double* partials, float* dpred, const float* pred, const float* target, const float* mask,
+                        const double* mask_sum_ptr, int64_t R, int64_t P, bool norm_pix, float eps, float dloss) {
+  CMAE_SHARED(double, warp_loss, kRowsPerBlock);
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  const int64_t r = warp_row(R);
+  const double mask_sum = *mask_sum_ptr;
+  double row_loss = 0.0;
+  if (r >= 0) {  // warp-uniform, as are the branches below: the warp_sums see whole warps
+    const float w = mask[r];
+    float* dp = dpred ? dpred + r * P : nullptr;
+    if (w == 0.0f || mask_sum == 0.0) {
+      if (dp) {
+        for (int64_t i = lane * W; i < P; i += 32 * W) store_vec<W>(dp + i, FloatVec<W>::splat(0.0f));
+      }
+    } else {
+      const float* p = pred + r * P;
+      const float* t = target + r * P;
+      double mean = 0.0, rstd = 1.0;
+      if (norm_pix) {
+        double sum = 0.0;
+        for (int64_t i = lane * W; i < P; i += 32 * W) {
+          const FloatVec<W> tv = load_vec<W>(t + i);
+          CMAE_UNROLL
+          for (int k = 0; k < W; ++k) sum += tv.v[k];
+        }
+        mean = warp_sum(sum) / static_cast<double>(P);
+        double ss = 0.0;
+        for (int64_t i = lane * W; i < P; i += 32 * W) {
+          const FloatVec<W> tv = load_vec<W>(t + i);
+          CMAE_UNROLL
+          for (int k = 0; k < W; ++k) {
+            const double c = tv.v[k] - mean;
+            ss += c * c;
+          }
+        }
+        const double var = warp_sum(ss) / static_cast<double>(P - 1);
+        rstd = 1.0 / sqrt(var + static_cast<double>(eps));
+      }
+      const double g = 2.0 * static_cast<double>(dloss) / (static_cast<double>(P) * mask_sum) * w;
+      double sq = 0.0;
+      for (int64_t i = lane * W; i < P; i += 32 * W) {
+        const FloatVec<W> pv = load_vec<W>(p + i), tv = load_vec<W>(t + i);
+        FloatVec<W> gv;
+        CMAE_UNROLL
+        for (int k = 0; k < W; ++k) {
+          const double diff = pv.v[k] - (tv.v[k] - mean) * rstd;
+          gv.v[k] = static_cast<float>(g * diff);
+          sq += diff * diff;
+        }
+        if (dp) store_vec<W>(dp + i, gv);
+      }
+      row_loss = w * (warp_sum(sq) / static_cast<double>(P));
+    }
+  }
+  if (lane == 0) warp_loss[warp] = row_loss;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    double sum = 0.0;
+    for (unsigned k = 0; k < kRowsPerBlock; ++k) sum += warp_loss[k];
+    partials[blockIdx.x] = sum;
+  }
+}
+
+// sum_kernel's finishes of normpix_mse_forward_backward.
+struct WriteDouble {
+  double* out;
+  __device__ __forceinline__ void operator()(double total) const { *out = total; }
+};
+struct WriteNormPixLoss {
+  float* loss;
+  const double* mask_sum;
+  __device__ __forceinline__ void operator()(double total) const {
+    *loss = *mask_sum == 0.0 ? 0.0f : static_cast<float>(total / *mask_sum);
+  }
+};
+
+// ---- InfoNCE ------------------------------------------------------------------------------------
+
+constexpr unsigned kInfoNceThreads = 256;
+constexpr double kNormalizeEps = 1e-12;  // F.normalize's default
+
+// Offset of the staged q row in infonce_rows_kernel's dynamic shared memory, in doubles: after
+// logits (B), k coefficients (B) and dq̂ (E), rounded up to 16 bytes for 128-bit reads.
+__host__ __device__ __forceinline__ int64_t infonce_q_offset(int64_t B, int64_t E) { return (2 * B + E + 1) / 2 * 2; }
+
+inline std::size_t infonce_shared_bytes(int64_t B, int64_t E) {
+  return static_cast<std::size_t>(infonce_q_offset(B, E)) * sizeof(double) + static_cast<std::size_t>(E) * sizeof(float);
+}
+
+// Row i = blockIdx.x of InfoNCE: row_loss[i] = CE(logits_i, i) and, if dq is not null,
+// dq_i = d(scale · mean_i CE_i · dloss)/dq_i. W = 4 needs E % 4 == 0 and 16-byte aligned q, k.
+template <int W>
+__global__ void __launch_bounds__(kInfoNceThreads) infonce_rows_kernel(double* row_loss, float* dq, const float* q, const float* k,
+                                                                       int64_t B, int64_t E, float tau, float scale, float dloss) {
+  CMAE_DYNAMIC_SHARED(double, shared);
+  CMAE_SHARED(double, scratch, 32);
+  CMAE_SHARED(double, diag_logit, 1);
+  double* const logits = shared;      // (B): logit_ij, then exp(logit_ij − max), then c_ij
+  double* const k_coef = shared + B;  // (B): 1 / (max(||k_j||, eps) · τ)
+  double* const dqhat = shared + 2 * B;  // (E): d loss / d q̂_i
+  float* const q_row = reinterpret_cast<float*>(shared + infonce_q_offset(B, E));  // (E): q_i
+  const int64_t i = blockIdx.x;
+  const unsigned tid = threadIdx.x;
+
+  // q_i into shared memory, and ||q_i||.
+  const float* qi = q + i * E;
+  double qq = 0.0;
+  for (int64_t e = tid * W; e < E; e += blockDim.x * W) {
+    const FloatVec<W> v = load_vec<W>(qi + e);
+    store_vec<W>(q_row + e, v);
+    CMAE_UNROLL
+    for (int c = 0; c < W; ++c) qq += static_cast<double>(v.v[c]) * v.v[c];
+  }
+  const double nq = sqrt(block_sum(qq, scratch));  // its barriers also publish q_row
+  const double q_inv = 1.0 / (nq > kNormalizeEps ? nq : kNormalizeEps);
+
+  // logit_ij = (q_i·k_j) / (max(||q_i||, eps) · max(||k_j||, eps) · τ).
+  double local_max = -INFINITY;
+  for (int64_t j = tid; j < B; j += blockDim.x) {
+    const float* kj = k + j * E;
+    double dot = 0.0, kk = 0.0;
+    for (int64_t e = 0; e < E; e += W) {
+      const FloatVec<W> kv = load_vec<W>(kj + e), qv = load_vec<W>(q_row + e);
+      CMAE_UNROLL
+      for (int c = 0; c < W; ++c) {
+        dot += static_cast<double>(qv.v[c]) * kv.v[c];
+        kk += static_cast<double>(kv.v[c]) * kv.v[c];
+      }
+    }
+    const double nk = sqrt(kk);
+    const double coef = 1.0 / ((nk > kNormalizeEps ? nk : kNormalizeEps) * static_cast<double>(tau));
+    const double s = dot * q_inv * coef;
+    logits[j] = s;
+    k_coef[j] = coef;
+    if (j == i) *diag_logit = s;
+    local_max = fmax(local_max, s);
+  }
+  const double row_max = block_max(local_max, scratch);
+  double local_sum = 0.0;
+  for (int64_t j = tid; j < B; j += blockDim.x) {
+    const double p = exp(logits[j] - row_max);
+    logits[j] = p;
+    local_sum += p;
+  }
+  const double sum = block_sum(local_sum, scratch);  // its barriers also publish *diag_logit
+  if (tid == 0) row_loss[i] = row_max + log(sum) - *diag_logit;
+  if (dq == nullptr) return;
+
+  // c_ij = d loss / d logit_ij · d logit_ij / d q̂_i's scale: scale·dloss/B · (p_ij − δ_ij) · k_coef_j.
+  const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / static_cast<double>(B);
+  const double inv_sum = 1.0 / sum;
+  for (int64_t j = tid; j < B; j += blockDim.x)
+    logits[j] = grad_coef * (logits[j] * inv_sum - (j == i ? 1.0 : 0.0)) * k_coef[j];
+  __syncthreads();
+
+  // dq̂_ie = Σ_j c_ij k_je (j in order), and q̂_i·dq̂_i.
+  double local_proj = 0.0;
+  for (int64_t e = tid; e < E; e += blockDim.x) {
+    double acc = 0.0;
+    for (int64_t j = 0; j < B; ++j) acc = fma(logits[j], static_cast<double>(k[j * E + e]), acc);
+    dqhat[e] = acc;
+    local_proj += q_row[e] * q_inv * acc;
+  }
+  const double proj = block_sum(local_proj, scratch);
+
+  // q̂ = q/||q||: dq = (dq̂ − q̂·(q̂·dq̂)) / ||q||; below eps the clamp is constant: dq̂ / eps.
+  float* o = dq + i * E;
+  for (int64_t e = tid; e < E; e += blockDim.x)
+    o[e] = nq >= kNormalizeEps ? static_cast<float>((dqhat[e] - q_row[e] * q_inv * proj) * q_inv) : static_cast<float>(dqhat[e] * q_inv);
+}
+
+// sum_kernel's finish of infonce_forward_backward: scale · mean_i CE_i.
+struct WriteScaledMean {
+  float* loss;
+  double scale;
+  int64_t count;
+  __device__ __forceinline__ void operator()(double total) const { *loss = static_cast<float>(scale * total / static_cast<double>(count)); }
+};
+
+}  // namespace kernels
+
+CMAE_CUDA_NAMESPACE_END
