@@ -18,28 +18,16 @@
 // While the forward computes one (b, h) pair, the q/k/v rows of the thread's next pair are
 // prefetched into L2: they are strided slices of a tensor too large for the caches.
 //
-// The traits V (a struct of static inline functions around one register type):
-//   using Reg;                                 one vector of floats
-//   kW, kMaxCV, kAccumulators                  lanes per Reg; Reg columns per micro-tile (at most);
-//                                              accumulator registers per micro-tile
-//   zero(), set1(x), broadcast(p)              all lanes 0 / x / *p
-//   load(p), store(p, x)                       whole vector, p aligned to kW floats
-//   load_first(p, n), store_first(p, x, n)     lanes [0, n) only (all for n >= kW), unaligned;
-//                                              load_first zeros the other lanes, never reads p[n..]
-//   keep_first(x, n, fill)                     lanes [0, n) of x, fill elsewhere
-//   add, sub, mul, max, fmadd(a, b, c) = a·b+c lane-wise
-//   fnmadd(a, b, c) = c−a·b, round(x)          round to nearest (even), no exceptions
-//   hsum(x), hmax(x)                           fixed-order horizontal reductions
-//   exp_flush(x), exp_scale(p, n, f)           for exp_nonpositive: f tells which lanes of x are
-//                                              below kExpFlush, in the form exp_scale takes (AVX2:
-//                                              a vector mask of them, AVX-512: a k-mask of the
-//                                              others); exp_scale gives p·2^n (n integral) on the
-//                                              other lanes and 0 on those
-//   transpose(Reg r[kW])                       in-register kW x kW transpose: r[i][j] <- r[j][i]
+// The traits V: cpu/vec_avx2.h / cpu/vec_avx512.h (every operation is listed in cpu/vec_math.h,
+// whose e^x the softmax uses), plus the micro-tile shape, which each translation unit adds:
+//   kMaxCV, kAccumulators                      Reg columns per micro-tile (at most); accumulator
+//                                              registers per micro-tile
 //
 // Linkage: every function here is a template on V, and each translation unit defines its V in its
-// own namespace (avx2_impl / avx512_impl) and an unnamed one inside it, so every instantiation has
-// internal linkage: the linker can never pick an AVX-512 body for the AVX2 path, or the reverse.
+// own namespace (avx2_impl / avx512_impl) and an unnamed one inside it, derived from the traits of
+// its ISA's header (themselves in an unnamed namespace), so every instantiation has internal
+// linkage: the linker can never pick an AVX-512 body for the AVX2 path, or the reverse. The same
+// holds for the vec_math.h templates they call. Never include vec_avx512.h from an AVX2 unit.
 #pragma once
 #include <algorithm>
 #include <cmath>
@@ -49,6 +37,7 @@
 
 #include "core/threads.h"
 #include "cpu/scratch.h"
+#include "cpu/vec_math.h"
 
 namespace cmae::cpu {
 
@@ -68,24 +57,11 @@ constexpr int64_t kMinFlopsPerChunk = int64_t{1} << 18;
 
 // ---- e^x ----------------------------------------------------------------------------------------
 
-// e^x for x <= 0 (a score minus its row max). Cephes expf: x = n·ln2 + r with |r| <= ln2/2, e^r by a
-// degree-6 polynomial, then the ISA's p·2^n. x < kExpFlush (and -inf) gives exactly 0; NaN stays NaN.
+// e^x for x <= 0 (a score minus its row max), cpu/vec_math.h's: x < kExpFlush (and -inf) gives
+// exactly 0 (which also keeps every computed lane above vec_math.h's -87); NaN stays NaN.
 template <class V>
-inline typename V::Reg exp_nonpositive(typename V::Reg x) {
-  using Reg = typename V::Reg;
-  const auto flush = V::exp_flush(x);
-  x = V::max(V::set1(kExpFlush), x);  // NaN in x passes through
-  const Reg n = V::round(V::mul(x, V::set1(1.44269504088896341f)));
-  Reg r = V::fnmadd(n, V::set1(0.693359375f), x);
-  r = V::fnmadd(n, V::set1(-2.12194440e-4f), r);
-  Reg p = V::set1(1.9875691500e-4f);
-  p = V::fmadd(p, r, V::set1(1.3981999507e-3f));
-  p = V::fmadd(p, r, V::set1(8.3334519073e-3f));
-  p = V::fmadd(p, r, V::set1(4.1665795894e-2f));
-  p = V::fmadd(p, r, V::set1(1.6666665459e-1f));
-  p = V::fmadd(p, r, V::set1(5.0000001201e-1f));
-  p = V::fmadd(p, V::mul(r, r), V::add(r, V::set1(1.0f)));
-  return V::exp_scale(p, n, flush);
+inline typename V::Reg exp_score(typename V::Reg x) {
+  return vec::exp_nonpositive<V>(x, V::not_lt(x, V::set1(kExpFlush)));
 }
 
 // ---- the micro-kernel ---------------------------------------------------------------------------
@@ -238,7 +214,7 @@ void softmax_group(float* s, int64_t n, int64_t np, float* att) {
     for (int i = 0; i < G; ++i) mx[i] = V::max(mx[i], V::load(s + i * np + j));
   if (full < np)
 #pragma GCC unroll 8
-    for (int i = 0; i < G; ++i) mx[i] = V::max(mx[i], V::keep_first(V::load(s + i * np + full), n - full, ninf));
+    for (int i = 0; i < G; ++i) mx[i] = V::max(mx[i], V::select(V::first_lanes(n - full), V::load(s + i * np + full), ninf));
   Reg row_max[G], sum[G];
 #pragma GCC unroll 8
   for (int i = 0; i < G; ++i) {
@@ -248,8 +224,8 @@ void softmax_group(float* s, int64_t n, int64_t np, float* att) {
   for (int64_t j = 0; j < np; j += kW)
 #pragma GCC unroll 8
     for (int i = 0; i < G; ++i) {
-      Reg e = exp_nonpositive<V>(V::sub(V::load(s + i * np + j), row_max[i]));
-      if (j >= full) e = V::keep_first(e, n - j, V::zero());  // lanes past n contribute exactly 0
+      Reg e = exp_score<V>(V::sub(V::load(s + i * np + j), row_max[i]));
+      if (j >= full) e = V::select(V::first_lanes(n - j), e, V::zero());  // lanes past n contribute exactly 0
       V::store(s + i * np + j, e);
       sum[i] = V::add(sum[i], e);
     }

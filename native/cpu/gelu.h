@@ -1,8 +1,9 @@
 // The vector GELU of each ISA on a rows x cols block (each operand with its own row stride; a 1-D
 // range is one row), shared by the element-wise kernels (CpuBackend::gelu_forward/gelu_backward,
 // which parallelise over it) and the GEMM epilogue (gemm_internal.h's PostOp), so a fused and an
-// unfused GELU give bit-identical results. Lane-wise arithmetic only: an element's result does not
-// depend on where it sits in the block. Outputs may alias their inputs exactly.
+// unfused GELU give bit-identical results. Both ISAs are instances of the same templates
+// (cpu/vec_math.h gelu_rows, which owns the numerics). Lane-wise arithmetic only: an element's
+// result does not depend on where it sits in the block. Outputs may alias their inputs exactly.
 //   gelu_forward:  out = GELU(inp)
 //   gelu_backward: dinp = dout · GELU'(inp)
 #pragma once

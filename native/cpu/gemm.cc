@@ -251,23 +251,14 @@ inline void micro_avx2(int64_t kc, const float* a, const float* b, float* c, int
 
 void macro_avx2(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t /*lda: always packed*/, const float* bp, float* c,
                 int64_t ldc, const Epilogue& ep, const PrefetchPlan& next) {
-  Prefetcher prefetch(next, ((mc + kMr2 - 1) / kMr2) * ((nc + kNr2 - 1) / kNr2));
-  for (int64_t j = 0; j < nc; j += kNr2) {
-    const int n = static_cast<int>(std::min<int64_t>(kNr2, nc - j));
-    const float* b = bp + j * kc;
-    const float* bias = ep.col_bias ? ep.col_bias + j : nullptr;
-    for (int64_t i = 0; i < mc; i += kMr2) {
-      const int m = static_cast<int>(std::min<int64_t>(kMr2, mc - i));
-      if (n > 8) {
-        micro_avx2<2>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      } else {
-        micro_avx2<1>(kc, ap + i * kc, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      }
-      prefetch.step();
-    }
-    if (ep.post == PostOp::Gelu) apply_post_avx2(ep.post_at(0, j), c + j, ldc, mc, n);  // strip still in L1/L2
-  }
-  if (ep.post == PostOp::GeluGrad) apply_post_avx2(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
+  macro_loop<kMr2, kNr2, gelu_avx2::gelu_forward, gelu_avx2::gelu_backward>(
+      mc, nc, c, ldc, ep, next, [&](int64_t i, int64_t j, int m, int n, const float* bias) {
+        if (n > 8) {
+          micro_avx2<2>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+        } else {
+          micro_avx2<1>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+        }
+      });
 }
 
 // ---- driver -------------------------------------------------------------------------------------

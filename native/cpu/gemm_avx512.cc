@@ -20,8 +20,6 @@ constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;      // B micro-panel 48 KiB streams from L1/L2; A micro-panel 8 KiB
 constexpr int64_t kMc = kMr * 24;  // A block 192 x 256 (192 KiB) stays in L2
 
-constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
-
 // a: the packed A micro-panel (lda == 0), or op(A)'s first row of the tile itself, rows lda apart
 // (lda > 0: unpacked; rows past m repeat row m-1 so every load stays inside A).
 template <int NV>
@@ -74,25 +72,17 @@ inline void micro_avx512(int64_t kc, const float* a, int64_t lda, const float* b
 
 void macro_avx512(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t lda, const float* bp, float* c, int64_t ldc,
                   const Epilogue& ep, const PrefetchPlan& next) {
-  Prefetcher prefetch(next, ((mc + kMr - 1) / kMr) * ((nc + kNr - 1) / kNr));
-  for (int64_t j = 0; j < nc; j += kNr) {
-    const int n = static_cast<int>(std::min<int64_t>(kNr, nc - j));
-    const float* b = bp + j * kc;
-    const float* bias = ep.col_bias ? ep.col_bias + j : nullptr;
-    for (int64_t i = 0; i < mc; i += kMr) {
-      const int m = static_cast<int>(std::min<int64_t>(kMr, mc - i));
-      if (n > 32) {
-        micro_avx512<3>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      } else if (n > 16) {
-        micro_avx512<2>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      } else {
-        micro_avx512<1>(kc, lda ? ap + i * lda : ap + i * kc, lda, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      }
-      prefetch.step();
-    }
-    if (ep.post == PostOp::Gelu) apply_post_avx512(ep.post_at(0, j), c + j, ldc, mc, n);  // strip still in L1/L2
-  }
-  if (ep.post == PostOp::GeluGrad) apply_post_avx512(ep, c, ldc, mc, nc);  // whole rows of pre: see gemm_internal.h
+  macro_loop<kMr, kNr, gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>(
+      mc, nc, c, ldc, ep, next, [&](int64_t i, int64_t j, int m, int n, const float* bias) {
+        const float* a = lda ? ap + i * lda : ap + i * kc;
+        if (n > 32) {
+          micro_avx512<3>(kc, a, lda, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+        } else if (n > 16) {
+          micro_avx512<2>(kc, a, lda, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+        } else {
+          micro_avx512<1>(kc, a, lda, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+        }
+      });
 }
 
 const KernelSet kAvx512Kernels = {kMr, kNr, 16, kKc, kMc, 1536, true, false, macro_avx512};

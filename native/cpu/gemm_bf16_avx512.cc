@@ -25,8 +25,6 @@ constexpr int kNr = 16 * kNv;
 constexpr int64_t kKc = 256;  // even: whole pairs in every K block but the last of an odd K
 constexpr int64_t kMc = kMr * 24;
 
-constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
-
 // a: kcp pairs x 8 rows (a[j*8 + r]); b: kcp pairs x W columns (b[j*W + c]).
 template <int NV>
 inline void micro_bf16(int64_t kcp, const uint32_t* a, const uint32_t* b, float* c, int64_t ldc, int m, int n, const Epilogue& ep,
@@ -62,25 +60,16 @@ void macro_bf16(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t /*l
   const int64_t kcp = (kc + 1) / 2;
   const uint32_t* a16 = reinterpret_cast<const uint32_t*>(ap);
   const uint32_t* b16 = reinterpret_cast<const uint32_t*>(bp);
-  Prefetcher prefetch(next, ((mc + kMr - 1) / kMr) * ((nc + kNr - 1) / kNr));
-  for (int64_t j = 0; j < nc; j += kNr) {
-    const int n = static_cast<int>(std::min<int64_t>(kNr, nc - j));
-    const uint32_t* b = b16 + j * kcp;
-    const float* bias = ep.col_bias ? ep.col_bias + j : nullptr;
-    for (int64_t i = 0; i < mc; i += kMr) {
-      const int m = static_cast<int>(std::min<int64_t>(kMr, mc - i));
-      if (n > 32) {
-        micro_bf16<3>(kcp, a16 + i * kcp, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      } else if (n > 16) {
-        micro_bf16<2>(kcp, a16 + i * kcp, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      } else {
-        micro_bf16<1>(kcp, a16 + i * kcp, b, c + i * ldc + j, ldc, m, n, ep, bias);
-      }
-      prefetch.step();
-    }
-    if (ep.post == PostOp::Gelu) apply_post_avx512(ep.post_at(0, j), c + j, ldc, mc, n);
-  }
-  if (ep.post == PostOp::GeluGrad) apply_post_avx512(ep, c, ldc, mc, nc);
+  macro_loop<kMr, kNr, gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>(
+      mc, nc, c, ldc, ep, next, [&](int64_t i, int64_t j, int m, int n, const float* bias) {
+        if (n > 32) {
+          micro_bf16<3>(kcp, a16 + i * kcp, b16 + j * kcp, c + i * ldc + j, ldc, m, n, ep, bias);
+        } else if (n > 16) {
+          micro_bf16<2>(kcp, a16 + i * kcp, b16 + j * kcp, c + i * ldc + j, ldc, m, n, ep, bias);
+        } else {
+          micro_bf16<1>(kcp, a16 + i * kcp, b16 + j * kcp, c + i * ldc + j, ldc, m, n, ep, bias);
+        }
+      });
 }
 
 const KernelSet kBf16Kernels = {kMr, kNr, 16, kKc, kMc, 1536, false, true, macro_bf16};

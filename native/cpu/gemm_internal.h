@@ -24,6 +24,7 @@
 #pragma once
 #include <xmmintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cpu/gelu.h"
@@ -56,7 +57,7 @@ struct Epilogue {
 };
 
 // Applies ep.post to rows x cols of C at c (ep's post_out/post_in point at the same element as c),
-// with the vector GELU of one ISA (gelu_internal.h).
+// with the vector GELU of one ISA (cpu/gelu.h).
 using GeluForward = void (*)(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols);
 using GeluBackward = void (*)(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi,
                               int64_t rows, int64_t cols);
@@ -102,6 +103,32 @@ class Prefetcher {
   int64_t row_ = 0;
   int64_t offset_ = 0;
 };
+
+// The loop of every macro-kernel (MacroKernel below), written once: the block's NR-column strips
+// (the packed B panels) in order, in each the MR-row micro-tiles top to bottom, one prefetcher step
+// after each micro-kernel call, and the post-op where the header explains: Gelu on each strip as
+// soon as it is finished, GeluGrad once on the whole block. tile(i, j, m, n, bias) runs the ISA's
+// micro-kernel on rows [i, i + m) x columns [j, j + n) of the block (m <= MR, n <= NR: it picks the
+// variant for the narrowed last panel), bias = the strip's column bias or null; Forward/Backward
+// are the ISA's vector GELU. Instantiated on each kernel's lambda (internal linkage, like the
+// micro-kernels: cpu/attention_impl.h, "Linkage"), and always inlined into the macro-kernel: as a
+// separate function taking the lambda by reference, its micro-kernel loops lost a register (the K
+// bound spilled to the stack) against the hand-written loops this replaces.
+template <int MR, int NR, GeluForward Forward, GeluBackward Backward, class Tile>
+[[gnu::always_inline]] inline void macro_loop(int64_t mc, int64_t nc, float* c, int64_t ldc, const Epilogue& ep,
+                                              const PrefetchPlan& next, Tile&& tile) {
+  Prefetcher prefetch(next, ((mc + MR - 1) / MR) * ((nc + NR - 1) / NR));
+  for (int64_t j = 0; j < nc; j += NR) {
+    const int n = static_cast<int>(std::min<int64_t>(NR, nc - j));
+    const float* bias = ep.col_bias ? ep.col_bias + j : nullptr;
+    for (int64_t i = 0; i < mc; i += MR) {
+      tile(i, j, static_cast<int>(std::min<int64_t>(MR, mc - i)), n, bias);
+      prefetch.step();
+    }
+    if (ep.post == PostOp::Gelu) apply_post<Forward, Backward>(ep.post_at(0, j), c + j, ldc, mc, n);  // strip still in L1/L2
+  }
+  if (ep.post == PostOp::GeluGrad) apply_post<Forward, Backward>(ep, c, ldc, mc, nc);  // whole rows of pre (above)
+}
 
 // Multiplies a packed A block (mc rows) by a packed B block (nc columns), K extent kc, into C
 // (row-major, ldc); the B block starts at panel 0, its bias (if any) at ep.col_bias[0]. Prefetches
