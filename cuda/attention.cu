@@ -86,8 +86,6 @@ void with_chunks(int chunks, Launch&& launch) {
 
 }  // namespace
 
-int64_t CudaBackend::attention_saved_floats(int64_t B, int64_t N, int64_t H) const { return B * H * N; }
-
 void CudaBackend::attention_forward(float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
   int chunks = 0;
   const attn::Shape s = attention_shape(B, N, D, H, all_aligned16(out, qkv), &chunks);

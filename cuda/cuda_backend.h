@@ -52,7 +52,7 @@ class CudaBackend final : public Backend {
   void relu_backward(float* dinp, const float* dout, const float* out, int64_t n) override;
 
   // attention.cu
-  int64_t attention_saved_floats(int64_t B, int64_t N, int64_t H) const override;
+  AttentionSaved attention_saved_kind() const override { return AttentionSaved::LogSumExp; }
   void attention_forward(float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) override;
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D,
                           int64_t H) override;

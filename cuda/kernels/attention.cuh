@@ -1,10 +1,7 @@
 // Kernels of the multi-head attention core (ops/attention.h): FlashAttention-style FP32 SIMT
 // kernels that never materialise the N x N probabilities. The forward saves the row log-sum-exp
 // L = max + log Σ exp(s − max) of every (b, h, query) (B·H·N floats); the backward recomputes
-// P = exp(S − L) tile by tile. One exception: with N = 1 the forward saves the probability 1 instead
-// of L (a one-token softmax needs no state, and B·H·N is then the CPU's B·H·N·N: saved means the
-// same on both backends whenever its size does), and the backward takes P = 1. Launched by
-// cuda/attention.cu.
+// P = exp(S − L) tile by tile (AttentionSaved::LogSumExp). Launched by cuda/attention.cu.
 //
 // ---- Tiles and thread layout (every kernel) -----------------------------------------------------
 // A block is 128 threads (4 warps) and owns a band of kTileRows = 64 "rows" of one (b, h) head:
@@ -328,7 +325,7 @@ __device__ __forceinline__ void probabilities_and_grads(float (&p)[kRowsPerThrea
     CMAE_UNROLL
     for (int j = 0; j < kColsPerThread; ++j) {
       const float lse_ij = rows_are_queries ? L[i] : L[j];
-      const float gap = s.N == 1 ? 0.0f : p[i][j] * s.scale - lse_ij;  // N = 1: `saved` is P = 1 itself
+      const float gap = p[i][j] * s.scale - lse_ij;
       p[i][j] = t.col + j * kColGroups < cols ? exp_flushed(gap) : 0.0f;
     }
   score_product(dp, a_d, b_d, t, s);
@@ -400,7 +397,7 @@ __global__ void __launch_bounds__(kThreads, kForwardBlocks<C>) forward(float* ou
   for (int i = 0; i < kRowsPerThread; ++i) {
     const float total = row_reduce(l[i], SumOp{});
     const int r = bh.first + t.row + i * kRowStep;
-    if (t.col == 0 && r < s.N) lse[bh.bh * s.N + r] = s.N == 1 ? 1.0f : m[i] + logf(total);
+    if (t.col == 0 && r < s.N) lse[bh.bh * s.N + r] = m[i] + logf(total);
     const float inv = 1.0f / total;
     CMAE_UNROLL
     for (int c = 0; c < C; ++c) scale4(o[i][c], inv);

@@ -1,5 +1,5 @@
-// Bindings of ops/attention.h. `att` is the backend's saved state; its shape is checked against
-// attention_saved_floats (on the CPU: the probabilities (B, H, N, N)).
+// Bindings of ops/attention.h. `att` is the backend's saved state (attention_saved_kind): the
+// probabilities (B, H, N, N) on the CPU, the row log-sum-exp (B, H, N) on CUDA.
 #include "common.h"
 #include "kernels.h"
 
@@ -22,10 +22,10 @@ static AttentionDims AttentionArgs(const cmae::Tensor& qkv, int64_t heads) {
 }
 
 static void ExpectSaved(const cmae::Tensor& att, cmae::Backend& backend, const AttentionDims& d) {
-  if (backend.attention_saved_floats(d.B, d.N, d.H) == d.B * d.H * d.N * d.N) {
+  if (backend.attention_saved_kind() == cmae::AttentionSaved::Probabilities) {
     ExpectShape(att, "att", cmae::DType::F32, {d.B, d.H, d.N, d.N});
   } else {
-    ExpectShape(att, "att", cmae::DType::F32, {backend.attention_saved_floats(d.B, d.N, d.H)});
+    ExpectShape(att, "att", cmae::DType::F32, {d.B, d.H, d.N});
   }
 }
 

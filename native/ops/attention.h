@@ -6,19 +6,25 @@
 
 namespace cmae {
 
+// What attention_forward saves for attention_backward, the backend's choice:
+//   Probabilities: att (B, H, N, N), att[b,h,i,j] = softmax_j(q_i·k_j · hd^-0.5) (the CPU);
+//   LogSumExp:     L (B, H, N), L[b,h,i] = m_i + log Σ_j e^(s_ij − m_i), s_ij = q_i·k_j · hd^-0.5, m_i =
+//                  max_j s_ij, from which backward recomputes the probabilities (FlashAttention;
+//                  the CUDA backend).
+enum class AttentionSaved : int { Probabilities = 0, LogSumExp = 1 };
+
 struct AttentionOps {
-  // Floats of the state attention_forward saves for attention_backward, for B samples of N tokens
-  // and H heads. Backend-defined: the CPU saves the softmax probabilities, B·H·N·N (att below); a
-  // backend that recomputes them in backward (FlashAttention) may save less, e.g. the row
-  // log-sum-exp, B·H·N.
-  virtual int64_t attention_saved_floats(int64_t B, int64_t N, int64_t H) const = 0;
+  virtual AttentionSaved attention_saved_kind() const = 0;
+  // Floats of the saved state for B samples of N tokens and H heads: B·H·N·N or B·H·N.
+  int64_t attention_saved_floats(int64_t B, int64_t N, int64_t H) const {
+    return attention_saved_kind() == AttentionSaved::Probabilities ? B * H * N * N : B * H * N;
+  }
 
   // qkv: (B, N, 3D), the output of timm's fused qkv Linear. Layout = timm's reshape(B, N, 3, H, hd):
   //   q[b,h,n,:] = qkv[b, n, 0*D + h*hd : 0*D + (h+1)*hd], k at offset 1*D, v at offset 2*D; hd = D/H.
   // out: (B, N, D) = softmax(q·kᵀ·hd^-0.5) @ v with heads concatenated: out[b, n, h*hd:(h+1)*hd]
   //   (timm's transpose(1,2).reshape).
-  // saved: attention_saved_floats(B, N, H) floats. On the CPU it is att (B, H, N, N), the softmax
-  //   probabilities att[b,h,i,j] = softmax_j(q_i·k_j · hd^-0.5), which the kernel tests read.
+  // saved: attention_saved_floats(B, N, H) floats, of attention_saved_kind().
   // The softmax subtracts the row max; probabilities below e^-80 times the row's largest are flushed
   // to exactly 0 (they would be < 2e-35 and only feed denormals into the products).
   // CPU: work is split over the B·H (b, h) pairs, each computed by one thread with a fixed

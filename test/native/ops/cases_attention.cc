@@ -1,5 +1,8 @@
-// Cases of ops/attention.h: the attention core of a timm ViT block, forward (out and, where the
-// backend saves the probabilities, saved) and backward (dqkv from the backend's own saved state).
+// Cases of ops/attention.h: the attention core of a timm ViT block, forward (out and the saved
+// state of the backend's kind: probabilities or row log-sum-exp) and backward (dqkv from the
+// backend's own saved state).
+#include <cmath>
+
 #include "harness.h"
 #include "reference.h"
 
@@ -20,40 +23,58 @@ struct AttentionShape {
   int64_t B, N, D, H;
   double scale;  // of the N(0, 1) qkv values; large scales push scores far below the row max
   AttentionTolerance tol;
+  int64_t offset = 0;  // floats before qkv, dout and dqkv in their buffers: misaligned rows
 };
 
 // One token (softmax = 1), head dims 3, 4, 6 (no SIMD width), the ViT-tiny block (N = 65 tokens
 // with the cls token, D = 192, H = 3) and a D = 128, H = 4 one; scale 6 makes scores spread over
 // ±100, so the e^-80 flush rule zeroes some probabilities.
+// Also the base decoder's length (N = 197) with hd = 128, an hd of 80, and a misaligned case (rows
+// that start one float off a 16-byte boundary).
 const AttentionShape kShapes[] = {
     {1, 1, 4, 1, 1.0, kUnitScale},    {2, 5, 12, 3, 1.0, kUnitScale},   {1, 7, 6, 2, 1.0, kUnitScale},
     {3, 17, 24, 4, 1.0, kUnitScale},  {2, 65, 192, 3, 1.0, kUnitScale}, {1, 65, 128, 4, 1.0, kUnitScale},
-    {1, 33, 64, 2, 6.0, kLargeScores},
+    {1, 33, 64, 2, 6.0, kLargeScores}, {1, 197, 256, 2, 1.0, kUnitScale}, {1, 45, 80, 1, 1.0, kUnitScale},
+    {2, 17, 64, 2, 1.0, kUnitScale, /*offset=*/1},
 };
 
 std::string label(const AttentionShape& s) {
   std::string l = shape_label("B", s.B, "N", s.N, "D", s.D, "H", s.H);
-  return s.scale == 1.0 ? l : l + " qkv x" + std::to_string(static_cast<int>(s.scale));
+  if (s.scale != 1.0) l += " qkv x" + std::to_string(static_cast<int>(s.scale));
+  if (s.offset != 0) l += " offset " + std::to_string(s.offset);
+  return l;
 }
 
-// Runs the forward; checks out, and saved against the probabilities when the backend saves them
-// (the CPU's B·H·N·N floats). Any other saved state is opaque: only its guard is checked here,
-// and attention_backward checks its use.
-Buffer forward(OpRun& run, const AttentionShape& s, const Buffer& qkv, bool check_out) {
-  const auto [B, N, D, H, scale, tol] = s;
+// The values after the first `offset` (what an op given buffer + offset sees).
+Floats without_prefix(const Floats& values, int64_t offset) { return Floats(values.begin() + offset, values.end()); }
+// The reference of a whole buffer whose first `offset` elements the op must leave NaN.
+Doubles after_nan_prefix(const Doubles& want, int64_t offset) {
+  Doubles full(static_cast<size_t>(offset), std::nan(""));
+  full.insert(full.end(), want.begin(), want.end());
+  return full;
+}
+
+// Tolerance of the saved row log-sum-exp: the float32 score and log rounding (|L| ~ the largest score).
+constexpr Tolerance kLogSumExp{1e-6, 2.4e-7};
+
+// Runs the forward on qkv (at qkv_at, `offset` floats into its buffer); checks out and saved: the
+// probabilities with the flush rule, or the row log-sum-exp, as the backend says it saves.
+Buffer forward(OpRun& run, const AttentionShape& s, const Buffer& qkv, const float* qkv_at, bool check_out) {
+  const auto [B, N, D, H, scale, tol, offset] = s;
+  const AttentionSaved kind = run.backend().attention_saved_kind();
   const int64_t saved_floats = run.backend().attention_saved_floats(B, N, H);
-  const Buffer out = run.output("out", {B, N, D});
+  const Buffer out = run.output("out", {offset + B * N * D});
   const Buffer saved = run.output("saved", {saved_floats});
-  run.backend().attention_forward(out.f32(), saved.f32(), qkv.f32(), B, N, D, H);
+  run.backend().attention_forward(out.f32() + offset, saved.f32(), qkv_at, B, N, D, H);
   if (!check_out) {  // attention_backward's case: the forward only provides saved
     run.download(out);
     run.download(saved);
     return saved;
   }
-  const ref::Attention want = ref::attention_forward(qkv.host(), B, N, D, H);
-  run.expect_close(out, want.out, tol.out);
-  if (saved_floats != B * H * N * N) {  // not the probabilities: opaque, its guard only
-    run.download(saved);
+  const ref::Attention want = ref::attention_forward(without_prefix(qkv.host(), offset), B, N, D, H);
+  run.expect_close(out, after_nan_prefix(want.out, offset), tol.out);
+  if (kind == AttentionSaved::LogSumExp) {
+    run.expect_close(saved, want.lse, kLogSumExp);
     return saved;
   }
   run.expect_close(saved, want.att, tol.probabilities);
@@ -82,17 +103,18 @@ void add_attention_cases(CaseTable& table) {
   for (const AttentionShape& s : kShapes) {
     const bool vit = s.N == 65 && s.D == 192;
     table.add("attention", "attention_forward", label(s), [s](OpRun& run) {
-      const Buffer qkv = run.input("qkv", run.normal(s.B * s.N * 3 * s.D, s.scale), {s.B, s.N, 3 * s.D});
-      forward(run, s, qkv, /*check_out=*/true);
+      const Buffer qkv = run.input("qkv", run.normal(s.offset + s.B * s.N * 3 * s.D, s.scale), {s.offset + s.B * s.N * 3 * s.D});
+      forward(run, s, qkv, qkv.f32() + s.offset, /*check_out=*/true);
     }).thread_invariant = vit;
     table.add("attention", "attention_backward", label(s), [s](OpRun& run) {
-      const auto [B, N, D, H, scale, tol] = s;
-      const Buffer qkv = run.input("qkv", run.normal(B * N * 3 * D, scale), {B, N, 3 * D});
-      const Buffer saved = forward(run, s, qkv, /*check_out=*/false);
-      const Buffer dout = run.input("dout", run.normal(B * N * D), {B, N, D});
-      const Buffer dqkv = run.output("dqkv", {B, N, 3 * D});
-      run.backend().attention_backward(dqkv.f32(), dout.f32(), qkv.f32(), saved.f32(), B, N, D, H);
-      run.expect_close(dqkv, ref::attention_backward(dout.host(), qkv.host(), B, N, D, H), tol.dqkv);
+      const auto [B, N, D, H, scale, tol, offset] = s;
+      const Buffer qkv = run.input("qkv", run.normal(offset + B * N * 3 * D, scale), {offset + B * N * 3 * D});
+      const Buffer saved = forward(run, s, qkv, qkv.f32() + offset, /*check_out=*/false);
+      const Buffer dout = run.input("dout", run.normal(offset + B * N * D), {offset + B * N * D});
+      const Buffer dqkv = run.output("dqkv", {offset + B * N * 3 * D});
+      run.backend().attention_backward(dqkv.f32() + offset, dout.f32() + offset, qkv.f32() + offset, saved.f32(), B, N, D, H);
+      const Doubles want = ref::attention_backward(without_prefix(dout.host(), offset), without_prefix(qkv.host(), offset), B, N, D, H);
+      run.expect_close(dqkv, after_nan_prefix(want, offset), tol.dqkv);
     }).thread_invariant = vit;
   }
 
@@ -104,8 +126,9 @@ void add_attention_cases(CaseTable& table) {
         for (int64_t H : {1, 3, 12}) {
           const int64_t floats = run.backend().attention_saved_floats(B, N, H);
           CMAE_TEST_CHECK(floats >= 0, "B=", B, " N=", N, " H=", H, ": ", floats);
-          if (run.backend().device() == Device::CPU)
-            CMAE_TEST_CHECK(floats == B * H * N * N, "the CPU saves att (B, H, N, N): B=", B, " N=", N, " H=", H, ": ", floats);
+          const bool probabilities = run.backend().attention_saved_kind() == AttentionSaved::Probabilities;
+          CMAE_TEST_CHECK(floats == (probabilities ? B * H * N * N : B * H * N), "B=", B, " N=", N, " H=", H, ": ", floats);
+          if (run.backend().device() == Device::CPU) CMAE_TEST_CHECK(probabilities, "the CPU saves the probabilities");
         }
   });
 }

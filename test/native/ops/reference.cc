@@ -84,7 +84,7 @@ Head split_head(const Floats& qkv, int64_t b, int64_t h, int64_t N, int64_t D, i
 
 // P (N, N) = softmax_j(q_i·k_j·hd^-0.5), probabilities below e^-80 of the row's largest set to 0;
 // gap (if given) = each score minus its row's largest.
-Doubles probabilities(const Head& head, int64_t N, int64_t hd, double* gap = nullptr) {
+Doubles probabilities(const Head& head, int64_t N, int64_t hd, double* gap = nullptr, double* lse = nullptr) {
   const double scale = 1.0 / std::sqrt(static_cast<double>(hd));
   Doubles P(at(N * N));
   for (int64_t i = 0; i < N; ++i) {
@@ -96,12 +96,14 @@ Doubles probabilities(const Head& head, int64_t N, int64_t hd, double* gap = nul
       row[j] = s * scale;
       max = std::max(max, row[j]);
     }
-    double sum = 0;
+    double sum = 0, unflushed = 0;
     for (int64_t j = 0; j < N; ++j) {
       if (gap) gap[i * N + j] = row[j] - max;
+      unflushed += std::exp(row[j] - max);
       row[j] = row[j] - max < -80.0 ? 0.0 : std::exp(row[j] - max);
       sum += row[j];
     }
+    if (lse) lse[i] = max + std::log(unflushed);
     for (int64_t j = 0; j < N; ++j) row[j] /= sum;
   }
   return P;
@@ -111,11 +113,11 @@ Doubles probabilities(const Head& head, int64_t N, int64_t hd, double* gap = nul
 
 Attention attention_forward(const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
   const int64_t hd = D / H;
-  Attention r{Doubles(at(B * N * D)), Doubles(at(B * H * N * N)), Doubles(at(B * H * N * N))};
+  Attention r{Doubles(at(B * N * D)), Doubles(at(B * H * N * N)), Doubles(at(B * H * N * N)), Doubles(at(B * H * N))};
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
       const Head head = split_head(qkv, b, h, N, D, H);
-      const Doubles P = probabilities(head, N, hd, &r.score_gap[at((b * H + h) * N * N)]);
+      const Doubles P = probabilities(head, N, hd, &r.score_gap[at((b * H + h) * N * N)], &r.lse[at((b * H + h) * N)]);
       std::copy(P.begin(), P.end(), r.att.begin() + (b * H + h) * N * N);
       for (int64_t i = 0; i < N; ++i)
         for (int64_t d = 0; d < hd; ++d) {

@@ -24,6 +24,7 @@ struct Attention {
   Doubles out;  // (B, N, D)
   Doubles att;  // (B, H, N, N), the flush rule of the contract applied
   Doubles score_gap;  // (B, H, N, N): score − the row's largest score (−80 is the flush threshold)
+  Doubles lse;        // (B, H, N): the row log-sum-exp m + log Σ e^(s − m) of the scores
 };
 Attention attention_forward(const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H);
 Doubles attention_backward(const Floats& dout, const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H);
