@@ -5,6 +5,12 @@
 #include "core/cpu_features.h"
 #include "core/threads.h"
 #include "harness.h"
+#if defined(CMAE_WITH_CUDA) || defined(CMAE_WITH_CUDA_EMULATION)
+#include "cuda/cuda_api.h"
+#endif
+#ifdef CMAE_WITH_CUDA_EMULATION
+#include "emu/emu.h"
+#endif
 
 namespace cmae::op_tests {
 
@@ -42,6 +48,41 @@ void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only) {
   register_backend_under_test(std::move(b));
 }
 
+// A CUDA backend at one matmul precision (set in setup, restored after). `variant` names it.
+void register_cuda(const std::string& name, std::function<Backend&()> backend, MatmulPrecision precision, bool matmul_cases_only,
+                   std::function<void()> enter = nullptr, std::function<void()> leave = nullptr) {
+  auto saved = std::make_shared<MatmulPrecision>(MatmulPrecision::FP32);
+  BackendUnderTest b;
+  b.name = name;
+  b.setup = [saved, backend, precision, enter]() -> Backend& {
+    Backend& cuda = backend();
+    *saved = cuda.matmul_precision();
+    cuda.set_matmul_precision(precision);
+    if (enter) enter();
+    return cuda;
+  };
+  b.restore = [saved, backend, leave] {
+    if (leave) leave();
+    backend().set_matmul_precision(*saved);
+  };
+  b.matmul_precision = precision;
+  b.matmul_cases_only = matmul_cases_only;
+  register_backend_under_test(std::move(b));
+}
+
+#ifdef CMAE_WITH_CUDA_EMULATION
+// The emulated CUDA backend under one schedule order of the SIMT emulator: a missing barrier or
+// warp synchronisation shows only under some orders, so every case runs under three.
+void register_cuda_emulated(emu::Schedule schedule, MatmulPrecision precision, bool matmul_cases_only) {
+  auto scope = std::make_shared<std::unique_ptr<emu::ScheduleScope>>();
+  std::string name = std::string("cuda-emu-") + emu::schedule_name(schedule);
+  if (precision != MatmulPrecision::FP32) name += std::string("-") + matmul_precision_name(precision);
+  register_cuda(
+      name, [] () -> Backend& { return cuda_emulated_backend(); }, precision, matmul_cases_only,
+      [scope, schedule] { *scope = std::make_unique<emu::ScheduleScope>(schedule, /*seed=*/7); }, [scope] { scope->reset(); });
+}
+#endif
+
 }  // namespace
 
 void register_backends() {
@@ -49,16 +90,23 @@ void register_backends() {
     if (cpu_supports(isa)) register_cpu(isa, MatmulPrecision::FP32, /*matmul_cases_only=*/false);
   if (cpu_supports_avx512_bf16()) register_cpu(Isa::AVX512, MatmulPrecision::BF16, /*matmul_cases_only=*/true);
 
-  // The CUDA backend (cuda/cuda_api.h) and its emulation register here once their ops exist (they
-  // throw "not implemented" today), one line each; setup selects FP32 products (a GPU's default is
-  // TF32), and a TF32 variant is a second line with .matmul_precision = TF32 and
-  // .matmul_cases_only = true. With a device present:
-  //   #ifdef CMAE_WITH_CUDA
-  //   if (cuda_device_count(nullptr) > 0) register_backend_under_test({"cuda", ...setup: cuda_device_backend(0)...});
-  //   #endif
-  //   #ifdef CMAE_WITH_CUDA_EMULATION
-  //   register_backend_under_test({"cuda-emulated", ...setup: cuda_emulated_backend()...});
-  //   #endif
+  // The CUDA backend (cuda/cuda_api.h): FP32 products, plus its tensor-core precisions on the
+  // matmul cases. A GPU's default is TF32, so setup selects each precision explicitly.
+#ifdef CMAE_WITH_CUDA
+  if (cuda_device_count(nullptr) > 0) {
+    const auto gpu = []() -> Backend& { return cuda_device_backend(0); };
+    register_cuda("cuda", gpu, MatmulPrecision::FP32, /*matmul_cases_only=*/false);
+    register_cuda("cuda-tf32", gpu, MatmulPrecision::TF32, /*matmul_cases_only=*/true);
+    register_cuda("cuda-bf16", gpu, MatmulPrecision::BF16, /*matmul_cases_only=*/true);
+  }
+#endif
+  // The same kernel source on the SIMT emulator, under each schedule order.
+#ifdef CMAE_WITH_CUDA_EMULATION
+  for (emu::Schedule schedule : {emu::Schedule::Forward, emu::Schedule::Reverse, emu::Schedule::Shuffle})
+    register_cuda_emulated(schedule, MatmulPrecision::FP32, /*matmul_cases_only=*/false);
+  register_cuda_emulated(emu::Schedule::Forward, MatmulPrecision::TF32, /*matmul_cases_only=*/true);
+  register_cuda_emulated(emu::Schedule::Forward, MatmulPrecision::BF16, /*matmul_cases_only=*/true);
+#endif
 }
 
 }  // namespace cmae::op_tests

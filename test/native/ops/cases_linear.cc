@@ -207,6 +207,10 @@ void add_linear_cases(CaseTable& table) {
   gemms.push_back({true, true, 7, 13, 5, 0.0f, 0.0f, 0, true});
   gemms.push_back({false, false, 3, 4, 0, 1.0f, 0.5f});
   gemms.push_back({false, true, 3, 4, 0, 1.0f, 0.0f});
+  // Enough output tiles for a GPU's large-tile path (>= 132 tiles of 128×128 without a K split),
+  // NN and TT, with beta·C and padded rows.
+  gemms.push_back({false, false, 1537, 1500, 45, 1.0f, 0.5f, 2});
+  gemms.push_back({true, true, 1537, 1500, 40, 1.0f, 0.0f});
   // Empty results: nothing may be written.
   gemms.push_back({false, false, 0, 5, 3, 1.0f, 0.0f});
   gemms.push_back({true, false, 4, 0, 3, 1.0f, 1.0f});
