@@ -37,6 +37,7 @@ double milliseconds_since(std::chrono::steady_clock::time_point start);
 void add_block_cases(testing::Suite& suite);
 void add_warp_cases(testing::Suite& suite);
 void add_error_cases(testing::Suite& suite);
+void add_planted_cases(testing::Suite& suite);  // planted_cases.cc: a product kernel's missing barrier
 void add_mma_cases(testing::Suite& suite);
 void add_runtime_cases(testing::Suite& suite);
 

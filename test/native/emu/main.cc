@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
   cmae::emu_tests::add_warp_cases(suite);
   cmae::emu_tests::add_mma_cases(suite);
   cmae::emu_tests::add_error_cases(suite);
+  cmae::emu_tests::add_planted_cases(suite);
   cmae::emu_tests::add_runtime_cases(suite);
   return suite.run(argc, argv);
 }
