@@ -1,5 +1,6 @@
 // The CUDA backend's memory primitives, execution policy and construction, and the entry points
 // of each build (cuda_backend.h).
+#include <algorithm>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -16,7 +17,25 @@ CudaBackend::CudaBackend(int index) : index_(index) {
   precision_ = properties_.major >= 8 ? MatmulPrecision::TF32 : MatmulPrecision::FP32;
 }
 
-CudaBackend::~CudaBackend() { stream_destroy(stream_); }
+CudaBackend::~CudaBackend() {
+  if (scratch_) device_free(scratch_);
+  stream_destroy(stream_);
+}
+
+void* CudaBackend::scratch(size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    const size_t grown = std::max({bytes, 2 * scratch_bytes_, size_t{64} << 10});
+    if (scratch_) {
+      stream_synchronize(stream_);
+      device_free(scratch_);
+    }
+    scratch_ = nullptr;  // consistent if the allocation throws
+    scratch_bytes_ = 0;
+    scratch_ = device_alloc(grown);
+    scratch_bytes_ = grown;
+  }
+  return scratch_;
+}
 
 std::string CudaBackend::name() const {
   return CMAE_CUDA_EMULATED ? std::string("cuda (emulated)") : "cuda:" + std::to_string(index_) + " (" + properties_.name + ")";

@@ -29,6 +29,12 @@ class CudaBackend final : public Backend {
   std::string name() const override;
   const DeviceProperties& properties() const { return properties_; }
   Stream stream() const { return stream_; }
+  // Device memory for the partial results between the passes of one op (two-pass reductions,
+  // split-K slices): at least `bytes`, valid until the op's next call of scratch (ops on the
+  // stream run in queue order, so an op uses it freely between its own launches; nothing survives
+  // to the next op). Growing waits for the stream once (the old buffer may still be in use), then
+  // allocates with headroom: steady state never allocates or waits.
+  void* scratch(size_t bytes);
 
   // Memory: cudaMalloc'ed buffers (256-byte aligned), copies and fills queued on the stream.
   void* allocate(size_t bytes) override;
@@ -137,6 +143,8 @@ class CudaBackend final : public Backend {
   DeviceProperties properties_;
   Stream stream_ = nullptr;
   MatmulPrecision precision_ = MatmulPrecision::FP32;
+  void* scratch_ = nullptr;
+  size_t scratch_bytes_ = 0;
 };
 
 CMAE_CUDA_NAMESPACE_END

@@ -173,7 +173,7 @@ void launch_gemm(MatmulPrecision precision, bool trans_a, bool trans_b, const Ge
 
 // out[M,N] = epilogue(op(A)[M,K]·op(B)[K,N]) on the backend's stream, at its matmul precision.
 // K == 0 runs the epilogue on zeros (A and B are not read).
-void gemm(const CudaBackend& backend, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+void gemm(CudaBackend& backend, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
           const float* B, int64_t ldb, GemmEpilogue epi) {
   CMAE_CHECK(M >= 0 && N >= 0 && K >= 0, Value, "matrix product of negative size (M = ", M, ", N = ", N, ", K = ", K, ")");
   CMAE_CHECK(M < kMaxDimension && N < kMaxDimension && K < kMaxDimension, Value, "matrix product of ", M, " x ", N, " x ", K,
@@ -190,7 +190,7 @@ void gemm(const CudaBackend& backend, bool trans_a, bool trans_b, int64_t M, int
   const int64_t partial_ld = ceil_div(N, 4) * 4;  // 16-byte rows for gemm_split_sum
   const int64_t slice_stride = M * partial_ld;
   if (plan.splits > 1) {
-    args.epilogue = epilogue(static_cast<float*>(reduction_scratch(backend.stream(), sizeof(float) * plan.splits * slice_stride)),
+    args.epilogue = epilogue(static_cast<float*>(backend.scratch(sizeof(float) * plan.splits * slice_stride)),
                              partial_ld);
     set_extent(args.epilogue, M, N);
     args.epilogue.slice_stride = slice_stride;

@@ -1,6 +1,6 @@
 // The fused CMAE losses of the CUDA backend (ops/loss.h); the kernels and their design are in
 // kernels/loss.cuh. The loss stays in device memory; the scratch between the passes (the mask sum
-// and the block partials, or the per-row cross-entropies) is reduction_scratch.
+// and the block partials, or the per-row cross-entropies) is the backend's scratch (CudaBackend::scratch).
 //
 // Expected bound, base preset (ViT-B/16 at 224 px, batch 256), H100/H200:
 //   normpix_mse_forward_backward  B 256, L 196, P 768, 75 % masked: reads pred + target of the
@@ -22,9 +22,9 @@ void CudaBackend::normpix_mse_forward_backward(float* loss, float* dpred, const 
     return;
   }
   const int64_t blocks = ceil_div(R, kernels::kRowsPerBlock);
-  double* scratch = static_cast<double*>(reduction_scratch(stream_, static_cast<size_t>(1 + blocks) * sizeof(double)));
-  double* mask_sum = scratch;
-  double* partials = scratch + 1;
+  double* sums = static_cast<double*>(scratch(static_cast<size_t>(1 + blocks) * sizeof(double)));
+  double* mask_sum = sums;
+  double* partials = sums + 1;
   kernels::launch_sum("normpix_mask_sum", mask, R, kernels::WriteDouble{mask_sum}, stream_);
   kernels::dispatch_width(P % 4 == 0 && all_aligned16(dpred, pred, target), [&](auto width) {
     constexpr int W = decltype(width)::value;
@@ -41,7 +41,7 @@ void CudaBackend::infonce_forward_backward(float* loss, float* dq, const float* 
     fill_zero(loss, sizeof(float));
     return;
   }
-  double* row_loss = static_cast<double*>(reduction_scratch(stream_, static_cast<size_t>(B) * sizeof(double)));
+  double* row_loss = static_cast<double*>(scratch(static_cast<size_t>(B) * sizeof(double)));
   const std::size_t shared_bytes = kernels::infonce_shared_bytes(B, E);
   kernels::dispatch_width(E % 4 == 0 && all_aligned16(q, k), [&](auto width) {
     constexpr int W = decltype(width)::value;

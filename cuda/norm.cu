@@ -1,6 +1,6 @@
 // norm ops of the CUDA backend (ops/norm.h): argument checks, launch geometry and launches; the
 // kernels and their design are in kernels/norm.cuh. Scratch: the chunk partials of
-// layernorm_backward live in reduction_scratch (common/reduce.cuh), used only within the op.
+// layernorm_backward live in the backend's scratch (CudaBackend::scratch), used only within the op.
 //
 // Expected bound per call, base preset at batch 256 on an H100/H200 (4.3 TB/s; every kernel here is
 // memory bound: a few flops per byte). Rows: online encoder 256·50 = 12,800 × 768; EMA teacher
@@ -76,7 +76,7 @@ void CudaBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, 
   if (R == 0 || C == 0) return;
   check_columns(C, "layernorm_backward");
   const int64_t chunks = ceil_div(R, kernels::kLayerNormChunkRows);
-  float* partials = static_cast<float*>(reduction_scratch(stream_, static_cast<size_t>(chunks * 2 * C) * sizeof(float)));
+  float* partials = static_cast<float*>(scratch(static_cast<size_t>(chunks * 2 * C) * sizeof(float)));
   const bool vec4 = C % 4 == 0 && all_aligned16(dinp, dout, inp, weight);
   const int c = static_cast<int>(C);
   with_row_shape(C, vec4, [&](auto width, auto packs) {

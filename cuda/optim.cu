@@ -29,7 +29,7 @@ void CudaBackend::ema_update(float* target, const float* online, int64_t n, floa
 
 void CudaBackend::global_norm(double* norm, const float* grads, int64_t n) {
   const int64_t chunks = n > 0 ? ceil_div(n, kernels::kNormChunk) : 0;
-  double* partials = static_cast<double*>(reduction_scratch(stream_, static_cast<size_t>(chunks) * sizeof(double)));
+  double* partials = static_cast<double*>(scratch(static_cast<size_t>(chunks) * sizeof(double)));
   if (chunks > 0) {
     kernels::dispatch_width(aligned16(grads), [&](auto width) {
       constexpr int W = decltype(width)::value;

@@ -1,6 +1,6 @@
 // patch ops of the CUDA backend (ops/patch.h): argument checks, launch geometry and launches; the
 // kernels and their design are in kernels/patch.cuh. Scratch: the dmask_token chunk partials of
-// unshuffle_backward live in reduction_scratch (common/reduce.cuh), used only within the op.
+// unshuffle_backward live in the backend's scratch (CudaBackend::scratch), used only within the op.
 //
 // Expected bound per call, base preset at batch 256 on an H100/H200 (4.3 TB/s; all memory or
 // latency bound). 224 px RGB images, p = 16: L = 196 patches of P = 768; 75 % masking: K = 49
@@ -143,7 +143,7 @@ void CudaBackend::unshuffle_backward(float* dinp, float* dmask_token, const floa
   if (L == 0) return;  // no masked row: dmask_token += 0
   // dmask_token: chunk partials in double, then their sum in chunk order.
   const int64_t chunks = ceil_div(B * L, kernels::kMaskTokenChunkRows);
-  double* partials = static_cast<double*>(reduction_scratch(stream_, static_cast<size_t>(chunks * D) * sizeof(double)));
+  double* partials = static_cast<double*>(scratch(static_cast<size_t>(chunks * D) * sizeof(double)));
   const dim3 grid(static_cast<unsigned>(chunks), static_cast<unsigned>(ceil_div(D, kernels::kMaskTokenThreads)));
   CMAE_LAUNCH(kernels::mask_token_partials, grid, kernels::kMaskTokenThreads, 0, stream_, partials, dout, ids_restore, B, t.L, t.K,
               t.D, t.prefix);

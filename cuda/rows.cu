@@ -25,7 +25,7 @@ void CudaBackend::add_inplace(float* dst, const float* src, int64_t n) {
 void CudaBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) {
   if (R <= 0 || C <= 0) return;
   const int64_t blocks = ceil_div(R, kernels::kColumnSumRowBlock);
-  float* partials = static_cast<float*>(reduction_scratch(stream_, static_cast<size_t>(blocks * C) * sizeof(float)));
+  float* partials = static_cast<float*>(scratch(static_cast<size_t>(blocks * C) * sizeof(float)));
   const unsigned threads = kernels::kStreamThreads;
   CMAE_LAUNCH(kernels::column_block_sums_kernel, static_cast<unsigned>(ceil_div(blocks * C, threads)), threads, 0, stream_, partials,
               src, R, C, ld);

@@ -7,14 +7,12 @@
 // Device side: warp_sum / warp_max (one warp), block_sum / block_max (one 1-D block),
 // block_sum_array (a block summing a whole array, the second pass of a two-pass reduction), and
 // FloatVec / load_vec / store_vec (W floats in one access: W = 4 is a 128-bit load or store).
-// Host side: ceil_div, aligned16 (may a pointer take 128-bit accesses), stream_blocks (the grid
-// of a grid-stride loop) and reduction_scratch (the device memory that holds the partial results
-// between the passes of a two-pass reduction).
+// Host side: ceil_div, aligned16 (may a pointer take 128-bit accesses) and stream_blocks (the grid
+// of a grid-stride loop). The device memory between the passes of a two-pass reduction is the
+// backend's CudaBackend::scratch.
 #pragma once
 #include <cstddef>
 #include <cstdint>
-#include <mutex>
-#include <vector>
 
 #include "common/compat.cuh"
 #include "common/runtime.h"
@@ -153,42 +151,6 @@ inline unsigned stream_blocks(int64_t items, unsigned threads, int multiprocesso
   const int64_t wanted = ceil_div(items > 0 ? items : 1, threads);
   const int64_t fill = static_cast<int64_t>(multiprocessors > 0 ? multiprocessors : 1) * blocks_per_sm;
   return static_cast<unsigned>(wanted < fill ? wanted : fill);
-}
-
-// Device memory for the partial results of multi-pass reductions, at least `bytes` long (256-byte
-// aligned): one grow-only buffer per stream, never freed (backends live as long as the process).
-// Ops on one stream run in queue order, so an op may use it freely between its own launches; its
-// contents do not survive to the next op. Growing waits for the stream once (the old buffer may
-// still be in use), then allocates with headroom, so steady state never allocates or waits.
-inline void* reduction_scratch(Stream stream, std::size_t bytes) {
-  struct Slot {
-    Stream stream;
-    void* memory;
-    std::size_t bytes;
-  };
-  static std::mutex mutex;
-  static std::vector<Slot> slots;
-  const std::lock_guard<std::mutex> lock(mutex);
-  Slot* slot = nullptr;
-  for (Slot& s : slots)
-    if (s.stream == stream) slot = &s;
-  if (slot == nullptr) {
-    slots.push_back({stream, nullptr, 0});
-    slot = &slots.back();
-  }
-  if (slot->bytes < bytes) {
-    if (slot->memory != nullptr) {
-      stream_synchronize(stream);
-      device_free(slot->memory);
-    }
-    std::size_t grown = slot->bytes * 2 > std::size_t{64} << 10 ? slot->bytes * 2 : std::size_t{64} << 10;
-    if (grown < bytes) grown = bytes;
-    slot->memory = nullptr;  // consistent if the allocation throws
-    slot->bytes = 0;
-    slot->memory = device_alloc(grown);
-    slot->bytes = grown;
-  }
-  return slot->memory;
 }
 
 CMAE_CUDA_NAMESPACE_END

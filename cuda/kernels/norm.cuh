@@ -4,7 +4,7 @@
 // variance, rstd = 1/sqrt(var + eps), the same products in the same order per element.
 //
 // Also what patch.cuh shares: add_vec, and add_chunk_sums, the second pass of every two-pass
-// column reduction of both families (its partials live in common/reduce.cuh's reduction_scratch).
+// column reduction of both families (its partials live in the backend's scratch).
 //
 // Designs (the launches and the expected bounds are in cuda/norm.cu):
 //  - layernorm_forward_rows: a warp per row, 8 rows per 256-thread block. Lane l owns the columns

@@ -10,7 +10,7 @@
 //                    strided share, then block_sum's tree) and writes the chunk's partial; then
 //                    one block of sum_kernel (activation.cuh) adds the partials in its fixed
 //                    order and writes the square root into the device double (WriteSqrt).
-//                    Partials: reduction_scratch.
+//                    Partials: the backend's scratch (CudaBackend::scratch).
 //   clip_coefficient one thread: core/math.h's clip_coefficient of the device norm.
 #pragma once
 #include <cmath>

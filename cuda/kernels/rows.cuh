@@ -7,7 +7,7 @@
 //                    threads on consecutive columns, so each row is read coalesced), then
 //                    column_fold_kernel adds a column's partials in row order into dst (one thread
 //                    per column, loads batched ahead of the add chain). The partials
-//                    (ceil(R/32) x C floats) live in reduction_scratch.
+//                    (ceil(R/32) x C floats) live in the backend's scratch (CudaBackend::scratch).
 //   transpose_add    32x32 tiles through shared memory (one padded row per tile row, so neither
 //                    the row-wise read nor the column-wise read has bank conflicts); a block of
 //                    256 threads moves one tile, reading src and updating dst coalesced.
