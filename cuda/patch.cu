@@ -30,13 +30,6 @@ CMAE_CUDA_NAMESPACE_BEGIN
 
 namespace {
 
-// Calls launch(std::integral_constant<int, W>): W = 4 (16-byte row access) where vec4, else 1.
-template <typename Launch>
-void with_vec_width(bool vec4, Launch&& launch) {
-  if (vec4) launch(std::integral_constant<int, 4>{});
-  else launch(std::integral_constant<int, 1>{});
-}
-
 void check_int(int64_t value, const char* what, const char* op) {
   CMAE_CHECK(value <= INT_MAX, Shape, op, ": ", what, " = ", value, " is more than the CUDA kernels index (2^31 - 1)");
 }
@@ -104,7 +97,7 @@ void CudaBackend::gather_visible_forward(float* out, const float* tokens, const 
                                          int64_t L, int64_t K, int64_t D, int64_t prefix) {
   if (B * K == 0 || D == 0) return;
   const TokenDims t = token_dims(L, K, D, prefix, "gather_visible_forward");
-  with_vec_width(D % 4 == 0 && all_aligned16(out, tokens, pos), [&](auto width) {
+  kernels::dispatch_width(D % 4 == 0 && all_aligned16(out, tokens, pos), [&](auto width) {
     CMAE_LAUNCH(kernels::gather_visible_rows<decltype(width)::value>, token_row_grid(B * K), kernels::kTokenRowThreads, 0, stream_,
                 out, tokens, pos, ids_keep, B, t.L, t.K, t.D, t.prefix);
   });
@@ -114,7 +107,7 @@ void CudaBackend::gather_visible_backward(float* dtokens, const float* dout, con
                                           int64_t K, int64_t D, int64_t prefix) {
   if (B * L == 0 || D == 0) return;
   const TokenDims t = token_dims(L, K, D, prefix, "gather_visible_backward");
-  with_vec_width(D % 4 == 0 && all_aligned16(dtokens, dout), [&](auto width) {
+  kernels::dispatch_width(D % 4 == 0 && all_aligned16(dtokens, dout), [&](auto width) {
     CMAE_LAUNCH(kernels::gather_visible_backward_rows<decltype(width)::value>, token_row_grid(B * L), kernels::kTokenRowThreads, 0,
                 stream_, dtokens, dout, ids_keep, B, t.L, t.K, t.D, t.prefix);
   });
@@ -124,7 +117,7 @@ void CudaBackend::unshuffle_forward(float* out, const float* inp, const float* m
                                     const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   if (B * (prefix + L) == 0 || D == 0) return;
   const TokenDims t = token_dims(L, K, D, prefix, "unshuffle_forward");
-  with_vec_width(D % 4 == 0 && all_aligned16(out, inp, mask_token, pos, pos_prefix), [&](auto width) {
+  kernels::dispatch_width(D % 4 == 0 && all_aligned16(out, inp, mask_token, pos, pos_prefix), [&](auto width) {
     CMAE_LAUNCH(kernels::unshuffle_forward_rows<decltype(width)::value>, token_row_grid(B * (prefix + L)), kernels::kTokenRowThreads, 0,
                 stream_, out, inp, mask_token, pos, pos_prefix, ids_restore, B, t.L, t.K, t.D, t.prefix);
   });
@@ -135,7 +128,7 @@ void CudaBackend::unshuffle_backward(float* dinp, float* dmask_token, const floa
   if (B == 0 || D == 0) return;
   const TokenDims t = token_dims(L, K, D, prefix, "unshuffle_backward");
   if (prefix + K > 0) {
-    with_vec_width(D % 4 == 0 && all_aligned16(dinp, dout), [&](auto width) {
+    kernels::dispatch_width(D % 4 == 0 && all_aligned16(dinp, dout), [&](auto width) {
       CMAE_LAUNCH(kernels::unshuffle_backward_rows<decltype(width)::value>, token_row_grid(B * (prefix + K)), kernels::kTokenRowThreads,
                   0, stream_, dinp, dout, ids_restore, B, t.L, t.K, t.D, t.prefix);
     });

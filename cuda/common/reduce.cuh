@@ -13,6 +13,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "common/compat.cuh"
 #include "common/runtime.h"
@@ -152,5 +153,34 @@ inline unsigned stream_blocks(int64_t items, unsigned threads, int multiprocesso
   const int64_t fill = static_cast<int64_t>(multiprocessors > 0 ? multiprocessors : 1) * blocks_per_sm;
   return static_cast<unsigned>(wanted < fill ? wanted : fill);
 }
+
+// ---- launch shapes shared by the families --------------------------------------------------------
+
+namespace kernels {
+
+// Threads per block of the streaming and warp-per-row kernels.
+constexpr unsigned kStreamThreads = 256;
+
+// Rows per block of the warp-per-row kernels (a 256-thread block, a warp per row).
+constexpr unsigned kRowsPerBlock = kStreamThreads / 32;
+
+// The row of the calling warp in a warp-per-row kernel, or -1 past the last row.
+__device__ __forceinline__ int64_t warp_row(int64_t rows) {
+  const int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
+  return r < rows ? r : -1;
+}
+
+// Calls launch_width(std::integral_constant<int, 4>{}) when `vectorized`, else with 1: one launch
+// site for both widths of a kernel template (`constexpr int W = decltype(w)::value;` inside).
+template <typename F>
+void dispatch_width(bool vectorized, F&& launch_width) {
+  if (vectorized) {
+    launch_width(std::integral_constant<int, 4>{});
+  } else {
+    launch_width(std::integral_constant<int, 1>{});
+  }
+}
+
+}  // namespace kernels
 
 CMAE_CUDA_NAMESPACE_END

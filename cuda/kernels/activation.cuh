@@ -12,11 +12,9 @@
 //        Map<F, Inputs> is the Op of out[i] = f(a[i]) or f(a[i], b[i]); out may alias a or b
 //        exactly, since each element is read and then written by the same thread.
 //   row_grid / row_grid_column  the 2-D launch of "a thread per (row, W columns)" kernels.
-//   warp_row                    the row of a warp-per-row kernel (8 rows per 256-thread block).
 //   sum_kernel<V, Finish>       the last pass of a two-pass reduction: one block adds an array
 //        in a fixed order (block_sum_array, double) and hands the total to a finish functor that
 //        writes the op's result into device memory.
-//   dispatch_width              one launch site for the W = 4 and W = 1 instances of a kernel.
 //
 // The activations are Maps of core/math.h's formulas: each element's value depends on that
 // element alone, never on the grid, the alignment or the vector path.
@@ -32,20 +30,6 @@
 CMAE_CUDA_NAMESPACE_BEGIN
 
 namespace kernels {
-
-// Threads per block of the streaming kernels.
-constexpr unsigned kStreamThreads = 256;
-
-// Calls launch_width(std::integral_constant<int, 4>{}) when `vectorized`, else with 1: one launch
-// site for both widths of a kernel template (`constexpr int W = decltype(w)::value;` inside).
-template <typename F>
-void dispatch_width(bool vectorized, F&& launch_width) {
-  if (vectorized) {
-    launch_width(std::integral_constant<int, 4>{});
-  } else {
-    launch_width(std::integral_constant<int, 1>{});
-  }
-}
 
 // op.apply<4>(i) for i = 0, 4, ... below n rounded down to a multiple of 4 when `vectorized`,
 // op.apply<1>(i) for the other elements; spread over the grid.
@@ -130,15 +114,6 @@ __device__ __forceinline__ int64_t row_grid_column() {
 }
 
 // ---- warp-per-row kernels and final sums -------------------------------------------------------
-
-// Rows per block of the warp-per-row kernels (a 256-thread block, a warp per row).
-constexpr unsigned kRowsPerBlock = kStreamThreads / 32;
-
-// The row of the calling warp in a warp-per-row kernel, or -1 past the last row.
-__device__ __forceinline__ int64_t warp_row(int64_t rows) {
-  const int64_t r = static_cast<int64_t>(blockIdx.x) * kRowsPerBlock + threadIdx.x / 32;
-  return r < rows ? r : -1;
-}
 
 // Threads of sum_kernel's single block.
 constexpr unsigned kFinishThreads = 1024;

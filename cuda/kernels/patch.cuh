@@ -141,8 +141,9 @@ __global__ void masking_noise_fill(float* __restrict__ noise, int64_t n, uint64_
 
 // ---- token rows: a warp per destination row ------------------------------------------------------
 
-constexpr int kTokenRowWarps = 8;
-constexpr int kTokenRowThreads = kTokenRowWarps * 32;
+// A warp per destination row, kRowsPerBlock rows per block (common/reduce.cuh warp_row).
+constexpr int kTokenRowWarps = kRowsPerBlock;
+constexpr int kTokenRowThreads = kStreamThreads;
 
 // dst[0, D) = src (+ add, when not null), by the calling warp.
 template <int W>
@@ -180,18 +181,12 @@ __device__ __forceinline__ void warp_sum_selected_rows(float* dst, const float* 
     for (int d = lane * W; d < D; d += 32 * W) store_vec<W>(dst + d, FloatVec<W>{});
 }
 
-// The destination row of the calling warp, or -1 past the last.
-__device__ __forceinline__ int64_t token_row_of_warp(int64_t rows) {
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * kTokenRowWarps + threadIdx.x / 32;
-  return row < rows ? row : -1;
-}
-
 // out[b, prefix+k] = tokens[b, ids_keep[b,k]] + pos[ids_keep[b,k]] (pos may be null).
 template <int W>
 __global__ void __launch_bounds__(kTokenRowThreads)
     gather_visible_rows(float* __restrict__ out, const float* __restrict__ tokens, const float* __restrict__ pos,
                         const int32_t* __restrict__ ids_keep, int64_t B, int L, int K, int D, int prefix) {
-  const int64_t row = token_row_of_warp(B * K);  // (b, k)
+  const int64_t row = warp_row(B * K);  // (b, k)
   if (row < 0) return;
   const int64_t b = row / K, k = row % K, id = ids_keep[row];
   warp_copy_row<W>(out + (b * (prefix + K) + prefix + k) * D, tokens + (b * L + id) * D, pos ? pos + id * D : nullptr, D,
@@ -203,7 +198,7 @@ template <int W>
 __global__ void __launch_bounds__(kTokenRowThreads)
     gather_visible_backward_rows(float* __restrict__ dtokens, const float* __restrict__ dout, const int32_t* __restrict__ ids_keep,
                                  int64_t B, int L, int K, int D, int prefix) {
-  const int64_t row = token_row_of_warp(B * L);  // (b, l)
+  const int64_t row = warp_row(B * L);  // (b, l)
   if (row < 0) return;
   const int64_t b = row / L;
   const int l = static_cast<int>(row % L);
@@ -218,7 +213,7 @@ __global__ void __launch_bounds__(kTokenRowThreads)
     unshuffle_forward_rows(float* __restrict__ out, const float* __restrict__ inp, const float* __restrict__ mask_token,
                            const float* __restrict__ pos, const float* __restrict__ pos_prefix,
                            const int32_t* __restrict__ ids_restore, int64_t B, int L, int K, int D, int prefix) {
-  const int64_t row = token_row_of_warp(B * (prefix + L));  // (b, n)
+  const int64_t row = warp_row(B * (prefix + L));  // (b, n)
   if (row < 0) return;
   const int64_t b = row / (prefix + L);
   const int n = static_cast<int>(row % (prefix + L));
@@ -240,7 +235,7 @@ template <int W>
 __global__ void __launch_bounds__(kTokenRowThreads)
     unshuffle_backward_rows(float* __restrict__ dinp, const float* __restrict__ dout, const int32_t* __restrict__ ids_restore,
                             int64_t B, int L, int K, int D, int prefix) {
-  const int64_t row = token_row_of_warp(B * (prefix + K));  // (b, n)
+  const int64_t row = warp_row(B * (prefix + K));  // (b, n)
   if (row < 0) return;
   const int64_t b = row / (prefix + K);
   const int n = static_cast<int>(row % (prefix + K)), lane = static_cast<int>(threadIdx.x % 32);
