@@ -63,6 +63,11 @@ class CudaBackend final : public Backend {
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D,
                           int64_t H) override;
 
+  // data.cu
+  void make_views(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H, int64_t W,
+                  int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed,
+                  uint64_t stream) override;
+
   // The precision of sgemm and linear_* (FP32 SIMT products; TF32 and BF16 on tensor cores, from
   // compute capability 8.0). TF32 by default where it exists, as PyTorch's "high".
   void set_matmul_precision(MatmulPrecision precision) override;

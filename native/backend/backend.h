@@ -21,6 +21,7 @@
 #include "core/tensor.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/data.h"
 #include "ops/linear.h"
 #include "ops/loss.h"
 #include "ops/norm.h"
@@ -33,6 +34,7 @@ namespace cmae {
 
 class Backend : public ActivationOps,
                 public AttentionOps,
+                public DataOps,
                 public LinearOps,
                 public LossOps,
                 public NormOps,

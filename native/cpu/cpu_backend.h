@@ -1,6 +1,6 @@
 // The CPU backend: SIMD kernels (AVX2 + FMA baseline, AVX-512 variants chosen at run time, see
 // core/cpu_features.h) on cmae's OpenMP pool (core/threads.h). Each op family's members are
-// defined in the cpu/ file of that family (activation.cc, attention.cc, linear.cc, loss.cc,
+// defined in the cpu/ file of that family (activation.cc, attention.cc, data.cc, linear.cc, loss.cc,
 // norm.cc, optim.cc, patch.cc, pool.cc, rows.cc); memory and policy in cpu_backend.cc.
 //
 // Ops run synchronously on the calling thread (and the pool). Results do not depend on the thread
@@ -47,6 +47,11 @@ class CpuBackend final : public Backend {
   void attention_forward(float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) override;
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D,
                           int64_t H) override;
+
+  // data.cc (the pipeline is data/augment.cc)
+  void make_views(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H, int64_t W,
+                  int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed,
+                  uint64_t stream) override;
 
   // linear.cc (the GEMM driver is gemm.cc)
   void set_matmul_precision(MatmulPrecision precision) override;

@@ -6,118 +6,26 @@
 #include <vector>
 
 #include "core/errors.h"
-#include "core/rng.h"
 #include "core/threads.h"
+#include "data/augment_math.h"
 
 namespace cmae::data {
 namespace {
 
-// Philox counter layout: sample b uses indices b·16 + block; each block gives 4 words. Every draw
-// has a fixed slot, so turning one option off never changes what the others draw.
-constexpr uint64_t kBlocksPerSample = 16;
-constexpr uint64_t kCropAttempt0 = 0;  // blocks 0..9: (area, log-ratio, top, left) per attempt
-constexpr uint64_t kGeometry = 10;     // (flip, dy, dx, jitter applied)
-constexpr uint64_t kJitter = 11;       // (brightness, contrast, saturation, hue)
-constexpr uint64_t kOrder = 12;        // (permutation ×3, grayscale applied)
-constexpr uint64_t kBlur = 13;         // (blur applied, σ, -, -)
-
-constexpr float kLumaR = 0.299f, kLumaG = 0.587f, kLumaB = 0.114f;
-
-struct SampleRng {
-  uint64_t seed, stream, base;
-  Philox4 block(uint64_t k) const { return philox4x32(seed, stream, base + k); }
-};
-
-inline double unit(uint32_t w) { return static_cast<double>(w) * (1.0 / 4294967296.0); }
-
-// Uniform integer in [lo, hi] (inclusive, like Python's randint).
-inline int64_t randint(double u, int64_t lo, int64_t hi) {
-  const int64_t n = hi - lo + 1;
-  int64_t k = static_cast<int64_t>(u * static_cast<double>(n));
-  if (k >= n) k = n - 1;
-  return lo + k;
-}
-
-inline float clamp01(float v) { return v < 0.0f ? 0.0f : (v > 1.0f ? 1.0f : v); }
-
-struct Crop {
-  int64_t top, left, h, w;
-};
-
-// torchvision RandomResizedCrop.get_params (Python round() = round half to even = nearbyint).
-Crop random_resized_crop(const SampleRng& rng, int64_t H, int64_t W, const AugmentParams& p) {
-  const double area = static_cast<double>(H) * static_cast<double>(W);
-  const double log_lo = std::log(p.ratio_min), log_hi = std::log(p.ratio_max);
-  for (uint64_t attempt = 0; attempt < 10; ++attempt) {
-    const Philox4 r = rng.block(kCropAttempt0 + attempt);
-    const double target_area = area * (p.scale_min + (p.scale_max - p.scale_min) * unit(r.v[0]));
-    const double aspect = std::exp(log_lo + (log_hi - log_lo) * unit(r.v[1]));
-    const int64_t w = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area * aspect)));
-    const int64_t h = static_cast<int64_t>(std::nearbyint(std::sqrt(target_area / aspect)));
-    if (0 < w && w <= W && 0 < h && h <= H) {
-      return {randint(unit(r.v[2]), 0, H - h), randint(unit(r.v[3]), 0, W - w), h, w};
-    }
-  }
-  const double in_ratio = static_cast<double>(W) / static_cast<double>(H);
-  int64_t w = W, h = H;
-  if (in_ratio < p.ratio_min) {
-    h = static_cast<int64_t>(std::nearbyint(static_cast<double>(w) / p.ratio_min));
-  } else if (in_ratio > p.ratio_max) {
-    w = static_cast<int64_t>(std::nearbyint(static_cast<double>(h) * p.ratio_max));
-  }
-  h = std::clamp<int64_t>(h, 1, H);
-  w = std::clamp<int64_t>(w, 1, W);
-  return {(H - h) / 2, (W - w) / 2, h, w};
-}
-
-// PIL's resampling filters (Imaging/Resample.c).
-inline double bilinear_filter(double x) {
-  x = std::fabs(x);
-  return x < 1.0 ? 1.0 - x : 0.0;
-}
-inline double bicubic_filter(double x) {
-  constexpr double a = -0.5;
-  x = std::fabs(x);
-  if (x < 1.0) return ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0;
-  if (x < 2.0) return (((x - 5.0) * x + 8.0) * x - 4.0) * a;
-  return 0.0;
-}
-
-// Convolution taps of PIL's precompute_coeffs for resizing `in_size` samples to `out_size`
-// (support widened by the scale when downsampling = antialiasing).
+// Convolution taps of every output sample of one resampling axis (augment_math.h's
+// resample_taps), out_size × ksize.
 struct Taps {
   std::vector<int64_t> start, count;
   std::vector<float> weight;  // out_size × ksize
   int64_t ksize = 0;
 
   void build(int64_t in_size, int64_t out_size, bool bicubic) {
-    const double scale = static_cast<double>(in_size) / static_cast<double>(out_size);
-    const double filterscale = scale < 1.0 ? 1.0 : scale;
-    const double support = (bicubic ? 2.0 : 1.0) * filterscale;
-    const double ss = 1.0 / filterscale;
-    ksize = static_cast<int64_t>(std::ceil(support)) * 2 + 1;
+    const ResampleAxis axis = resample_axis(in_size, out_size, bicubic);
+    ksize = axis.ksize;
     start.assign(out_size, 0);
     count.assign(out_size, 0);
     weight.assign(static_cast<size_t>(out_size * ksize), 0.0f);
-    std::vector<double> k(static_cast<size_t>(ksize));
-    for (int64_t xx = 0; xx < out_size; ++xx) {
-      const double center = (static_cast<double>(xx) + 0.5) * scale;
-      int64_t xmin = static_cast<int64_t>(center - support + 0.5);
-      if (xmin < 0) xmin = 0;
-      int64_t xmax = static_cast<int64_t>(center + support + 0.5);
-      if (xmax > in_size) xmax = in_size;
-      int64_t n = xmax - xmin;
-      if (n > ksize) n = ksize;
-      double total = 0.0;
-      for (int64_t x = 0; x < n; ++x) {
-        const double arg = (static_cast<double>(x + xmin) - center + 0.5) * ss;
-        k[x] = bicubic ? bicubic_filter(arg) : bilinear_filter(arg);
-        total += k[x];
-      }
-      for (int64_t x = 0; x < n; ++x) weight[xx * ksize + x] = static_cast<float>(total != 0.0 ? k[x] / total : 0.0);
-      start[xx] = xmin;
-      count[xx] = n;
-    }
+    for (int64_t xx = 0; xx < out_size; ++xx) count[xx] = resample_taps(&weight[xx * ksize], &start[xx], axis, xx, in_size);
   }
 };
 
@@ -138,11 +46,6 @@ T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
   return v.data();
 }
-
-// Rounds to the nearest 8-bit level and clamps, as PIL stores each resampling pass in uint8.
-// Why it matters: without it, bicubic ringing leaves tiny non-zero values in flat regions, and the
-// norm-pix loss (per-patch standardisation) blows that noise up into unit-variance targets.
-inline float to_uint8_level(float v) { return v <= 0.0f ? 0.0f : (v >= 255.0f ? 255.0f : std::floor(v + 0.5f)); }
 
 // The crop box (top, left, h, w) of image `src` (H, W, C uint8) resampled to master (M, M, C) in
 // [0, 1] on 8-bit levels (PIL's resize), mirrored horizontally when `flip`.
@@ -184,100 +87,42 @@ void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, co
   }
 }
 
-// ---- colour ops on an (n pixels, C) HWC buffer in [0, 1] (torchvision's float-tensor formulas) ---
+// ---- colour ops on an (n pixels, C) HWC buffer in [0, 1], one pass per op ----------------------
 void adjust_brightness(float* v, int64_t count, float f) {
-  for (int64_t i = 0; i < count; ++i) v[i] = clamp01(v[i] * f);
+  for (int64_t i = 0; i < count; ++i) v[i] = brightness_pixel(v[i], f);
 }
 
 void adjust_contrast(float* v, int64_t n, int64_t C, float f) {
   double sum = 0.0;
   if (C == 3) {
-    for (int64_t i = 0; i < n; ++i) sum += kLumaR * v[3 * i] + kLumaG * v[3 * i + 1] + kLumaB * v[3 * i + 2];
+    for (int64_t i = 0; i < n; ++i) sum += luma(v[3 * i], v[3 * i + 1], v[3 * i + 2]);
   } else {
     for (int64_t i = 0; i < n; ++i) sum += v[i];
   }
-  const float mean = static_cast<float>(sum / static_cast<double>(n));
-  const float offset = (1.0f - f) * mean;
-  for (int64_t i = 0; i < n * C; ++i) v[i] = clamp01(f * v[i] + offset);
+  const float offset = contrast_offset(f, static_cast<float>(sum / static_cast<double>(n)));
+  for (int64_t i = 0; i < n * C; ++i) v[i] = contrast_pixel(v[i], f, offset);
 }
 
 void adjust_saturation(float* v, int64_t n, float f) {  // C = 3
-  for (int64_t i = 0; i < n; ++i) {
-    float* p = v + 3 * i;
-    const float g = (1.0f - f) * (kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2]);
-    p[0] = clamp01(f * p[0] + g);
-    p[1] = clamp01(f * p[1] + g);
-    p[2] = clamp01(f * p[2] + g);
-  }
+  for (int64_t i = 0; i < n; ++i) saturation_pixel(v + 3 * i, f);
 }
 
-void adjust_hue(float* v, int64_t n, float shift) {  // C = 3; torchvision _rgb2hsv / _hsv2rgb
-  for (int64_t i = 0; i < n; ++i) {
-    float* p = v + 3 * i;
-    const float r = p[0], g = p[1], b = p[2];
-    const float maxc = std::max(r, std::max(g, b)), minc = std::min(r, std::min(g, b));
-    const float cr = maxc - minc;
-    // torchvision divides by 1 instead of 0 for grey pixels, where every difference is 0 anyway.
-    const float inv = cr > 0.0f ? 1.0f / cr : 0.0f;
-    const float s = cr > 0.0f ? cr / maxc : 0.0f;
-    float h;
-    if (maxc == r) h = (g - b) * inv;               // bc − gc
-    else if (maxc == g) h = 2.0f + (b - r) * inv;   // 2 + rc − bc
-    else h = 4.0f + (r - g) * inv;                  // 4 + gc − rc
-    h = h / 6.0f + 1.0f;
-    h -= std::floor(h);
-    h += shift;
-    h -= std::floor(h);
-    const float val = maxc;
-    const float h6 = h * 6.0f;
-    float fi = std::floor(h6);
-    const float fr = h6 - fi;
-    int sector = static_cast<int>(fi) % 6;
-    if (sector < 0) sector += 6;
-    const float pp = clamp01(val * (1.0f - s)), q = clamp01(val * (1.0f - s * fr)), t = clamp01(val * (1.0f - s * (1.0f - fr)));
-    switch (sector) {
-      case 0: p[0] = val; p[1] = t; p[2] = pp; break;
-      case 1: p[0] = q; p[1] = val; p[2] = pp; break;
-      case 2: p[0] = pp; p[1] = val; p[2] = t; break;
-      case 3: p[0] = pp; p[1] = q; p[2] = val; break;
-      case 4: p[0] = t; p[1] = pp; p[2] = val; break;
-      default: p[0] = val; p[1] = pp; p[2] = q; break;
-    }
-  }
+void adjust_hue(float* v, int64_t n, float shift) {  // C = 3
+  for (int64_t i = 0; i < n; ++i) hue_pixel(v + 3 * i, shift);
 }
 
 void to_grayscale(float* v, int64_t n) {  // C = 3, kept 3-channel
-  for (int64_t i = 0; i < n; ++i) {
-    float* p = v + 3 * i;
-    const float l = kLumaR * p[0] + kLumaG * p[1] + kLumaB * p[2];
-    p[0] = p[1] = p[2] = l;
-  }
-}
-
-// Mirror index without repeating the edge (torch 'reflect'), valid for any offset.
-inline int64_t reflect(int64_t i, int64_t n) {
-  if (n == 1) return 0;
-  const int64_t period = 2 * (n - 1);
-  i %= period;
-  if (i < 0) i += period;
-  return i < n ? i : period - i;
+  for (int64_t i = 0; i < n; ++i) grayscale_pixel(v + 3 * i);
 }
 
 // Separable Gaussian blur of an (S, S, C) image in place, radius ceil(3σ), reflect padding.
 // Each pass runs over whole padded rows (contiguous, vectorisable inner loops).
 void gaussian_blur(float* img, int64_t S, int64_t C, double sigma, Scratch& s) {
-  const int64_t radius = std::max<int64_t>(1, static_cast<int64_t>(std::ceil(3.0 * sigma)));
+  const int64_t radius = blur_radius(sigma);
   const int64_t taps = 2 * radius + 1;
   float* kernel = grow(s.kernel, static_cast<size_t>(taps));
-  double total = 0.0;
-  for (int64_t k = -radius; k <= radius; ++k) {
-    const double z = static_cast<double>(k) / sigma;
-    total += std::exp(-0.5 * z * z);
-  }
-  for (int64_t k = -radius; k <= radius; ++k) {
-    const double z = static_cast<double>(k) / sigma;
-    kernel[k + radius] = static_cast<float>(std::exp(-0.5 * z * z) / total);
-  }
+  const double total = blur_total(sigma, radius);
+  for (int64_t k = -radius; k <= radius; ++k) kernel[k + radius] = blur_weight(k, sigma, total);
   const int64_t row = S * C;
   float* tmp = grow(s.blur, static_cast<size_t>(S * row + (S + 2 * radius) * C));
   float* pad = tmp + S * row;
@@ -320,71 +165,41 @@ void write_view(float* out, const float* src, int64_t M, int64_t dy, int64_t dx,
   }
 }
 
-int64_t master_size_of(const AugmentParams& p) {
-  if (!p.two_views) return p.out_size;
-  return p.master_size > 0 ? p.master_size : p.out_size + p.shift_range;
-}
-
 void one_sample(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t H, int64_t W, int64_t C,
                 int32_t index, int64_t b, const AugmentParams& p, uint64_t seed, uint64_t stream) {
   Scratch& s = thread_scratch();
-  const SampleRng rng{seed, stream, static_cast<uint64_t>(b) * kBlocksPerSample};
-  const int64_t S = p.out_size, M = master_size_of(p), R = p.two_views ? p.shift_range : 0;
-  const Crop crop = p.random_crop ? random_resized_crop(rng, H, W, p) : Crop{0, 0, H, W};
-  const Philox4 g = rng.block(kGeometry);
-  const bool flip = unit(g.v[0]) < p.flip_p;
+  const SampleDraws d = draw_sample(seed, stream, b, H, W, C, p);
+  const int64_t S = p.out_size, M = master_size_of(p);
   float* master = grow(s.master, static_cast<size_t>(M * M * C));
-  resample_master(master, sources + static_cast<int64_t>(index) * H * W * C, W, C, crop, M, flip, p.bicubic, s);
+  resample_master(master, sources + static_cast<int64_t>(index) * H * W * C, W, C, d.crop, M, d.flip, p.bicubic, s);
 
   const int64_t view_numel = C * S * S;
   write_view(online + b * view_numel, master, M, 0, 0, S, C, p);
-  int64_t dy = 0, dx = 0;
   if (p.two_views) {
-    dy = randint(unit(g.v[1]), 0, R);
-    dx = randint(unit(g.v[2]), 0, R);
     const int64_t n = S * S;
     float* view = grow(s.view, static_cast<size_t>(n * C));
     for (int64_t y = 0; y < S; ++y) {
-      std::copy(master + ((dy + y) * M + dx) * C, master + ((dy + y) * M + dx + S) * C, view + y * S * C);
+      std::copy(master + ((d.dy + y) * M + d.dx) * C, master + ((d.dy + y) * M + d.dx + S) * C, view + y * S * C);
     }
-    if (unit(g.v[3]) < p.jitter_p) {
-      const Philox4 f = rng.block(kJitter);
-      const Philox4 o = rng.block(kOrder);
-      int order[4] = {0, 1, 2, 3};
-      for (int i = 3; i >= 1; --i) std::swap(order[i], order[randint(unit(o.v[3 - i]), 0, i)]);
-      auto factor = [](double u, double v) {
-        const double lo = std::max(0.0, 1.0 - v);
-        return static_cast<float>(lo + (1.0 + v - lo) * u);
-      };
-      for (int op : order) {
+    if (d.jitter) {
+      for (int op : d.order) {
+        if (!colour_op_active(op, p, C)) continue;
+        const float f = d.factor[op];
         switch (op) {
-          case 0:
-            if (p.brightness > 0) adjust_brightness(view, n * C, factor(unit(f.v[0]), p.brightness));
-            break;
-          case 1:
-            if (p.contrast > 0) adjust_contrast(view, n, C, factor(unit(f.v[1]), p.contrast));
-            break;
-          case 2:
-            if (p.saturation > 0 && C == 3) adjust_saturation(view, n, factor(unit(f.v[2]), p.saturation));
-            break;
-          default:
-            if (p.hue > 0 && C == 3) adjust_hue(view, n, static_cast<float>(-p.hue + 2.0 * p.hue * unit(f.v[3])));
-            break;
+          case kBrightness: adjust_brightness(view, n * C, f); break;
+          case kContrast: adjust_contrast(view, n, C, f); break;
+          case kSaturation: adjust_saturation(view, n, f); break;
+          default: adjust_hue(view, n, f); break;
         }
       }
     }
-    if (C == 3 && unit(rng.block(kOrder).v[3]) < p.grayscale_p) to_grayscale(view, n);
-    const Philox4 bl = rng.block(kBlur);
-    if (unit(bl.v[0]) < p.blur_p) {
-      double sigma = p.blur_sigma_min + (p.blur_sigma_max - p.blur_sigma_min) * unit(bl.v[1]);
-      if (p.blur_reference_size > 0) sigma *= static_cast<double>(S) / p.blur_reference_size;
-      gaussian_blur(view, S, C, sigma, s);
-    }
+    if (d.grayscale) to_grayscale(view, n);
+    if (d.blur) gaussian_blur(view, S, C, d.sigma, s);
     write_view(target + b * view_numel, view, S, 0, 0, S, C, p);
   }
   if (shifts) {
-    shifts[2 * b] = static_cast<int32_t>(dy);
-    shifts[2 * b + 1] = static_cast<int32_t>(dx);
+    shifts[2 * b] = static_cast<int32_t>(d.dy);
+    shifts[2 * b + 1] = static_cast<int32_t>(d.dx);
   }
 }
 
@@ -439,7 +254,6 @@ void validate_views_args(const float* online, const float* target, int64_t N_tot
 void make_views(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H,
                 int64_t W, int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed,
                 uint64_t stream, bool parallel) {
-  validate_views_args(online, target, N_total, H, W, C, indices, B, params);
   auto run = [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
       one_sample(online, target, shifts, sources, H, W, C, indices[b], b, params, seed, stream);

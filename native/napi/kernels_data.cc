@@ -1,7 +1,9 @@
-// Bindings of the data family (native/data/augment.h; CPU tensors only: augmentation runs on the host):
+// Bindings of the data family (ops/data.h; the host pipeline is native/data/augment.h):
 //   makeViews(online, target|null, shifts|null, sources: Uint8Array, [N, H, W, C], indices: Int32Array,
-//             params: object, seed, stream)                 synchronous, compute pool
-//   makeViewsAsync(same arguments) → Promise<void>          libuv worker, one thread
+//             params: object, seed, stream)                 synchronous: DataOps::make_views of the
+//                                                           backend of the output tensors (the CPU's
+//                                                           runs on the compute pool)
+//   makeViewsAsync(same arguments) → Promise<void>          CPU tensors: libuv worker, one thread
 //   computeMeanStd(sources: Uint8Array, [N, H, W, C]) → { mean: number[], std: number[] }
 // params uses the camelCase names of AugmentParams (outSize, shiftRange, masterSize, bicubic,
 // scaleMin, scaleMax, ratioMin, ratioMax, flipP, jitterP, brightness, contrast, saturation, hue,
@@ -65,10 +67,10 @@ void ChannelField(const Napi::Object& o, const char* key, float* out, int64_t C)
   }
 }
 
-cmae::data::AugmentParams ReadParams(Napi::Value value, int64_t C) {
+cmae::AugmentParams ReadParams(Napi::Value value, int64_t C) {
   if (!value.IsObject()) cmae::fail(cmae::ErrorKind::Value, "params must be an object");
   Napi::Object o = value.As<Napi::Object>();
-  cmae::data::AugmentParams p;
+  cmae::AugmentParams p;
   if (!HasField(o, "outSize")) cmae::fail(cmae::ErrorKind::Value, "params.outSize is required");
   p.out_size = IntField(o, "outSize", p.out_size);
   p.shift_range = IntField(o, "shiftRange", p.shift_range);
@@ -129,20 +131,51 @@ uint64_t SeedArg(const Napi::CallbackInfo& info, size_t index, const char* name)
 // Everything makeViews needs, read and checked on the JS thread.
 struct ViewsCall {
   cmae::Tensor online, target, shifts;  // target/shifts undefined when not given
-  const uint8_t* sources = nullptr;
+  const uint8_t* sources = nullptr;     // host memory (the Uint8Array)
   SourceDims dims{};
   std::vector<int32_t> indices;
-  cmae::data::AugmentParams params;
+  cmae::AugmentParams params;
   uint64_t seed = 0, stream = 0;
 
-  void run(bool parallel) const {
-    cmae::data::make_views(online.f32(), target.defined() ? target.f32() : nullptr,
-                           shifts.defined() ? shifts.i32() : nullptr, sources, dims.N, dims.H, dims.W, dims.C,
-                           indices.data(), static_cast<int64_t>(indices.size()), params, seed, stream, parallel);
+  int64_t batch() const { return static_cast<int64_t>(indices.size()); }
+  float* target_or_null() const { return target.defined() ? target.f32() : nullptr; }
+  int32_t* shifts_or_null() const { return shifts.defined() ? shifts.i32() : nullptr; }
+
+  // On the calling thread only, for CPU tensors: makeViewsAsync's worker (one thread, so it runs
+  // beside a training step without competing for the compute pool) calls the host pipeline
+  // directly rather than the CPU backend's op, which is parallel.
+  void run_on_this_thread() const {
+    cmae::data::make_views(online.f32(), target_or_null(), shifts_or_null(), sources, dims.N, dims.H, dims.W, dims.C,
+                           indices.data(), batch(), params, seed, stream, /*parallel=*/false);
+  }
+
+  // DataOps::make_views of the outputs' backend. A device backend gets the sources and indices
+  // uploaded into its memory first, for this call only (and is waited for before they are freed).
+  void run_on_backend() const {
+    cmae::Backend& backend = BackendOf({{&online, "online"}, {target.defined() ? &target : nullptr, "target"},
+                                        {shifts.defined() ? &shifts : nullptr, "shifts"}});
+    const int64_t B = batch();
+    if (backend.device() == cmae::Device::CPU) {
+      backend.make_views(online.f32(), target_or_null(), shifts_or_null(), sources, dims.N, dims.H, dims.W, dims.C,
+                         indices.data(), B, params, seed, stream);
+      return;
+    }
+    if (B == 0) return;
+    const size_t source_bytes = static_cast<size_t>(dims.N * dims.H * dims.W * dims.C);
+    // No uint8 dtype: the bytes travel in an int32 tensor of ceil(bytes / 4) elements.
+    const cmae::Tensor device_sources =
+        cmae::Tensor::empty({static_cast<int64_t>((source_bytes + 3) / 4)}, cmae::DType::I32, backend);
+    const cmae::Tensor device_indices = cmae::Tensor::empty({B}, cmae::DType::I32, backend);
+    backend.copy_from_host(device_sources.data<void>(), sources, source_bytes);
+    backend.copy_from_host(device_indices.i32(), indices.data(), static_cast<size_t>(B) * sizeof(int32_t));
+    backend.make_views(online.f32(), target_or_null(), shifts_or_null(), device_sources.data<uint8_t>(), dims.N, dims.H,
+                       dims.W, dims.C, device_indices.i32(), B, params, seed, stream);
+    backend.synchronize();
   }
 };
 
-ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, Napi::Uint8Array* sources_out) {
+// host_only: every tensor must be on the CPU (makeViewsAsync); otherwise they share any one device.
+ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, bool host_only, Napi::Uint8Array* sources_out) {
   ViewsCall call;
   const cmae::Tensor& online = TensorArg(info, 0, "online");
   const cmae::Tensor* target = OptionalTensorArg(info, 1, "target");
@@ -165,34 +198,34 @@ ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, Napi::Uint8Array* source
   if (S <= 0) cmae::fail(cmae::ErrorKind::Value, "params.outSize must be > 0, got ", S);
   const cmae::Shape view_shape{B, C, S, S};
   online.expect_dtype(cmae::DType::F32, "online");
-  online.expect_device(cmae::Device::CPU, "online");
+  if (host_only) online.expect_device(cmae::Device::CPU, "online");
   online.expect_shape(view_shape, "online");
   if (call.params.two_views && !target) cmae::fail(cmae::ErrorKind::Value, "target must be a Tensor when params.twoViews is true");
   if (!call.params.two_views && target) cmae::fail(cmae::ErrorKind::Value, "target must be null when params.twoViews is false");
   if (target) {
     target->expect_dtype(cmae::DType::F32, "target");
-    target->expect_device(cmae::Device::CPU, "target");
+    if (host_only) target->expect_device(cmae::Device::CPU, "target");
     target->expect_shape(view_shape, "target");
     call.target = *target;
   }
   if (shifts) {
     shifts->expect_dtype(cmae::DType::I32, "shifts");
-    shifts->expect_device(cmae::Device::CPU, "shifts");
+    if (host_only) shifts->expect_device(cmae::Device::CPU, "shifts");
     shifts->expect_shape({B, 2}, "shifts");
     call.shifts = *shifts;
   }
   call.online = online;
   call.sources = sources.Data();
-  // Argument errors surface here, on the calling thread, for both variants.
-  cmae::data::validate_views_args(call.online.f32(), call.target.defined() ? call.target.f32() : nullptr, call.dims.N,
-                                  call.dims.H, call.dims.W, C, call.indices.data(), B, call.params);
+  // Argument errors surface here, on the calling thread, for both variants (ops do not validate).
+  cmae::data::validate_views_args(call.online.f32(), call.target_or_null(), call.dims.N, call.dims.H, call.dims.W, C,
+                                  call.indices.data(), B, call.params);
   if (sources_out) *sources_out = sources;
   return call;
 }
 
 Napi::Value MakeViews(const Napi::CallbackInfo& info) {
-  const ViewsCall call = ReadViewsCall(info, nullptr);
-  call.run(/*parallel=*/true);
+  const ViewsCall call = ReadViewsCall(info, /*host_only=*/false, nullptr);
+  call.run_on_backend();
   return info.Env().Undefined();
 }
 
@@ -212,7 +245,7 @@ class MakeViewsWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      call_.run(/*parallel=*/false);
+      call_.run_on_this_thread();
     } catch (...) {
       const ErrorInfo e = CurrentError();
       Fail(e.kind, e.message);
@@ -246,7 +279,7 @@ class MakeViewsWorker : public Napi::AsyncWorker {
 
 Napi::Value MakeViewsAsync(const Napi::CallbackInfo& info) {
   Napi::Uint8Array sources;
-  ViewsCall call = ReadViewsCall(info, &sources);
+  ViewsCall call = ReadViewsCall(info, /*host_only=*/true, &sources);
   auto* worker = new MakeViewsWorker(info.Env(), std::move(call), sources);
   Napi::Promise promise = worker->Promise();
   worker->Queue();

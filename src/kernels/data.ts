@@ -94,7 +94,7 @@ function prepare(source: PixelSource, indices: Int32Array, params: AugmentParams
   return { online, target, shifts, dims, nativeParams };
 }
 
-/** Builds both views of a batch synchronously on the compute pool. */
+/** Builds both views of a batch synchronously, through the backend of its tensors (on the CPU: the compute pool). */
 export function makeViews(source: PixelSource, indices: Int32Array, params: AugmentParams, seed: number, stream: number, out: ViewsOutput = {}): ViewsResult {
   const p = prepare(source, indices, params, out);
   kernelsNative().makeViews(nativeOf(p.online), nativeOf(p.target) ?? null, nativeOf(p.shifts), source.pixels, p.dims, indices, p.nativeParams, seed, stream);

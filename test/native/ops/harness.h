@@ -252,6 +252,7 @@ class CaseTable {
 
 void add_activation_cases(CaseTable& table);
 void add_attention_cases(CaseTable& table);
+void add_data_cases(CaseTable& table);
 void add_linear_cases(CaseTable& table);
 void add_loss_cases(CaseTable& table);
 void add_norm_cases(CaseTable& table);

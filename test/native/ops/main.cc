@@ -8,6 +8,7 @@ int main(int argc, char** argv) {
   static CaseTable table;
   add_activation_cases(table);
   add_attention_cases(table);
+  add_data_cases(table);
   add_linear_cases(table);
   add_loss_cases(table);
   add_norm_cases(table);
