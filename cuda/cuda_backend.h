@@ -118,11 +118,15 @@ class CudaBackend final : public Backend {
                 PatchLayout layout) override;
   void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p,
                   PatchLayout layout) override;
+  void patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh, int64_t W,
+                        int64_t p, int64_t K, PatchLayout layout) override;
   void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
                       int64_t grid_w, int64_t group, int64_t keep_groups) override;
   void masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) override;
   void gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L,
                               int64_t K, int64_t D, int64_t prefix) override;
+  void add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L, int64_t K,
+                     int64_t D, int64_t prefix) override;
   void gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K,
                                int64_t D, int64_t prefix) override;
   void unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix,

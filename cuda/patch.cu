@@ -8,11 +8,16 @@
 // row (prefix = 1).
 //   kernel (shape)                                    DRAM bytes                       time
 //   patch_copy (patchify / unpatchify)  256×3×224×224 read + write 154 MB: 308 MB       72 us
+//   patch_gather            256 × 68 listed patches   read + write 53.5 MB: 107 MB     25 us
+//     (patchify_visible)    of 768 (CMAE's visible)   (MAE's 49: 77 MB, 18 us; the momentum
+//                                                     branch's 196: 308 MB, 72 us)
 //   random_masking_samples  B = 256, G = 49 or 196    0.6 MB; G² compares per sample:   ~5 us
 //                                                     196² = 38 k per block, 256 blocks
 //   masking_noise_fill      256 × 196                 0.2 MB, 50 k Philox blocks:       ~2 us (launch)
-//   gather_visible_rows     256 × 49 rows of 768      read 38.5 MB, write 38.5 MB (pos    18 us
-//                                                     0.6 MB stays in L2)
+//   visible_rows_plus_positions                       pos (0.6 MB) stays in L2:
+//     <·, true> (gather_visible_forward)  256 × 49    read 38.5 MB, write 38.5 MB         18 us
+//     <·, false> (add_positions)  256 × 68 rows       read 53.5 MB, write 53.5 MB         25 us
+//                           (momentum: 256 × 196)     (read + write 308 MB)              (72 us)
 //   gather_visible_backward_rows  256 × 196 rows      write 154 MB, read 38.5 MB        45 us
 //   unshuffle_forward_rows  256 × 197 rows of 512     write 103 MB, read 26 MB           30 us
 //   unshuffle_backward_rows 256 × 50 rows of 512      read 26 MB (visible dout rows),     12 us
@@ -47,6 +52,12 @@ TokenDims token_dims(int64_t L, int64_t K, int64_t D, int64_t prefix, const char
   return {static_cast<int>(L), static_cast<int>(K), static_cast<int>(D), static_cast<int>(prefix)};
 }
 
+// Threads of a block that walks the P elements of a patch: whole warps, at most kPatchThreads.
+dim3 patch_threads(int64_t P) {
+  const int64_t threads = ceil_div(P, 32) * 32;
+  return dim3(static_cast<unsigned>(threads < kernels::kPatchThreads ? threads : kernels::kPatchThreads));
+}
+
 // patchify (kToPatches) and unpatchify: one launch shape.
 template <bool kToPatches>
 void launch_patch_copy(Stream stream, float* patches, float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p,
@@ -55,11 +66,8 @@ void launch_patch_copy(Stream stream, float* patches, float* images, int64_t B, 
   if (B * L == 0 || P == 0) return;
   check_int(P, "the patch size p·p·C", "patchify");
   check_int(Hh * W, "the image size H·W", "patchify");
-  const int64_t threads = ceil_div(P, 32) * 32;
-  CMAE_LAUNCH(kernels::patch_copy<kToPatches>, dim3(static_cast<unsigned>(B * (Hh / p))),
-              dim3(static_cast<unsigned>(threads < kernels::kPatchThreads ? threads : kernels::kPatchThreads)), 0, stream, patches,
-              images, static_cast<int>(C), static_cast<int>(Hh), static_cast<int>(W), static_cast<int>(p),
-              layout == PatchLayout::ChannelsFirst);
+  CMAE_LAUNCH(kernels::patch_copy<kToPatches>, dim3(static_cast<unsigned>(B * (Hh / p))), patch_threads(P), 0, stream, patches, images,
+              static_cast<int>(C), static_cast<int>(Hh), static_cast<int>(W), static_cast<int>(p), layout == PatchLayout::ChannelsFirst);
 }
 
 }  // namespace
@@ -72,6 +80,18 @@ void CudaBackend::patchify(float* patches, const float* images, int64_t B, int64
 void CudaBackend::unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p,
                              PatchLayout layout) {
   launch_patch_copy<false>(stream_, const_cast<float*>(patches), images, B, C, Hh, W, p, layout);
+}
+
+void CudaBackend::patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
+                                   int64_t W, int64_t p, int64_t K, PatchLayout layout) {
+  const int64_t P = p * p * C;
+  if (B * K == 0 || P == 0) return;
+  check_int(P, "the patch size p·p·C", "patchify_visible");
+  check_int(Hh * W, "the image size H·W", "patchify_visible");
+  check_int(K, "the listed patches per sample K", "patchify_visible");
+  CMAE_LAUNCH(kernels::patch_gather, dim3(static_cast<unsigned>(ceil_div(B * K, kernels::kGatherPatches))), patch_threads(P), 0, stream_,
+              patches, images, ids, B * K, static_cast<int>(K), static_cast<int>(C), static_cast<int>(Hh), static_cast<int>(W),
+              static_cast<int>(p), layout == PatchLayout::ChannelsFirst);
 }
 
 void CudaBackend::random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
@@ -98,8 +118,18 @@ void CudaBackend::gather_visible_forward(float* out, const float* tokens, const 
   if (B * K == 0 || D == 0) return;
   const TokenDims t = token_dims(L, K, D, prefix, "gather_visible_forward");
   kernels::dispatch_width(D % 4 == 0 && all_aligned16(out, tokens, pos), [&](auto width) {
-    CMAE_LAUNCH(kernels::gather_visible_rows<decltype(width)::value>, token_row_grid(B * K), kernels::kTokenRowThreads, 0, stream_,
-                out, tokens, pos, ids_keep, B, t.L, t.K, t.D, t.prefix);
+    CMAE_LAUNCH((kernels::visible_rows_plus_positions<decltype(width)::value, true>), token_row_grid(B * K), kernels::kTokenRowThreads,
+                0, stream_, out, tokens, pos, ids_keep, B, t.L, t.K, t.D, t.prefix);
+  });
+}
+
+void CudaBackend::add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L, int64_t K,
+                                int64_t D, int64_t prefix) {
+  if (B * K == 0 || D == 0) return;
+  const TokenDims t = token_dims(L, K, D, prefix, "add_positions");
+  kernels::dispatch_width(D % 4 == 0 && all_aligned16(out, tokens, pos), [&](auto width) {
+    CMAE_LAUNCH((kernels::visible_rows_plus_positions<decltype(width)::value, false>), token_row_grid(B * K), kernels::kTokenRowThreads,
+                0, stream_, out, tokens, pos, ids, B, t.L, t.K, t.D, t.prefix);
   });
 }
 

@@ -169,11 +169,13 @@ export interface NativeKernels {
   // patch
   patchify(patches: Handle, images: Handle, p: number, layout: string): void;
   unpatchify(images: Handle, patches: Handle, p: number, layout: string): void;
+  patchifyVisible(patches: Handle, images: Handle, ids: Handle, p: number, layout: string): void;
   randomMasking(
     idsKeep: Handle, idsRestore: Handle, mask: Handle, noise: Handle, gridH: number, gridW: number, group: number, keepGroups: number,
   ): void;
   maskingNoise(noise: Handle, seed: number, stream: number): void;
   gatherVisibleForward(out: Handle, tokens: Handle, pos: OptionalHandle, idsKeep: Handle, prefix: number): void;
+  addPositions(out: Handle, tokens: Handle, pos: OptionalHandle, ids: Handle, prefix: number): void;
   gatherVisibleBackward(dtokens: Handle, dout: Handle, idsKeep: Handle, prefix: number): void;
   unshuffleForward(
     out: Handle, inp: Handle, maskToken: Handle, pos: OptionalHandle, posPrefix: OptionalHandle, idsRestore: Handle, prefix: number,

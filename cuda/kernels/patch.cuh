@@ -6,6 +6,9 @@
 //    patch, each element copied for every patch of the row: patch-side accesses are contiguous,
 //    image-side ones are runs of p pixels (channels-first) or C interleaved planes of such runs
 //    (pixels-last). One kernel for both directions.
+//  - patch_gather (patchify_visible): patch_copy's element loop over a run of 8 listed patches
+//    (b, k) per block instead of a row of the grid: the ids give each patch's corner pixel, and
+//    only those patches are read.
 //  - random_masking_samples: a block per sample. The sample's G noise values go to shared memory;
 //    each thread ranks its groups by counting the groups that sort before them (numbers
 //    ascending, then NaN, ties by index: a strict total order, so ranks are a permutation and
@@ -14,7 +17,7 @@
 //    comes out ascending, and ids_restore follows as kept place or K + masked place.
 //  - masking_noise_fill: a thread per element, grid-stride: core/rng.h's uniform01, bit for bit
 //    what the CPU draws.
-//  - the row ops (gather_visible_*, unshuffle_*): a warp per destination row, 8 per block, lanes
+//  - the row ops (gather_visible_*, add_positions, unshuffle_*): a warp per destination row, 8 per block, lanes
 //    over the D columns in 16-byte packs where alignment allows. The backward ops gather: the
 //    warp reads 32 ids at a time, ballots those equal to its row and adds the selected source
 //    rows in ascending id position (the same order as the CPU, no atomics, and a plain copy when
@@ -37,6 +40,22 @@ namespace kernels {
 
 constexpr int kPatchThreads = 256;
 
+// Offset of element e of a patch vector from the patch's first pixel (channel 0, top-left) in
+// images of Hh×W pixels per channel: e = (c, py, px) channels-first, (py, px, c) pixels-last.
+__device__ __forceinline__ int64_t patch_element_offset(int e, int C, int Hh, int W, int p, bool channels_first) {
+  int c, py, px;
+  if (channels_first) {
+    px = e % p;
+    py = (e / p) % p;
+    c = e / (p * p);
+  } else {
+    c = e % C;
+    px = (e / C) % p;
+    py = e / (C * p);
+  }
+  return (static_cast<int64_t>(c) * Hh + py) * W + px;
+}
+
 // kToPatches: images → patches (patchify), else patches → images (unpatchify, its exact inverse).
 // Grid: B·(H/p) blocks, one per row of patches (b, h); any block size. A thread decodes each of
 // its patch elements e = (c, py, px) once and copies it for every patch w of the row (so the
@@ -49,23 +68,46 @@ __global__ void __launch_bounds__(kPatchThreads)
   const int64_t b = blockIdx.x / grid_h;
   const int h = static_cast<int>(blockIdx.x % grid_h);
   float* const row_patches = patches + (b * grid_h + h) * grid_w * P;  // patch (b, h, 0)
+  float* const row_pixels = images + (b * C * Hh + h * p) * W;          // patch (b, h, 0)'s first pixel
   for (int e = static_cast<int>(threadIdx.x); e < P; e += static_cast<int>(blockDim.x)) {
-    int c, py, px;
-    if (channels_first) {  // (c, py, px)
-      px = e % p;
-      py = (e / p) % p;
-      c = e / (p * p);
-    } else {  // (py, px, c)
-      c = e % C;
-      px = (e / C) % p;
-      py = e / (C * p);
-    }
-    float* const pixel = images + ((b * C + c) * Hh + h * p + py) * W + px;  // in patch w: + w·p
-    float* const element = row_patches + e;                                // in patch w: + w·P
+    float* const pixel = row_pixels + patch_element_offset(e, C, Hh, W, p, channels_first);  // in patch w: + w·p
+    float* const element = row_patches + e;                                                  // in patch w: + w·P
     for (int w = 0; w < grid_w; ++w) {
       if (kToPatches) element[static_cast<int64_t>(w) * P] = pixel[w * p];
       else pixel[w * p] = element[static_cast<int64_t>(w) * P];
     }
+  }
+}
+
+// Listed patches per block of patch_gather.
+constexpr int kGatherPatches = 8;
+
+// patchify_visible: patches[r] = patch ids[r] of sample r / K, for the rows r = (b, k) < rows.
+// Grid: ceil(rows / kGatherPatches) blocks, a run of kGatherPatches consecutive rows each; any
+// block size. As in patch_copy, a thread decodes each of its elements once and copies it for the
+// block's patches (kGatherPatches independent loads in flight); patch-side stores are contiguous.
+__global__ void __launch_bounds__(kPatchThreads)
+    patch_gather(float* __restrict__ patches, const float* __restrict__ images, const int32_t* __restrict__ ids, int64_t rows,
+                 int K, int C, int Hh, int W, int p, bool channels_first) {
+  const int grid_w = W / p, P = p * p * C;
+  const int64_t r0 = static_cast<int64_t>(blockIdx.x) * kGatherPatches;
+  const int n = rows - r0 < kGatherPatches ? static_cast<int>(rows - r0) : kGatherPatches;
+  int64_t corner[kGatherPatches];  // each patch's first pixel (channel 0, top-left)
+  CMAE_UNROLL
+  for (int j = 0; j < kGatherPatches; ++j) {
+    corner[j] = 0;
+    if (j < n) {
+      const int64_t r = r0 + j, b = r / K;
+      const int l = ids[r];
+      corner[j] = (b * C * Hh + (l / grid_w) * p) * W + (l % grid_w) * p;
+    }
+  }
+  float* const block_patches = patches + r0 * P;
+  for (int e = static_cast<int>(threadIdx.x); e < P; e += static_cast<int>(blockDim.x)) {
+    const int64_t offset = patch_element_offset(e, C, Hh, W, p, channels_first);
+    CMAE_UNROLL
+    for (int j = 0; j < kGatherPatches; ++j)
+      if (j < n) block_patches[static_cast<int64_t>(j) * P + e] = images[corner[j] + offset];
   }
 }
 
@@ -181,16 +223,18 @@ __device__ __forceinline__ void warp_sum_selected_rows(float* dst, const float* 
     for (int d = lane * W; d < D; d += 32 * W) store_vec<W>(dst + d, FloatVec<W>{});
 }
 
-// out[b, prefix+k] = tokens[b, ids_keep[b,k]] + pos[ids_keep[b,k]] (pos may be null).
-template <int W>
+// out[b, prefix+k] = token + pos[ids[b,k]] (pos may be null), where the token is
+// tokens[b, ids[b,k]] of (B, L, D) tokens (kGather: gather_visible_forward) or tokens[b, k] of
+// (B, K, D) tokens (add_positions, which reads ids only when pos is set).
+template <int W, bool kGather>
 __global__ void __launch_bounds__(kTokenRowThreads)
-    gather_visible_rows(float* __restrict__ out, const float* __restrict__ tokens, const float* __restrict__ pos,
-                        const int32_t* __restrict__ ids_keep, int64_t B, int L, int K, int D, int prefix) {
+    visible_rows_plus_positions(float* __restrict__ out, const float* __restrict__ tokens, const float* __restrict__ pos,
+                                const int32_t* __restrict__ ids, int64_t B, int L, int K, int D, int prefix) {
   const int64_t row = warp_row(B * K);  // (b, k)
   if (row < 0) return;
-  const int64_t b = row / K, k = row % K, id = ids_keep[row];
-  warp_copy_row<W>(out + (b * (prefix + K) + prefix + k) * D, tokens + (b * L + id) * D, pos ? pos + id * D : nullptr, D,
-                   static_cast<int>(threadIdx.x % 32));
+  const int64_t b = row / K, k = row % K, id = kGather || pos ? ids[row] : 0;
+  warp_copy_row<W>(out + (b * (prefix + K) + prefix + k) * D, tokens + (kGather ? b * L + id : row) * D,
+                   pos ? pos + id * D : nullptr, D, static_cast<int>(threadIdx.x % 32));
 }
 
 // dtokens[b, l] = Σ_{k: ids_keep[b,k] == l} dout[b, prefix+k] (zeros when none).

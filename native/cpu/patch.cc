@@ -10,39 +10,44 @@
 
 namespace cmae::cpu {
 
-// patchify and unpatchify share one loop nest over (b, patch row h) → (w, c, py): the image side
-// is read/written p contiguous pixels at a time; Forward = true copies image → patch.
+// One patch (b, h, w) ↔ its patch vector: the image side is read/written p contiguous pixels at
+// a time; Forward = true copies image → patch. images_b is sample b's first pixel.
+template <bool Forward>
+static void copy_patch(float* patch, float* images_b, int64_t h, int64_t w, int64_t C, int64_t Hh, int64_t W, int64_t p,
+                       PatchLayout layout) {
+  if (layout == PatchLayout::ChannelsFirst) {
+    for (int64_t c = 0; c < C; ++c) {
+      for (int64_t py = 0; py < p; ++py) {
+        float* pixels = images_b + (c * Hh + h * p + py) * W + w * p;
+        float* q = patch + (c * p + py) * p;
+        if (Forward) std::memcpy(q, pixels, sizeof(float) * p);
+        else std::memcpy(pixels, q, sizeof(float) * p);
+      }
+    }
+  } else {
+    // (py, px, c): the patch side is walked contiguously, the C image planes in step.
+    for (int64_t py = 0; py < p; ++py) {
+      float* pixels = images_b + (h * p + py) * W + w * p;  // channel 0; plane stride Hh*W
+      float* q = patch + py * p * C;
+      for (int64_t px = 0; px < p; ++px) {
+        for (int64_t c = 0; c < C; ++c) {
+          if (Forward) q[px * C + c] = pixels[c * Hh * W + px];
+          else pixels[c * Hh * W + px] = q[px * C + c];
+        }
+      }
+    }
+  }
+}
+
+// patchify and unpatchify: one task per row of patches (b, h).
 template <bool Forward>
 static void patch_copy(float* patches, float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   const int64_t hg = Hh / p, wg = W / p, L = hg * wg, P = p * p * C;
   parallel_for(B * hg, min_items(W * p * C), [&](int64_t begin, int64_t end) {
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / hg, h = bh % hg;
-      for (int64_t w = 0; w < wg; ++w) {
-        float* patch = patches + (b * L + h * wg + w) * P;
-        if (layout == PatchLayout::ChannelsFirst) {
-          for (int64_t c = 0; c < C; ++c) {
-            for (int64_t py = 0; py < p; ++py) {
-              float* pixels = images + ((b * C + c) * Hh + h * p + py) * W + w * p;
-              float* q = patch + (c * p + py) * p;
-              if (Forward) std::memcpy(q, pixels, sizeof(float) * p);
-              else std::memcpy(pixels, q, sizeof(float) * p);
-            }
-          }
-        } else {
-          // (py, px, c): the patch side is walked contiguously, the C image planes in step.
-          for (int64_t py = 0; py < p; ++py) {
-            float* pixels = images + (b * C * Hh + h * p + py) * W + w * p;  // channel 0; plane stride Hh*W
-            float* q = patch + py * p * C;
-            for (int64_t px = 0; px < p; ++px) {
-              for (int64_t c = 0; c < C; ++c) {
-                if (Forward) q[px * C + c] = pixels[c * Hh * W + px];
-                else pixels[c * Hh * W + px] = q[px * C + c];
-              }
-            }
-          }
-        }
-      }
+      for (int64_t w = 0; w < wg; ++w)
+        copy_patch<Forward>(patches + (b * L + h * wg + w) * P, images + b * C * Hh * W, h, w, C, Hh, W, p, layout);
     }
   });
 }
@@ -53,6 +58,18 @@ void CpuBackend::patchify(float* patches, const float* images, int64_t B, int64_
 
 void CpuBackend::unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   patch_copy<false>(const_cast<float*>(patches), images, B, C, Hh, W, p, layout);
+}
+
+void CpuBackend::patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
+                                  int64_t W, int64_t p, int64_t K, PatchLayout layout) {
+  const int64_t wg = W / p, P = p * p * C;
+  // One task per listed patch (b, k): only those patches of the images are read.
+  parallel_for(B * K, min_items(P), [&](int64_t begin, int64_t end) {
+    for (int64_t bk = begin; bk < end; ++bk) {
+      const int64_t b = bk / K, l = ids[bk];
+      copy_patch<true>(patches + bk * P, const_cast<float*>(images) + b * C * Hh * W, l / wg, l % wg, C, Hh, W, p, layout);
+    }
+  });
 }
 
 void CpuBackend::random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
@@ -104,14 +121,18 @@ void CpuBackend::masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed
   });
 }
 
-void CpuBackend::gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+// gather_visible_forward (kGather: token row ids[b, k] of (B, L, D) tokens) and add_positions
+// (token row k of (B, K, D) tokens): out[b, prefix + k] = that row + pos[ids[b, k]], one float add.
+template <bool kGather>
+static void visible_rows_plus_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B,
+                                        int64_t L, int64_t K, int64_t D, int64_t prefix) {
   parallel_for(B * K, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t bk = begin; bk < end; ++bk) {
-      const int64_t b = bk / K, k = bk % K, l = ids_keep[bk];
+      const int64_t b = bk / K, k = bk % K;
       float* o = out + (b * (prefix + K) + prefix + k) * D;
-      const float* t = tokens + (b * L + l) * D;
+      const float* t = tokens + (kGather ? b * L + ids[bk] : bk) * D;
       if (pos) {
-        const float* e = pos + l * D;
+        const float* e = pos + static_cast<int64_t>(ids[bk]) * D;
 #pragma omp simd
         for (int64_t d = 0; d < D; ++d) o[d] = t[d] + e[d];
       } else {
@@ -119,6 +140,14 @@ void CpuBackend::gather_visible_forward(float* out, const float* tokens, const f
       }
     }
   });
+}
+
+void CpuBackend::gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  visible_rows_plus_positions<true>(out, tokens, pos, ids_keep, B, L, K, D, prefix);
+}
+
+void CpuBackend::add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+  visible_rows_plus_positions<false>(out, tokens, pos, ids, B, L, K, D, prefix);
 }
 
 void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {

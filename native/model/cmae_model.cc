@@ -215,13 +215,12 @@ void CmaeModel::plan_training(int64_t B) {
   };
   train_memory_ = plan_workspace(backend_, [&](Bump& bump) {
     TrainActs& t = t_;
-    t.patches = bump.take(B * L * P);
-    t.tokens = bump.take(B * L * D);
+    t.patches_visible = bump.take(B * K * P);
+    t.tokens = bump.take(B * K * D);
     t.noise = bump.take(B * G);
     t.mask = bump.take(B * L);
     t.ids_keep = bump.take_i32(B * K);
     t.ids_restore = bump.take_i32(B * L);
-    t.ids_all = bump.take_i32(B * L);
     t.x0 = bump.take(B * (1 + K) * D);
     encoder_.stack.layout(bump, backend_, B, 1 + K, true);
     t.latent = bump.take(B * (1 + K) * D);
@@ -232,7 +231,6 @@ void CmaeModel::plan_training(int64_t B) {
     t.d_latent = bump.take(B * (1 + K) * D);
     t.d_latent_feature = bump.take(B * (1 + K) * D);
     t.d_visible = bump.take(B * K * D);
-    t.patches_visible = bump.take(B * K * P);
     t.d_patch_weight_t = bump.take(backend_.batch_parts() * P * D);
     t.losses = bump.take(2);
     decoder_layout(bump, pixel_decoder_, t.pixel, P);
@@ -244,6 +242,7 @@ void CmaeModel::plan_training(int64_t B) {
       head_layout(bump, t.projector);
       head_layout(bump, t.predictor);
       head_layout(bump, t.momentum_projector);
+      t.ids_all = bump.take_i32(B * L);
       t.t_patches = bump.take(B * L * P);
       t.t_tokens = bump.take(B * L * D);
       t.t_x0 = bump.take(B * (1 + L) * D);
@@ -254,9 +253,11 @@ void CmaeModel::plan_training(int64_t B) {
       t.d_head_hidden = bump.take(B * Hd);
     }
   });
-  std::vector<int32_t> ids(static_cast<size_t>(B * L));
-  for (int64_t i = 0; i < B * L; ++i) ids[i] = static_cast<int32_t>(i % L);
-  backend_.copy_from_host(t_.ids_all, ids.data(), sizeof(int32_t) * ids.size());
+  if (cmae) {
+    std::vector<int32_t> ids(static_cast<size_t>(B * L));
+    for (int64_t i = 0; i < B * L; ++i) ids[i] = static_cast<int32_t>(i % L);
+    backend_.copy_from_host(t_.ids_all, ids.data(), sizeof(int32_t) * ids.size());
+  }
   train_batch_ = B;
 }
 
@@ -294,12 +295,18 @@ int64_t CmaeModel::check_images(const Tensor& images, const char* name) const {
 
 // ---- pieces -----------------------------------------------------------------------------------------
 
-void CmaeModel::embed_tokens(float* tokens, float* patches, const float* images, const Encoder& enc, int64_t b0, int64_t nb) {
+void CmaeModel::embed_tokens(float* x0, float* tokens, float* patches, const float* images, const int32_t* ids, int64_t K,
+                             const Encoder& enc, int64_t b0, int64_t nb) {
   const ModelConfig& c = config_;
-  const int64_t L = c.num_patches(), image = c.channels * c.image_size * c.image_size;
-  backend_.patchify(patches + b0 * L * c.patch_dim(), images + b0 * image, nb, c.channels, c.image_size, c.image_size, c.patch_size,
-                    PatchLayout::ChannelsFirst);
-  linear_fwd(backend_, tokens + b0 * L * c.dim, patches + b0 * L * c.patch_dim(), p(), enc.patch, nb * L);
+  const int64_t L = c.num_patches(), P = c.patch_dim(), D = c.dim, image = c.channels * c.image_size * c.image_size;
+  // Only the listed patches are read and embedded (channels-first: the conv weight's order).
+  backend_.patchify_visible(patches + b0 * K * P, images + b0 * image, ids + b0 * K, nb, c.channels, c.image_size, c.image_size,
+                            c.patch_size, K, PatchLayout::ChannelsFirst);
+  linear_fwd(backend_, tokens + b0 * K * D, patches + b0 * K * P, p(), enc.patch, nb * K);
+  // The cls row (cls token + pos row 0, which is zero), then the tokens + their position embeddings.
+  float* x = x0 + b0 * (1 + K) * D;
+  backend_.broadcast_row(x, (1 + K) * D, p() + enc.cls_token, nb, D);
+  backend_.add_positions(x, tokens + b0 * K * D, p() + pos_embed_ + D, ids + b0 * K, nb, L, K, D, 1);
 }
 
 void CmaeModel::decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0,
@@ -368,11 +375,9 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim;
   const int64_t vis = b0 * (1 + K);  // first row of the sample range in (B, 1+K, ·) buffers
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
-  // online encoder on the visible patches: cls row (cls token + pos row 0, which is zero), then
-  // the visible tokens + their position embeddings
-  { CMAE_PROF("M.embed"); embed_tokens(t.tokens, t.patches, images, encoder_, b0, nb); }
-  backend_.broadcast_row(t.x0 + vis * D, (1 + K) * D, p() + encoder_.cls_token, nb, D);
-  backend_.gather_visible_forward(t.x0 + vis * D, t.tokens + b0 * L * D, p() + pos_embed_ + D, t.ids_keep + b0 * K, nb, L, K, D, 1);
+  // online encoder on the visible patches only (they are the only ones patchified and embedded;
+  // patches_visible is kept for the patch embedding's weight gradient)
+  { CMAE_PROF("M.embed"); embed_tokens(t.x0, t.tokens, t.patches_visible, images, t.ids_keep, K, encoder_, b0, nb); }
   { CMAE_PROF("M.enc_fwd"); encoder_.stack.forward(p(), t.x0, b0, nb); }
   backend_.layernorm_forward(t.latent + vis * D, t.latent_mean + vis, t.latent_rstd + vis, enc_out + vis * D, p() + final_norm_.weight,
                              p() + final_norm_.bias, nb * (1 + K), D, kLayerNormEps);
@@ -383,9 +388,7 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   // momentum branch (no gradients): whole target view, no final norm, mean of patch tokens
   const int64_t all = b0 * (1 + L);
   const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
-  embed_tokens(t.t_tokens, t.t_patches, target_images, momentum_encoder_, b0, nb);
-  backend_.broadcast_row(t.t_x0 + all * D, (1 + L) * D, p() + momentum_encoder_.cls_token, nb, D);
-  backend_.gather_visible_forward(t.t_x0 + all * D, t.t_tokens + b0 * L * D, p() + pos_embed_ + D, t.ids_all + b0 * L, nb, L, L, D, 1);
+  embed_tokens(t.t_x0, t.t_tokens, t.t_patches, target_images, t.ids_all, L, momentum_encoder_, b0, nb);
   { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, b0, nb); }
   backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
 }
@@ -412,18 +415,16 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   // cls token: the sum of its rows' gradients.
   backend_.column_sums_add(g + encoder_.cls_token, d_enc + lat * D, nb, D, (1 + K) * D);
   {
-    // Patch embedding: its weight and bias gradients are sums over token rows, and the rows of the
-    // masked patches are zero, so sum over the visible rows only (not all L with 65 % zeros, and no
-    // scatter). The weight gradient is formed transposed, dWᵀ (P, D) = patches_visᵀ · d_vis: a TN
-    // product with 192-wide rather than 48-wide output rows (2× faster in the CPU GEMM), then added
-    // transposed into the [D, P] gradient.
+    // Patch embedding: its weight and bias gradients are sums over the rows it embedded, the
+    // visible patches the forward patchified (patches_visible). The weight gradient is formed
+    // transposed, dWᵀ (P, D) = patches_visᵀ · d_vis: a TN product with 192-wide rather than
+    // 48-wide output rows (2× faster in the CPU GEMM), then added transposed into the [D, P]
+    // gradient.
     CMAE_PROF("M.patch_bwd");
     float* d_visible = t.d_visible + b0 * K * D;
-    float* patches_visible = t.patches_visible + b0 * K * P;
     const size_t row = sizeof(float) * D;
     backend_.copy_2d(d_visible, K * row, d_enc + (lat + 1) * D, (1 + K) * row, K * row, static_cast<size_t>(nb));
-    backend_.gather_visible_forward(patches_visible, t.patches + b0 * L * P, nullptr, t.ids_keep + b0 * K, nb, L, K, P, 0);
-    backend_.sgemm(true, false, P, D, nb * K, 1.0f, patches_visible, P, d_visible, D, 0.0f, d_patch_weight_t, D);
+    backend_.sgemm(true, false, P, D, nb * K, 1.0f, t.patches_visible + b0 * K * P, P, d_visible, D, 0.0f, d_patch_weight_t, D);
     backend_.transpose_add(g + encoder_.patch.weight, d_patch_weight_t, P, D);
     backend_.column_sums_add(g + encoder_.patch.bias, d_visible, nb * K, D, D);
   }
@@ -549,9 +550,7 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
     const int64_t b0 = B * part / parts, nb = B * (part + 1) / parts - b0;
     if (nb <= 0) return;
     const int64_t r0 = b0 * (1 + L);
-    embed_tokens(i_.tokens, i_.patches, images.f32(), enc, b0, nb);
-    backend_.broadcast_row(i_.x0 + r0 * D, (1 + L) * D, p() + enc.cls_token, nb, D);
-    backend_.gather_visible_forward(i_.x0 + r0 * D, i_.tokens + b0 * L * D, p() + pos_embed_ + D, i_.ids_all + b0 * L, nb, L, L, D, 1);
+    embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32(), i_.ids_all, L, enc, b0, nb);
     { CMAE_PROF("M.infer_fwd"); stack.forward(p(), i_.x0, b0, nb); }
     if (branch == Branch::Online) {
       backend_.layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p() + final_norm_.weight,

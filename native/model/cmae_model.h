@@ -1,6 +1,7 @@
 // The CMAE model (spec §2) with explicit forward and backward, and its MAE special case (§1).
 //
-//   online:   images → patch embed → +pos → group masking → encoder (+final LN) → latent
+//   online:   images → group masking → patchify + patch embed of the visible patches only → +pos
+//             → encoder (+final LN) → latent
 //             latent → pixel decoder → norm-pix MSE on masked patches            (L_rc)
 //             latent → feature decoder → mean → projector → predictor → q
 //   momentum: target images (whole, pixel-shifted) → EMA encoder (no final LN) → mean of patch
@@ -125,8 +126,12 @@ class CmaeModel {
   // The gradient arena of batch part `part` (backend.batch_parts()): part 0 writes grads_.
   float* part_grads(int part) const;
 
-  // Samples [b0, b0 + nb) of the batch; every pointer is the whole batch's buffer.
-  void embed_tokens(float* tokens, float* patches, const float* images, const Encoder& enc, int64_t b0, int64_t nb);
+  // The encoder input x0 (B, 1 + K, D) of samples [b0, b0 + nb): the cls row, then the K patches
+  // ids (B, K) of the images, patchified into patches (B, K, P) (channels-first), embedded into
+  // tokens (B, K, D), + their position embeddings. Online: ids_keep (only the visible patches are
+  // read); momentum branch and encode: the identity ids, K = L. Every pointer is the whole batch's.
+  void embed_tokens(float* x0, float* tokens, float* patches, const float* images, const int32_t* ids, int64_t K,
+                    const Encoder& enc, int64_t b0, int64_t nb);
   void decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0, int64_t nb);
   // Samples [b0, b0 + nb) of the batch (all buffers are the whole batch's); gradients into g.
   void decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* d_latent, const float* d_out, const float* latent,
@@ -158,10 +163,13 @@ class CmaeModel {
   int64_t train_batch_ = 0;
   Tensor train_memory_;
   struct TrainActs {
-    float *patches, *tokens, *noise, *mask, *x0, *latent, *latent_mean, *latent_rstd;
-    int32_t *ids_keep, *ids_restore, *ids_all;
+    // patches_visible (B, K, P): the visible patches, the patch embedding's input in the forward
+    // and its weight gradient's in the backward; tokens (B, K, D): their embeddings.
+    float *patches_visible, *tokens, *noise, *mask, *x0, *latent, *latent_mean, *latent_rstd;
+    int32_t *ids_keep, *ids_restore;
+    int32_t* ids_all;  // (B, L) the identity ids of the momentum branch (CMAE only)
     float *target_pix, *dpred;
-    float *d_latent, *d_latent_feature, *d_visible, *patches_visible;
+    float *d_latent, *d_latent_feature, *d_visible;
     float* d_patch_weight_t;  // one (P, D) block per batch part
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;

@@ -60,6 +60,27 @@ static Napi::Value PatchCopy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// patchifyVisible(patches, images, ids, p, layout): patches (B, K, p·p·C) = the patches ids (B, K)
+// of images (B, C, Hh, W), in the order of ids.
+static Napi::Value PatchifyVisible(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& patches = TensorArg(info, 0, "patches");
+  const cmae::Tensor& images = TensorArg(info, 1, "images");
+  const cmae::Tensor& ids = TensorArg(info, 2, "ids");
+  const int64_t p = PositiveIntArg(info, 3, "p");
+  const cmae::PatchLayout layout = LayoutArg(info, 4);
+  ExpectImages(images, "images", p);
+  const cmae::Shape all = PatchesShape(images, p);  // (B, L, P)
+  const int64_t B = all[0], L = all[1], P = all[2];
+  ExpectRank(ids, "ids", cmae::DType::I32, 2, "(B, K)");
+  const int64_t K = ids.size(1);
+  ExpectShape(ids, "ids", cmae::DType::I32, {B, K});
+  ExpectShape(patches, "patches", cmae::DType::F32, {B, K, P});
+  ExpectIdsInRange(ids, "ids", L, "L");
+  BackendOf({{&images, "images"}, {&patches, "patches"}, {&ids, "ids"}})
+      .patchify_visible(patches.f32(), images.f32(), ids.i32(), B, images.size(1), images.size(2), images.size(3), p, K, layout);
+  return info.Env().Undefined();
+}
+
 // randomMasking(idsKeep, idsRestore, mask, noise, gridH, gridW, group, keepGroups)
 static Napi::Value RandomMasking(const Napi::CallbackInfo& info) {
   const cmae::Tensor& ids_keep = TensorArg(info, 0, "idsKeep");
@@ -113,6 +134,30 @@ static Napi::Value GatherVisibleForward(const Napi::CallbackInfo& info) {
   ExpectIdsInRange(ids_keep, "idsKeep", L, "L");
   BackendOf({{&tokens, "tokens"}, {&out, "out"}, {pos, "pos"}, {&ids_keep, "idsKeep"}})
       .gather_visible_forward(out.f32(), tokens.f32(), pos ? pos->f32() : nullptr, ids_keep.i32(), B, L, K, D, prefix);
+  return info.Env().Undefined();
+}
+
+// addPositions(out, tokens, pos | null, ids, prefix): tokens (B, K, D), ids (B, K), pos (L, D),
+// out (B, prefix + K, D). Without pos the ids are not read (their values are not checked).
+static Napi::Value AddPositions(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& out = TensorArg(info, 0, "out");
+  const cmae::Tensor& tokens = TensorArg(info, 1, "tokens");
+  const cmae::Tensor* pos = OptionalTensorArg(info, 2, "pos");
+  const cmae::Tensor& ids = TensorArg(info, 3, "ids");
+  const int64_t prefix = NonNegativeIntArg(info, 4, "prefix");
+  ExpectRank(tokens, "tokens", cmae::DType::F32, 3, "(B, K, D)");
+  const int64_t B = tokens.size(0), K = tokens.size(1), D = tokens.size(2);
+  ExpectShape(ids, "ids", cmae::DType::I32, {B, K});
+  ExpectShape(out, "out", cmae::DType::F32, {B, prefix + K, D});
+  int64_t L = 0;
+  if (pos) {
+    ExpectRank(*pos, "pos", cmae::DType::F32, 2, "(L, D)");
+    L = pos->size(0);
+    ExpectShape(*pos, "pos", cmae::DType::F32, {L, D});
+    ExpectIdsInRange(ids, "ids", L, "L");
+  }
+  BackendOf({{&tokens, "tokens"}, {&out, "out"}, {pos, "pos"}, {&ids, "ids"}})
+      .add_positions(out.f32(), tokens.f32(), pos ? pos->f32() : nullptr, ids.i32(), B, L, K, D, prefix);
   return info.Env().Undefined();
 }
 
@@ -205,9 +250,11 @@ static Napi::Value SincosPosEmbed2d(const Napi::CallbackInfo& info) {
 void RegisterPatchKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "patchify", PatchCopy<true>);
   CMAE_EXPORT(kernels, "unpatchify", PatchCopy<false>);
+  CMAE_EXPORT(kernels, "patchifyVisible", PatchifyVisible);
   CMAE_EXPORT(kernels, "randomMasking", RandomMasking);
   CMAE_EXPORT(kernels, "maskingNoise", MaskingNoise);
   CMAE_EXPORT(kernels, "gatherVisibleForward", GatherVisibleForward);
+  CMAE_EXPORT(kernels, "addPositions", AddPositions);
   CMAE_EXPORT(kernels, "gatherVisibleBackward", GatherVisibleBackward);
   CMAE_EXPORT(kernels, "unshuffleForward", UnshuffleForward);
   CMAE_EXPORT(kernels, "unshuffleBackward", UnshuffleBackward);

@@ -19,6 +19,13 @@ struct PatchOps {
   // The exact inverse (also the backward of patchify: dimages = unpatchify(dpatches)).
   virtual void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p,
                           PatchLayout layout) = 0;
+  // Patchify of the listed patches only: patches (B, K, P)[b, k] = patch ids[b, k] of images
+  // (B, C, Hh, W), in the order of ids (B, K) (random_masking's ids_keep: the visible patches,
+  // ascending; any ids in [0, L) work, repeated or unsorted). The same values as
+  // patchify + gather_visible_forward(prefix 0, pos null), without reading the other patches.
+  // Hh % p == 0 and W % p == 0.
+  virtual void patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
+                                int64_t W, int64_t p, int64_t K, PatchLayout layout) = 0;
 
   // Group masking (spec §1.2 for group = 1, §2.2 for group = 2). The patch grid (grid_h, grid_w) is
   // split into (grid_h/group)·(grid_w/group) groups of group×group patches; G = number of groups.
@@ -45,6 +52,13 @@ struct PatchOps {
   // ids_keep (B, K) in [0, L).
   virtual void gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B,
                                       int64_t L, int64_t K, int64_t D, int64_t prefix) = 0;
+  // The position half of gather_visible_forward, for tokens that already are the visible ones:
+  // out (B, prefix + K, D): rows [prefix, prefix+K) are written:
+  //   out[b, prefix+k] = tokens[b, k] + pos[ids[b,k]]   (pos (L, D) may be null: a copy).
+  // Rows [0, prefix) are not touched. tokens (B, K, D); ids (B, K) in [0, L), read only when pos
+  // is set. gather_visible_forward = this op on the gathered rows, bit for bit (one float add).
+  virtual void add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L,
+                             int64_t K, int64_t D, int64_t prefix) = 0;
   // dtokens (B, L, D) (=): dout rows scattered back to their patch, zeros for masked patches.
   // dout (B, prefix + K, D) (its prefix rows are ignored). Repeated ids add up (the exact adjoint).
   virtual void gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L,

@@ -40,6 +40,20 @@ export function patchify(images: Tensor, p: number, { layout = 'pixels-last', ou
   return o;
 }
 
+/**
+ * patchify of the listed patches only: out (B, K, p·p·C)[b, k] = patch ids[b, k] of images
+ * (B, C, H, W), in the order of ids (B, K) int32 (randomMasking's idsKeep: the visible patches);
+ * the other patches are never read. The same values as gatherVisibleForward(patchify(images), ids).
+ */
+export function patchifyVisible(images: Tensor, ids: Tensor, p: number, { layout = 'pixels-last', out }: PatchifyOptions = {}): Tensor<'float32'> {
+  expectRank(images, 4, 'images', '(B, C, H, W)');
+  expectRank(ids, 2, 'ids', '(B, K)');
+  const q = Number.isInteger(p) && p > 0 ? p : 1;
+  const o = outputLike(out, [images.shape[0], ids.shape[1], q * q * images.shape[1]]);
+  kernelsNative().patchifyVisible(nativeOf(o), nativeOf(images), nativeOf(ids), p, layout);
+  return o;
+}
+
 export interface UnpatchifyOptions {
   layout?: PatchLayout;
   /** Image height in pixels. Default: the grid is square (H = W = p·√L). */
@@ -142,6 +156,26 @@ export function gatherVisibleForward(tokens: Tensor, idsKeep: Tensor, { pos = nu
   expectRank(idsKeep, 2, 'idsKeep', '(B, K)');
   const o = outputLike(out, [tokens.shape[0], dim(prefix) + idsKeep.shape[1], tokens.shape[2]]);
   kernelsNative().gatherVisibleForward(nativeOf(o), nativeOf(tokens), nativeOf(pos), nativeOf(idsKeep), prefix);
+  return o;
+}
+
+export interface AddPositionsOptions {
+  /** Position embedding (L, D): row ids[b, k] is added to token k. Without it, a copy (ids are not read). */
+  pos?: Tensor | null;
+  /** Rows reserved at the start of out (the cls token); they are not touched. Default 0. */
+  prefix?: number;
+  /** Output (B, prefix + K, D), allocated when omitted. */
+  out?: Tensor;
+}
+
+/**
+ * The position half of gatherVisibleForward, for tokens (B, K, D) that already are the visible
+ * ones: out[b, prefix + k] = tokens[b, k] + pos[ids[b, k]]; ids (B, K) int32.
+ */
+export function addPositions(tokens: Tensor, ids: Tensor, { pos = null, prefix = 0, out }: AddPositionsOptions = {}): Tensor<'float32'> {
+  expectRank(tokens, 3, 'tokens', '(B, K, D)');
+  const o = outputLike(out, [tokens.shape[0], dim(prefix) + tokens.shape[1], tokens.shape[2]]);
+  kernelsNative().addPositions(nativeOf(o), nativeOf(tokens), nativeOf(pos), nativeOf(ids), prefix);
   return o;
 }
 

@@ -114,6 +114,30 @@ describe.each(isas())('patch kernels (%s)', (isa) => {
     });
   });
 
+  describe('patchifyVisible', () => {
+    it.each(patchShapes)('equals patchify + gather of the listed patches, bit for bit, B=%i C=%i %ix%i p=%i', (B, C, H, W, p) => {
+      withIsa(isa, () => {
+        const L = (H / p) * (W / p);
+        const P = p * p * C;
+        const x = randn(B * C * H * W, 51 + H * W);
+        const images = Tensor.from(x, [B, C, H, W]);
+        // A masking's ascending ids (about a third kept), and repeated unsorted ids.
+        const K = Math.max(1, Math.round(L / 3));
+        const masking = kernels.randomMasking(Tensor.from(randu(B * L, 52), [B, L]), { gridH: H / p, gridW: W / p, group: 1, keepGroups: K }).idsKeep;
+        const repeated = Tensor.from(Int32Array.from({ length: B * (L + 2) }, (_, i) => (i * 7 + 3) % L), [B, L + 2]);
+        for (const layout of layouts)
+          for (const ids of [masking, repeated]) {
+            const k = ids.shape[1];
+            const out = kernels.patchifyVisible(images, ids, p, { layout, out: Tensor.full([B, k, P], NaN) });
+            expect(out.shape).toEqual([B, k, P]);
+            const want = ref.gatherRef(ref.patchifyRef(x, B, C, H, W, p, layout), null, ids.toArray(), B, L, k, P);
+            expectClose(out.toArray(), want, { ...exact, label: `patchifyVisible ${layout} K=${k}` });
+            expectSameBits(out.toArray(), kernels.gatherVisibleForward(kernels.patchify(images, p, { layout }), ids).toArray(), `vs gather ${layout}`);
+          }
+      });
+    });
+  });
+
   describe('random masking', () => {
     const cases: MaskCase[] = [
       { B: 4, gridH: 14, gridW: 14, group: 2, keepGroups: kernels.keepGroupsFor(49, 0.65) },
@@ -253,6 +277,39 @@ describe.each(isas())('patch kernels (%s)', (isa) => {
         const x64 = toF64(randn(B * L * D, 35));
         const y64 = toF64(randn(B * K * D, 36));
         expect(Math.abs(dot(y64, ref.gatherRef(x64, null, ids, B, L, K, D)) - dot(ref.gatherBackwardRef(y64, ids, B, L, K, D), x64))).toBeLessThan(1e-12);
+      });
+    });
+
+    it.each([
+      [0, false],
+      [1, true],
+      [2, true],
+    ])('addPositions adds the listed position rows to tokens that are already visible, prefix=%i pos=%s', (prefix, withPos) => {
+      withIsa(isa, () => {
+        const { idsKeep } = maskCase({ B, gridH, gridW, group: 2, keepGroups: 2 }, 61 + prefix);
+        const K = 8;
+        const ids = idsKeep.toArray();
+        const visible = randn(B * K * D, 62);
+        const pos = withPos ? randn(L * D, 63) : null;
+        const rows = prefix + K;
+        const out = kernels.addPositions(Tensor.from(visible, [B, K, D]), idsKeep, {
+          pos: pos && Tensor.from(pos, [L, D]),
+          prefix,
+          out: sentinelOutput(B, rows, D, prefix, -3.5),
+        });
+        const o = out.toArray();
+        expect(prefixRows(o, B, rows, D, prefix).every((v) => v === -3.5)).toBe(true);
+        expectClose(bodyRows(o, B, rows, D, prefix), ref.addPositionsRef(visible, pos, ids, B, K, D), { atol: 1e-6, rtol: 1e-6, label: 'addPositions' });
+        // gatherVisibleForward = addPositions on the gathered rows, bit for bit.
+        const x = Tensor.from(randn(B * L * D, 64), [B, L, D]);
+        const posT = pos && Tensor.from(pos, [L, D]);
+        const gathered = kernels.gatherVisibleForward(x, idsKeep);
+        // (Rows [0, prefix) of both outputs are left unwritten: compare the others.)
+        expectSameBits(
+          Float32Array.from(bodyRows(kernels.addPositions(gathered, idsKeep, { pos: posT, prefix }).toArray(), B, rows, D, prefix)),
+          Float32Array.from(bodyRows(kernels.gatherVisibleForward(x, idsKeep, { pos: posT, prefix }).toArray(), B, rows, D, prefix)),
+          'addPositions ∘ gather',
+        );
       });
     });
 
@@ -415,15 +472,23 @@ describe.each(isas())('patch kernels (%s)', (isa) => {
       const opts = { gridH: 14, gridW: 14, group: 2, keepGroups: 17 };
       const dout = Tensor.from(randn(B * (prefix + L) * D, 82), [B, prefix + L, D]);
       const images = Tensor.from(randn(B * 3 * 32 * 32, 83), [B, 3, 32, 32]);
+      const visibleIds = Tensor.from(Int32Array.from({ length: B * 40 }, (_, i) => (i * 37 + 5) % 64), [B, 40]); // of L = 64 patches
       const run = () => {
         const m = kernels.randomMasking(noise, opts);
         const acc = Tensor.from(randn(D, 84), [D]);
         const g = kernels.unshuffleBackward(dout, m.idsRestore, 68, { prefix, dmaskToken: acc });
-        return [m.mask.toArray(), g.dinp.toArray(), g.dmaskToken.toArray(), kernels.patchify(images, 4).toArray(), kernels.maskingNoise(B, 49, 9, 10).toArray()];
+        return [
+          m.mask.toArray(),
+          g.dinp.toArray(),
+          g.dmaskToken.toArray(),
+          kernels.patchify(images, 4).toArray(),
+          kernels.patchifyVisible(images, visibleIds, 4).toArray(),
+          kernels.maskingNoise(B, 49, 9, 10).toArray(),
+        ];
       };
       const one = withThreads(1, run);
       const two = withThreads(2, run);
-      const labels = ['mask', 'dinp', 'dmaskToken', 'patchify', 'maskingNoise'];
+      const labels = ['mask', 'dinp', 'dmaskToken', 'patchify', 'patchifyVisible', 'maskingNoise'];
       one.forEach((a, i) => expectSameBits(a, two[i], labels[i]));
     });
   });
@@ -467,6 +532,17 @@ describe.each(isas())('patch kernels (%s)', (isa) => {
       expect(() => kernels.unshuffleForward(inp, Tensor.zeros([5]), restore, { prefix: 1 })).toThrowError(/maskToken must have shape \[4\]/);
       expect(() => kernels.unshuffleBackward(Tensor.empty([2, 17, 4]), restore, 4, { prefix: 1, dmaskToken: Tensor.zeros([3]) })).toThrowError(ShapeError);
       expect(() => kernels.unshuffleForward(inp, Tensor.zeros([4]), restore, { prefix: 6, out: Tensor.empty([2, 22, 4]) })).toThrowError(/inp must have at least prefix = 6 rows/);
+
+      const ids = Tensor.from(new Int32Array([0, 1, 2, 3, 4, 20]), [2, 3]);
+      expect(() => kernels.patchifyVisible(img, ids, 2)).toThrowError(ValueError);
+      expect(() => kernels.patchifyVisible(img, ids, 2)).toThrowError(/ids\[1, 2\] = 20 is out of range \[0, L\) = \[0, 20\)/);
+      expect(() => kernels.patchifyVisible(img, Tensor.from(new Int32Array(3), [1, 3]), 2)).toThrowError(/ids must have shape \[2, 3\], got \[1, 3\]/);
+      expect(() => kernels.patchifyVisible(img, okKeep, 0)).toThrowError(/p must be a positive integer/);
+      expect(() => kernels.patchifyVisible(img, okKeep, 4)).toThrowError(/multiples of the patch size p = 4/);
+      expect(() => kernels.patchifyVisible(img, okKeep, 2, { out: Tensor.empty([2, 3, 13]) })).toThrowError(/patches must have shape \[2, 3, 12\]/);
+      expect(() => kernels.addPositions(Tensor.empty([2, 3, 4]), badKeep, { pos: Tensor.empty([16, 4]) })).toThrowError(/ids\[1, 2\] = 16 is out of range/);
+      expect(() => kernels.addPositions(Tensor.empty([2, 3, 4]), okKeep, { pos: Tensor.empty([16, 5]) })).toThrowError(/pos must have shape \[16, 4\]/);
+      expect(() => kernels.addPositions(Tensor.empty([2, 3, 4]), Tensor.from(new Int32Array(4), [2, 2]))).toThrowError(/ids must have shape \[2, 3\]/);
 
       expect(() => kernels.sincosPosEmbed2d(14, 14, 6)).toThrowError(/D must be a positive multiple of 4, got 6/);
       expect(() => kernels.sincosPosEmbed2d(14, 14, 8, Tensor.empty([195, 8]))).toThrowError(/out must have shape \[196, 8\]/);

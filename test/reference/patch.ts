@@ -111,6 +111,16 @@ export function gatherRef(tokens: ArrayLike<number>, pos: ArrayLike<number> | nu
   return out;
 }
 
+/** out (B, K, D)[b, k] = tokens[b, k] + pos[ids[b, k]]: addPositions on tokens that already are the visible ones. */
+export function addPositionsRef(tokens: ArrayLike<number>, pos: ArrayLike<number> | null, ids: ArrayLike<number>, B: number, K: number, D: number): Float64Array {
+  const out = new Float64Array(B * K * D);
+  for (let r = 0; r < B * K; r++) {
+    const l = ids[r];
+    for (let d = 0; d < D; d++) out[r * D + d] = tokens[r * D + d] + (pos ? pos[l * D + d] : 0);
+  }
+  return out;
+}
+
 /** Transpose of gatherRef: dtokens (B, L, D) from dvisible (B, K, D). */
 export function gatherBackwardRef(dvisible: ArrayLike<number>, ids: ArrayLike<number>, B: number, L: number, K: number, D: number): Float64Array {
   const out = new Float64Array(B * L * D);

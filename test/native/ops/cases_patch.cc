@@ -1,5 +1,6 @@
-// Cases of ops/patch.h: patchify/unpatchify in both layouts, group masking (ties, NaN noise, no
-// kept group, every group kept), the Philox masking noise, and the token gathers and unshuffles
+// Cases of ops/patch.h: patchify/unpatchify in both layouts, patchify_visible (a masking's ids,
+// every patch, repeated unsorted ids), group masking (ties, NaN noise, no kept group, every group
+// kept), the Philox masking noise, and the token gathers, position additions and unshuffles
 // around the encoder and decoder (null position embeddings, no prefix, repeated ids).
 #include <cmath>
 #include <limits>
@@ -46,6 +47,41 @@ void run_patchify(OpRun& run, const ImageShape& s, PatchLayout layout, bool inve
     run.backend().unpatchify(images.f32(), patches.f32(), B, C, Hh, W, p, layout);
     run.expect_close(images, ref::unpatchify(patches.host(), B, C, Hh, W, p, layout), kExact);
   }
+}
+
+// patchify_visible: ids of a random masking (ascending, K of L), every patch in order (the
+// momentum branch's identity ids), or ids drawn independently (repeated, unsorted).
+enum class PatchIds { Masking, Identity, Repeated };
+
+struct VisiblePatchCase {
+  ImageShape s;
+  PatchLayout layout;
+  PatchIds ids;
+};
+
+std::string label(const VisiblePatchCase& c) {
+  return label(c.s, c.layout) + (c.ids == PatchIds::Identity ? " every patch" : c.ids == PatchIds::Repeated ? " repeated ids" : "");
+}
+
+void run_patchify_visible(OpRun& run, const VisiblePatchCase& c) {
+  const auto [B, C, Hh, W, p] = c.s;
+  const int64_t L = (Hh / p) * (W / p), P = p * p * C;
+  int64_t K = L;
+  Ints ids(static_cast<size_t>(B * L));
+  for (int64_t i = 0; i < B * L; ++i) ids[static_cast<size_t>(i)] = static_cast<int32_t>(i % L);
+  if (c.ids == PatchIds::Masking) {
+    K = (L + 2) / 3;  // ~65 % masked, at least one kept
+    ids = ref::random_masking(run.uniform(B * L, 0.0, 1.0), B, 1, L, 1, K).ids_keep;
+  } else if (c.ids == PatchIds::Repeated) {
+    K = L + 2;
+    ids.resize(static_cast<size_t>(B * K));
+    for (int32_t& i : ids) i = static_cast<int32_t>(run.rng().below(L));
+  }
+  const Buffer images = run.input("images", run.normal(B * C * Hh * W), {B, C, Hh, W});
+  const Buffer ids_buffer = run.input_i32("ids", ids, {B, K});
+  const Buffer patches = run.output("patches", {B, K, P});
+  run.backend().patchify_visible(patches.f32(), images.f32(), ids_buffer.i32(), B, C, Hh, W, p, K, c.layout);
+  run.expect_close(patches, ref::patchify_visible(images.host(), ids, B, C, Hh, W, p, K, c.layout), kExact);
 }
 
 // ---- masking ------------------------------------------------------------------------------------
@@ -141,6 +177,20 @@ void run_gather_forward(OpRun& run, const TokenCase& c) {
   run.expect_close(out, ref::gather_visible_forward(out.host(), tokens.host(), pos_values, ids.keep, B, L, K, D, prefix), kOneRounding);
 }
 
+void run_add_positions(OpRun& run, const TokenCase& c) {
+  const auto [B, L, K, D, prefix, with_pos, with_pos_prefix, repeated] = c;
+  const Ids ids = make_ids(run, c);
+  const Buffer tokens = run.input("tokens", run.normal(B * K * D), {B, K, D});
+  const Buffer pos = run.input("pos", run.normal(L * D), {L, D});
+  const Buffer ids_buffer = run.input_i32("ids", ids.keep, {B, K});
+  // The prefix rows must not be touched; the others are NaN. Without pos, ids are not read: null.
+  const Buffer out = run.accumulator("out", rows_with_prefix(run, B, prefix + K, D, prefix, kNaN, true), {B, prefix + K, D});
+  run.backend().add_positions(out.f32(), tokens.f32(), with_pos ? pos.f32() : nullptr, with_pos ? ids_buffer.i32() : nullptr, B, L, K,
+                              D, prefix);
+  run.expect_close(out, ref::add_positions(out.host(), tokens.host(), with_pos ? &pos.host() : nullptr, ids.keep, B, K, D, prefix),
+                   kOneRounding);
+}
+
 void run_gather_backward(OpRun& run, const TokenCase& c) {
   const auto [B, L, K, D, prefix, with_pos, with_pos_prefix, repeated] = c;
   const Ids ids = make_ids(run, c);
@@ -206,6 +256,18 @@ void add_patch_cases(CaseTable& table) {
       }).thread_invariant = big;
     }
 
+  // patchify_visible on the same shapes, each layout: a masking's ascending ids, every patch (the
+  // momentum branch), repeated unsorted ids; ViT-B/16 channels-first with a masking's ids is the
+  // thread-count case.
+  for (const ImageShape& s : images)
+    for (PatchLayout layout : {PatchLayout::PixelsLast, PatchLayout::ChannelsFirst})
+      for (PatchIds ids : {PatchIds::Masking, PatchIds::Identity, PatchIds::Repeated}) {
+        const VisiblePatchCase c{s, layout, ids};
+        table.add("patch", "patchify_visible", label(c), [c](OpRun& run) {
+          run_patchify_visible(run, c);
+        }).thread_invariant = s.Hh == 224 && layout == PatchLayout::ChannelsFirst && ids == PatchIds::Masking;
+      }
+
   // Spec §5 counts (CMAE: 17 of 49 groups of 2×2; MAE: 49 of 196), odd grids, no kept group,
   // every group kept, tied and NaN noise (ties: lower group index first; NaN after every number).
   const MaskCase masks[] = {
@@ -243,6 +305,7 @@ void add_patch_cases(CaseTable& table) {
     const bool big = c.B == 8;
     if (c.with_pos_prefix) {  // gather_visible has no pos_prefix
       table.add("patch", "gather_visible_forward", label(c), [c](OpRun& run) { run_gather_forward(run, c); }).thread_invariant = big;
+      table.add("patch", "add_positions", label(c), [c](OpRun& run) { run_add_positions(run, c); }).thread_invariant = big;
       if (c.with_pos)
         table.add("patch", "gather_visible_backward", label(c), [c](OpRun& run) {
           run_gather_backward(run, c);

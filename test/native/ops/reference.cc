@@ -471,6 +471,19 @@ Doubles unpatchify(const Floats& patches, int64_t B, int64_t C, int64_t Hh, int6
   return out;
 }
 
+Doubles patchify_visible(const Floats& images, const Ints& ids, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, int64_t K,
+                         PatchLayout layout) {
+  const Doubles all = patchify(images, B, C, Hh, W, p, layout);
+  const int64_t L = (Hh / p) * (W / p), P = p * p * C;
+  Doubles out(at(B * K * P));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < K; ++k) {
+      const int64_t l = ids[at(b * K + k)];
+      for (int64_t e = 0; e < P; ++e) out[at((b * K + k) * P + e)] = all[at((b * L + l) * P + e)];
+    }
+  return out;
+}
+
 // Stable argsort of the group noise (NaN after every number), keep the first keep_groups groups;
 // then kept patches ascending, masked patches ascending.
 Masking random_masking(const Floats& noise, int64_t B, int64_t grid_h, int64_t grid_w, int64_t group, int64_t keep_groups) {
@@ -513,6 +526,17 @@ Doubles gather_visible_forward(const Floats& out_before, const Floats& tokens, c
         out[at((b * (prefix + K) + prefix + k) * D + d)] =
             static_cast<double>(tokens[at((b * L + l) * D + d)]) + value_or(pos, l * D + d, 0.0);
     }
+  return out;
+}
+
+Doubles add_positions(const Floats& out_before, const Floats& tokens, const Floats* pos, const Ints& ids, int64_t B, int64_t K,
+                      int64_t D, int64_t prefix) {
+  Doubles out = to_doubles(out_before);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t d = 0; d < D; ++d)
+        out[at((b * (prefix + K) + prefix + k) * D + d)] =
+            static_cast<double>(tokens[at((b * K + k) * D + d)]) + (pos ? value_or(pos, ids[at(b * K + k)] * D + d, 0.0) : 0.0);
   return out;
 }
 

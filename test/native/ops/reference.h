@@ -93,6 +93,9 @@ double clip_coefficient(double norm, double max_norm);  // min(1, max_norm/(norm
 // ---- patch.h -------------------------------------------------------------------------------------
 Doubles patchify(const Floats& images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout);
 Doubles unpatchify(const Floats& patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout);
+// (B, K, P): rows ids[b, k] of sample b's patchify.
+Doubles patchify_visible(const Floats& images, const Ints& ids, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, int64_t K,
+                         PatchLayout layout);
 struct Masking {
   Ints ids_keep;     // (B, K)
   Ints ids_restore;  // (B, L)
@@ -102,6 +105,9 @@ Masking random_masking(const Floats& noise, int64_t B, int64_t grid_h, int64_t g
 // Rows [0, prefix) of every sample come from `out_before` (the op must not touch them).
 Doubles gather_visible_forward(const Floats& out_before, const Floats& tokens, const Floats* pos, const Ints& ids_keep, int64_t B,
                                int64_t L, int64_t K, int64_t D, int64_t prefix);
+// Rows [0, prefix) of every sample come from `out_before`; tokens (B, K, D); ids unused when pos is null.
+Doubles add_positions(const Floats& out_before, const Floats& tokens, const Floats* pos, const Ints& ids, int64_t B, int64_t K,
+                      int64_t D, int64_t prefix);
 Doubles gather_visible_backward(const Floats& dout, const Ints& ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix);
 Doubles unshuffle_forward(const Floats& inp, const Floats& mask_token, const Floats* pos, const Floats* pos_prefix,
                           const Ints& ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix);
