@@ -10,7 +10,7 @@
 CMAE_CUDA_NAMESPACE_BEGIN
 
 CudaBackend::CudaBackend(int index) : index_(index) {
-  set_device(index);
+  make_current();
   properties_ = device_properties(index);
   stream_ = stream_create();
   // PyTorch's default "high" precision on GPUs with tensor cores (compute capability >= 8.0).
@@ -18,12 +18,22 @@ CudaBackend::CudaBackend(int index) : index_(index) {
 }
 
 CudaBackend::~CudaBackend() {
+  make_current();
   if (scratch_) device_free(scratch_);
   stream_destroy(stream_);
 }
 
+void CudaBackend::make_current() {
+  // The runtime's current device is per host thread; remember which one this thread has set.
+  thread_local int current = -1;
+  if (current == index_) return;
+  set_device(index_);
+  current = index_;
+}
+
 void* CudaBackend::scratch(size_t bytes) {
   if (bytes > scratch_bytes_) {
+    make_current();
     const size_t grown = std::max({bytes, 2 * scratch_bytes_, size_t{64} << 10});
     if (scratch_) {
       stream_synchronize(stream_);
@@ -41,36 +51,58 @@ std::string CudaBackend::name() const {
   return CMAE_CUDA_EMULATED ? std::string("cuda (emulated)") : "cuda:" + std::to_string(index_) + " (" + properties_.name + ")";
 }
 
-void* CudaBackend::allocate(size_t bytes) { return device_alloc(bytes == 0 ? 1 : bytes); }
-
-void CudaBackend::deallocate(void* ptr, size_t) noexcept {
-  if (ptr) device_free(ptr);
+void* CudaBackend::allocate(size_t bytes) {
+  make_current();
+  return device_alloc(bytes == 0 ? 1 : bytes);
 }
 
-void CudaBackend::fill_zero(void* dst, size_t bytes) { fill_bytes(dst, 0, bytes, stream_); }
+void CudaBackend::deallocate(void* ptr, size_t) noexcept {
+  if (!ptr) return;
+  try {
+    make_current();
+  } catch (...) {
+    // cudaFree finds the device from the pointer; the current device only matters for new work.
+  }
+  device_free(ptr);
+}
+
+void CudaBackend::fill_zero(void* dst, size_t bytes) {
+  make_current();
+  fill_bytes(dst, 0, bytes, stream_);
+}
 
 void CudaBackend::copy_from_host(void* dst, const void* host_src, size_t bytes) {
+  make_current();
   // The host buffer may be reused as soon as this returns.
   cmae::cuda::copy(dst, host_src, bytes, stream_);
   stream_synchronize(stream_);
 }
 
 void CudaBackend::copy_to_host(void* host_dst, const void* src, size_t bytes) {
+  make_current();
   cmae::cuda::copy(host_dst, src, bytes, stream_);
   stream_synchronize(stream_);
 }
 
-void CudaBackend::copy(void* dst, const void* src, size_t bytes) { cmae::cuda::copy(dst, src, bytes, stream_); }
+void CudaBackend::copy(void* dst, const void* src, size_t bytes) {
+  make_current();
+  cmae::cuda::copy(dst, src, bytes, stream_);
+}
 
 void CudaBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) {
+  make_current();
   if (rows > 0 && width > 0) cmae::cuda::copy_2d(dst, dst_pitch, src, src_pitch, width, rows, stream_);
 }
 
 void CudaBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
+  make_current();
   if (rows > 0 && width > 0) fill_bytes_2d(dst, pitch, 0, width, rows, stream_);
 }
 
-void CudaBackend::synchronize() { stream_synchronize(stream_); }
+void CudaBackend::synchronize() {
+  make_current();
+  stream_synchronize(stream_);
+}
 
 void CudaBackend::set_matmul_precision(MatmulPrecision precision) {
   CMAE_CHECK(precision == MatmulPrecision::FP32 || properties_.major >= 8, Value, matmul_precision_name(precision),
@@ -85,6 +117,20 @@ void CudaBackend::run_parts(int parts, const std::function<void(int)>& fn) {
   for (int part = 0; part < parts; ++part) fn(part);
 }
 
+namespace {
+
+CudaDeviceInfo describe_device(const DeviceProperties& p) {
+  CudaDeviceInfo info;
+  info.name = p.name;
+  info.major = p.major;
+  info.minor = p.minor;
+  info.multiprocessors = p.multiprocessors;
+  info.memory_bytes = p.global_memory_bytes;
+  return info;
+}
+
+}  // namespace
+
 CMAE_CUDA_NAMESPACE_END
 
 namespace cmae {
@@ -95,6 +141,21 @@ Backend& cuda_emulated_backend() {
   // Never destroyed: tensors may be released by finalizers during process exit.
   static cuda::CudaBackend* backend = new cuda::CudaBackend(0);
   return *backend;
+}
+
+const CudaProvider& cuda_emulated_provider() {
+  static const CudaProvider provider{
+      "emulated",
+      [](std::string* status) {
+        if (status) *status = "1 device (the SIMT emulator: kernels run on the host)";
+        return 1;
+      },
+      [](int index) -> Backend& {
+        CMAE_CHECK(index == 0, Device, "device 'cuda:", index, "' does not exist (the SIMT emulator has one device, cuda:0)");
+        return cuda_emulated_backend();
+      },
+      [](int index) { return cuda::describe_device(static_cast<cuda::CudaBackend&>(cuda_emulated_provider().backend(index)).properties()); }};
+  return provider;
 }
 
 #else
@@ -116,6 +177,16 @@ Backend& cuda_device_backend(int index) {
   if (backends.empty()) backends.assign(static_cast<size_t>(count), nullptr);
   if (!backends[static_cast<size_t>(index)]) backends[static_cast<size_t>(index)] = new cuda::CudaBackend(index);
   return *backends[static_cast<size_t>(index)];
+}
+
+const CudaProvider& cuda_gpu_provider() {
+  static const CudaProvider provider{"gpu", &cuda_device_count, &cuda_device_backend, [](int index) {
+                                       std::string status;
+                                       const int count = cuda_device_count(&status);
+                                       CMAE_CHECK(index >= 0 && index < count, Device, "device 'cuda:", index, "' does not exist (", status, ")");
+                                       return cuda::describe_device(cuda::device_properties(index));
+                                     }};
+  return provider;
 }
 
 #endif

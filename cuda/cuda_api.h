@@ -16,4 +16,8 @@ int cuda_device_count(std::string* status);
 // Defined by the emulated build (cmae_cuda_emu), which only test programs link.
 Backend& cuda_emulated_backend();
 
+// Each build as a CudaProvider (backend/backend.h), for set_cuda_provider.
+const CudaProvider& cuda_gpu_provider();        // nvcc build
+const CudaProvider& cuda_emulated_provider();   // emulated build
+
 }  // namespace cmae

@@ -9,6 +9,7 @@
 // Determinism: every reduction has a fixed order (no floating-point atomics on results), so a run
 // on one GPU repeats bit for bit and resumes exactly.
 #pragma once
+#include <mutex>
 #include <string>
 
 #include "backend/backend.h"
@@ -46,6 +47,8 @@ class CudaBackend final : public Backend {
   void copy_2d(void* dst, size_t dst_pitch, const void* src, size_t src_pitch, size_t width, size_t rows) override;
   void zero_2d(void* dst, size_t pitch, size_t width, size_t rows) override;
   void synchronize() override;
+  void make_current() override;
+  std::mutex* exclusive_use() override { return &exclusive_use_; }
 
   // A GPU takes the whole batch at once.
   int batch_parts() const override { return 1; }
@@ -152,6 +155,7 @@ class CudaBackend final : public Backend {
   DeviceProperties properties_;
   Stream stream_ = nullptr;
   MatmulPrecision precision_ = MatmulPrecision::FP32;
+  std::mutex exclusive_use_;  // see Backend::exclusive_use
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
 };

@@ -10,7 +10,8 @@
 import type { AugmentParams } from './kernels/data';
 
 export type NativeDType = 'float32' | 'int32';
-export type NativeDevice = 'cpu' | 'cuda';
+/** 'cpu', 'cuda' or 'cuda:N' as arguments; a device reports itself as 'cpu' or 'cuda:N'. */
+export type NativeDevice = 'cpu' | 'cuda' | `cuda:${number}`;
 
 export interface NativeTensorHandle {
   shape(): number[];
@@ -22,6 +23,8 @@ export interface NativeTensorHandle {
   /** A zero-copy view of a CPU tensor (DeviceError on other devices). */
   view(): Float32Array | Int32Array;
   copyFrom(source: Float32Array | Int32Array): void;
+  /** A copy on another device. */
+  to(device: NativeDevice): NativeTensorHandle;
   dispose(): void;
 }
 
@@ -40,9 +43,25 @@ export interface NativeInfo {
   openmp: boolean;
   threads: number;
   defaultThreads: number;
-  cudaCompiled: boolean;
-  cudaDevices: number;
-  cudaStatus: string;
+  cuda: NativeCudaInfo;
+}
+
+export interface NativeCudaDevice {
+  index: number;
+  name: string;
+  /** "major.minor". */
+  computeCapability: string;
+  multiprocessors: number;
+  memoryBytes: number;
+}
+
+export interface NativeCudaInfo {
+  /** Whether this addon carries a CUDA backend. */
+  compiled: boolean;
+  /** Which one: the nvcc build ('gpu') or the SIMT emulator's ('emulated', test builds only). */
+  build: 'gpu' | 'emulated' | null;
+  status: string;
+  devices: NativeCudaDevice[];
 }
 
 export interface NativeParameterInfo {
@@ -202,16 +221,16 @@ export interface NativeBinding {
   NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
   NativeAdamW: new (model: NativeModel, options: NativeAdamWOptions) => NativeAdamW;
   setErrorClasses(classes: Record<string, unknown>): void;
-  tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[]): NativeTensorHandle;
-  tensorEmpty(shape: readonly number[], dtype: NativeDType): NativeTensorHandle;
-  tensorFull(shape: readonly number[], dtype: NativeDType, value: number): NativeTensorHandle;
+  tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[], device?: NativeDevice): NativeTensorHandle;
+  tensorEmpty(shape: readonly number[], dtype: NativeDType, device?: NativeDevice): NativeTensorHandle;
+  tensorFull(shape: readonly number[], dtype: NativeDType, value: number, device?: NativeDevice): NativeTensorHandle;
   info(): NativeInfo;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   setIsa(isa: string): void;
   getIsa(): string;
   supportedIsas(): string[];
-  setMatmulPrecision(precision: string): void;
-  getMatmulPrecision(): string;
+  setMatmulPrecision(precision: string, device?: NativeDevice): void;
+  getMatmulPrecision(device?: NativeDevice): string;
   kernels: NativeKernels;
 }

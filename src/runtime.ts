@@ -2,9 +2,11 @@
 import * as path from 'node:path';
 import { getBinding, packageRoot } from './native';
 import { ValueError } from './errors';
+import type { NativeCudaInfo } from './binding-types';
+import type { Device } from './tensor';
 
 export type Isa = 'avx2' | 'avx512';
-export type MatmulPrecision = 'fp32' | 'bf16';
+export type MatmulPrecision = 'fp32' | 'bf16' | 'tf32';
 
 export interface RuntimeInfo {
   /** cmae package version. */
@@ -17,14 +19,20 @@ export interface RuntimeInfo {
   isa: Isa;
   /** Best SIMD path this CPU supports. */
   bestIsa: Isa;
-  /** Precision of the matrix products (setMatmulPrecision). */
+  /** Precision of the CPU's matrix products (setMatmulPrecision). */
   matmulPrecision: MatmulPrecision;
   /** Whether this CPU can run the bf16 matmul path (AVX512_BF16). */
   bf16: boolean;
   openmp: boolean;
   threads: number;
   defaultThreads: number;
-  cuda: { compiled: boolean; devices: number; status: string };
+  /**
+   * The CUDA backend: whether this build carries it (and which: 'gpu', the nvcc build; 'emulated',
+   * the SIMT emulator of test builds), why no device is usable if none is, and each device (name,
+   * compute capability, memory). Its matrix products are cmae's own kernels (mma.sync tensor cores
+   * for tf32/bf16, SIMT fp32).
+   */
+  cuda: NativeCudaInfo;
   node: string;
   platform: string;
 }
@@ -46,7 +54,7 @@ export function info(): RuntimeInfo {
     openmp: n.openmp,
     threads: n.threads,
     defaultThreads: n.defaultThreads,
-    cuda: { compiled: n.cudaCompiled, devices: n.cudaDevices, status: n.cudaStatus },
+    cuda: n.cuda,
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
   };
@@ -76,18 +84,23 @@ export function supportedIsas(): Isa[] {
 }
 
 /**
- * Precision of every matrix product (GEMMs, Linear layers, the model's training step), process-wide,
- * like PyTorch's `set_float32_matmul_precision`. 'fp32' (default): float32 products. 'bf16' (opt-in,
- * CPUs with AVX512_BF16 only, else a ValueError): operands rounded to bfloat16, products summed in
- * float32 — about twice the GEMM throughput, at a relative error of ~2^-8 per operand instead of
- * 2^-24 (see `npm run bench -- --bf16`). Bias, activations, norms, losses and the optimizer stay
- * float32. With the AVX2 path forced (setIsa('avx2')) products are float32 whatever this says.
+ * Precision of every matrix product of one device (GEMMs, Linear layers, the model's training step),
+ * like PyTorch's `set_float32_matmul_precision`; the CPU when `device` is omitted. 'fp32': float32
+ * products (the CPU's default). 'tf32' (CUDA tensor cores, compute capability >= 8.0, the GPU's
+ * default as PyTorch's "high"): operands rounded to a 10-bit mantissa, float32 sums. 'bf16' (CPUs with
+ * AVX512_BF16, or CUDA tensor cores): operands rounded to bfloat16, float32 sums — about twice the
+ * GEMM throughput, at a relative error of ~2^-8 per operand instead of 2^-24 (see `npm run bench --
+ * --bf16`). Bias, activations, norms, losses and the optimizer stay float32. A precision a device
+ * cannot run is a ValueError. With the CPU's AVX2 path forced (setIsa('avx2')) CPU products are
+ * float32 whatever this says.
  */
-export function setMatmulPrecision(precision: MatmulPrecision): void {
-  if (precision !== 'fp32' && precision !== 'bf16') throw new ValueError(`matmul precision must be 'fp32' or 'bf16', got ${String(precision)}`);
-  getBinding().setMatmulPrecision(precision);
+export function setMatmulPrecision(precision: MatmulPrecision, device?: Device): void {
+  if (precision !== 'fp32' && precision !== 'bf16' && precision !== 'tf32') {
+    throw new ValueError(`matmul precision must be 'fp32', 'tf32' or 'bf16', got ${String(precision)}`);
+  }
+  getBinding().setMatmulPrecision(precision, device);
 }
 
-export function getMatmulPrecision(): MatmulPrecision {
-  return getBinding().getMatmulPrecision() as MatmulPrecision;
+export function getMatmulPrecision(device?: Device): MatmulPrecision {
+  return getBinding().getMatmulPrecision(device) as MatmulPrecision;
 }

@@ -1,13 +1,15 @@
 /**
- * Tensor: contiguous, 64-byte aligned native memory with a shape, a dtype and a device.
- * Float32 (values) and int32 (indices) on CPU today; bf16 and CUDA fit the same fields later.
+ * Tensor: contiguous, 64-byte aligned native memory with a shape, a dtype and a device ('cpu', or
+ * 'cuda' / 'cuda:N' where a CUDA backend is compiled in). Float32 values and int32 indices. Data
+ * crosses devices only explicitly: `to(device)`, `toArray()` (a host copy from any device), and
+ * `view()` (zero-copy, CPU only).
  */
 import { getBinding } from './native';
 import type { NativeTensorHandle } from './binding-types';
 import { DTypeError, DisposedError, ShapeError, ValueError } from './errors';
 
 export type DType = 'float32' | 'int32';
-export type Device = 'cpu' | 'cuda';
+export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
 export type TypedArrayFor<D extends DType> = D extends 'float32' ? Float32Array : Int32Array;
 
 function checkShape(shape: readonly number[], what = 'shape'): number {
@@ -24,6 +26,11 @@ function checkShape(shape: readonly number[], what = 'shape'): number {
 const finalizer = new FinalizationRegistry<NativeTensorHandle>((handle) => {
   if (!handle.disposed()) handle.dispose();
 });
+
+export interface TensorOptions {
+  /** 'cpu' (default), 'cuda' or 'cuda:N'. */
+  device?: Device;
+}
 
 export class Tensor<D extends DType = DType> {
   /** @internal */
@@ -42,10 +49,10 @@ export class Tensor<D extends DType = DType> {
     finalizer.register(this, handle, this);
   }
 
-  /** Copies `data` into a new tensor of the given shape (Float32Array → float32, Int32Array → int32). */
-  static from(data: Float32Array, shape: readonly number[]): Tensor<'float32'>;
-  static from(data: Int32Array, shape: readonly number[]): Tensor<'int32'>;
-  static from(data: Float32Array | Int32Array, shape: readonly number[]): Tensor {
+  /** Copies `data` into a new tensor of the given shape (Float32Array → float32, Int32Array → int32), on `device` (default 'cpu'). */
+  static from(data: Float32Array, shape: readonly number[], options?: TensorOptions): Tensor<'float32'>;
+  static from(data: Int32Array, shape: readonly number[], options?: TensorOptions): Tensor<'int32'>;
+  static from(data: Float32Array | Int32Array, shape: readonly number[], options: TensorOptions = {}): Tensor {
     if (!(data instanceof Float32Array) && !(data instanceof Int32Array)) {
       throw new DTypeError('data must be a Float32Array (float32) or an Int32Array (int32)');
     }
@@ -53,25 +60,25 @@ export class Tensor<D extends DType = DType> {
     if (n !== data.length) {
       throw new ShapeError(`data has ${data.length} elements but shape [${shape.join(', ')}] needs ${n}`);
     }
-    return new Tensor(getBinding().tensorFromArray(data, shape));
+    return new Tensor(getBinding().tensorFromArray(data, shape, options.device));
   }
 
   /** A tensor with uninitialised contents. */
-  static empty<D extends DType = 'float32'>(shape: readonly number[], dtype: D = 'float32' as D): Tensor<D> {
+  static empty<D extends DType = 'float32'>(shape: readonly number[], dtype: D = 'float32' as D, options: TensorOptions = {}): Tensor<D> {
     checkShape(shape);
     checkDType(dtype);
-    return new Tensor<D>(getBinding().tensorEmpty(shape, dtype));
+    return new Tensor<D>(getBinding().tensorEmpty(shape, dtype, options.device));
   }
 
   /** A tensor with every element set to `value` (NaN allowed: tests use it to catch unwritten outputs). */
-  static full<D extends DType = 'float32'>(shape: readonly number[], value: number, dtype: D = 'float32' as D): Tensor<D> {
+  static full<D extends DType = 'float32'>(shape: readonly number[], value: number, dtype: D = 'float32' as D, options: TensorOptions = {}): Tensor<D> {
     checkShape(shape);
     checkDType(dtype);
-    return new Tensor<D>(getBinding().tensorFull(shape, dtype, value));
+    return new Tensor<D>(getBinding().tensorFull(shape, dtype, value, options.device));
   }
 
-  static zeros<D extends DType = 'float32'>(shape: readonly number[], dtype: D = 'float32' as D): Tensor<D> {
-    return Tensor.full(shape, 0, dtype);
+  static zeros<D extends DType = 'float32'>(shape: readonly number[], dtype: D = 'float32' as D, options: TensorOptions = {}): Tensor<D> {
+    return Tensor.full(shape, 0, dtype, options);
   }
 
   get numel(): number {
@@ -82,16 +89,22 @@ export class Tensor<D extends DType = DType> {
     return this.isDisposed;
   }
 
-  /** A copy of the contents. */
+  /** A copy of this tensor on `device` (a new tensor; this one is unchanged). */
+  to(device: Device): Tensor<D> {
+    this.assertAlive();
+    return new Tensor<D>(this.handle.to(device));
+  }
+
+  /** A host copy of the contents (from any device). */
   toArray(): TypedArrayFor<D> {
     this.assertAlive();
     return this.handle.toArray() as TypedArrayFor<D>;
   }
 
   /**
-   * A zero-copy view of the contents. It stays valid after dispose() (it holds the memory), and
-   * writes through it change the tensor. Throws DeviceError where the runtime forbids external
-   * buffers (Electron); use toArray() there.
+   * A zero-copy view of the contents of a CPU tensor. It stays valid after dispose() (it holds the
+   * memory), and writes through it change the tensor. Throws DeviceError on another device, or
+   * where the runtime forbids external buffers (Electron); use toArray() there.
    */
   view(): TypedArrayFor<D> {
     this.assertAlive();

@@ -17,6 +17,8 @@
 #if defined(__CUDACC__)
 #include <cuda_runtime.h>
 #else
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
 #endif
@@ -124,6 +126,8 @@ inline DeviceProperties device_properties(int device) {
   out.minor = 0;
   out.multiprocessors = 1;
   out.max_shared_bytes_per_block = kMaxSharedBytesPerBlock;
+  // Its "device" memory is the host's.
+  out.global_memory_bytes = static_cast<std::size_t>(sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(sysconf(_SC_PAGE_SIZE));
   return out;
 }
 

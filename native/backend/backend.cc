@@ -1,22 +1,28 @@
 // Which backend serves a device, and the names of the settings backends share. The CPU backend
-// always exists; a CUDA backend exists when the build compiled cuda/ (CMAE_WITH_CUDA) and a device
-// is present.
-#include "backend/backend.h"
+// always exists; CUDA backends come from the provider the program registered (backend.h).
+#include <atomic>
 
-#ifdef CMAE_WITH_CUDA
-#include "cuda/cuda_api.h"
-#endif
+#include "backend/backend.h"
 
 namespace cmae {
 
-Backend& backend_for(Device device) {
-  if (device == Device::CPU) return cpu_backend();
-#ifdef CMAE_WITH_CUDA
-  return cuda_device_backend(0);
-#else
-  fail(ErrorKind::Device,
-       "device 'cuda' is not available in this build of cmae: it was built without nvcc or with CMAE_CUDA=OFF (see cmae.info())");
-#endif
+namespace {
+std::atomic<const CudaProvider*> g_cuda_provider{nullptr};
+}
+
+void set_cuda_provider(const CudaProvider* provider) { g_cuda_provider.store(provider); }
+
+const CudaProvider* cuda_provider() { return g_cuda_provider.load(); }
+
+Backend& backend_for(Device device, int index) {
+  if (device == Device::CPU) {
+    CMAE_CHECK(index == 0, Device, "there is one cpu device, 'cpu'; asked for cpu:", index);
+    return cpu_backend();
+  }
+  const CudaProvider* provider = cuda_provider();
+  CMAE_CHECK(provider != nullptr, Device,
+             "device 'cuda' is not available in this build of cmae: it was built without nvcc or with CMAE_CUDA=OFF (see cmae.info())");
+  return provider->backend(index);
 }
 
 const char* matmul_precision_name(MatmulPrecision precision) {

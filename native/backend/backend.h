@@ -16,6 +16,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
 
 #include "core/tensor.h"
@@ -69,6 +70,18 @@ class Backend : public ActivationOps,
   virtual void zero_2d(void* dst, size_t pitch, size_t width, size_t rows) = 0;
   // Waits until every queued op has finished (a no-op where ops run synchronously).
   virtual void synchronize() = 0;
+  // Makes this backend's device the calling thread's current one, where a device runtime keeps such
+  // state per host thread (CUDA does). The bindings call it before every call that reaches ops on a
+  // thread (kernels on the JS thread, model and optimizer jobs on libuv workers); the memory
+  // primitives above call it themselves, since memory may be freed from any thread. Cheap when
+  // already current. A no-op on the CPU.
+  virtual void make_current() {}
+  // Non-null where this backend's ops must not run from two host threads at once. The CPU's may
+  // (per-thread scratch, an OpenMP team per caller): null. A CUDA backend's share one stream and
+  // one scratch buffer (and under the emulator its kernels run on the calling thread), so callers
+  // take turns: model and optimizer jobs hold the mutex for their whole run on their worker, and
+  // kernel bindings on the JS thread only try it (BusyError rather than a blocked event loop).
+  virtual std::mutex* exclusive_use() { return nullptr; }
 
   // ---- execution policy of the model's per-sample phases ------------------------------------------
   // The model cuts a batch into batch_parts() fixed parts by sample index (never by thread count,
@@ -82,9 +95,27 @@ class Backend : public ActivationOps,
   virtual void run_parts(int parts, const std::function<void(int part)>& fn) = 0;
 };
 
-// The backend for `device` (the CPU backend always exists). Throws ErrorKind::Device when no
-// backend for it is compiled in or available, with the reason.
-Backend& backend_for(Device device);
+// Where CUDA backends come from in this program: the nvcc build of cuda/ (the addon where nvcc was
+// found), or its SIMT-emulator build (test programs). A program registers one at start-up
+// (napi/addon.cc, the op harness); core code never names either build.
+struct CudaDeviceInfo {
+  std::string name;
+  int major = 0, minor = 0;  // compute capability
+  int multiprocessors = 0;
+  size_t memory_bytes = 0;
+};
+struct CudaProvider {
+  const char* build;                                  // "gpu" | "emulated"
+  int (*device_count)(std::string* status);           // never throws; status says which, or why none
+  Backend& (*backend)(int index);                     // throws ErrorKind::Device when there is no such device
+  CudaDeviceInfo (*describe)(int index);              // throws ErrorKind::Device likewise
+};
+void set_cuda_provider(const CudaProvider* provider);
+const CudaProvider* cuda_provider();  // null when no CUDA backend is compiled in
+
+// The backend of device `index` of `device` (the CPU backend always exists, index 0). Throws
+// ErrorKind::Device when no backend for it is compiled in or available, with the reason.
+Backend& backend_for(Device device, int index = 0);
 // The CPU backend (native/cpu).
 Backend& cpu_backend();
 

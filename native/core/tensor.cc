@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <sstream>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -14,12 +15,6 @@ DType parse_dtype(const std::string& name) {
   if (name == "float32") return DType::F32;
   if (name == "int32") return DType::I32;
   fail(ErrorKind::DType, "unsupported dtype '", name, "' (expected 'float32' or 'int32')");
-}
-
-Device parse_device(const std::string& name) {
-  if (name == "cpu") return Device::CPU;
-  if (name == "cuda") return Device::CUDA;
-  fail(ErrorKind::Device, "unknown device '", name, "' (expected 'cpu' or 'cuda')");
 }
 
 int64_t shape_numel(const Shape& shape) {
@@ -91,6 +86,25 @@ Tensor Tensor::reshape(const Shape& shape) const {
   return t;
 }
 
+Tensor Tensor::to(Backend& target) const {
+  Tensor t = empty(shape_, dtype_, target);
+  if (bytes() == 0) return t;
+  Backend& source = backend();
+  if (source.device() == Device::CPU) {
+    target.copy_from_host(t.storage_->data(), storage_->data(), bytes());
+  } else if (target.device() == Device::CPU) {
+    source.copy_to_host(t.storage_->data(), storage_->data(), bytes());
+  } else if (&source == &target) {
+    target.copy(t.storage_->data(), storage_->data(), bytes());
+    target.synchronize();
+  } else {
+    std::vector<unsigned char> host(bytes());
+    source.copy_to_host(host.data(), storage_->data(), bytes());
+    target.copy_from_host(t.storage_->data(), host.data(), bytes());
+  }
+  return t;
+}
+
 void Tensor::expect_shape(const Shape& shape, const char* name) const {
   CMAE_CHECK(shape == shape_, Shape, name, " must have shape ", shape_string(shape), ", got ", shape_string(shape_));
 }
@@ -101,6 +115,10 @@ void Tensor::expect_dtype(DType dtype, const char* name) const {
 
 void Tensor::expect_device(Device device, const char* name) const {
   CMAE_CHECK(device == this->device(), Device, name, " must be on ", device_name(device), ", got ", device_name(this->device()));
+}
+
+void Tensor::expect_backend(const Backend& backend, const char* name) const {
+  CMAE_CHECK(&backend == &this->backend(), Device, name, " must be on ", backend.name(), ", got ", this->backend().name());
 }
 
 }  // namespace cmae

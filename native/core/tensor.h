@@ -22,7 +22,6 @@ inline size_t dtype_size(DType dtype) { return dtype == DType::F32 ? 4 : 4; }
 const char* dtype_name(DType dtype);
 const char* device_name(Device device);
 DType parse_dtype(const std::string& name);  // throws ErrorKind::DType
-Device parse_device(const std::string& name);  // throws ErrorKind::Device
 
 using Shape = std::vector<int64_t>;
 // Element count; throws Shape on a negative dimension or when the count (or its bytes at 8 bytes
@@ -80,11 +79,16 @@ class Tensor {
 
   // Same storage, new shape with the same element count (throws Shape otherwise).
   Tensor reshape(const Shape& shape) const;
+  // A copy in `backend`'s memory (through host memory when neither side is the CPU). Returns once
+  // the copy is complete.
+  Tensor to(Backend& backend) const;
 
   // Checks used by every entry point; `name` appears in the message ("qkv must be ...").
   void expect_shape(const Shape& shape, const char* name) const;
   void expect_dtype(DType dtype, const char* name) const;
   void expect_device(Device device, const char* name) const;
+  // The same backend (device kind and index: a cuda:1 tensor is not on cuda:0).
+  void expect_backend(const Backend& backend, const char* name) const;
 
  private:
   std::shared_ptr<Storage> storage_;

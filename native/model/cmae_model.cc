@@ -23,11 +23,11 @@ Branch parse_branch(const std::string& name) {
 
 namespace {
 
-// Checks an optional tensor argument: dtype, exact shape, device.
-void expect_tensor(const Tensor& t, const char* name, DType dtype, const Shape& shape, Device device) {
+// Checks a tensor argument: dtype, exact shape, and that it lives on the model's backend.
+void expect_tensor(const Tensor& t, const char* name, DType dtype, const Shape& shape, const Backend& backend) {
   t.expect_dtype(dtype, name);
   t.expect_shape(shape, name);
-  t.expect_device(device, name);
+  t.expect_backend(backend, name);
 }
 
 }  // namespace
@@ -289,7 +289,7 @@ int64_t CmaeModel::check_images(const Tensor& images, const char* name) const {
   CMAE_CHECK(images.dim() == 4 && images.size(0) >= 1, Shape, name, " must have shape [N, ", c.channels, ", ", c.image_size, ", ",
              c.image_size, "] with N >= 1, got ", shape_string(images.shape()));
   images.expect_shape({images.size(0), c.channels, c.image_size, c.image_size}, name);
-  images.expect_device(backend_.device(), name);
+  images.expect_backend(backend_, name);
   return images.size(0);
 }
 
@@ -436,7 +436,6 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
                                     const Outputs& outputs) {
   const ModelConfig& c = config_;
   const bool cmae = c.mode == Mode::CMAE;
-  const Device device = backend_.device();
   const int64_t B = check_images(images, "images");
   const int64_t L = c.num_patches(), P = c.patch_dim(), G = c.num_groups(), E = c.projector_dim;
   if (cmae) {
@@ -445,14 +444,14 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
                "CMAE mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it");
     target_images->expect_dtype(DType::F32, "targetImages");
     target_images->expect_shape(images.shape(), "targetImages");
-    target_images->expect_device(device, "targetImages");
+    target_images->expect_backend(backend_, "targetImages");
   }
-  if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {B, G}, device);
-  if (outputs.pred) expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, P}, device);
-  if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {B, L}, device);
-  if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {B, L}, device);
-  if (cmae && outputs.q) expect_tensor(*outputs.q, "outputs.q", DType::F32, {B, E}, device);
-  if (cmae && outputs.z_t) expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {B, E}, device);
+  if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {B, G}, backend_);
+  if (outputs.pred) expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, P}, backend_);
+  if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {B, L}, backend_);
+  if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {B, L}, backend_);
+  if (cmae && outputs.q) expect_tensor(*outputs.q, "outputs.q", DType::F32, {B, E}, backend_);
+  if (cmae && outputs.z_t) expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {B, E}, backend_);
 
   plan_training(B);
   CMAE_PROF("M.STEP");
@@ -537,7 +536,7 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
   const ModelConfig& c = config_;
   CMAE_CHECK(branch == Branch::Online || c.mode == Mode::CMAE, Value, "a model in MAE mode has no momentum branch");
   const int64_t B = check_images(images, "images");
-  expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_.device());
+  expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_);
   plan_inference(B);
   const int64_t L = c.num_patches(), D = c.dim;
   const Encoder& enc = branch == Branch::Online ? encoder_ : momentum_encoder_;

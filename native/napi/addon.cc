@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "common.h"
+#include "devices.h"
 #include "info.h"
 #include "kernels.h"
 #include "model_wrap.h"
@@ -16,6 +17,7 @@ static Napi::Value SetErrorClasses(const Napi::CallbackInfo& info) {
 }
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RegisterCudaProvider();
   auto* data = new AddonData();
   env.SetInstanceData<AddonData>(data);
 

@@ -1,6 +1,7 @@
 #include "common.h"
 
 #include <cmath>
+#include <mutex>
 #include <new>
 
 #include "tensor_wrap.h"
@@ -194,6 +195,25 @@ void ExpectIdsInRange(const cmae::Tensor& ids, const char* name, int64_t limit, 
   }
 }
 
+namespace {
+// What TakeExclusiveUse took for the synchronous binding running on this thread.
+thread_local std::unique_lock<std::mutex> t_binding_use;
+}  // namespace
+
+void TakeExclusiveUse(cmae::Backend& backend) {
+  std::mutex* use = backend.exclusive_use();
+  if (!use || t_binding_use.mutex() == use) return;
+  std::unique_lock<std::mutex> lock(*use, std::try_to_lock);
+  CMAE_CHECK(lock.owns_lock(), Busy, backend.name(),
+             " is running a model or optimizer job; call kernels on its tensors (or change its settings) once that job has finished");
+  t_binding_use = std::move(lock);
+}
+
+void EndBindingCall() {
+  if (t_binding_use.owns_lock()) t_binding_use.unlock();
+  t_binding_use = std::unique_lock<std::mutex>();
+}
+
 cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors) {
   const NamedTensor* first = nullptr;
   for (const NamedTensor& t : tensors) {
@@ -202,10 +222,13 @@ cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors) {
       first = &t;
       continue;
     }
-    CMAE_CHECK(t.first->device() == first->first->device(), Device, t.second, " is on ", cmae::device_name(t.first->device()),
-               " but ", first->second, " is on ", cmae::device_name(first->first->device()), ": every tensor of a call must be on one device");
+    CMAE_CHECK(&t.first->backend() == &first->first->backend(), Device, t.second, " is on ", t.first->backend().name(), " but ",
+               first->second, " is on ", first->first->backend().name(), ": every tensor of a call must be on one device");
   }
-  return first ? first->first->backend() : cmae::cpu_backend();
+  cmae::Backend& backend = first ? first->first->backend() : cmae::cpu_backend();
+  backend.make_current();
+  TakeExclusiveUse(backend);
+  return backend;
 }
 
 Napi::Object WrapTensor(Napi::Env env, const cmae::Tensor& tensor) { return TensorWrap::NewInstance(env, tensor); }

@@ -5,7 +5,9 @@
 //    through it; instance methods and async workers use CurrentError / TranslateErrors.
 //  - Argument readers (TensorArg, IntArg, ...) and tensor checks (ExpectShape, ExpectRank, ...),
 //    one set for every binding: each names the argument, what was expected and what came.
-//  - BackendOf: the backend of the device a call's tensors share (a DeviceError when they differ).
+//  - BackendOf: the backend of the device a call's tensors share (a DeviceError when they differ),
+//    made current on the calling thread and taken for the binding's exclusive use where the
+//    backend asks for it (Backend::exclusive_use: a BusyError while a model job runs there).
 #pragma once
 #include <napi.h>
 
@@ -55,8 +57,14 @@ Napi::Value TranslateErrors(Napi::Env env, Body&& body) {
 
 using BindingFn = Napi::Value (*)(const Napi::CallbackInfo&);
 
+// Releases what TakeExclusiveUse took for the binding that is returning on this thread.
+void EndBindingCall();
+
 template <BindingFn Fn>
 Napi::Value Guarded(const Napi::CallbackInfo& info) {
+  struct End {
+    ~End() { EndBindingCall(); }
+  } end;
   return TranslateErrors(info.Env(), [&] { return Fn(info); });
 }
 
@@ -93,10 +101,15 @@ void ExpectRank(const cmae::Tensor& t, const char* name, cmae::DType dtype, int6
 // ids on the host (copied from the device when they live elsewhere).
 void ExpectIdsInRange(const cmae::Tensor& ids, const char* name, int64_t limit, const char* limit_name);
 
-// The backend of the device every given tensor is on (null entries are skipped); a DeviceError
-// naming two that differ.
+// The backend of the device every given tensor is on (null entries are skipped), made current on
+// the calling thread and taken with TakeExclusiveUse; a DeviceError naming two that differ.
 using NamedTensor = std::pair<const cmae::Tensor*, const char*>;
 cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors);
+
+// For a synchronous binding (CMAE_EXPORT) about to run ops on or change the state of `backend`:
+// takes its exclusive use (Backend::exclusive_use) until the binding returns, without waiting:
+// a BusyError while a model or optimizer job holds it. Nothing where the backend needs no turns.
+void TakeExclusiveUse(cmae::Backend& backend);
 
 // Wraps a native tensor in a new JS Tensor handle (shares the storage).
 Napi::Object WrapTensor(Napi::Env env, const cmae::Tensor& tensor);

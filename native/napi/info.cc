@@ -4,7 +4,7 @@
 #include "core/cpu_features.h"
 #include "core/threads.h"
 #include "backend/backend.h"
-#include "cuda_probe.h"
+#include "devices.h"
 
 #ifndef CMAE_BUILD_TYPE
 #define CMAE_BUILD_TYPE "Release"
@@ -29,10 +29,7 @@ static Napi::Value Info(const Napi::CallbackInfo& info) {
   out.Set("openmp", cmae::openmp_enabled());
   out.Set("threads", cmae::num_threads());
   out.Set("defaultThreads", cmae::default_num_threads());
-  const CudaProbe cuda = probe_cuda();
-  out.Set("cudaCompiled", cuda.compiled);
-  out.Set("cudaDevices", cuda.device_count);
-  out.Set("cudaStatus", cuda.status);
+  out.Set("cuda", CudaInfo(env));
   return out;
 }
 
@@ -63,14 +60,22 @@ static Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// setMatmulPrecision(precision): the CPU backend's matmul precision (ops/linear.h MatmulPrecision).
+// setMatmulPrecision(precision, device = 'cpu'): the matmul precision of a device's backend
+// (ops/linear.h MatmulPrecision); getMatmulPrecision(device = 'cpu').
+static cmae::Backend& DeviceArg(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].IsUndefined() ? cmae::cpu_backend() : BackendForSpec(StringArg(info, index, "device"));
+}
+
 static Napi::Value SetMatmulPrecision(const Napi::CallbackInfo& info) {
-  cmae::cpu_backend().set_matmul_precision(cmae::parse_matmul_precision(StringArg(info, 0, "precision")));
+  const cmae::MatmulPrecision precision = cmae::parse_matmul_precision(StringArg(info, 0, "precision"));
+  cmae::Backend& backend = DeviceArg(info, 1);
+  TakeExclusiveUse(backend);  // not while a job on that device reads it
+  backend.set_matmul_precision(precision);
   return info.Env().Undefined();
 }
 
 static Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), cmae::matmul_precision_name(cmae::cpu_backend().matmul_precision()));
+  return Napi::String::New(info.Env(), cmae::matmul_precision_name(DeviceArg(info, 0).matmul_precision()));
 }
 
 void RegisterInfo(Napi::Env env, Napi::Object exports) {

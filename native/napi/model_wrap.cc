@@ -1,10 +1,12 @@
 #include "model_wrap.h"
 
 #include <cmath>
+#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common.h"
+#include "devices.h"
 #include "tensor_wrap.h"
 
 namespace cmae::napi {
@@ -61,6 +63,26 @@ ModelConfig ParseConfig(Napi::Object o) {
   return c;
 }
 
+// Tensors from the CPU are welcome whatever the model's device: a job copies them to the model's
+// backend on its worker thread, so the event loop never waits for a host-to-device transfer. A
+// tensor on another device is left as it is for the model to reject with a DeviceError.
+cmae::Tensor OnBackend(const cmae::Tensor& t, cmae::Backend& backend) {
+  if (!t.defined() || &t.backend() == &backend || t.device() != cmae::Device::CPU) return t;
+  return t.to(backend);
+}
+
+// An output the caller gave on the CPU, for a model on a device: a device tensor of its shape and
+// dtype for the model to write, copied back by DownloadInto once the model is done.
+cmae::Tensor OutputOnBackend(const cmae::Tensor& t, cmae::Backend& backend) {
+  if (!t.defined() || &t.backend() == &backend || t.device() != cmae::Device::CPU) return t;
+  return cmae::Tensor::empty(t.shape(), t.dtype(), backend);
+}
+
+void DownloadInto(const cmae::Tensor& out, const cmae::Tensor& staged) {
+  if (staged.storage() == out.storage()) return;
+  staged.backend().copy_to_host(out.data<unsigned char>(), staged.data<unsigned char>(), out.bytes());
+}
+
 // The arena a name denotes: 'params' | 'grads'.
 const cmae::Tensor& ArenaByName(const CmaeModel& m, const std::string& which) {
   if (which == "params") return m.params();
@@ -88,6 +110,11 @@ class ModelTask : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
+      cmae::Backend& backend = wrap_->model().backend();
+      // The device's turn for the whole job (Backend::exclusive_use; a worker may wait for it).
+      std::unique_lock<std::mutex> turn;
+      if (std::mutex* use = backend.exclusive_use()) turn = std::unique_lock<std::mutex>(*use);
+      backend.make_current();  // this worker thread may not have the device yet
       work_();
     } catch (...) {
       error_ = CurrentError();
@@ -151,8 +178,8 @@ ModelWrap::ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWra
     CMAE_CHECK(info[0].IsObject(), Value, "model config must be an object");
     const ModelConfig config = ParseConfig(info[0].As<Napi::Object>());
     const int64_t seed = NonNegativeIntArg(info, 1, "seed");
-    const cmae::Device device = cmae::parse_device(StringArg(info, 2, "device"));
-    model_ = std::make_shared<CmaeModel>(config, static_cast<uint64_t>(seed), cmae::backend_for(device));
+    cmae::Backend& backend = BackendForSpec(StringArg(info, 2, "device"));
+    model_ = std::make_shared<CmaeModel>(config, static_cast<uint64_t>(seed), backend);
     ReportMemory(info.Env());
     return info.Env().Undefined();
   });
@@ -223,7 +250,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("trainableCount", static_cast<double>(m.table().trainable_count()));
   o.Set("totalCount", static_cast<double>(m.table().total()));
   o.Set("maskCounter", static_cast<double>(m.mask_counter()));
-  o.Set("device", cmae::device_name(m.backend().device()));
+  o.Set("device", DeviceName(m.backend()));
   return o;
 }
 
@@ -287,13 +314,19 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
       env,
       [=]() {
         auto opt = [](const cmae::Tensor& t) { return t.defined() ? &t : nullptr; };
+        cmae::Backend& backend = model_ref->backend();
+        std::vector<cmae::Tensor> staged_outputs(outputs->size());
+        for (size_t i = 0; i < outputs->size(); ++i) staged_outputs[i] = OutputOnBackend((*outputs)[i], backend);
         CmaeModel::Outputs outs;
-        outs.pred = opt((*outputs)[0]);
-        outs.mask = opt((*outputs)[1]);
-        outs.ids_restore = opt((*outputs)[2]);
-        outs.q = opt((*outputs)[3]);
-        outs.z_t = opt((*outputs)[4]);
-        *result = model_ref->loss_and_grad(images, opt(*target), opt(*noise), outs);
+        outs.pred = opt(staged_outputs[0]);
+        outs.mask = opt(staged_outputs[1]);
+        outs.ids_restore = opt(staged_outputs[2]);
+        outs.q = opt(staged_outputs[3]);
+        outs.z_t = opt(staged_outputs[4]);
+        const cmae::Tensor staged_images = OnBackend(images, backend);
+        const cmae::Tensor staged_target = OnBackend(*target, backend), staged_noise = OnBackend(*noise, backend);
+        *result = model_ref->loss_and_grad(staged_images, opt(staged_target), opt(staged_noise), outs);
+        for (size_t i = 0; i < outputs->size(); ++i) DownloadInto((*outputs)[i], staged_outputs[i]);
       },
       [result](Napi::Env e) {
         Napi::Object o = Napi::Object::New(e);
@@ -305,6 +338,8 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
 }
 
 // encode(out [N, dim], images, pool 'cls' | 'mean', branch 'online' | 'momentum') → Promise<void>
+// CPU tensors are welcome for a model on a device: the job uploads the images and downloads the
+// features on its worker thread.
 Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
   model();
   const cmae::Tensor out = TensorArg(info, 0, "out");
@@ -312,7 +347,15 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
   const cmae::model::Pool pool = cmae::model::parse_pool(StringArg(info, 2, "pool"));
   const cmae::model::Branch branch = cmae::model::parse_branch(StringArg(info, 3, "branch"));
   auto model_ref = model_;
-  return Queue(info.Env(), [=]() { model_ref->encode(out, images, pool, branch); }, nullptr);
+  return Queue(
+      info.Env(),
+      [=]() {
+        cmae::Backend& backend = model_ref->backend();
+        const cmae::Tensor staged_out = OutputOnBackend(out, backend);
+        model_ref->encode(staged_out, OnBackend(images, backend), pool, branch);
+        DownloadInto(out, staged_out);
+      },
+      nullptr);
 }
 
 // updateMomentum(m) → Promise<void>

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common.h"
+#include "devices.h"
 
 namespace cmae::napi {
 
@@ -23,6 +24,7 @@ Napi::Function TensorWrap::Init(Napi::Env env) {
                          InstanceMethod<&TensorWrap::Guard<&TensorWrap::ToArray>>("toArray"),
                          InstanceMethod<&TensorWrap::Guard<&TensorWrap::View>>("view"),
                          InstanceMethod<&TensorWrap::Guard<&TensorWrap::CopyFrom>>("copyFrom"),
+                         InstanceMethod<&TensorWrap::Guard<&TensorWrap::To>>("to"),
                          InstanceMethod<&TensorWrap::Guard<&TensorWrap::Dispose>>("dispose"),
                      });
 }
@@ -83,7 +85,13 @@ Napi::Value TensorWrap::DType(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value TensorWrap::Device(const Napi::CallbackInfo& info) {
-  return Napi::String::New(info.Env(), cmae::device_name(tensor("tensor").device()));
+  return Napi::String::New(info.Env(), DeviceName(tensor("tensor").backend()));
+}
+
+// to(device) → a new tensor holding a copy on that device.
+Napi::Value TensorWrap::To(const Napi::CallbackInfo& info) {
+  const cmae::Tensor& t = tensor("tensor");
+  return WrapTensor(info.Env(), t.to(BackendForSpec(StringArg(info, 0, "device"))));
 }
 
 Napi::Value TensorWrap::Disposed(const Napi::CallbackInfo& info) {
@@ -153,6 +161,11 @@ Napi::Value TensorWrap::Dispose(const Napi::CallbackInfo& info) {
 
 // ---- factories ----------------------------------------------------------------------------------
 
+// The backend of an optional device argument ('cpu' when undefined).
+static cmae::Backend& DeviceOption(const Napi::CallbackInfo& info, size_t index) {
+  return info[index].IsUndefined() || info[index].IsNull() ? cmae::cpu_backend() : BackendForSpec(StringArg(info, index, "device"));
+}
+
 static Napi::Value TensorFromArray(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!info[0].IsTypedArray()) throw MakeJsError(env, cmae::ErrorKind::Value, "data must be a Float32Array or Int32Array");
@@ -172,29 +185,32 @@ static Napi::Value TensorFromArray(const Napi::CallbackInfo& info) {
                       "data has " + std::to_string(source.ElementLength()) + " elements but shape " +
                           cmae::shape_string(shape) + " needs " + std::to_string(numel));
   }
-  cmae::Tensor t = cmae::Tensor::empty(shape, dtype);
+  cmae::Backend& backend = DeviceOption(info, 2);
+  cmae::Tensor t = cmae::Tensor::empty(shape, dtype, backend);
   const uint8_t* bytes = static_cast<const uint8_t*>(source.ArrayBuffer().Data()) + source.ByteOffset();
-  if (t.bytes() > 0) std::memcpy(t.storage()->data(), bytes, t.bytes());
+  if (t.bytes() > 0) backend.copy_from_host(t.storage()->data(), bytes, t.bytes());
   return WrapTensor(env, t);
 }
 
 static Napi::Value TensorEmpty(const Napi::CallbackInfo& info) {
   const cmae::Shape shape = ShapeArg(info, 0, "shape");
   const cmae::DType dtype = cmae::parse_dtype(StringArg(info, 1, "dtype"));
-  return WrapTensor(info.Env(), cmae::Tensor::empty(shape, dtype));
+  return WrapTensor(info.Env(), cmae::Tensor::empty(shape, dtype, DeviceOption(info, 2)));
 }
 
 static Napi::Value TensorFull(const Napi::CallbackInfo& info) {
   const cmae::Shape shape = ShapeArg(info, 0, "shape");
   const cmae::DType dtype = cmae::parse_dtype(StringArg(info, 1, "dtype"));
   const double value = info[2].IsNumber() ? info[2].As<Napi::Number>().DoubleValue() : 0.0;  // NaN allowed
-  cmae::Tensor t = cmae::Tensor::empty(shape, dtype);
+  cmae::Backend& backend = DeviceOption(info, 3);
+  // Filled on the host, then uploaded (a device backend has no fill kernel for arbitrary values).
+  cmae::Tensor host = cmae::Tensor::empty(shape, dtype);
   if (dtype == cmae::DType::F32) {
-    std::fill(t.data<float>(), t.data<float>() + t.numel(), static_cast<float>(value));
+    std::fill(host.data<float>(), host.data<float>() + host.numel(), static_cast<float>(value));
   } else {
-    std::fill(t.data<int32_t>(), t.data<int32_t>() + t.numel(), static_cast<int32_t>(value));
+    std::fill(host.data<int32_t>(), host.data<int32_t>() + host.numel(), static_cast<int32_t>(value));
   }
-  return WrapTensor(info.Env(), t);
+  return WrapTensor(info.Env(), backend.device() == cmae::Device::CPU ? host : host.to(backend));
 }
 
 void RegisterTensorFactories(Napi::Env env, Napi::Object exports) {

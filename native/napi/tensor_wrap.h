@@ -32,6 +32,7 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value ToArray(const Napi::CallbackInfo& info);
   Napi::Value View(const Napi::CallbackInfo& info);
   Napi::Value CopyFrom(const Napi::CallbackInfo& info);
+  Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   void Release(Napi::Env env);
@@ -40,8 +41,8 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   int64_t reported_bytes_ = 0;  // external memory reported to V8
 };
 
-// Factory bindings: tensorFromArray(typedArray, shape), tensorEmpty(shape, dtype),
-// tensorFull(shape, dtype, value).
+// Factory bindings: tensorFromArray(typedArray, shape, device?), tensorEmpty(shape, dtype, device?),
+// tensorFull(shape, dtype, value, device?) (device 'cpu' when omitted).
 void RegisterTensorFactories(Napi::Env env, Napi::Object exports);
 
 }  // namespace cmae::napi

@@ -31,15 +31,15 @@ function attentionShapes(qkv: Tensor, heads: number): { out: number[]; att: numb
  */
 export function attentionForward(qkv: Tensor, heads: number, options: AttentionForwardOptions = {}): AttentionForwardResult {
   const shapes = attentionShapes(qkv, heads);
-  const out = outputLike(options.out, shapes.out);
-  const att = outputLike(options.att, shapes.att);
+  const out = outputLike(options.out, shapes.out, qkv);
+  const att = outputLike(options.att, shapes.att, qkv);
   kernelsNative().attentionForward(nativeOf(out), nativeOf(att), nativeOf(qkv), heads);
   return { out, att };
 }
 
 /** dqkv (B, N, 3D, overwritten) from dout (B, N, D), the forward's qkv and the `att` it returned. */
 export function attentionBackward(dout: Tensor, qkv: Tensor, att: Tensor, heads: number, dqkv?: Tensor): Tensor {
-  const d = outputLike(dqkv, qkv.shape);
+  const d = outputLike(dqkv, qkv.shape, qkv);
   kernelsNative().attentionBackward(nativeOf(d), nativeOf(dout), nativeOf(qkv), nativeOf(att), heads);
   return d;
 }

@@ -1,7 +1,7 @@
 /** Matrix multiply family: SGEMM and the fully connected layer (native/ops/linear.h). */
 import { ShapeError, ValueError } from '../errors';
 import { Tensor, nativeOf } from '../tensor';
-import { kernelsNative, outputLike } from './util';
+import { kernelsNative, outputLike, zerosLike } from './util';
 
 export interface MatmulOptions {
   /** Use Aᵀ: `a` is stored [K, M]. */
@@ -31,7 +31,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   if (beta !== 0 && opts.out === undefined) throw new ValueError(`beta = ${beta} needs an existing output: pass opts.out`);
   const m = transA ? a.shape[1] : a.shape[0];
   const n = transB ? b.shape[0] : b.shape[1];
-  const c = outputLike(opts.out, [m, n]);
+  const c = outputLike(opts.out, [m, n], a);
   kernelsNative().sgemm(nativeOf(c), nativeOf(a), nativeOf(b), transA, transB, alpha, beta);
   return c;
 }
@@ -40,7 +40,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
 export function linearForward(inp: Tensor, weight: Tensor, bias?: Tensor | null, out?: Tensor): Tensor {
   expectRank(weight, 2, 'weight', '[OC, C]');
   if (inp.shape.length < 1) throw new ShapeError('inp must have at least 1 dimension [..., C], got []');
-  const o = outputLike(out, [...inp.shape.slice(0, -1), weight.shape[0]]);
+  const o = outputLike(out, [...inp.shape.slice(0, -1), weight.shape[0]], inp);
   kernelsNative().linearForward(nativeOf(o), nativeOf(inp), nativeOf(weight), nativeOf(bias) ?? null);
   return o;
 }
@@ -70,9 +70,9 @@ export interface LinearGrads {
  */
 export function linearBackward(dout: Tensor, inp: Tensor, weight: Tensor, opts: LinearBackwardOptions = {}): LinearGrads {
   expectRank(weight, 2, 'weight', '[OC, C]');
-  const dinp = opts.dinp === null ? null : outputLike(opts.dinp, inp.shape);
-  const dweight = opts.dweight ?? Tensor.zeros(weight.shape);
-  const dbias = opts.dbias !== undefined ? opts.dbias : opts.hasBias === false ? null : Tensor.zeros([weight.shape[0]]);
+  const dinp = opts.dinp === null ? null : outputLike(opts.dinp, inp.shape, inp);
+  const dweight = opts.dweight ?? zerosLike(weight.shape, weight);
+  const dbias = opts.dbias !== undefined ? opts.dbias : opts.hasBias === false ? null : zerosLike([weight.shape[0]], weight);
   kernelsNative().linearBackward(nativeOf(dinp) ?? null, nativeOf(dweight), nativeOf(dbias) ?? null, nativeOf(dout), nativeOf(inp), nativeOf(weight));
   return { dinp, dweight, dbias };
 }
@@ -99,8 +99,8 @@ export function linearGeluForward(
   expectRank(weight, 2, 'weight', '[OC, C]');
   if (inp.shape.length < 1) throw new ShapeError('inp must have at least 1 dimension [..., C], got []');
   const shape = [...inp.shape.slice(0, -1), weight.shape[0]];
-  const out = outputLike(opts.out, shape);
-  const pre = opts.keepPre === false ? null : outputLike(opts.pre, shape);
+  const out = outputLike(opts.out, shape, inp);
+  const pre = opts.keepPre === false ? null : outputLike(opts.pre, shape, inp);
   kernelsNative().linearGeluForward(nativeOf(pre) ?? null, nativeOf(out), nativeOf(inp), nativeOf(weight), nativeOf(bias) ?? null);
   return { pre, out };
 }
@@ -125,9 +125,9 @@ export function geluLinearBackward(
   opts: { dpre?: Tensor; dweight?: Tensor; dbias?: Tensor | null; hasBias?: boolean } = {},
 ): GeluLinearGrads {
   expectRank(weight, 2, 'weight', '[OC, C]');
-  const dpre = outputLike(opts.dpre, act.shape);
-  const dweight = opts.dweight ?? Tensor.zeros(weight.shape);
-  const dbias = opts.dbias !== undefined ? opts.dbias : opts.hasBias === false ? null : Tensor.zeros([weight.shape[0]]);
+  const dpre = outputLike(opts.dpre, act.shape, act);
+  const dweight = opts.dweight ?? zerosLike(weight.shape, weight);
+  const dbias = opts.dbias !== undefined ? opts.dbias : opts.hasBias === false ? null : zerosLike([weight.shape[0]], weight);
   kernelsNative().geluLinearBackward(
     nativeOf(dpre),
     nativeOf(dweight),

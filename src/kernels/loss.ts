@@ -6,7 +6,7 @@ import { kernelsNative, outputLike } from './util';
 /** out (B, D) = mean of inp (B, N, D) over tokens [start, N) (start 1 skips the cls token). */
 export function meanPoolForward(inp: Tensor, start = 0, out?: Tensor): Tensor {
   if (inp.shape.length !== 3) throw new ShapeError(`inp must be 3-D (B, N, D), got [${inp.shape.join(', ')}]`);
-  const o = outputLike(out, [inp.shape[0], inp.shape[2]]);
+  const o = outputLike(out, [inp.shape[0], inp.shape[2]], inp);
   kernelsNative().meanPoolForward(nativeOf(o), nativeOf(inp), start);
   return o;
 }
@@ -14,7 +14,7 @@ export function meanPoolForward(inp: Tensor, start = 0, out?: Tensor): Tensor {
 /** dinp (B, tokens, D): rows [start, tokens) = dout / (tokens − start), rows before start = 0. */
 export function meanPoolBackward(dout: Tensor, tokens: number, start = 0, dinp?: Tensor): Tensor {
   if (dout.shape.length !== 2) throw new ShapeError(`dout must be 2-D (B, D), got [${dout.shape.join(', ')}]`);
-  const d = outputLike(dinp, [dout.shape[0], tokens, dout.shape[1]]);
+  const d = outputLike(dinp, [dout.shape[0], tokens, dout.shape[1]], dout);
   kernelsNative().meanPoolBackward(nativeOf(d), nativeOf(dout), start);
   return d;
 }
@@ -29,15 +29,15 @@ export interface L2NormalizeResult {
 /** Row-wise F.normalize of inp (R, D). `out` may be `inp` (in place). */
 export function l2NormalizeForward(inp: Tensor, eps = 1e-12, out?: Tensor, norm?: Tensor): L2NormalizeResult {
   if (inp.shape.length !== 2) throw new ShapeError(`inp must be 2-D (R, D), got [${inp.shape.join(', ')}]`);
-  const o = outputLike(out, inp.shape);
-  const n = outputLike(norm, [inp.shape[0]]);
+  const o = outputLike(out, inp.shape, inp);
+  const n = outputLike(norm, [inp.shape[0]], inp);
   kernelsNative().l2NormalizeForward(nativeOf(o), nativeOf(n), nativeOf(inp), eps);
   return { out: o, norm: n };
 }
 
 /** dinp = d(F.normalize)/d inp applied to dout; `norm` is the forward's saved norm. */
 export function l2NormalizeBackward(dout: Tensor, inp: Tensor, norm: Tensor, eps = 1e-12, dinp?: Tensor): Tensor {
-  const d = outputLike(dinp, inp.shape);
+  const d = outputLike(dinp, inp.shape, inp);
   kernelsNative().l2NormalizeBackward(nativeOf(d), nativeOf(dout), nativeOf(inp), nativeOf(norm), eps);
   return d;
 }
@@ -67,7 +67,7 @@ export interface NormpixMseResult {
  */
 export function normpixMse(pred: Tensor, target: Tensor, mask: Tensor, options: NormpixMseOptions = {}): NormpixMseResult {
   const { normPix = true, eps = 1e-6, dloss = 1, withGrad = true } = options;
-  const dpred = withGrad ? outputLike(options.dpred, pred.shape) : undefined;
+  const dpred = withGrad ? outputLike(options.dpred, pred.shape, pred) : undefined;
   const loss = kernelsNative().normpixMseForwardBackward(nativeOf(dpred) ?? null, nativeOf(pred), nativeOf(target), nativeOf(mask), normPix, eps, dloss);
   return { loss, dpred };
 }
@@ -98,7 +98,7 @@ export interface InfonceResult {
 export function infonce(q: Tensor, k: Tensor, options: InfonceOptions = {}): InfonceResult {
   const { tau = 0.07, dloss = 1, withGrad = true } = options;
   const scale = options.scale ?? 2 * tau;
-  const dq = withGrad ? outputLike(options.dq, q.shape) : undefined;
+  const dq = withGrad ? outputLike(options.dq, q.shape, q) : undefined;
   const loss = kernelsNative().infonceForwardBackward(nativeOf(dq) ?? null, nativeOf(q), nativeOf(k), tau, scale, dloss);
   return { loss, dq };
 }

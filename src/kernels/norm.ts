@@ -1,6 +1,6 @@
 /** Normalisation layers: LayerNorm and BatchNorm1d (native/ops/norm.h). */
 import { Tensor, nativeOf } from '../tensor';
-import { kernelsNative, outputLike } from './util';
+import { kernelsNative, outputLike, zerosLike } from './util';
 
 /** Forward outputs of a normalisation: `out`, and `mean`/`rstd` (rstd = 1/sqrt(var + eps)) saved for backward. */
 export interface NormForwardResult {
@@ -23,9 +23,9 @@ export interface LayernormForwardOptions {
 export function layernormForward(inp: Tensor, weight: Tensor, bias: Tensor, options: LayernormForwardOptions = {}): NormForwardResult {
   const { eps = 1e-6 } = options;
   const rows = inp.shape.slice(0, -1);
-  const out = outputLike(options.out, inp.shape);
-  const mean = outputLike(options.mean, rows);
-  const rstd = outputLike(options.rstd, rows);
+  const out = outputLike(options.out, inp.shape, inp);
+  const mean = outputLike(options.mean, rows, inp);
+  const rstd = outputLike(options.rstd, rows, inp);
   kernelsNative().layernormForward(nativeOf(out), nativeOf(mean), nativeOf(rstd), nativeOf(inp), nativeOf(weight), nativeOf(bias), eps);
   return { out, mean, rstd };
 }
@@ -57,9 +57,9 @@ export function layernormBackward(
   options: LayernormBackwardOptions = {},
 ): LayernormBackwardResult {
   const { accumulate = false } = options;
-  const dinp = options.dinp ?? (accumulate ? Tensor.zeros(inp.shape) : Tensor.empty(inp.shape));
-  const dweight = options.dweight ?? Tensor.zeros(weight.shape);
-  const dbias = options.dbias ?? Tensor.zeros(weight.shape);
+  const dinp = options.dinp ?? (accumulate ? zerosLike(inp.shape, inp) : outputLike(undefined, inp.shape, inp));
+  const dweight = options.dweight ?? zerosLike(weight.shape, weight);
+  const dbias = options.dbias ?? zerosLike(weight.shape, weight);
   kernelsNative().layernormBackward(
     nativeOf(dinp),
     nativeOf(dweight),
@@ -101,9 +101,9 @@ export interface BatchnormForwardOptions {
 export function batchnormForward(inp: Tensor, options: BatchnormForwardOptions = {}): NormForwardResult {
   const { eps = 1e-5, momentum = 0.1 } = options;
   const c = channels(inp);
-  const out = outputLike(options.out, inp.shape);
-  const mean = outputLike(options.mean, [c]);
-  const rstd = outputLike(options.rstd, [c]);
+  const out = outputLike(options.out, inp.shape, inp);
+  const mean = outputLike(options.mean, [c], inp);
+  const rstd = outputLike(options.rstd, [c], inp);
   kernelsNative().batchnormForward(
     nativeOf(out),
     nativeOf(mean),
@@ -145,9 +145,9 @@ export function batchnormBackward(
 ): BatchnormBackwardResult {
   const { weight } = options;
   const c = channels(inp);
-  const dinp = outputLike(options.dinp, inp.shape);
-  const dweight = options.dweight ?? (weight ? Tensor.zeros([c]) : undefined);
-  const dbias = options.dbias ?? (weight ? Tensor.zeros([c]) : undefined);
+  const dinp = outputLike(options.dinp, inp.shape, inp);
+  const dweight = options.dweight ?? (weight ? zerosLike([c], weight) : undefined);
+  const dbias = options.dbias ?? (weight ? zerosLike([c], weight) : undefined);
   kernelsNative().batchnormBackward(
     nativeOf(dinp),
     nativeOf(dweight),
@@ -172,7 +172,7 @@ export interface BatchnormInferenceOptions {
 /** BatchNorm1d in eval mode: out = (x − runningMean)/sqrt(runningVar + eps)·weight + bias. */
 export function batchnormInference(inp: Tensor, runningMean: Tensor, runningVar: Tensor, options: BatchnormInferenceOptions = {}): Tensor {
   const { eps = 1e-5 } = options;
-  const out = outputLike(options.out, inp.shape);
+  const out = outputLike(options.out, inp.shape, inp);
   kernelsNative().batchnormInference(
     nativeOf(out),
     nativeOf(inp),

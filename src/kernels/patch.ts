@@ -4,7 +4,7 @@
  */
 import { Tensor, nativeOf } from '../tensor';
 import { ShapeError, ValueError } from '../errors';
-import { kernelsNative, outputLike } from './util';
+import { kernelsNative, outputLike, zerosLike } from './util';
 
 /**
  * Order of the P = p·p·C values inside a patch vector:
@@ -35,7 +35,7 @@ export function patchify(images: Tensor, p: number, { layout = 'pixels-last', ou
   const [B, C, H, W] = images.shape;
   // Bad p and non-divisible sizes are rejected natively with a clear message.
   const q = Number.isInteger(p) && p > 0 ? p : 1;
-  const o = outputLike(out, [B, Math.floor(H / q) * Math.floor(W / q), q * q * C]);
+  const o = outputLike(out, [B, Math.floor(H / q) * Math.floor(W / q), q * q * C], images);
   kernelsNative().patchify(nativeOf(o), nativeOf(images), p, layout);
   return o;
 }
@@ -49,7 +49,7 @@ export function patchifyVisible(images: Tensor, ids: Tensor, p: number, { layout
   expectRank(images, 4, 'images', '(B, C, H, W)');
   expectRank(ids, 2, 'ids', '(B, K)');
   const q = Number.isInteger(p) && p > 0 ? p : 1;
-  const o = outputLike(out, [images.shape[0], ids.shape[1], q * q * images.shape[1]]);
+  const o = outputLike(out, [images.shape[0], ids.shape[1], q * q * images.shape[1]], images);
   kernelsNative().patchifyVisible(nativeOf(o), nativeOf(images), nativeOf(ids), p, layout);
   return o;
 }
@@ -85,7 +85,7 @@ export function unpatchify(patches: Tensor, p: number, { layout = 'pixels-last',
         throw new ShapeError(`an image of ${gh * p}x${gw * p} pixels does not hold L = ${L} patches of ${p}x${p}`);
       }
     }
-    o = Tensor.empty([B, C, gh * p, gw * p]);
+    o = outputLike(undefined, [B, C, gh * p, gw * p], patches);
   }
   kernelsNative().unpatchify(nativeOf(o), nativeOf(patches), p, layout);
   return o as Tensor<'float32'>;
@@ -127,16 +127,16 @@ export function randomMasking(noise: Tensor, options: MaskingOptions): MaskingRe
   const B = noise.shape[0];
   const K = keepGroups * group * group;
   const L = gridH * gridW;
-  const idsKeep = outputLike(options.idsKeep, [B, dim(K)], 'int32');
-  const idsRestore = outputLike(options.idsRestore, [B, dim(L)], 'int32');
-  const mask = outputLike(options.mask, [B, dim(L)]);
+  const idsKeep = outputLike(options.idsKeep, [B, dim(K)], noise, 'int32');
+  const idsRestore = outputLike(options.idsRestore, [B, dim(L)], noise, 'int32');
+  const mask = outputLike(options.mask, [B, dim(L)], noise);
   kernelsNative().randomMasking(nativeOf(idsKeep), nativeOf(idsRestore), nativeOf(mask), nativeOf(noise), gridH, gridW, group, keepGroups);
   return { idsKeep, idsRestore, mask: mask as Tensor<'float32'> };
 }
 
 /** noise (B, G)[b, g] = philox uniform (seed, stream, b·G + g): reproducible masks from (seed, step). */
 export function maskingNoise(B: number, G: number, seed: number, stream: number, out?: Tensor): Tensor<'float32'> {
-  const o = outputLike(out, [dim(B), dim(G)]);
+  const o = outputLike(out, [dim(B), dim(G)], null);
   kernelsNative().maskingNoise(nativeOf(o), seed, stream);
   return o;
 }
@@ -154,7 +154,7 @@ export interface GatherVisibleOptions {
 export function gatherVisibleForward(tokens: Tensor, idsKeep: Tensor, { pos = null, prefix = 0, out }: GatherVisibleOptions = {}): Tensor<'float32'> {
   expectRank(tokens, 3, 'tokens', '(B, L, D)');
   expectRank(idsKeep, 2, 'idsKeep', '(B, K)');
-  const o = outputLike(out, [tokens.shape[0], dim(prefix) + idsKeep.shape[1], tokens.shape[2]]);
+  const o = outputLike(out, [tokens.shape[0], dim(prefix) + idsKeep.shape[1], tokens.shape[2]], tokens);
   kernelsNative().gatherVisibleForward(nativeOf(o), nativeOf(tokens), nativeOf(pos), nativeOf(idsKeep), prefix);
   return o;
 }
@@ -174,7 +174,7 @@ export interface AddPositionsOptions {
  */
 export function addPositions(tokens: Tensor, ids: Tensor, { pos = null, prefix = 0, out }: AddPositionsOptions = {}): Tensor<'float32'> {
   expectRank(tokens, 3, 'tokens', '(B, K, D)');
-  const o = outputLike(out, [tokens.shape[0], dim(prefix) + tokens.shape[1], tokens.shape[2]]);
+  const o = outputLike(out, [tokens.shape[0], dim(prefix) + tokens.shape[1], tokens.shape[2]], tokens);
   kernelsNative().addPositions(nativeOf(o), nativeOf(tokens), nativeOf(pos), nativeOf(ids), prefix);
   return o;
 }
@@ -189,7 +189,7 @@ export interface GatherVisibleBackwardOptions {
 /** dtokens (B, L, D): dout (B, prefix + K, D) rows scattered back to their patch, 0 elsewhere. */
 export function gatherVisibleBackward(dout: Tensor, idsKeep: Tensor, numPatches: number, { prefix = 0, dtokens }: GatherVisibleBackwardOptions = {}): Tensor<'float32'> {
   expectRank(dout, 3, 'dout', '(B, prefix + K, D)');
-  const d = outputLike(dtokens, [dout.shape[0], dim(numPatches), dout.shape[2]]);
+  const d = outputLike(dtokens, [dout.shape[0], dim(numPatches), dout.shape[2]], dout);
   kernelsNative().gatherVisibleBackward(nativeOf(d), nativeOf(dout), nativeOf(idsKeep), prefix);
   return d;
 }
@@ -212,7 +212,7 @@ export interface UnshuffleOptions {
 export function unshuffleForward(inp: Tensor, maskToken: Tensor, idsRestore: Tensor, { pos = null, posPrefix = null, prefix = 0, out }: UnshuffleOptions = {}): Tensor<'float32'> {
   expectRank(inp, 3, 'inp', '(B, prefix + K, D)');
   expectRank(idsRestore, 2, 'idsRestore', '(B, L)');
-  const o = outputLike(out, [inp.shape[0], dim(prefix) + idsRestore.shape[1], inp.shape[2]]);
+  const o = outputLike(out, [inp.shape[0], dim(prefix) + idsRestore.shape[1], inp.shape[2]], inp);
   kernelsNative().unshuffleForward(nativeOf(o), nativeOf(inp), nativeOf(maskToken), nativeOf(pos), nativeOf(posPrefix), nativeOf(idsRestore), prefix);
   return o;
 }
@@ -235,8 +235,8 @@ export interface UnshuffleBackwardResult {
 /** Backward of unshuffleForward for dout (B, prefix + L, D); K = number of visible tokens. */
 export function unshuffleBackward(dout: Tensor, idsRestore: Tensor, numVisible: number, { prefix = 0, dinp, dmaskToken }: UnshuffleBackwardOptions = {}): UnshuffleBackwardResult {
   expectRank(dout, 3, 'dout', '(B, prefix + L, D)');
-  const di = outputLike(dinp, [dout.shape[0], dim(prefix) + dim(numVisible), dout.shape[2]]);
-  const dm = (dmaskToken ?? Tensor.zeros([dout.shape[2]])) as Tensor<'float32'>;
+  const di = outputLike(dinp, [dout.shape[0], dim(prefix) + dim(numVisible), dout.shape[2]], dout);
+  const dm = (dmaskToken ?? zerosLike([dout.shape[2]], dout)) as Tensor<'float32'>;
   kernelsNative().unshuffleBackward(nativeOf(di), nativeOf(dm), nativeOf(dout), nativeOf(idsRestore), prefix);
   return { dinp: di, dmaskToken: dm };
 }
@@ -246,7 +246,7 @@ export function unshuffleBackward(dout: Tensor, idsRestore: Tensor, numVisible: 
  * column, [D/2, D) the row (sin then cos each), computed in float64 and rounded to float32.
  */
 export function sincosPosEmbed2d(gridH: number, gridW: number, D: number, out?: Tensor): Tensor<'float32'> {
-  const o = outputLike(out, [dim(gridH * gridW), dim(D)]);
+  const o = outputLike(out, [dim(gridH * gridW), dim(D)], null);
   kernelsNative().sincosPosEmbed2d(nativeOf(o), gridH, gridW);
   return o;
 }

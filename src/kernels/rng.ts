@@ -4,7 +4,7 @@ import { kernelsNative, outputLike } from './util';
 
 /** out[i] = uniform [0,1) draw for (seed, stream, offset + i). */
 export function philoxUniform(shape: readonly number[], seed: number, stream: number, offset = 0, out?: Tensor): Tensor {
-  const o = outputLike(out, shape);
+  const o = outputLike(out, shape, null);
   kernelsNative().philoxUniform(nativeOf(o), seed, stream, offset);
   return o;
 }

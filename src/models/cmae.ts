@@ -125,7 +125,12 @@ export class CMAE {
     return this.native.info().trainableCount;
   }
 
-  /** Forward + backward on one batch: returns the losses; gradients are then in gradients(). */
+  /**
+   * Forward + backward on one batch: returns the losses; gradients are then in gradients(). Inputs
+   * may be on the CPU (Float32Arrays or Tensors) whatever the model's device: the native job copies
+   * them to the device on its worker thread, off the event loop. A Tensor on another device is a
+   * DeviceError.
+   */
   async lossAndGrad(input: LossAndGradInput): Promise<LossParts> {
     const { channels: C, imageSize: S } = this.config;
     const owned: Tensor[] = [];
@@ -195,7 +200,11 @@ export class CMAE {
     if (this.config.mode === 'cmae' && missing.some((p) => p.role === 'momentum')) this.native.resetMomentum();
   }
 
-  /** Features of whole (unmasked) images: [N, dim], a flat Float32Array of N·dim. Online branch applies the final LayerNorm. */
+  /**
+   * Features of whole (unmasked) images: [N, dim], a flat Float32Array of N·dim. Online branch applies
+   * the final LayerNorm. Images on the CPU are copied to the model's device by the native job, off the
+   * event loop.
+   */
   async encode(images: ImagesInput, options: EncodeOptions = {}): Promise<Float32Array> {
     const { pool = 'cls', branch = 'online', batchSize = 256 } = options;
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
