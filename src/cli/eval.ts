@@ -3,10 +3,10 @@ import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
 import { readSafetensors } from '../io/safetensors';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
-import { setNumThreads } from '../runtime';
+import { setMatmulPrecision, setNumThreads } from '../runtime';
 import { checkpointNormalization, loadSplits } from './data-spec';
 import { UsageError } from './errors';
-import { parsePositiveInt } from './parse';
+import { parseDevice, parsePositiveInt } from './parse';
 
 export interface EvalOptions {
   checkpoint?: string;
@@ -16,6 +16,7 @@ export interface EvalOptions {
   baselines?: boolean;
   pool: string;
   threads?: string;
+  device: string;
   seed: string;
   json?: boolean;
 }
@@ -26,10 +27,13 @@ export async function runEval(o: EvalOptions): Promise<void> {
   if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
   const seed = parsePositiveInt(o.seed, '--seed', true);
+  const device = parseDevice(o.device);
+  // fp32 products on every device, as cmae pretrain's own evaluation: the figures compare encoders.
+  setMatmulPrecision('fp32', device);
   const knn = o.knn || !o.linear;
   const linear = Boolean(o.linear);
   const file = await readSafetensors(o.checkpoint);
-  const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint);
+  const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint, { device });
   const splits = await loadSplits(o.data, { seed, imageSize: model.config.imageSize });
   if (splits.train.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
@@ -40,7 +44,7 @@ export async function runEval(o: EvalOptions): Promise<void> {
   const rows: Record<string, EvalScores> = {};
   rows.checkpoint = scoreFeatures(await encoderFeatures(model, splits.train, options), await encoderFeatures(model, splits.test, options), request);
   if (o.baselines) {
-    const fresh = await CMAE.create({ ...model.config, seed: model.seed });
+    const fresh = await CMAE.create({ ...model.config, seed: model.seed, device });
     rows['random-init'] = scoreFeatures(await encoderFeatures(fresh, splits.train, options), await encoderFeatures(fresh, splits.test, options), request);
     fresh.dispose();
     rows['raw-pixels'] = scoreFeatures(await pixelFeatures(splits.train, options), await pixelFeatures(splits.test, options), request);

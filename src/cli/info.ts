@@ -12,7 +12,12 @@ export async function runInfo(options: { json?: boolean }): Promise<void> {
     ['node', `${i.node} ${i.platform}, N-API ${i.napiVersion}`],
     ['SIMD path', `${i.isa} (best on this CPU: ${i.bestIsa}; force with CMAE_ISA=avx2)`],
     ['threads', `${i.threads} (default ${i.defaultThreads}, OpenMP ${i.openmp ? 'on' : 'off'})`],
-    ['CUDA', i.cuda.compiled ? `compiled in; ${i.cuda.status}` : i.cuda.status],
+    ['matmuls (cpu)', i.matmulPrecision],
+    ['CUDA', i.cuda.compiled ? `compiled in (${i.cuda.build === 'emulated' ? 'the SIMT emulator' : 'nvcc'}); ${i.cuda.status}` : i.cuda.status],
+    ...i.cuda.devices.map((d): [string, string] => [
+      `  cuda:${d.index}`,
+      `${d.name}, compute capability ${d.computeCapability}, ${d.multiprocessors} SMs, ${(d.memoryBytes / 2 ** 30).toFixed(1)} GiB; matmuls: cmae's own kernels (mma.sync tf32/bf16, SIMT fp32)`,
+    ]),
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);

@@ -12,6 +12,8 @@ import { runReconstruct } from './reconstruct';
 import { UsageError } from './errors';
 import { DATA_HELP } from './data-spec';
 
+const DEVICE_HELP = 'where the model runs: cpu, cuda or cuda:N (cmae info lists the devices)';
+
 function buildProgram(): Command {
   const program = new Command();
   program
@@ -34,7 +36,8 @@ function buildProgram(): Command {
     .option('--blr <blr>', 'base learning rate per 256 images: lr = blr * batch / 256', '1.5e-3')
     .option('--seed <n>', 'seed for init, masks, augmentation and shuffling', '0')
     .option('--threads <n>', 'compute threads (default: all cores)')
-    .option('--matmul-precision <p>', 'fp32, or bf16 on CPUs with AVX512_BF16 (faster, ~2^-8 relative rounding of matmul operands)', 'fp32')
+    .option('--device <d>', DEVICE_HELP, 'cpu')
+    .option('--matmul-precision <p>', 'precision of the training step\'s matrix products: fp32; bf16 on CPUs with AVX512_BF16 or CUDA tensor cores (faster, ~2^-8 relative rounding of operands); tf32 on CUDA tensor cores (2^-11). Default: the device\'s (cpu fp32, cuda tf32)')
     .option('--shift-range <px>', 'CMAE pixel-shift range of the target view (default: 7 px at 32 px)')
     .option('--min-crop <s>', 'smallest area fraction of the random resized crop', '0.2')
     .option('--mask-ratio <r>', 'fraction of patches masked (default 0.65 for cmae, 0.75 for mae)')
@@ -55,6 +58,7 @@ function buildProgram(): Command {
     .option('--pool <pool>', 'features: cls token or mean of patch tokens', 'cls')
     .option('--seed <n>', 'seed for the holdout split and the probe', '0')
     .option('--threads <n>', 'compute threads')
+    .option('--device <d>', DEVICE_HELP, 'cpu')
     .option('--json', 'print one JSON document')
     .action(runEval);
 
@@ -66,6 +70,7 @@ function buildProgram(): Command {
     .option('--out <file>', 'PNG file to write', 'reconstruction.png')
     .option('--count <n>', 'number of images', '8')
     .option('--seed <n>', 'seed for the holdout split and the mask', '0')
+    .option('--device <d>', DEVICE_HELP, 'cpu')
     .option('--json', 'print one JSON line')
     .action(runReconstruct);
 

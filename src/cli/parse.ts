@@ -1,4 +1,6 @@
 import { UsageError } from './errors';
+import { info, type MatmulPrecision } from '../runtime';
+import type { Device } from '../tensor';
 
 export function parsePositiveInt(value: string, flag: string, allowZero = false): number {
   const n = Number(value);
@@ -10,4 +12,37 @@ export function parseNumberOption(value: string, flag: string, min = -Infinity, 
   const n = Number(value);
   if (!Number.isFinite(n) || n < min || n > max) throw new UsageError(`${flag} must be a number in [${min}, ${max}], got '${value}'`);
   return n;
+}
+
+/**
+ * --device: 'cpu', 'cuda' or 'cuda:N', checked against the devices this build can use, so that a
+ * missing GPU is one clear line at start-up rather than an error after the data has loaded.
+ */
+export function parseDevice(value: string): Device {
+  const match = /^(cpu|cuda)(?::(\d+))?$/.exec(value);
+  if (!match || (match[1] === 'cpu' && match[2] !== undefined)) throw new UsageError(`--device must be cpu, cuda or cuda:N, got '${value}'`);
+  if (match[1] === 'cpu') return 'cpu';
+  const cuda = info().cuda;
+  const index = match[2] === undefined ? 0 : Number(match[2]);
+  if (cuda.devices.length === 0) throw new UsageError(`--device ${value}: no CUDA device is usable (${cuda.status})`);
+  if (index >= cuda.devices.length) throw new UsageError(`--device ${value}: this machine has ${cuda.devices.length} CUDA device(s), cuda:0 to cuda:${cuda.devices.length - 1}`);
+  return `cuda:${index}`;
+}
+
+/**
+ * --matmul-precision for a device: fp32 everywhere; bf16 on CPUs with AVX512_BF16 and on CUDA
+ * devices of compute capability 8.0 or more; tf32 on those CUDA devices only.
+ */
+export function parseMatmulPrecision(value: string, device: Device): MatmulPrecision {
+  if (value !== 'fp32' && value !== 'tf32' && value !== 'bf16') throw new UsageError(`--matmul-precision must be fp32, tf32 or bf16, got '${value}'`);
+  if (value === 'fp32') return value;
+  if (device === 'cpu') {
+    if (value === 'tf32') throw new UsageError('--matmul-precision tf32 is for CUDA devices (tensor cores); the CPU runs fp32 or bf16');
+    if (!info().bf16) throw new UsageError('--matmul-precision bf16 needs a CPU with AVX512_BF16; this one has not');
+    return value;
+  }
+  const index = device === 'cuda' ? 0 : Number(device.slice(5));
+  const capability = info().cuda.devices[index]?.computeCapability ?? '0.0';
+  if (Number(capability.split('.')[0]) < 8) throw new UsageError(`--matmul-precision ${value} needs tensor cores of compute capability 8.0 or more; ${device} has ${capability}`);
+  return value;
 }

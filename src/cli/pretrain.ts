@@ -9,12 +9,12 @@ import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/tr
 import { encoderFeatures, scoreFeatures } from '../eval/evaluate';
 import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
 import { reconstructionRows } from '../viz/reconstruct';
-import { info, setMatmulPrecision, setNumThreads } from '../runtime';
+import { getMatmulPrecision, setMatmulPrecision, setNumThreads } from '../runtime';
 import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { UsageError } from './errors';
-import { parseNumberOption, parsePositiveInt } from './parse';
+import { parseDevice, parseMatmulPrecision, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
   data: string;
@@ -27,7 +27,8 @@ export interface PretrainOptions {
   blr: string;
   seed: string;
   threads?: string;
-  matmulPrecision: string;
+  device: string;
+  matmulPrecision?: string;
   out: string;
   resume?: boolean;
   json?: boolean;
@@ -50,8 +51,10 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
   const blr = parseNumberOption(o.blr, '--blr', 0);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
-  if (o.matmulPrecision !== 'fp32' && o.matmulPrecision !== 'bf16') throw new UsageError(`--matmul-precision must be fp32 or bf16, got '${o.matmulPrecision}'`);
-  if (o.matmulPrecision === 'bf16' && !info().bf16) throw new UsageError('--matmul-precision bf16 needs a CPU with AVX512_BF16; this one has not');
+  const device = parseDevice(o.device);
+  // The training step's products: as asked, else the device's default (CPU fp32, CUDA tf32 from
+  // compute capability 8.0, as PyTorch's "high").
+  const matmulPrecision = o.matmulPrecision !== undefined ? parseMatmulPrecision(o.matmulPrecision, device) : getMatmulPrecision(device);
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
@@ -67,6 +70,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     mode: o.mode,
     seed,
     maskRatio,
+    device,
     ...(o.mode === 'mae' ? { maskGroup: 1 } : {}),
   });
   const loader = new DataLoader(splits.train, {
@@ -83,13 +87,16 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const featureOptions = { imageSize: model.config.imageSize, normalization };
   progress.log(
     `cmae pretrain: ${o.mode} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
-      `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, output in ${o.out}`,
+      `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
   );
 
   // The random-init baseline: the same architecture and seed, before any training.
   let randomInit: number | undefined;
+  // The matmul precision, when asked for, is for the training step only: the random-init baseline
+  // and the pictures and evaluation use fp32 products, so the k-NN figures compare encoders.
+  setMatmulPrecision('fp32', device);
   if (o.eval) {
-    const fresh = o.resume ? await CMAE.create({ ...model.config, seed }) : model;
+    const fresh = o.resume ? await CMAE.create({ ...model.config, seed, device }) : model;
     randomInit = await knnOf(fresh, splits, featureOptions);
     if (fresh !== model) fresh.dispose();
     progress.log(`random-init encoder: k-NN top-1 ${(100 * randomInit).toFixed(2)}%`);
@@ -108,9 +115,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   process.on('SIGINT', onSigint);
   const started = Date.now();
   let result;
-  // bf16, when asked for, is for the training step only: the random-init baseline above and the
-  // pictures and evaluation below use fp32 products, so the k-NN figures compare encoders.
-  setMatmulPrecision(o.matmulPrecision as 'fp32' | 'bf16');
+  setMatmulPrecision(matmulPrecision, device);
   try {
     result = await train({
       model,
@@ -124,7 +129,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       resumeFrom: o.resume ? checkpoint : undefined,
       signal: controller.signal,
       seconds: minutes !== undefined ? minutes * 60 : undefined,
-      metadata: { normalization: JSON.stringify(normalization), data: o.data, matmulPrecision: o.matmulPrecision },
+      metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision },
       onStep: (s: StepInfo) =>
         progress.update({
           step: s.step,
@@ -137,7 +142,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   } finally {
     process.off('SIGINT', onSigint);
     progress.done();
-    setMatmulPrecision('fp32');
+    setMatmulPrecision('fp32', device);
   }
 
   // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
@@ -149,7 +154,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     mode: o.mode,
     preset: o.preset,
     data: splits.name,
-    matmulPrecision: o.matmulPrecision,
+    device,
+    matmulPrecision,
     steps: result.steps,
     aborted: result.aborted,
     lastLoss: result.lastLoss,

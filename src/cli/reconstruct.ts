@@ -5,7 +5,7 @@ import { readSafetensors } from '../io/safetensors';
 import { checkpointNormalization, loadSplits } from './data-spec';
 import { drawReconstructions } from './pretrain';
 import { UsageError } from './errors';
-import { parsePositiveInt } from './parse';
+import { parseDevice, parsePositiveInt } from './parse';
 
 export interface ReconstructOptions {
   checkpoint?: string;
@@ -13,6 +13,7 @@ export interface ReconstructOptions {
   out: string;
   count: string;
   seed: string;
+  device: string;
   json?: boolean;
 }
 
@@ -23,8 +24,9 @@ export async function runReconstruct(o: ReconstructOptions): Promise<void> {
   const count = parsePositiveInt(o.count, '--count');
   if (count < 2) throw new UsageError('--count must be at least 2');
   const seed = parsePositiveInt(o.seed, '--seed', true);
+  const device = parseDevice(o.device);
   const file = await readSafetensors(o.checkpoint);
-  const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint);
+  const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint, { device });
   const splits = await loadSplits(o.data, { seed, imageSize: model.config.imageSize });
   if (splits.test.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.test.channels}`);
