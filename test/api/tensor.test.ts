@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DTypeError, DisposedError, ShapeError, Tensor, getNumThreads, info, kernels, setNumThreads } from '../../src/index';
+import { DTypeError, DeviceError, DisposedError, ShapeError, Tensor, getNumThreads, info, kernels, setNumThreads } from '../../src/index';
 
 describe('Tensor', () => {
   it('round-trips float32 and int32 data as a copy and as a zero-copy view', () => {
@@ -15,6 +15,18 @@ describe('Tensor', () => {
     const ints = Tensor.from(Int32Array.from([1, -2, 3]), [3]);
     expect(ints.dtype).toBe('int32');
     expect(Array.from(ints.toArray())).toEqual([1, -2, 3]);
+  });
+
+  it('checks device names, and refuses CUDA where no device is usable', () => {
+    // (test/cuda/model.test.ts covers tensors on a CUDA device, on the emulated one.)
+    expect(Tensor.zeros([2], 'float32', { device: 'cpu' }).device).toBe('cpu');
+    expect(() => Tensor.zeros([2], 'float32', { device: 'cuda:x' as 'cuda' })).toThrowError(DeviceError);
+    expect(() => Tensor.zeros([2], 'float32', { device: 'cuda:x' as 'cuda' })).toThrowError(/unknown device 'cuda:x'/);
+    expect(() => Tensor.zeros([2]).to('gpu' as 'cuda')).toThrowError(/unknown device 'gpu' \(expected 'cpu', 'cuda' or 'cuda:N'\)/);
+    if (info().cuda.devices.length === 0) {
+      expect(() => Tensor.zeros([2], 'float32', { device: 'cuda' })).toThrowError(DeviceError);
+      expect(() => Tensor.zeros([2]).to('cuda')).toThrowError(/device 'cuda' is not available/);
+    }
   });
 
   it('views stay valid after dispose (they hold the memory)', () => {

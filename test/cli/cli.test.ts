@@ -2,26 +2,23 @@
  * The `cmae` command end to end, as a user runs it (the compiled CLI in dist/, built by `npm ci`),
  * each command on a tiny budget.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/index';
+import { cliPath, runCli } from '../helpers/fixtures';
 import { info } from '../../src/index';
 
-const cli = path.resolve(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function run(...args: string[]) {
-  const result = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8', env: { ...process.env, CMAE_ISA: undefined } });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
+const run = runCli;
 
 beforeAll(() => {
-  if (!existsSync(cli)) throw new Error(`${cli} is missing: build the TypeScript first (npm ci or npm run build:ts)`);
+  if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: build the TypeScript first (npm ci or npm run build:ts)`);
 });
 
 describe('cmae CLI', () => {
@@ -67,7 +64,7 @@ describe('cmae CLI', () => {
 
   it('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly', async () => {
     const dir = path.join(root, 'interrupted');
-    const child = spawn(process.execPath, [cli, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval'], {
+    const child = spawn(process.execPath, [cliPath, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval'], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -137,7 +134,14 @@ describe('cmae CLI', () => {
       [['pretrain', '--data', 'idx'], /needs a directory/],
       [['pretrain', '--data', `idx:${path.join(root, 'nope')}`, '--steps', '1'], /nope/],
       [['pretrain', '--data', 'imagenet'], /unknown --data 'imagenet'/],
-      [['pretrain', '--matmul-precision', 'fp16'], /--matmul-precision must be fp32 or bf16, got 'fp16'/],
+      [['pretrain', '--matmul-precision', 'fp16'], /--matmul-precision must be fp32, tf32 or bf16, got 'fp16'/],
+      [['pretrain', '--matmul-precision', 'tf32'], /--matmul-precision tf32 is for CUDA devices/],
+      [['pretrain', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
+      [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],
+      // Without a usable CUDA device (CI: no GPU; the addon may still carry the CUDA backend).
+      ...(info().cuda.devices.length === 0
+        ? ([[['pretrain', '--device', 'cuda'], /--device cuda: no CUDA device is usable \(.+\)/]] as [string[], RegExp][])
+        : []),
       [['eval', '--checkpoint', path.join(root, 'missing.safetensors')], /checkpoint not found/],
       [['eval'], /--checkpoint FILE is required/],
       [['frobnicate'], /unknown command/],

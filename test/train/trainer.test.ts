@@ -3,22 +3,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CMAE, readSafetensors } from '../../src/index';
-import { DataLoader, type InMemoryDataset } from '../../src/data/index';
+import { DataLoader } from '../../src/data/index';
+import { noiseDataset } from '../helpers/fixtures';
 import { train } from '../../src/train/trainer';
 import { cosineWithWarmup, momentumSchedule } from '../../src/optim/schedules';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-train-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-function dataset(n: number): InMemoryDataset {
-  const pixels = new Uint8Array(n * 20 * 20 * 3);
-  let s = 12345;
-  for (let i = 0; i < pixels.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    pixels[i] = (s >>> 16) & 0xff;
-  }
-  return { name: 'noise', size: n, height: 20, width: 20, channels: 3, pixels, labels: Int32Array.from({ length: n }, (_, i) => i % 4), numClasses: 4 };
-}
+const dataset = (n: number) => noiseDataset(n);
 
 async function setup(seed = 1) {
   const model = await CMAE.create({ preset: 'micro', seed });
