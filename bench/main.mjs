@@ -24,6 +24,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+import { geometry, stepLayers, flopsPerImage } from './flops.mjs';
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 const cmae = require('../dist/cjs/index.js');
@@ -141,78 +143,6 @@ function cfgOf(overrides = {}) {
 const CMAE_CFG = cfgOf();
 const MAE_CFG = cfgOf({ mode: 'mae', maskRatio: 0.75, maskGroup: 1 });
 
-function geometry(c) {
-  const grid = c.imageSize / c.patchSize;
-  const L = grid * grid;
-  const G = (grid / c.maskGroup) ** 2;
-  const keep = Math.floor(G * (1 - c.maskRatio));
-  const K = keep * c.maskGroup * c.maskGroup;
-  return { grid, L, G, keep, K, P: c.patchSize * c.patchSize * c.channels };
-}
-
-/**
- * Every Linear of one training step (rows R, in, out, whether its input gradient and weight
- * gradient are computed, how many times), plus the attention cores; for FLOP counts and GEMM shapes.
- */
-function stepLayers(c, B, kind) {
-  const { L, K, P } = geometry(c);
-  const layers = [];
-  const attn = [];
-  const lin = (name, R, inF, outF, fwdOnly, count = 1, dinp = true, wgradRows = R) =>
-    layers.push({ name, R, in: inF, out: outF, fwdOnly, count, dinp, wgradRows });
-  const stack = (prefix, R, N, D, depth, heads, fwdOnly) => {
-    const Hd = D * c.mlpRatio;
-    lin(`${prefix}.qkv`, R, D, 3 * D, fwdOnly, depth);
-    lin(`${prefix}.proj`, R, D, D, fwdOnly, depth);
-    lin(`${prefix}.fc1`, R, D, Hd, fwdOnly, depth);
-    lin(`${prefix}.fc2`, R, Hd, D, fwdOnly, depth);
-    attn.push({ name: `${prefix}.attn`, B, N, D, H: heads, fwdOnly, count: depth });
-  };
-  if (kind === 'encode') {
-    lin('enc.patch', B * L, P, c.dim, true);
-    stack('enc', B * (1 + L), 1 + L, c.dim, c.depth, c.heads, true);
-    return { layers, attn };
-  }
-  // The patch embedding's weight gradient sums over the visible rows only (masked rows are zero),
-  // formed transposed: dWᵀ (P × D) = patches_visᵀ · d_vis (cmae_model.cc).
-  lin('enc.patch', B * L, P, c.dim, false, 1, false, B * K);
-  stack('enc', B * (1 + K), 1 + K, c.dim, c.depth, c.heads, false);
-  const dec = (prefix, D, depth, heads, outF) => {
-    lin(`${prefix}.embed`, B * (1 + K), c.dim, D, false);
-    stack(prefix, B * (1 + L), 1 + L, D, depth, heads, false);
-    lin(`${prefix}.pred`, B * L, D, outF, false);
-  };
-  dec('pixdec', c.decoderDim, c.decoderDepth, c.decoderHeads, P);
-  if (c.mode === 'cmae') {
-    dec('featdec', c.featureDecoderDim, c.featureDecoderDepth, c.featureDecoderHeads, c.dim);
-    lin('proj.fc1', B, c.dim, c.projectorHidden, false);
-    lin('proj.fc2', B, c.projectorHidden, c.projectorDim, false);
-    lin('pred.fc1', B, c.projectorDim, c.projectorHidden, false);
-    lin('pred.fc2', B, c.projectorHidden, c.projectorDim, false);
-    lin('mom.patch', B * L, P, c.dim, true);
-    stack('mom', B * (1 + L), 1 + L, c.dim, c.depth, c.heads, true);
-    lin('mom.proj.fc1', B, c.dim, c.projectorHidden, true);
-    lin('mom.proj.fc2', B, c.projectorHidden, c.projectorDim, true);
-  }
-  return { layers, attn };
-}
-
-/** Multiply-add FLOPs (2 per MAC) of one step / inference per image: GEMMs + attention products. */
-function flopsPerImage(c, B, kind) {
-  const { layers, attn } = stepLayers(c, B, kind);
-  let f = 0;
-  for (const l of layers) {
-    const fwd = 2 * l.R * l.in * l.out;
-    const wgrad = 2 * l.wgradRows * l.in * l.out;
-    f += l.count * (l.fwdOnly ? fwd : fwd + wgrad + (l.dinp ? fwd : 0));
-  }
-  for (const a of attn) {
-    const fwd = 2 * 2 * a.B * a.N * a.N * a.D; // QKᵀ and AV over all heads
-    f += a.count * (a.fwdOnly ? fwd : 3 * fwd); // backward: dV, dP, dQ, dK
-  }
-  return f / B;
-}
-
 /** Unique GEMM shapes of a tiny CMAE step: forward (NT + bias), dinp (NN), dweight (TN, +=). */
 function gemmShapes(c, B) {
   const { layers } = stepLayers(c, B, 'train');
@@ -229,7 +159,7 @@ function gemmShapes(c, B) {
     add('fwd', l.R, l.out, l.in, l.name, l.count);
     if (l.fwdOnly) continue;
     if (l.dinp) add('bwd_data', l.R, l.in, l.out, l.name, l.count);
-    if (l.wgradRows !== l.R) add('bwd_weight', l.in, l.out, l.wgradRows, `${l.name}ᵀ`, l.count);
+    if (l.wgradT) add('bwd_weight', l.in, l.out, l.wgradRows, `${l.name}ᵀ`, l.count);
     else add('bwd_weight', l.out, l.in, l.R, l.name, l.count);
   }
   return [...byKey.values()].sort((a, b) => b.M * b.N * b.K * b.count - a.M * a.N * a.K * a.count);
