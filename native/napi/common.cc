@@ -214,7 +214,7 @@ void EndBindingCall() {
   t_binding_use = std::unique_lock<std::mutex>();
 }
 
-cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors) {
+cmae::Backend& SharedBackend(std::initializer_list<NamedTensor> tensors) {
   const NamedTensor* first = nullptr;
   for (const NamedTensor& t : tensors) {
     if (!t.first) continue;
@@ -225,7 +225,11 @@ cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors) {
     CMAE_CHECK(&t.first->backend() == &first->first->backend(), Device, t.second, " is on ", t.first->backend().name(), " but ",
                first->second, " is on ", first->first->backend().name(), ": every tensor of a call must be on one device");
   }
-  cmae::Backend& backend = first ? first->first->backend() : cmae::cpu_backend();
+  return first ? first->first->backend() : cmae::cpu_backend();
+}
+
+cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors) {
+  cmae::Backend& backend = SharedBackend(tensors);
   backend.make_current();
   TakeExclusiveUse(backend);
   return backend;

@@ -105,6 +105,8 @@ void ExpectIdsInRange(const cmae::Tensor& ids, const char* name, int64_t limit, 
 // the calling thread and taken with TakeExclusiveUse; a DeviceError naming two that differ.
 using NamedTensor = std::pair<const cmae::Tensor*, const char*>;
 cmae::Backend& BackendOf(std::initializer_list<NamedTensor> tensors);
+// The same check alone (no make_current, no exclusive use): for calls that run on a worker.
+cmae::Backend& SharedBackend(std::initializer_list<NamedTensor> tensors);
 
 // For a synchronous binding (CMAE_EXPORT) about to run ops on or change the state of `backend`:
 // takes its exclusive use (Backend::exclusive_use) until the binding returns, without waiting:

@@ -10,6 +10,8 @@
 // grayscaleP, blurP, blurSigmaMin, blurSigmaMax, blurReferenceSize, mean, std, randomCrop,
 // twoViews); a missing key keeps the C++ default.
 #include <cmath>
+#include <cstring>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -149,33 +151,51 @@ struct ViewsCall {
                            indices.data(), batch(), params, seed, stream, /*parallel=*/false);
   }
 
-  // DataOps::make_views of the outputs' backend. A device backend gets the sources and indices
-  // uploaded into its memory first, for this call only (and is waited for before they are freed).
+  // The backend every output is on (a DeviceError naming two that differ).
+  cmae::Backend& outputs_backend() const {
+    return SharedBackend({{&online, "online"}, {target.defined() ? &target : nullptr, "target"},
+                          {shifts.defined() ? &shifts : nullptr, "shifts"}});
+  }
+
+  // makeViews: DataOps::make_views of the outputs' backend, on the calling thread.
   void run_on_backend() const {
     cmae::Backend& backend = BackendOf({{&online, "online"}, {target.defined() ? &target : nullptr, "target"},
                                         {shifts.defined() ? &shifts : nullptr, "shifts"}});
-    const int64_t B = batch();
     if (backend.device() == cmae::Device::CPU) {
       backend.make_views(online.f32(), target_or_null(), shifts_or_null(), sources, dims.N, dims.H, dims.W, dims.C,
-                         indices.data(), B, params, seed, stream);
-      return;
+                         indices.data(), batch(), params, seed, stream);
+    } else {
+      run_on_device(backend);
     }
+  }
+
+  // A device backend's make_views on the batch's own images: they are gathered on the host (B
+  // images, not the whole source), uploaded with the local indices 0..B-1 (the draws depend on
+  // the sample's place b, not on its index, so the views are the same), and waited for before
+  // the uploads are freed. The caller holds the device (make_current, exclusive use).
+  void run_on_device(cmae::Backend& backend) const {
+    const int64_t B = batch();
     if (B == 0) return;
-    const size_t source_bytes = static_cast<size_t>(dims.N * dims.H * dims.W * dims.C);
+    const size_t image_bytes = static_cast<size_t>(dims.H * dims.W * dims.C), bytes = image_bytes * static_cast<size_t>(B);
+    std::vector<uint8_t> gathered(bytes);
+    std::vector<int32_t> local(static_cast<size_t>(B));
+    for (int64_t b = 0; b < B; ++b) {
+      std::memcpy(gathered.data() + static_cast<size_t>(b) * image_bytes, sources + static_cast<size_t>(indices[b]) * image_bytes, image_bytes);
+      local[static_cast<size_t>(b)] = static_cast<int32_t>(b);
+    }
     // No uint8 dtype: the bytes travel in an int32 tensor of ceil(bytes / 4) elements.
-    const cmae::Tensor device_sources =
-        cmae::Tensor::empty({static_cast<int64_t>((source_bytes + 3) / 4)}, cmae::DType::I32, backend);
+    const cmae::Tensor device_sources = cmae::Tensor::empty({static_cast<int64_t>((bytes + 3) / 4)}, cmae::DType::I32, backend);
     const cmae::Tensor device_indices = cmae::Tensor::empty({B}, cmae::DType::I32, backend);
-    backend.copy_from_host(device_sources.data<void>(), sources, source_bytes);
-    backend.copy_from_host(device_indices.i32(), indices.data(), static_cast<size_t>(B) * sizeof(int32_t));
-    backend.make_views(online.f32(), target_or_null(), shifts_or_null(), device_sources.data<uint8_t>(), dims.N, dims.H,
-                       dims.W, dims.C, device_indices.i32(), B, params, seed, stream);
+    backend.copy_from_host(device_sources.data<void>(), gathered.data(), bytes);
+    backend.copy_from_host(device_indices.i32(), local.data(), static_cast<size_t>(B) * sizeof(int32_t));
+    backend.make_views(online.f32(), target_or_null(), shifts_or_null(), device_sources.data<uint8_t>(), B, dims.H, dims.W, dims.C,
+                       device_indices.i32(), B, params, seed, stream);
     backend.synchronize();
   }
 };
 
-// host_only: every tensor must be on the CPU (makeViewsAsync); otherwise they share any one device.
-ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, bool host_only, Napi::Uint8Array* sources_out) {
+// The outputs may be on any one device (checked by outputs_backend).
+ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, Napi::Uint8Array* sources_out) {
   ViewsCall call;
   const cmae::Tensor& online = TensorArg(info, 0, "online");
   const cmae::Tensor* target = OptionalTensorArg(info, 1, "target");
@@ -198,19 +218,16 @@ ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, bool host_only, Napi::Ui
   if (S <= 0) cmae::fail(cmae::ErrorKind::Value, "params.outSize must be > 0, got ", S);
   const cmae::Shape view_shape{B, C, S, S};
   online.expect_dtype(cmae::DType::F32, "online");
-  if (host_only) online.expect_device(cmae::Device::CPU, "online");
   online.expect_shape(view_shape, "online");
   if (call.params.two_views && !target) cmae::fail(cmae::ErrorKind::Value, "target must be a Tensor when params.twoViews is true");
   if (!call.params.two_views && target) cmae::fail(cmae::ErrorKind::Value, "target must be null when params.twoViews is false");
   if (target) {
     target->expect_dtype(cmae::DType::F32, "target");
-    if (host_only) target->expect_device(cmae::Device::CPU, "target");
     target->expect_shape(view_shape, "target");
     call.target = *target;
   }
   if (shifts) {
     shifts->expect_dtype(cmae::DType::I32, "shifts");
-    if (host_only) shifts->expect_device(cmae::Device::CPU, "shifts");
     shifts->expect_shape({B, 2}, "shifts");
     call.shifts = *shifts;
   }
@@ -224,13 +241,15 @@ ViewsCall ReadViewsCall(const Napi::CallbackInfo& info, bool host_only, Napi::Ui
 }
 
 Napi::Value MakeViews(const Napi::CallbackInfo& info) {
-  const ViewsCall call = ReadViewsCall(info, /*host_only=*/false, nullptr);
+  const ViewsCall call = ReadViewsCall(info, nullptr);
   call.run_on_backend();
   return info.Env().Undefined();
 }
 
-// Runs one makeViews on a libuv worker with a single thread (no OpenMP region), so that
-// augmentation of the next batch overlaps a training step without competing for its threads.
+// Runs one makeViews on a libuv worker: CPU outputs with a single thread (no OpenMP region), so
+// that augmentation of the next batch overlaps a training step without competing for its
+// threads; device outputs through the device's make_views, in the device's turn (a training job
+// there finishes first).
 // Holds a reference to the source Uint8Array and copies of the output tensors (shared storage),
 // so all memory stays alive until the promise settles, whatever JS does meanwhile.
 class MakeViewsWorker : public Napi::AsyncWorker {
@@ -245,7 +264,15 @@ class MakeViewsWorker : public Napi::AsyncWorker {
 
   void Execute() override {
     try {
-      call_.run_on_this_thread();
+      cmae::Backend& backend = call_.outputs_backend();
+      if (backend.device() == cmae::Device::CPU) {
+        call_.run_on_this_thread();
+        return;
+      }
+      std::unique_lock<std::mutex> turn;
+      if (std::mutex* use = backend.exclusive_use()) turn = std::unique_lock<std::mutex>(*use);
+      backend.make_current();
+      call_.run_on_device(backend);
     } catch (...) {
       const ErrorInfo e = CurrentError();
       Fail(e.kind, e.message);
@@ -279,7 +306,8 @@ class MakeViewsWorker : public Napi::AsyncWorker {
 
 Napi::Value MakeViewsAsync(const Napi::CallbackInfo& info) {
   Napi::Uint8Array sources;
-  ViewsCall call = ReadViewsCall(info, /*host_only=*/true, &sources);
+  ViewsCall call = ReadViewsCall(info, &sources);
+  call.outputs_backend();  // mixed devices: a DeviceError now, on the JS thread
   auto* worker = new MakeViewsWorker(info.Env(), std::move(call), sources);
   Napi::Promise promise = worker->Promise();
   worker->Queue();

@@ -76,6 +76,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const loader = new DataLoader(splits.train, {
     batchSize,
     seed,
+    device, // the views are made where the model trains
     twoViews: o.mode === 'cmae',
     augment: {
       outSize: model.config.imageSize,

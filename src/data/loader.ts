@@ -6,7 +6,7 @@
  * sees the same batches, and prefetching never changes what is produced.
  */
 import { ValueError } from '../errors';
-import type { Tensor } from '../tensor';
+import type { Device, Tensor } from '../tensor';
 import { augmentStream, computeMeanStd, makeViewsAsync, type AugmentParams, type PixelSource } from '../kernels/data';
 import { type Dataset, isInMemory, gatherPixels, validateDataset } from './dataset';
 import { permutation } from './shuffle';
@@ -53,6 +53,11 @@ export interface DataLoaderOptions {
   statsImages?: number;
   /** Augment batch k+1 while batch k is consumed. Default true. */
   prefetch?: boolean;
+  /**
+   * Where batches are made: 'cpu' (default), or a CUDA device, where each batch's uint8 images
+   * are uploaded and augmented on the device (the views never cross back; pass the model's device).
+   */
+  device?: Device;
   /** Called once per batch, as it is handed to the consumer. */
   onTiming?: (timing: BatchTiming) => void;
 }
@@ -81,6 +86,7 @@ export class DataLoader {
   readonly dropLast: boolean;
   readonly twoViews: boolean;
   readonly prefetch: boolean;
+  readonly device: Device;
   /** Batches per epoch. */
   readonly stepsPerEpoch: number;
   /** Totals over every batch handed out so far. */
@@ -93,7 +99,7 @@ export class DataLoader {
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     validateDataset(dataset);
-    const { batchSize, seed = 0, shuffle = true, dropLast = true, twoViews = true, normalize = 'dataset', statsImages = 1024, prefetch = true } = options;
+    const { batchSize, seed = 0, shuffle = true, dropLast = true, twoViews = true, normalize = 'dataset', statsImages = 1024, prefetch = true, device = 'cpu' } = options;
     if (!Number.isInteger(batchSize) || batchSize <= 0) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new ValueError(`seed must be a non-negative safe integer, got ${seed}`);
     if (!options.augment || !Number.isInteger(options.augment.outSize) || options.augment.outSize <= 0) {
@@ -108,6 +114,7 @@ export class DataLoader {
     this.dropLast = dropLast;
     this.twoViews = twoViews;
     this.prefetch = prefetch;
+    this.device = device;
     this.augment = { ...options.augment };
     this.normalizeOption = normalize;
     this.statsImages = statsImages;
@@ -196,7 +203,7 @@ export class DataLoader {
       local = Int32Array.from({ length: indices.length }, (_, i) => i);
     }
     const params: AugmentParams = { ...this.augment, mean: norm.mean, std: norm.std, twoViews: this.twoViews };
-    const views = await makeViewsAsync(source, local, params, this.seed, this.streamOf(epoch, step));
+    const views = await makeViewsAsync(source, local, params, this.seed, this.streamOf(epoch, step), { device: this.device });
     const labels = d.labels ? Int32Array.from(indices, (k) => d.labels![k]) : undefined;
     const shifts = this.twoViews ? views.shifts.toArray() : undefined;
     views.shifts.dispose();

@@ -4,6 +4,7 @@
  * for the random-init and raw-pixel baselines, so the numbers compare.
  */
 import type { CMAE } from '../models/cmae';
+import type { Device } from '../tensor';
 import { DataLoader, type Normalization } from '../data/loader';
 import type { Dataset } from '../data/dataset';
 import { ValueError } from '../errors';
@@ -18,9 +19,15 @@ export interface FeatureOptions {
   batchSize?: number;
 }
 
-/** Iterates the dataset in order as deterministic, unaugmented views (resize only). */
-async function forEachBatch(dataset: Dataset, options: FeatureOptions, fn: (images: import('../tensor').Tensor, labels: Int32Array) => Promise<void>): Promise<void> {
+/** Iterates the dataset in order as deterministic, unaugmented views (resize only), made on `device`. */
+async function forEachBatch(
+  dataset: Dataset,
+  options: FeatureOptions,
+  fn: (images: import('../tensor').Tensor, labels: Int32Array) => Promise<void>,
+  device: Device = 'cpu',
+): Promise<void> {
   const loader = new DataLoader(dataset, {
+    device,
     batchSize: Math.min(options.batchSize ?? 256, dataset.size),
     shuffle: false,
     dropLast: false,
@@ -48,7 +55,7 @@ export async function encoderFeatures(model: CMAE, dataset: Dataset, options: Fe
     features.set(f, row * dim);
     labels.set(batchLabels, row);
     row += batchLabels.length;
-  });
+  }, model.device);
   return { features, labels, dim };
 }
 

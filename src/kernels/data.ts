@@ -7,7 +7,7 @@
  * colour jitter, grayscale and Gaussian blur; both views normalised, NCHW float32. Draws are keyed
  * by (seed, stream, position in the batch) with Philox, so results do not depend on thread count.
  */
-import { Tensor, nativeOf } from '../tensor';
+import { Tensor, nativeOf, type Device } from '../tensor';
 import { ShapeError, ValueError, DTypeError } from '../errors';
 import { kernelsNative } from './util';
 
@@ -69,6 +69,11 @@ export interface ViewsOutput {
   target?: Tensor;
   /** (B, 2) int32 (dy, dx). */
   shifts?: Tensor;
+  /**
+   * Where the outputs not given are allocated (default: the CPU). On a CUDA device the batch's
+   * uint8 images are uploaded and augmented there; every output must be on one device.
+   */
+  device?: Device;
 }
 
 export interface ViewsResult {
@@ -86,9 +91,10 @@ function prepare(source: PixelSource, indices: Int32Array, params: AugmentParams
   if (c !== 1 && c !== 3) throw new ShapeError(`source must have 1 or 3 channels, got ${c}`);
   const twoViews = params.twoViews ?? true;
   const shape = [indices.length, c, params.outSize, params.outSize];
-  const online = (out.online ?? Tensor.empty(shape)) as Tensor<'float32'>;
-  const target = twoViews ? ((out.target ?? Tensor.empty(shape)) as Tensor<'float32'>) : undefined;
-  const shifts = (out.shifts ?? Tensor.empty([indices.length, 2], 'int32')) as Tensor<'int32'>;
+  const on = { device: out.device ?? 'cpu' };
+  const online = (out.online ?? Tensor.empty(shape, 'float32', on)) as Tensor<'float32'>;
+  const target = twoViews ? ((out.target ?? Tensor.empty(shape, 'float32', on)) as Tensor<'float32'>) : undefined;
+  const shifts = (out.shifts ?? Tensor.empty([indices.length, 2], 'int32', on)) as Tensor<'int32'>;
   const dims = [source.size, source.height, source.width, source.channels];
   const nativeParams = { shiftRange: 7, ...params };
   return { online, target, shifts, dims, nativeParams };
@@ -102,8 +108,9 @@ export function makeViews(source: PixelSource, indices: Int32Array, params: Augm
 }
 
 /**
- * Same result as makeViews, computed on a libuv worker with one thread, so it can run while a
- * training step uses the compute pool. Do not touch the outputs until the promise settles.
+ * Same result as makeViews, computed on a libuv worker: with one thread for CPU outputs, so it can
+ * run while a training step uses the compute pool; on a CUDA device in the device's turn (after a
+ * training job running there). Do not touch the outputs until the promise settles.
  */
 export async function makeViewsAsync(source: PixelSource, indices: Int32Array, params: AugmentParams, seed: number, stream: number, out: ViewsOutput = {}): Promise<ViewsResult> {
   const p = prepare(source, indices, params, out);

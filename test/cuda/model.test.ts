@@ -269,10 +269,45 @@ describe('one device, several callers', () => {
   });
 });
 
+describe('batches made on cuda', () => {
+  it('a DataLoader on cuda gives the CPU loader\'s batches (same draws; pixels within one 8-bit level)', async () => {
+    const dataset = noiseDataset(20, 99);
+    const options = { batchSize: 8, seed: 3, augment: { outSize: 16, shiftRange: 3 }, normalize: 'none' as const };
+    const onCpu = new DataLoader(dataset, options);
+    const onCuda = new DataLoader(dataset, { ...options, device: 'cuda' });
+    const a = onCpu.batches(0)[Symbol.asyncIterator]();
+    const b = onCuda.batches(0)[Symbol.asyncIterator]();
+    for (let step = 0; step < 2; step++) {
+      const [x, y] = [(await a.next()).value!, (await b.next()).value!];
+      expect(y.images.device).toBe('cuda:0');
+      expect(y.targetImages!.device).toBe('cuda:0');
+      expect(Array.from(y.indices)).toEqual(Array.from(x.indices));
+      expect(Array.from(y.shifts!)).toEqual(Array.from(x.shifts!));
+      // ops/data.h: float results may differ by a few ulps where compilers contract a·b + c
+      // differently, and rarely by one 8-bit level where that meets a rounding boundary.
+      for (const [got, want, label] of [[y.images, x.images, 'online'], [y.targetImages!, x.targetImages!, 'target']] as const) {
+        const g = got.toArray();
+        const w = want.toArray();
+        let beyondUlps = 0;
+        for (let i = 0; i < w.length; i++) {
+          const d = Math.abs(g[i] - w[i]);
+          expect(d, `${label}[${i}]`).toBeLessThanOrEqual(1 / 255 + 1e-6);
+          if (d > 1e-5) beyondUlps++;
+        }
+        expect(beyondUlps, `${label}: pixels one level apart`).toBeLessThanOrEqual(Math.ceil(w.length / 200));
+      }
+      x.dispose();
+      y.dispose();
+    }
+    await a.return?.();
+    await b.return?.();
+  });
+});
+
 describe('training on cuda', () => {
   async function setup() {
     const model = await CMAE.create({ preset: 'micro', seed: 1, device: 'cuda' });
-    const data = new DataLoader(noiseDataset(24, 777), { batchSize: 8, seed: 1, augment: { outSize: 16, shiftRange: 3 } });
+    const data = new DataLoader(noiseDataset(24, 777), { batchSize: 8, seed: 1, augment: { outSize: 16, shiftRange: 3 }, device: 'cuda' });
     return { model, data };
   }
 
