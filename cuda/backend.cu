@@ -19,6 +19,7 @@ CudaBackend::CudaBackend(int index) : index_(index) {
 
 CudaBackend::~CudaBackend() {
   make_current();
+  if (timer_) active_kernel_timer() = nullptr;
   if (scratch_) device_free(scratch_);
   stream_destroy(stream_);
 }
@@ -97,6 +98,24 @@ void CudaBackend::copy_2d(void* dst, size_t dst_pitch, const void* src, size_t s
 void CudaBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
   make_current();
   if (rows > 0 && width > 0) fill_bytes_2d(dst, pitch, 0, width, rows, stream_);
+}
+
+void CudaBackend::set_kernel_timing(bool on) {
+  if (on && !timer_) {
+    CMAE_CHECK(active_kernel_timer() == nullptr, Value, "kernel timing is already on for another CUDA backend");
+    timer_ = std::make_unique<KernelTimer>();
+    active_kernel_timer() = timer_.get();
+  } else if (!on && timer_) {
+    make_current();
+    timer_->take();  // the marks are freed once their work is done
+    active_kernel_timer() = nullptr;
+    timer_.reset();
+  }
+}
+
+std::vector<KernelTime> CudaBackend::take_kernel_times() {
+  make_current();
+  return timer_ ? timer_->take() : std::vector<KernelTime>{};
 }
 
 void CudaBackend::synchronize() {

@@ -9,8 +9,10 @@
 // Determinism: every reduction has a fixed order (no floating-point atomics on results), so a run
 // on one GPU repeats bit for bit and resumes exactly.
 #pragma once
+#include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 #include "common/compat.cuh"
@@ -49,6 +51,8 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   void make_current() override;
   std::mutex* exclusive_use() override { return &exclusive_use_; }
+  void set_kernel_timing(bool on) override;
+  std::vector<KernelTime> take_kernel_times() override;
 
   // A GPU takes the whole batch at once.
   int batch_parts() const override { return 1; }
@@ -156,6 +160,7 @@ class CudaBackend final : public Backend {
   Stream stream_ = nullptr;
   MatmulPrecision precision_ = MatmulPrecision::FP32;
   std::mutex exclusive_use_;  // see Backend::exclusive_use
+  std::unique_ptr<KernelTimer> timer_;  // while kernel timing is on (launch.cuh active_kernel_timer)
   void* scratch_ = nullptr;
   size_t scratch_bytes_ = 0;
 };

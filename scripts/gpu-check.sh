@@ -3,7 +3,8 @@
 # needed): builds the op harness and cmae_model_check with the real CUDA backend for this GPU's
 # architecture, runs every op case on it against the float64 references (test/native/ops), the
 # whole model on it against the CPU backend (micro and tiny, CMAE and MAE), then times the
-# training step (tiny and base, batch 64 and 256, fp32/tf32/bf16; CMAE_GPU_BENCH=0 skips it).
+# training step (tiny and base, batch 64 and 256, fp32/tf32/bf16; CMAE_GPU_BENCH=0 skips it) and
+# lists each configuration's 15 most expensive kernels (device time from CUDA events).
 #   bash scripts/gpu-check.sh [extra harness args, e.g. --filter /linear/]
 # Exit status: 0 when every check passed.
 set -euo pipefail

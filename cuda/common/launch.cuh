@@ -10,17 +10,61 @@
 // the same way; under the SIMT emulator the grid runs to completion, one block at a time, before
 // launch() returns, and misuse of barriers or collectives throws ErrorKind::Internal (emu.h).
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <map>
+#include <string>
 #include <tuple>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#include "backend/backend.h"
 
 #include "common/compat.cuh"
 #include "common/runtime.h"
 #include "core/errors.h"
 
 CMAE_CUDA_NAMESPACE_BEGIN
+
+// Per-kernel timing, for profiling only (Backend::set_kernel_timing): while a timer is active,
+// every launch is bracketed by two time marks on its stream (CUDA events; host time under the
+// emulator), read when the timings are taken. One timer at a time per process and build.
+class KernelTimer {
+ public:
+  void before(Stream stream) { start_ = time_mark(stream); }
+  void after(const char* kernel_name, Stream stream) { launches_.push_back({kernel_name, start_, time_mark(stream)}); }
+  // Waits for the marked work; totals per kernel name, largest first. Clears the record.
+  std::vector<KernelTime> take() {
+    std::map<std::string, KernelTime> by_name;
+    for (const Launch& l : launches_) {
+      KernelTime& t = by_name[l.name];
+      t.name = l.name;
+      t.launches += 1;
+      t.seconds += seconds_between(l.start, l.stop);
+    }
+    launches_.clear();
+    std::vector<KernelTime> out;
+    for (auto& entry : by_name) out.push_back(entry.second);
+    std::sort(out.begin(), out.end(), [](const KernelTime& a, const KernelTime& b) { return a.seconds > b.seconds; });
+    return out;
+  }
+
+ private:
+  struct Launch {
+    const char* name;
+    TimeMark start, stop;
+  };
+  TimeMark start_{};
+  std::vector<Launch> launches_;
+};
+
+// The active timer (null: launches are not timed).
+inline KernelTimer*& active_kernel_timer() {
+  static KernelTimer* timer = nullptr;
+  return timer;
+}
 
 inline void check_launch(const char* kernel_name, dim3 grid, dim3 block, std::size_t dynamic_shared_bytes) {
   const std::uint64_t threads = std::uint64_t{block.x} * block.y * block.z;
@@ -51,15 +95,18 @@ void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 
       fail(ErrorKind::Device, "kernel '", kernel_name, "': cannot have ", dynamic_shared_bytes,
            " bytes of dynamic shared memory: ", cudaGetErrorString(status));
   }
+  KernelTimer* const timer = active_kernel_timer();
+  if (timer) timer->before(stream);
   kernel<<<grid, block, dynamic_shared_bytes, stream>>>(std::forward<Args>(args)...);
   const cudaError_t status = cudaGetLastError();
   if (status != cudaSuccess) fail(ErrorKind::Device, "kernel '", kernel_name, "' failed to launch: ", cudaGetErrorString(status));
+  if (timer) timer->after(kernel_name, stream);
 }
 
 #else  // the SIMT emulator
 
 template <typename... Params, typename... Args>
-void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, Stream,
+void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 block, std::size_t dynamic_shared_bytes, Stream stream,
             Args&&... args) {
   static_assert(sizeof...(Params) == sizeof...(Args), "launch: the arguments do not match the kernel's parameters");
   check_launch(kernel_name, grid, block, dynamic_shared_bytes);
@@ -74,7 +121,10 @@ void launch(const char* kernel_name, void (*kernel)(Params...), dim3 grid, dim3 
     const Call& c = *static_cast<const Call*>(context);
     std::apply(c.kernel, c.params);
   };
+  KernelTimer* const timer = active_kernel_timer();
+  if (timer) timer->before(stream);
   emu::run_grid({kernel_name, grid, block, dynamic_shared_bytes}, body, &call);
+  if (timer) timer->after(kernel_name, stream);
 }
 
 #endif

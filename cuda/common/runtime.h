@@ -19,6 +19,7 @@
 #else
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #endif
@@ -114,6 +115,24 @@ inline void stream_destroy(Stream stream) noexcept { cudaStreamDestroy(stream); 
 
 inline void stream_synchronize(Stream stream) { check(cudaStreamSynchronize(stream), "cudaStreamSynchronize"); }
 
+// A point in a stream's work for timing (launch.cuh KernelTimer): a CUDA event recorded there.
+using TimeMark = cudaEvent_t;
+inline TimeMark time_mark(Stream stream) {
+  cudaEvent_t event = nullptr;
+  check(cudaEventCreate(&event), "cudaEventCreate");
+  check(cudaEventRecord(event, stream), "cudaEventRecord");
+  return event;
+}
+// Seconds between two marks, once `to` has been reached (waits for it); frees both.
+inline double seconds_between(TimeMark from, TimeMark to) {
+  check(cudaEventSynchronize(to), "cudaEventSynchronize");
+  float ms = 0;
+  check(cudaEventElapsedTime(&ms, from, to), "cudaEventElapsedTime");
+  cudaEventDestroy(from);
+  cudaEventDestroy(to);
+  return static_cast<double>(ms) * 1e-3;
+}
+
 #else  // the SIMT emulator
 
 inline int device_count() { return 1; }
@@ -168,6 +187,11 @@ inline Stream stream_create() { return new EmulatedStream; }
 inline void stream_destroy(Stream stream) noexcept { delete stream; }
 
 inline void stream_synchronize(Stream) {}
+
+// Launches complete before they return: the host clock times them.
+using TimeMark = std::chrono::steady_clock::time_point;
+inline TimeMark time_mark(Stream) { return std::chrono::steady_clock::now(); }
+inline double seconds_between(TimeMark from, TimeMark to) { return std::chrono::duration<double>(to - from).count(); }
 
 #endif
 

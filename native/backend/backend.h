@@ -18,6 +18,7 @@
 #include <functional>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "ops/activation.h"
@@ -32,6 +33,13 @@
 #include "ops/rows.h"
 
 namespace cmae {
+
+// One kernel's share of a profiled run (Backend::take_kernel_times).
+struct KernelTime {
+  std::string name;
+  int64_t launches = 0;
+  double seconds = 0;  // device time, summed over its launches
+};
 
 class Backend : public ActivationOps,
                 public AttentionOps,
@@ -82,6 +90,13 @@ class Backend : public ActivationOps,
   // take turns: model and optimizer jobs hold the mutex for their whole run on their worker, and
   // kernel bindings on the JS thread only try it (BusyError rather than a blocked event loop).
   virtual std::mutex* exclusive_use() { return nullptr; }
+
+  // ---- profiling -----------------------------------------------------------------------------------
+  // While on, a backend with kernels of its own (CUDA) times each launch on the device (events
+  // around it); take_kernel_times() waits for the queued work and returns the totals per kernel
+  // since the last take, largest first. The CPU has no kernels to time: nothing.
+  virtual void set_kernel_timing(bool on) {}
+  virtual std::vector<KernelTime> take_kernel_times() { return {}; }
 
   // ---- execution policy of the model's per-sample phases ------------------------------------------
   // The model cuts a batch into batch_parts() fixed parts by sample index (never by thread count,

@@ -250,7 +250,34 @@ std::string run_check(Backend& backend, const CheckCase& k) {
   return summary.str();
 }
 
+// Kernel timing (Backend::set_kernel_timing) on one micro step: every launch is counted under
+// its kernel's name with a non-negative time, and switching it off stops the record.
+std::string check_kernel_timing(Backend& backend) {
+  backend.make_current();
+  const ModelConfig c = preset("micro", Mode::CMAE);
+  CmaeModel m(c, 3, backend);
+  const Batch batch = make_batch(c, 4, 9, backend);
+  m.loss_and_grad(batch.images, &batch.targets, &batch.noise, {});  // planning happens outside the timed step
+  backend.set_kernel_timing(true);
+  m.loss_and_grad(batch.images, &batch.targets, &batch.noise, {});
+  const std::vector<KernelTime> times = backend.take_kernel_times();
+  backend.set_kernel_timing(false);
+  int64_t launches = 0;
+  for (const KernelTime& k : times) {
+    if (k.name.empty() || k.launches <= 0 || !(k.seconds >= 0)) fail_case("a bad entry: '", k.name, "' ", k.launches, " launches, ", k.seconds, " s");
+    launches += k.launches;
+  }
+  if (times.size() < 10) fail_case("only ", times.size(), " distinct kernels timed in a CMAE step");
+  for (size_t i = 1; i < times.size(); ++i)
+    if (times[i].seconds > times[i - 1].seconds) fail_case("not sorted by time at ", times[i].name);
+  m.loss_and_grad(batch.images, &batch.targets, &batch.noise, {});
+  if (!backend.take_kernel_times().empty()) fail_case("launches were still timed after set_kernel_timing(false)");
+  return std::to_string(times.size()) + " kernels, " + std::to_string(launches) + " launches; the largest: " + times[0].name;
+}
+
 // ---- the bench ----------------------------------------------------------------------------------
+
+constexpr size_t kTopKernels = 15;  // kernels listed per benchmarked configuration
 
 struct Peaks {
   std::map<std::string, double> tflops{{"fp32", 67}, {"tf32", 400}, {"bf16", 790}};  // H200 figures, dense
@@ -286,6 +313,18 @@ void run_bench(Backend& backend, const std::string& label, const std::vector<std
           std::printf("{\"bench\": \"%s\", \"ms_per_step\": %.3f, \"images_per_s\": %.1f, \"model_tflops\": %.2f, \"mfu\": %.4f, \"peak_tflops\": %.0f}\n",
                       testing::json_escape(what).c_str(), seconds * 1e3, static_cast<double>(B) / seconds, tflops,
                       peak > 0 ? tflops / peak : 0.0, peak);
+          // One more step with every kernel timed on the device (events around each launch):
+          // where the step's time goes, against the bounds each cuda/<family>.cu states.
+          backend.set_kernel_timing(true);
+          step(3 + steps);
+          const std::vector<KernelTime> kernels = backend.take_kernel_times();
+          backend.set_kernel_timing(false);
+          double total = 0;
+          for (const KernelTime& k : kernels) total += k.seconds;
+          for (size_t i = 0; i < kernels.size() && i < kTopKernels; ++i)
+            std::printf("{\"kernel\": \"%s\", \"in\": \"%s\", \"launches\": %lld, \"ms\": %.3f, \"share\": %.3f}\n",
+                        testing::json_escape(kernels[i].name).c_str(), testing::json_escape(what).c_str(),
+                        static_cast<long long>(kernels[i].launches), kernels[i].seconds * 1e3, total > 0 ? kernels[i].seconds / total : 0.0);
         } catch (const std::exception& e) {
           std::printf("{\"bench\": \"%s\", \"error\": \"%s\"}\n", testing::json_escape(what).c_str(), testing::json_escape(e.what()).c_str());
         }
@@ -384,6 +423,8 @@ int main(int argc, char** argv) {
       cases.push_back({"tiny", cmae::model::Mode::CMAE, 32, 3, 1e-4});
       cases.push_back({"tiny", cmae::model::Mode::MAE, 32, 3, 1e-4});
     }
+    cmae::Backend* timed = d.backend;
+    suite.add(d.name + "/kernel timing of a micro CMAE step", [timed] { return check_kernel_timing(*timed); });
     for (const CheckCase& k : cases) {
       const std::string name = d.name + "/" + k.preset + " " + (k.mode == cmae::model::Mode::CMAE ? "cmae" : "mae") + " B=" +
                                std::to_string(k.batch) + " vs cpu";
