@@ -6,7 +6,7 @@ import { CMAE } from '../models/cmae';
 import { type PresetName, presets } from '../models/config';
 import { DataLoader } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/trainer';
-import { encoderFeatures, scoreFeatures } from '../eval/evaluate';
+import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
 import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
 import { reconstructionRows } from '../viz/reconstruct';
 import { getMatmulPrecision, setMatmulPrecision, setNumThreads } from '../runtime';
@@ -91,16 +91,23 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
   );
 
-  // The random-init baseline: the same architecture and seed, before any training.
-  let randomInit: number | undefined;
+  // The baselines a learned encoder must beat: the same architecture and seed before any training,
+  // and the raw pixels, scored the same way (k-NN and the linear probe).
+  let randomInit: EvalScores = {};
+  let pixels: EvalScores = {};
   // The matmul precision, when asked for, is for the training step only: the random-init baseline
   // and the pictures and evaluation use fp32 products, so the k-NN figures compare encoders.
   setMatmulPrecision('fp32', device);
   if (o.eval) {
     const fresh = o.resume ? await CMAE.create({ ...model.config, seed, device }) : model;
-    randomInit = await knnOf(fresh, splits, featureOptions);
+    randomInit = await scoresOf(fresh, splits, featureOptions, seed);
     if (fresh !== model) fresh.dispose();
-    progress.log(`random-init encoder: k-NN top-1 ${(100 * randomInit).toFixed(2)}%`);
+    pixels = scoreFeatures(await pixelFeatures(splits.train, featureOptions), await pixelFeatures(splits.test, featureOptions), {
+      knn: true,
+      linear: true,
+      linearOptions: { seed },
+    });
+    progress.log(`baselines: random-init encoder ${formatScores(randomInit)}; raw pixels ${formatScores(pixels)}`);
   }
 
   if (minutes !== undefined) progress.log(`time budget ${minutes} min: the LR and momentum schedules follow the fraction of the budget used`);
@@ -166,10 +173,19 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     outputs: ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png'].map((f) => path.join(o.out, f)),
   };
   if (o.eval && !result.aborted) {
-    const learned = await knnOf(model, splits, featureOptions);
-    summary.knnTop1 = learned;
-    summary.randomInitKnnTop1 = randomInit;
-    progress.log(`k-NN top-1 (k=20, held-out ${splits.test.size}): learned encoder ${(100 * learned).toFixed(2)}% vs random-init ${(100 * randomInit!).toFixed(2)}%`);
+    const learned = await scoresOf(model, splits, featureOptions, seed);
+    Object.assign(summary, {
+      knnTop1: learned.knnTop1,
+      linearTop1: learned.linearTop1,
+      randomInitKnnTop1: randomInit.knnTop1,
+      randomInitLinearTop1: randomInit.linearTop1,
+      pixelsKnnTop1: pixels.knnTop1,
+      pixelsLinearTop1: pixels.linearTop1,
+    });
+    const row = (name: string, s: EvalScores) => `  ${name.padEnd(16)} ${pct(s.knnTop1).padStart(8)} ${pct(s.linearTop1).padStart(10)}`;
+    progress.log(
+      [`top-1 on the ${splits.test.size} held-out images     k-NN     linear`, row('learned encoder', learned), row('random-init', randomInit), row('raw pixels', pixels)].join('\n'),
+    );
   }
   model.dispose();
   if (o.json) {
@@ -183,11 +199,20 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   }
 }
 
-async function knnOf(model: CMAE, splits: { train: import('../data/dataset').Dataset; test: import('../data/dataset').Dataset }, options: Parameters<typeof encoderFeatures>[2]): Promise<number> {
+/** k-NN (k = 20) and linear-probe top-1 of an encoder's features. */
+async function scoresOf(
+  model: CMAE,
+  splits: { train: import('../data/dataset').Dataset; test: import('../data/dataset').Dataset },
+  options: Parameters<typeof encoderFeatures>[2],
+  seed: number,
+): Promise<EvalScores> {
   const train = await encoderFeatures(model, splits.train, options);
   const test = await encoderFeatures(model, splits.test, options);
-  return scoreFeatures(train, test, { knn: true }).knnTop1!;
+  return scoreFeatures(train, test, { knn: true, linear: true, linearOptions: { seed } });
 }
+
+const pct = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toFixed(2)}%`);
+const formatScores = (s: EvalScores) => `k-NN ${pct(s.knnTop1)}, linear ${pct(s.linearTop1)}`;
 
 export async function drawReconstructions(
   model: CMAE,

@@ -40,6 +40,9 @@ describe('cmae CLI', () => {
     expect(summary.steps).toBe(4);
     expect(summary.knnTop1).toBeGreaterThan(0.1);
     expect(summary.randomInitKnnTop1).toBeGreaterThan(0.1);
+    // Beside the learned encoder, both baselines, each with k-NN and the linear probe.
+    for (const key of ['linearTop1', 'randomInitLinearTop1', 'pixelsKnnTop1', 'pixelsLinearTop1']) expect(summary[key], key).toBeGreaterThan(0.1);
+    expect(r.stderr).toMatch(/learned encoder +\d+\.\d+% +\d+\.\d+%\n +random-init +\d+\.\d+% +\d+\.\d+%\n +raw pixels +\d+\.\d+% +\d+\.\d+%/);
     for (const f of ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png']) expect(statSync(path.join(out, f)).size).toBeGreaterThan(100);
   });
 

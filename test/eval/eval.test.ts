@@ -54,19 +54,86 @@ describe('linear probe', () => {
   it('learns linearly separable clusters and reports train and test top-1', () => {
     const train = clusters(4, 100, 12, 0.5, 7);
     const test = clusters(4, 30, 12, 0.5, 7);
-    const result = linearProbe(train, test, { epochs: 10, batchSize: 64, seed: 1 });
+    const result = linearProbe(train, test, { seed: 1 });
     expect(result.top1).toBeGreaterThan(0.95);
     expect(result.trainTop1).toBeGreaterThan(0.95);
     expect(result.predictions.length).toBe(120);
+    expect([1e-4, 1e-3, 1e-2]).toContain(result.weightDecay);
+    expect(result.iterations).toBeGreaterThan(0);
+  });
+
+  it('reaches the optimum of penalised logistic regression (float64 gradient descent as the reference)', () => {
+    // Overlapping clusters, so the optimum is not at infinity; a constant dimension too.
+    const train = clusters(3, 40, 5, 1.5, 11);
+    const test = clusters(3, 20, 5, 1.5, 12);
+    for (const set of [train, test]) for (let r = 0; r < set.labels.length; r++) set.features[r * 5 + 4] = 2.5;
+    const lambda = 1e-2;
+    const got = linearProbe(train, test, { weightDecay: lambda, tolerance: 1e-7, maxIterations: 1000 });
+    // Reference: standardise with the train statistics, then plain gradient descent in float64.
+    const [n, d, k] = [train.labels.length, 5, 3];
+    const mean = new Float64Array(d);
+    const std = new Float64Array(d);
+    for (let j = 0; j < d; j++) {
+      let s1 = 0;
+      let s2 = 0;
+      for (let r = 0; r < n; r++) s1 += train.features[r * d + j];
+      mean[j] = s1 / n;
+      for (let r = 0; r < n; r++) s2 += (train.features[r * d + j] - mean[j]) ** 2;
+      std[j] = s2 / n > 1e-12 ? Math.sqrt(s2 / n) : 1;
+    }
+    const standardised = (set: typeof train) => Float64Array.from(set.features, (v, i) => (v - mean[i % d]) / std[i % d]);
+    const [zTrain, zTest] = [standardised(train), standardised(test)];
+    const w = new Float64Array(k * d);
+    const b = new Float64Array(k);
+    const logits = (zs: Float64Array, r: number) => {
+      const out = new Float64Array(k);
+      for (let c = 0; c < k; c++) {
+        out[c] = b[c];
+        for (let j = 0; j < d; j++) out[c] += w[c * d + j] * zs[r * d + j];
+      }
+      return out;
+    };
+    for (let it = 0; it < 20000; it++) {
+      const gw = new Float64Array(k * d);
+      const gb = new Float64Array(k);
+      for (let r = 0; r < n; r++) {
+        const l = logits(zTrain, r);
+        const max = Math.max(...l);
+        let sum = 0;
+        for (let c = 0; c < k; c++) sum += Math.exp(l[c] - max);
+        for (let c = 0; c < k; c++) {
+          const g = (Math.exp(l[c] - max) / sum - (c === train.labels[r] ? 1 : 0)) / n;
+          gb[c] += g;
+          for (let j = 0; j < d; j++) gw[c * d + j] += g * zTrain[r * d + j];
+        }
+      }
+      for (let i = 0; i < k * d; i++) w[i] -= 0.5 * (gw[i] + lambda * w[i]);
+      for (let c = 0; c < k; c++) b[c] -= 0.5 * gb[c];
+    }
+    const predictOn = (zs: Float64Array, count: number) =>
+      Array.from({ length: count }, (_, r) => {
+        const l = logits(zs, r);
+        return l.indexOf(Math.max(...l));
+      });
+    const predict = (set: typeof test) => predictOn(set === test ? zTest : zTrain, set.labels.length);
+    expect(Array.from(got.predictions)).toEqual(predict(test));
+    const trainPred = predict(train);
+    expect(got.trainTop1).toBeCloseTo(trainPred.filter((p, r) => p === train.labels[r]).length / n, 10);
   });
 
   it('is deterministic for a seed and rejects bad options', () => {
     const train = clusters(3, 40, 6, 1, 2);
     const test = clusters(3, 10, 6, 1, 2);
-    const a = linearProbe(train, test, { epochs: 3, seed: 5 });
-    const b = linearProbe(train, test, { epochs: 3, seed: 5 });
+    const a = linearProbe(train, test, { seed: 5 });
+    const b = linearProbe(train, test, { seed: 5 });
     expect(Array.from(a.predictions)).toEqual(Array.from(b.predictions));
-    expect(() => linearProbe(train, test, { epochs: 0 })).toThrow(ValueError);
-    expect(() => linearProbe(train, test, { batchSize: 1 })).toThrow(ValueError);
+    expect(a.weightDecay).toBe(b.weightDecay);
+    expect(() => linearProbe(train, test, { weightDecay: -1 })).toThrow(/weightDecay must be 'auto' or a finite number >= 0, got -1/);
+    expect(() => linearProbe(train, test, { weightDecays: [] })).toThrow(ValueError);
+    expect(() => linearProbe(train, test, { heldOutFraction: 1 })).toThrow(/heldOutFraction must be in \(0, 1\)/);
+    expect(() => linearProbe(train, test, { selectionRows: 1 })).toThrow(ValueError);
+    expect(() => linearProbe(train, test, { maxIterations: 0 })).toThrow(/maxIterations must be a positive integer/);
+    expect(() => linearProbe(train, test, { tolerance: 0 })).toThrow(ValueError);
+    expect(() => linearProbe(train, { ...test, dim: 3, features: new Float32Array(90) }, {})).toThrow(/dim 6, test features 3/);
   });
 });
