@@ -4,7 +4,8 @@
 # architecture, runs every op case on it against the float64 references (test/native/ops), the
 # whole model on it against the CPU backend (micro and tiny, CMAE and MAE), then times the
 # training step (tiny and base, batch 64 and 256, fp32/tf32/bf16; CMAE_GPU_BENCH=0 skips it) and
-# lists each configuration's 15 most expensive kernels (device time from CUDA events).
+# lists each configuration's 15 most expensive kernels (device time from CUDA events), then runs
+# the same steps in PyTorch eager (bench/torch_gpu_step.py) when PyTorch with CUDA is installed.
 #   bash scripts/gpu-check.sh [extra harness args, e.g. --filter /linear/]
 # Exit status: 0 when every check passed.
 set -euo pipefail
@@ -32,5 +33,14 @@ echo "model checks: $(grep -c '"ok": true' "$log" || true) passed, $(grep -c '"o
 rm -f "$log"
 if [ "${CMAE_GPU_BENCH:-1}" != 0 ]; then
   "$build/test/native/cmae_model_check" --bench --steps "${CMAE_GPU_BENCH_STEPS:-10}"
+  # The same steps in PyTorch eager on the same card (the project's reference model), if present.
+  if python3 -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
+    presets="$(mktemp)"
+    "$build/test/native/cmae_model_check" --print-presets > "$presets"
+    python3 bench/torch_gpu_step.py --presets "$presets" --steps "${CMAE_GPU_BENCH_STEPS:-10}" || true
+    rm -f "$presets"
+  else
+    echo "PyTorch with CUDA not found: no PyTorch comparison"
+  fi
 fi
 [ "$status" = 0 ] && [ "$model_status" = 0 ]
