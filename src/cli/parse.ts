@@ -46,3 +46,27 @@ export function parseMatmulPrecision(value: string, device: Device): MatmulPreci
   if (Number(capability.split('.')[0]) < 8) throw new UsageError(`--matmul-precision ${value} needs tensor cores of compute capability 8.0 or more; ${device} has ${capability}`);
   return value;
 }
+
+/** Keys of the model configuration that have their own flag (--mode, --mask-ratio; channels follow the data). */
+const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--mode', maskRatio: '--mask-ratio', channels: 'the data' };
+
+/**
+ * --model k=v,k=v: overrides of model configuration fields (src/models/config.ts ModelConfig),
+ * numbers or true/false, e.g. "tau=0.2,featureDecoderDepth=1". Unknown keys and keys that have
+ * their own flag are usage errors; the values are checked where the config is (CMAE.create).
+ */
+export function parseModelOverrides(value: string, knownKeys: readonly string[]): Record<string, number | boolean> {
+  const out: Record<string, number | boolean> = {};
+  for (const item of value.split(',').map((s) => s.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--model takes key=value pairs separated by commas, got '${item}'`);
+    const key = item.slice(0, eq).trim();
+    const raw = item.slice(eq + 1).trim();
+    if (key in MODEL_KEYS_WITH_FLAGS) throw new UsageError(`--model ${key}: set it with ${MODEL_KEYS_WITH_FLAGS[key]}`);
+    if (!knownKeys.includes(key)) throw new UsageError(`--model: unknown key '${key}' (expected one of ${knownKeys.filter((k) => !(k in MODEL_KEYS_WITH_FLAGS)).join(', ')})`);
+    if (raw === 'true' || raw === 'false') out[key] = raw === 'true';
+    else if (raw !== '' && Number.isFinite(Number(raw))) out[key] = Number(raw);
+    else throw new UsageError(`--model ${key}: expected a number or true/false, got '${raw}'`);
+  }
+  return out;
+}

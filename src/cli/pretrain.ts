@@ -14,7 +14,7 @@ import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { UsageError } from './errors';
-import { parseDevice, parseMatmulPrecision, parseNumberOption, parsePositiveInt } from './parse';
+import { parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
   data: string;
@@ -35,6 +35,7 @@ export interface PretrainOptions {
   eval: boolean;
   shiftRange?: string;
   maskRatio?: string;
+  model?: string;
   minutes?: string;
   minCrop?: string;
 }
@@ -58,6 +59,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
+  const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 
   const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
@@ -72,6 +74,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     maskRatio,
     device,
     ...(o.mode === 'mae' ? { maskGroup: 1 } : {}),
+    ...overrides,
   });
   const loader = new DataLoader(splits.train, {
     batchSize,

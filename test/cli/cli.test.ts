@@ -10,7 +10,7 @@ import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { encodeIdx } from '../../src/data/index';
 import { cliPath, runCli } from '../helpers/fixtures';
-import { info } from '../../src/index';
+import { info, readSafetensors } from '../../src/index';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -44,6 +44,17 @@ describe('cmae CLI', () => {
     for (const key of ['linearTop1', 'randomInitLinearTop1', 'pixelsKnnTop1', 'pixelsLinearTop1']) expect(summary[key], key).toBeGreaterThan(0.1);
     expect(r.stderr).toMatch(/learned encoder +\d+\.\d+% +\d+\.\d+%\n +random-init +\d+\.\d+% +\d+\.\d+%\n +raw pixels +\d+\.\d+% +\d+\.\d+%/);
     for (const f of ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png']) expect(statSync(path.join(out, f)).size).toBeGreaterThan(100);
+  });
+
+  it('pretrain --model overrides fields of the preset, and the checkpoint records them', async () => {
+    const dir = path.join(root, 'overrides');
+    const r = run('pretrain', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--model', 'tau=0.2,featureDecoderDepth=2,normPixLoss=false', '--out', dir, '--no-eval', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const config = JSON.parse((await readSafetensors(path.join(dir, 'checkpoint.safetensors'))).metadata.config);
+    expect([config.tau, config.featureDecoderDepth, config.normPixLoss, config.dim]).toEqual([0.2, 2, false, 32]);
+    const bad = run('pretrain', '--preset', 'micro', '--steps', '1', '--model', 'heads=5', '--out', path.join(root, 'bad-heads'), '--no-eval');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/heads/);
   });
 
   it('pretrain --resume continues from the checkpoint', () => {
@@ -140,6 +151,10 @@ describe('cmae CLI', () => {
       [['pretrain', '--matmul-precision', 'fp16'], /--matmul-precision must be fp32, tf32 or bf16, got 'fp16'/],
       [['pretrain', '--matmul-precision', 'tf32'], /--matmul-precision tf32 is for CUDA devices/],
       [['pretrain', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
+      [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
+      [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --mode/],
+      [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
+      [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],
       // Without a usable CUDA device (CI: no GPU; the addon may still carry the CUDA backend).
       ...(info().cuda.devices.length === 0
