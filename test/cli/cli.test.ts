@@ -3,13 +3,11 @@
  * each command on a tiny budget.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeIdx } from '../../src/data/index';
-import { cliPath, runCli } from '../helpers/fixtures';
+import { cliPath, runCli, writeIdxDataset } from '../helpers/fixtures';
 import { info, readSafetensors } from '../../src/index';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
@@ -114,14 +112,7 @@ describe('cmae CLI', () => {
 
   it('trains in MAE mode on IDX files (gzipped)', () => {
     const dir = path.join(root, 'idx');
-    mkdirSync(dir);
-    const n = 40;
-    const pixels = new Uint8Array(n * 28 * 28).map((_, i) => (i * 37) % 251);
-    const labels = Uint8Array.from({ length: n }, (_, i) => i % 3);
-    for (const split of ['train', 't10k']) {
-      writeFileSync(path.join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(encodeIdx(pixels, [n, 28, 28])));
-      writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx(labels, [n])));
-    }
+    writeIdxDataset(dir, 40, 3);
     const r = run('pretrain', '--data', `idx:${dir}`, '--mode', 'mae', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae'), '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).mode).toBe('mae');

@@ -4,13 +4,11 @@
  * runs every kernel's threads on the host.
  */
 import './emulated';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeIdx } from '../../src/data/index';
-import { cliPath, runCli } from '../helpers/fixtures';
+import { cliPath, runCli, writeIdxDataset } from '../helpers/fixtures';
 import { readSafetensors } from '../../src/index';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cuda-cli-'));
@@ -22,14 +20,7 @@ const run = runCli;
 const data = path.join(root, 'idx');
 beforeAll(() => {
   if (!existsSync(cliPath)) throw new Error(`${cliPath} is missing: build the TypeScript first (npm ci or npm run build:ts)`);
-  mkdirSync(data);
-  const n = 40;
-  const pixels = new Uint8Array(n * 28 * 28).map((_, i) => (i * 37 + ((i / 784) | 0) * 11) % 251);
-  const labels = Uint8Array.from({ length: n }, (_, i) => i % 4);
-  for (const split of ['train', 't10k']) {
-    writeFileSync(path.join(data, `${split}-images-idx3-ubyte.gz`), gzipSync(encodeIdx(pixels, [n, 28, 28])));
-    writeFileSync(path.join(data, `${split}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx(labels, [n])));
-  }
+  writeIdxDataset(data, 40, 4, 11);
 });
 
 describe('cmae CLI on the emulated cuda device', () => {

@@ -1,7 +1,9 @@
 /** Small shared test inputs: a noise image dataset, and the compiled CLI run as a user runs it. */
 import { spawnSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import type { InMemoryDataset } from '../../src/data/index';
+import { gzipSync } from 'node:zlib';
+import { encodeIdx, type InMemoryDataset } from '../../src/data/index';
 
 /** n random 20×20 RGB images (an LCG from `seed`), labels i mod 4. */
 export function noiseDataset(n: number, seed = 12345): InMemoryDataset {
@@ -12,6 +14,20 @@ export function noiseDataset(n: number, seed = 12345): InMemoryDataset {
     pixels[i] = (s >>> 16) & 0xff;
   }
   return { name: 'noise', size: n, height: 20, width: 20, channels: 3, pixels, labels: Int32Array.from({ length: n }, (_, i) => i % 4), numClasses: 4 };
+}
+
+/**
+ * Writes n labelled 28×28 images (value (i·37 + image·mix) mod 251, labels i mod classes) as the
+ * four gzipped IDX files of `--data idx:DIR` (the same images for train and t10k).
+ */
+export function writeIdxDataset(dir: string, n: number, classes: number, mix = 0): void {
+  mkdirSync(dir, { recursive: true });
+  const pixels = new Uint8Array(n * 28 * 28).map((_, i) => (i * 37 + ((i / 784) | 0) * mix) % 251);
+  const labels = Uint8Array.from({ length: n }, (_, i) => i % classes);
+  for (const split of ['train', 't10k']) {
+    writeFileSync(path.join(dir, `${split}-images-idx3-ubyte.gz`), gzipSync(encodeIdx(pixels, [n, 28, 28])));
+    writeFileSync(path.join(dir, `${split}-labels-idx1-ubyte.gz`), gzipSync(encodeIdx(labels, [n])));
+  }
 }
 
 /** The compiled CLI (dist/, built by npm ci or npm run build:ts). */
