@@ -85,7 +85,7 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
     let theta: Float64Array | undefined;
     for (const candidate of [...weightDecays].sort((p, q) => q - p)) {
       theta = fitLogistic(x, fit.labels, classes, candidate, maxIterations, tolerance, theta).theta;
-      const top1 = accuracy({ scaler, theta, classes }, held).top1;
+      const top1 = accuracyOf(held, { scaler, theta, classes }).top1;
       if (top1 > best) [best, lambda, start] = [top1, candidate, theta.slice()];
     }
     x.dispose();
@@ -94,10 +94,10 @@ export function linearProbe(train: LabeledFeatures, test: LabeledFeatures, optio
   }
   const x = standardise(train, scaler);
   const { theta, iterations } = fitLogistic(x, train.labels, classes, lambda, maxIterations, tolerance, start);
+  const trainTop1 = accuracy(x, train.labels, theta, classes).top1; // on the fitted rows, already standardised
   x.dispose();
-  const model = { scaler, theta, classes };
-  const testResult = accuracy(model, test);
-  return { top1: testResult.top1, trainTop1: accuracy(model, train).top1, weightDecay: lambda, iterations, predictions: testResult.predictions };
+  const testResult = accuracyOf(test, { scaler, theta, classes });
+  return { top1: testResult.top1, trainTop1, weightDecay: lambda, iterations, predictions: testResult.predictions };
 }
 
 /** Per-dimension mean and 1/std of a train split (constant dimensions get 1/std = 1). */
@@ -246,7 +246,8 @@ function lbfgs(f: (theta: Float64Array, grad: Float64Array) => number, theta: Fl
     if (!(slope < 0)) {
       // Not a descent direction (curvature information went stale): restart from steepest descent.
       s.length = y.length = rho.length = 0;
-      for (let i = 0; i < size; i++) direction[i] = -grad[i] / Math.max(1, Math.sqrt(dot(grad, grad)));
+      const scale = 1 / Math.max(1, Math.sqrt(dot(grad, grad)));
+      for (let i = 0; i < size; i++) direction[i] = -grad[i] * scale;
       slope = dot(grad, direction);
     }
     let step = 1;
@@ -280,10 +281,17 @@ function lbfgs(f: (theta: Float64Array, grad: Float64Array) => number, theta: Fl
   return iteration;
 }
 
-function accuracy({ scaler, theta, classes: k }: LogisticModel, set: LabeledFeatures): { top1: number; predictions: Int32Array } {
-  const d = set.dim;
-  const n = set.labels.length;
+/** Top-1 of a model on a labelled set (standardised here). */
+function accuracyOf(set: LabeledFeatures, { scaler, theta, classes }: LogisticModel): { top1: number; predictions: Int32Array } {
   const x = standardise(set, scaler);
+  const result = accuracy(x, set.labels, theta, classes);
+  x.dispose();
+  return result;
+}
+
+/** Top-1 of theta on standardised rows x (n, d). */
+function accuracy(x: Tensor, labels: Int32Array, theta: Float64Array, k: number): { top1: number; predictions: Int32Array } {
+  const [n, d] = x.shape;
   const w = Tensor.from(Float32Array.from(theta.subarray(0, d * k)), [d, k]);
   const logits = matmul(x, w);
   const z = logits.toArray();
@@ -293,9 +301,9 @@ function accuracy({ scaler, theta, classes: k }: LogisticModel, set: LabeledFeat
     let best = 0;
     for (let c = 1; c < k; c++) if (z[r * k + c] + theta[d * k + c] > z[r * k + best] + theta[d * k + best]) best = c;
     predictions[r] = best;
-    if (best === set.labels[r]) correct++;
+    if (best === labels[r]) correct++;
   }
-  for (const t of [x, w, logits]) t.dispose();
+  for (const t of [w, logits]) t.dispose();
   return { top1: correct / n, predictions };
 }
 
