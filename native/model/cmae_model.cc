@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <vector>
 
 #include "core/rng.h"
@@ -77,7 +78,6 @@ CmaeModel::Decoder CmaeModel::add_decoder(const std::string& prefix, const std::
 
 void CmaeModel::register_parameters() {
   const ModelConfig& c = config_;
-  const bool cmae = c.mode == Mode::CMAE;
   const int64_t P = c.patch_dim(), L = c.num_patches();
   auto add_encoder = [&](const std::string& prefix, ParamRole role) {
     Encoder enc;
@@ -95,14 +95,19 @@ void CmaeModel::register_parameters() {
   };
 
   // Trainable segment; the EMA source (encoder minus final norm, then projector) comes first.
+  // MoCo v3 keeps the final norm for encode() (what downstream uses) though its loss does not pass
+  // through it: both of its branches pool the encoder's un-normalised patch tokens, as CMAE's
+  // momentum branch does, so that the EMA stays one flat lerp over mirrored layouts.
   encoder_ = add_encoder("", ParamRole::Trainable);
-  if (cmae) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
+  if (c.has_momentum()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
   table_.mark_ema_source_end();
   final_norm_ = add_norm(table_, "norm", c.dim, ParamRole::Trainable);
-  pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, P);
-  if (cmae) {
-    feature_decoder_ = add_decoder("feature_decoder", "feature_mask_token", c.feature_decoder_dim,
-                                   c.feature_decoder_depth, c.feature_decoder_heads, c.dim);
+  if (c.has_pixel_decoder()) pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, P);
+  if (c.has_feature_decoder()) {
+    feature_decoder_ = add_decoder("feature_decoder", "feature_mask_token", c.feature_decoder_dim, c.feature_decoder_depth,
+                                   c.feature_decoder_heads, c.dim);
+  }
+  if (c.has_momentum()) {
     predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
     // Momentum segment: same order as the EMA source, so the EMA is one flat lerp.
     momentum_encoder_ = add_encoder("momentum_encoder.", ParamRole::Momentum);
@@ -112,10 +117,14 @@ void CmaeModel::register_parameters() {
   }
   // Buffers: fixed sin-cos position embeddings (cls row zeros) and BatchNorm running statistics.
   pos_embed_ = table_.add("pos_embed", {1, 1 + L, c.dim}, ParamRole::Buffer, InitKind::Fixed);
-  pixel_decoder_.pos_embed = table_.add("decoder_pos_embed", {1, 1 + L, c.decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
-  if (cmae) {
+  if (c.has_pixel_decoder()) {
+    pixel_decoder_.pos_embed = table_.add("decoder_pos_embed", {1, 1 + L, c.decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
+  }
+  if (c.has_feature_decoder()) {
     feature_decoder_.pos_embed =
         table_.add("feature_decoder_pos_embed", {1, 1 + L, c.feature_decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
+  }
+  if (c.has_momentum()) {
     for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
       const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
       head->running_mean = table_.add(prefix + ".bn.running_mean", {c.projector_hidden}, ParamRole::Buffer, InitKind::Zeros);
@@ -162,8 +171,10 @@ void CmaeModel::initialise() {
   // Fixed sin-cos embeddings; the cls row 0 stays zeros (spec §1.4).
   const int64_t grid = config_.grid();
   sincos_pos_embed_2d(p + pos_embed_ + config_.dim, grid, grid, config_.dim);
-  sincos_pos_embed_2d(p + pixel_decoder_.pos_embed + config_.decoder_dim, grid, grid, config_.decoder_dim);
-  if (config_.mode == Mode::CMAE) {
+  if (config_.has_pixel_decoder()) {
+    sincos_pos_embed_2d(p + pixel_decoder_.pos_embed + config_.decoder_dim, grid, grid, config_.decoder_dim);
+  }
+  if (config_.has_feature_decoder()) {
     sincos_pos_embed_2d(p + feature_decoder_.pos_embed + config_.feature_decoder_dim, grid, grid, config_.feature_decoder_dim);
   }
   backend_.copy_from_host(params_.f32(), host.data(), sizeof(float) * host.size());
@@ -171,13 +182,13 @@ void CmaeModel::initialise() {
 }
 
 void CmaeModel::reset_momentum() {
-  if (config_.mode != Mode::CMAE) return;
+  if (!config_.has_momentum()) return;
   backend_.copy(p() + table_.momentum_begin(), p(), sizeof(float) * table_.ema_source_end());
 }
 
 void CmaeModel::update_momentum(double momentum) {
   CMAE_CHECK(momentum >= 0.0 && momentum <= 1.0, Value, "momentum must be in [0, 1], got ", momentum);
-  if (config_.mode != Mode::CMAE) return;
+  if (!config_.has_momentum()) return;
   backend_.ema_update(p() + table_.momentum_begin(), p(), table_.ema_source_end(), static_cast<float>(momentum));
 }
 
@@ -186,9 +197,9 @@ void CmaeModel::update_momentum(double momentum) {
 void CmaeModel::plan_training(int64_t B) {
   if (train_batch_ == B) return;
   const ModelConfig& c = config_;
-  const bool cmae = c.mode == Mode::CMAE;
   const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim, G = c.num_groups();
-  const int64_t E = c.projector_dim, Hd = c.projector_hidden;
+  const int64_t E = c.projector_dim, Hd = c.projector_hidden, V = c.views();
+  const int64_t N = V * B;  // online (and momentum) samples: MoCo v3 encodes both views in one pass
   train_momentum_stack_ = momentum_encoder_.stack;
   auto decoder_layout = [&](Bump& bump, Decoder& dec, DecoderActs& a, int64_t out_dim) {
     const int64_t Dd = dec.dim;
@@ -205,67 +216,77 @@ void CmaeModel::plan_training(int64_t B) {
     a.d_x0 = bump.take(B * (1 + L) * Dd);
     a.d_embed = bump.take(B * (1 + K) * Dd);
   };
+  // N rows; BatchNorm statistics per view (head_view).
   auto head_layout = [&](Bump& bump, HeadActs& a) {
-    a.h = bump.take(B * Hd);
-    a.bn = bump.take(B * Hd);
-    a.bn_mean = bump.take(Hd);
-    a.bn_rstd = bump.take(Hd);
-    a.relu = bump.take(B * Hd);
-    a.out = bump.take(B * E);
+    a.h = bump.take(N * Hd);
+    a.bn = bump.take(N * Hd);
+    a.bn_mean = bump.take(V * Hd);
+    a.bn_rstd = bump.take(V * Hd);
+    a.relu = bump.take(N * Hd);
+    a.out = bump.take(N * E);
   };
   train_memory_ = plan_workspace(backend_, [&](Bump& bump) {
     TrainActs& t = t_;
-    t.patches_visible = bump.take(B * K * P);
-    t.tokens = bump.take(B * K * D);
-    t.noise = bump.take(B * G);
-    t.mask = bump.take(B * L);
-    t.ids_keep = bump.take_i32(B * K);
-    t.ids_restore = bump.take_i32(B * L);
-    t.x0 = bump.take(B * (1 + K) * D);
-    encoder_.stack.layout(bump, backend_, B, 1 + K, true);
-    t.latent = bump.take(B * (1 + K) * D);
-    t.latent_mean = bump.take(B * (1 + K));
-    t.latent_rstd = bump.take(B * (1 + K));
-    t.target_pix = bump.take(B * L * P);
-    t.dpred = bump.take(B * L * P);
-    t.d_latent = bump.take(B * (1 + K) * D);
-    t.d_latent_feature = bump.take(B * (1 + K) * D);
-    t.d_visible = bump.take(B * K * D);
+    t.patches_visible = bump.take(N * K * P);
+    t.tokens = bump.take(N * K * D);
+    t.noise = bump.take(N * G);
+    t.mask = bump.take(N * L);
+    t.ids_keep = bump.take_i32(N * K);
+    t.ids_restore = bump.take_i32(N * L);
+    t.x0 = bump.take(N * (1 + K) * D);
+    encoder_.stack.layout(bump, backend_, N, 1 + K, true);
+    t.d_latent_feature = bump.take(N * (1 + K) * D);
+    t.d_visible = bump.take(N * K * D);
     t.d_patch_weight_t = bump.take(backend_.batch_parts() * P * D);
-    t.losses = bump.take(2);
-    decoder_layout(bump, pixel_decoder_, t.pixel, P);
-    if (cmae) {
+    t.losses = bump.take(1 + V);
+    if (c.has_pixel_decoder()) {
+      t.latent = bump.take(B * (1 + K) * D);
+      t.latent_mean = bump.take(B * (1 + K));
+      t.latent_rstd = bump.take(B * (1 + K));
+      t.target_pix = bump.take(B * L * P);
+      t.dpred = bump.take(B * L * P);
+      t.d_latent = bump.take(B * (1 + K) * D);
+      decoder_layout(bump, pixel_decoder_, t.pixel, P);
+    }
+    if (c.has_feature_decoder()) {
       decoder_layout(bump, feature_decoder_, t.feature, D);
-      t.feature_pooled = bump.take(B * D);
-      t.d_feature_pooled = bump.take(B * D);
       t.d_feature_body = bump.take(B * L * D);
+    }
+    if (c.has_momentum()) {
+      t.feature_pooled = bump.take(N * D);
+      t.d_feature_pooled = bump.take(N * D);
       head_layout(bump, t.projector);
       head_layout(bump, t.predictor);
       head_layout(bump, t.momentum_projector);
-      t.ids_all = bump.take_i32(B * L);
-      t.t_patches = bump.take(B * L * P);
-      t.t_tokens = bump.take(B * L * D);
-      t.t_x0 = bump.take(B * (1 + L) * D);
-      train_momentum_stack_.layout(bump, backend_, B, 1 + L, false);
-      t.t_pooled = bump.take(B * D);
-      t.dq = bump.take(B * E);
-      t.d_z = bump.take(B * E);
+      t.ids_all = bump.take_i32(N * L);
+      t.t_patches = bump.take(N * L * P);
+      t.t_tokens = bump.take(N * L * D);
+      t.t_x0 = bump.take(N * (1 + L) * D);
+      train_momentum_stack_.layout(bump, backend_, N, 1 + L, false);
+      t.t_pooled = bump.take(N * D);
+      t.dq = bump.take(N * E);
+      t.d_z = bump.take(N * E);
       t.d_head_hidden = bump.take(B * Hd);
     }
   });
-  if (cmae) {
-    std::vector<int32_t> ids(static_cast<size_t>(B * L));
-    for (int64_t i = 0; i < B * L; ++i) ids[i] = static_cast<int32_t>(i % L);
+  if (c.has_momentum()) {
+    std::vector<int32_t> ids(static_cast<size_t>(N * L));
+    for (int64_t i = 0; i < N * L; ++i) ids[i] = static_cast<int32_t>(i % L);
     backend_.copy_from_host(t_.ids_all, ids.data(), sizeof(int32_t) * ids.size());
   }
   train_batch_ = B;
+}
+
+CmaeModel::HeadActs CmaeModel::head_view(const HeadActs& a, int64_t view, int64_t B) const {
+  const int64_t Hd = config_.projector_hidden, E = config_.projector_dim, r = view * B;
+  return {a.h + r * Hd, a.bn + r * Hd, a.bn_mean + view * Hd, a.bn_rstd + view * Hd, a.relu + r * Hd, a.out + r * E};
 }
 
 void CmaeModel::plan_inference(int64_t B) {
   if (infer_batch_ == B) return;
   const int64_t L = config_.num_patches(), P = config_.patch_dim(), D = config_.dim;
   infer_stack_online_ = encoder_.stack;
-  if (config_.mode == Mode::CMAE) infer_stack_momentum_ = momentum_encoder_.stack;
+  if (config_.has_momentum()) infer_stack_momentum_ = momentum_encoder_.stack;
   infer_memory_ = plan_workspace(backend_, [&](Bump& bump) {
     i_.patches = bump.take(B * L * P);
     i_.tokens = bump.take(B * L * D);
@@ -275,7 +296,7 @@ void CmaeModel::plan_inference(int64_t B) {
     i_.ln_rstd = bump.take(B * (1 + L));
     i_.ids_all = bump.take_i32(B * L);
     infer_stack_online_.layout(bump, backend_, B, 1 + L, false);
-    if (config_.mode == Mode::CMAE) infer_stack_momentum_.layout(bump, backend_, B, 1 + L, false);
+    if (config_.has_momentum()) infer_stack_momentum_.layout(bump, backend_, B, 1 + L, false);
   });
   std::vector<int32_t> ids(static_cast<size_t>(B * L));
   for (int64_t i = 0; i < B * L; ++i) ids[i] = static_cast<int32_t>(i % L);
@@ -298,9 +319,9 @@ int64_t CmaeModel::check_images(const Tensor& images, const char* name) const {
 void CmaeModel::embed_tokens(float* x0, float* tokens, float* patches, const float* images, const int32_t* ids, int64_t K,
                              const Encoder& enc, int64_t b0, int64_t nb) {
   const ModelConfig& c = config_;
-  const int64_t L = c.num_patches(), P = c.patch_dim(), D = c.dim, image = c.channels * c.image_size * c.image_size;
+  const int64_t L = c.num_patches(), P = c.patch_dim(), D = c.dim;
   // Only the listed patches are read and embedded (channels-first: the conv weight's order).
-  backend_.patchify_visible(patches + b0 * K * P, images + b0 * image, ids + b0 * K, nb, c.channels, c.image_size, c.image_size,
+  backend_.patchify_visible(patches + b0 * K * P, images, ids + b0 * K, nb, c.channels, c.image_size, c.image_size,
                             c.patch_size, K, PatchLayout::ChannelsFirst);
   linear_fwd(backend_, tokens + b0 * K * D, patches + b0 * K * P, p(), enc.patch, nb * K);
   // The cls row (cls token + pos row 0, which is zero), then the tokens + their position embeddings.
@@ -368,27 +389,53 @@ void CmaeModel::head_backward(const Head& head, HeadActs& a, float* d_inp, const
   linear_bwd(backend_, d_inp, g, a.relu, inp, p(), head.fc1, B);
 }
 
-void CmaeModel::forward_samples(const float* images, const float* target_images, int64_t b0, int64_t nb) {
+void CmaeModel::for_each_view(int64_t B, int64_t b0, int64_t nb, const std::function<void(int64_t, int64_t, int64_t)>& fn) const {
+  for (int64_t v = 0; v < config_.views(); ++v) {
+    const int64_t s0 = std::max(b0, v * B), s1 = std::min(b0 + nb, (v + 1) * B);
+    if (s1 > s0) fn(v, s0, s1 - s0);
+  }
+}
+
+void CmaeModel::forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb) {
   if (nb <= 0) return;
   const ModelConfig& c = config_;
   TrainActs& t = t_;
-  const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim;
-  const int64_t vis = b0 * (1 + K);  // first row of the sample range in (B, 1+K, ·) buffers
+  const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim, image = c.image_numel();
+  const int64_t vis = b0 * (1 + K);  // first row of the sample range in (N, 1+K, ·) buffers
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
+  // Online sample s of view v is image s − v·B of that view; the momentum branch sees the other
+  // view (CMAE: the target; MoCo v3: the other of the two, so that rows meet their positives).
+  const float* online_view[2] = {images, target_images};
+  const float* momentum_view[2] = {target_images, images};
   // online encoder on the visible patches only (they are the only ones patchified and embedded;
   // patches_visible is kept for the patch embedding's weight gradient)
-  { CMAE_PROF("M.embed"); embed_tokens(t.x0, t.tokens, t.patches_visible, images, t.ids_keep, K, encoder_, b0, nb); }
+  {
+    CMAE_PROF("M.embed");
+    for_each_view(B, b0, nb, [&](int64_t v, int64_t s0, int64_t n) {
+      embed_tokens(t.x0, t.tokens, t.patches_visible, online_view[v] + (s0 - v * B) * image, t.ids_keep, K, encoder_, s0, n);
+    });
+  }
   { CMAE_PROF("M.enc_fwd"); encoder_.stack.forward(p(), t.x0, b0, nb); }
-  backend_.layernorm_forward(t.latent + vis * D, t.latent_mean + vis, t.latent_rstd + vis, enc_out + vis * D, p() + final_norm_.weight,
-                             p() + final_norm_.bias, nb * (1 + K), D, kLayerNormEps);
-  { CMAE_PROF("M.pixdec_fwd"); decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, b0, nb); }
-  if (c.mode != Mode::CMAE) return;
-  { CMAE_PROF("M.featdec_fwd"); decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, b0, nb); }
-  backend_.mean_pool_forward(t.feature_pooled + b0 * D, t.feature.pred + b0 * L * D, nb, L, D, 0);
-  // momentum branch (no gradients): whole target view, no final norm, mean of patch tokens
+  if (c.has_pixel_decoder()) {
+    backend_.layernorm_forward(t.latent + vis * D, t.latent_mean + vis, t.latent_rstd + vis, enc_out + vis * D,
+                               p() + final_norm_.weight, p() + final_norm_.bias, nb * (1 + K), D, kLayerNormEps);
+    CMAE_PROF("M.pixdec_fwd");
+    decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, b0, nb);
+  }
+  if (!c.has_momentum()) return;
+  if (c.has_feature_decoder()) {
+    { CMAE_PROF("M.featdec_fwd"); decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, b0, nb); }
+    backend_.mean_pool_forward(t.feature_pooled + b0 * D, t.feature.pred + b0 * L * D, nb, L, D, 0);
+  } else {
+    // MoCo v3: the mean of the online encoder's patch tokens (without the final norm).
+    backend_.mean_pool_forward(t.feature_pooled + b0 * D, enc_out + vis * D, nb, 1 + K, D, 1);
+  }
+  // momentum branch (no gradients): whole view, no final norm, mean of patch tokens
   const int64_t all = b0 * (1 + L);
   const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
-  embed_tokens(t.t_x0, t.t_tokens, t.t_patches, target_images, t.ids_all, L, momentum_encoder_, b0, nb);
+  for_each_view(B, b0, nb, [&](int64_t v, int64_t s0, int64_t n) {
+    embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, s0, n);
+  });
   { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, b0, nb); }
   backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
 }
@@ -400,17 +447,23 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim;
   const int64_t lat = b0 * (1 + K);  // first latent row of the range
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
-  { CMAE_PROF("M.pixdec_bwd"); decoder_backward(pixel_decoder_, t.pixel, g, t.d_latent, t.dpred, t.latent, t.ids_restore, b0, nb); }
-  if (c.mode == Mode::CMAE) {
-    backend_.mean_pool_backward(t.d_feature_body + b0 * L * D, t.d_feature_pooled + b0 * D, nb, L, D, 0);
-    { CMAE_PROF("M.featdec_bwd"); decoder_backward(feature_decoder_, t.feature, g, t.d_latent_feature, t.d_feature_body, t.latent, t.ids_restore, b0, nb); }
-    backend_.add_inplace(t.d_latent + lat * D, t.d_latent_feature + lat * D, nb * (1 + K) * D);
-  }
-  // Final norm backward writes the encoder-output gradient into d_latent_feature (free now).
+  // d_enc: the gradient at the encoder's output (N, 1+K, D).
   float* d_enc = t.d_latent_feature;
-  backend_.layernorm_backward(d_enc + lat * D, g + final_norm_.weight, g + final_norm_.bias, t.d_latent + lat * D, enc_out + lat * D,
-                              p() + final_norm_.weight, t.latent_mean + lat, t.latent_rstd + lat, nb * (1 + K), D,
-                              /*accumulate_dinp=*/false);
+  if (c.has_pixel_decoder()) {
+    { CMAE_PROF("M.pixdec_bwd"); decoder_backward(pixel_decoder_, t.pixel, g, t.d_latent, t.dpred, t.latent, t.ids_restore, b0, nb); }
+    if (c.has_feature_decoder()) {
+      backend_.mean_pool_backward(t.d_feature_body + b0 * L * D, t.d_feature_pooled + b0 * D, nb, L, D, 0);
+      { CMAE_PROF("M.featdec_bwd"); decoder_backward(feature_decoder_, t.feature, g, t.d_latent_feature, t.d_feature_body, t.latent, t.ids_restore, b0, nb); }
+      backend_.add_inplace(t.d_latent + lat * D, t.d_latent_feature + lat * D, nb * (1 + K) * D);
+    }
+    // Final norm backward writes the encoder-output gradient into d_latent_feature (free now).
+    backend_.layernorm_backward(d_enc + lat * D, g + final_norm_.weight, g + final_norm_.bias, t.d_latent + lat * D, enc_out + lat * D,
+                                p() + final_norm_.weight, t.latent_mean + lat, t.latent_rstd + lat, nb * (1 + K), D,
+                                /*accumulate_dinp=*/false);
+  } else {
+    // MoCo v3: back through the mean of the patch tokens (the cls rows get zeros).
+    backend_.mean_pool_backward(d_enc + lat * D, t.d_feature_pooled + b0 * D, nb, 1 + K, D, 1);
+  }
   { CMAE_PROF("M.enc_bwd"); encoder_.stack.backward(g, d_enc, p(), t.x0, b0, nb); }
   // cls token: the sum of its rows' gradients.
   backend_.column_sums_add(g + encoder_.cls_token, d_enc + lat * D, nb, D, (1 + K) * D);
@@ -435,23 +488,28 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
 LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise,
                                     const Outputs& outputs) {
   const ModelConfig& c = config_;
-  const bool cmae = c.mode == Mode::CMAE;
+  const bool two_views = c.has_momentum();
   const int64_t B = check_images(images, "images");
-  const int64_t L = c.num_patches(), P = c.patch_dim(), G = c.num_groups(), E = c.projector_dim;
-  if (cmae) {
-    CMAE_CHECK(B >= 2, Shape, "CMAE needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives), got ", B);
-    CMAE_CHECK(target_images != nullptr, Value,
-               "CMAE mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it");
+  const int64_t L = c.num_patches(), P = c.patch_dim(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
+  if (two_views) {
+    const char* method = c.mode == Mode::CMAE ? "CMAE" : "MoCo v3";
+    CMAE_CHECK(B >= 2, Shape, method, " needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives), got ", B);
+    CMAE_CHECK(target_images != nullptr, Value, method,
+               c.mode == Mode::CMAE ? " mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it"
+                                    : " needs targetImages (the second augmented view of each image)");
     target_images->expect_dtype(DType::F32, "targetImages");
     target_images->expect_shape(images.shape(), "targetImages");
     target_images->expect_backend(backend_, "targetImages");
   }
-  if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {B, G}, backend_);
-  if (outputs.pred) expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, P}, backend_);
-  if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {B, L}, backend_);
-  if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {B, L}, backend_);
-  if (cmae && outputs.q) expect_tensor(*outputs.q, "outputs.q", DType::F32, {B, E}, backend_);
-  if (cmae && outputs.z_t) expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {B, E}, backend_);
+  if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {N, G}, backend_);
+  if (outputs.pred) {
+    CMAE_CHECK(c.has_pixel_decoder(), Value, "outputs.pred: a mocov3 model has no pixel decoder");
+    expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, P}, backend_);
+  }
+  if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {N, L}, backend_);
+  if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {N, L}, backend_);
+  if (two_views && outputs.q) expect_tensor(*outputs.q, "outputs.q", DType::F32, {N, E}, backend_);
+  if (two_views && outputs.z_t) expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {N, E}, backend_);
 
   plan_training(B);
   CMAE_PROF("M.STEP");
@@ -460,45 +518,54 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   { CMAE_PROF("M.zero_grad"); backend_.fill_zero(grads_.f32(), grads_.bytes()); backend_.fill_zero(part_grads_.f32(), part_grads_.bytes()); }
 
   if (mask_noise) {
-    backend_.copy(t.noise, mask_noise->f32(), sizeof(float) * B * G);
+    backend_.copy(t.noise, mask_noise->f32(), sizeof(float) * N * G);
   } else {
-    backend_.masking_noise(t.noise, B, G, seed_, make_stream(RngStream::Mask, mask_counter_++));
+    backend_.masking_noise(t.noise, N, G, seed_, make_stream(RngStream::Mask, mask_counter_++));
   }
-  backend_.random_masking(t.ids_keep, t.ids_restore, t.mask, t.noise, B, c.grid(), c.grid(), c.mask_group, c.keep_groups());
-  const float* target = cmae ? target_images->f32() : nullptr;
+  backend_.random_masking(t.ids_keep, t.ids_restore, t.mask, t.noise, N, c.grid(), c.grid(), c.mask_group, c.keep_groups());
+  const float* target = two_views ? target_images->f32() : nullptr;
 
   // The step runs in three parts: the forward of every branch, by sample; the losses and the
   // projection heads, which couple the batch (norm-pix over all masked patches, BatchNorm,
-  // InfoNCE), on the whole batch; the backward, by sample. The per-sample parts cut the batch into
-  // the backend's fixed batch parts (Backend::batch_parts: 2 halves on the CPU), each with its own
-  // gradient arena, added together at the end; fixed parts, so results do not depend on the
-  // thread count.
+  // InfoNCE), on the whole batch; the backward, by sample. The per-sample parts cut the N online
+  // samples into the backend's fixed batch parts (Backend::batch_parts: 2 halves on the CPU), each
+  // with its own gradient arena, added together at the end; fixed parts, so results do not depend
+  // on the thread count.
   auto part_range = [&](int part, int64_t& b0, int64_t& nb) {
-    b0 = B * part / parts;
-    nb = B * (part + 1) / parts - b0;
+    b0 = N * part / parts;
+    nb = N * (part + 1) / parts - b0;
   };
   {
     CMAE_PROF("M.halves_fwd");
     backend_.run_parts(parts, [&](int part) {
       int64_t b0, nb;
       part_range(part, b0, nb);
-      forward_samples(images.f32(), target, b0, nb);
+      forward_samples(images.f32(), target, B, b0, nb);
     });
   }
 
   // ---- losses and heads, whole batch
-  backend_.patchify(t.target_pix, images.f32(), B, c.channels, c.image_size, c.image_size, c.patch_size, PatchLayout::PixelsLast);
-  backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, P, c.norm_pix_loss, 1e-6f,
-                                        static_cast<float>(c.rc_weight));
-  if (cmae) {
-    head_forward(projector_, t.projector, t.feature_pooled, B, true);
-    head_forward(predictor_, t.predictor, t.projector.out, B, true);
-    head_forward(momentum_projector_, t.momentum_projector, t.t_pooled, B, true);
+  if (c.has_pixel_decoder()) {
+    backend_.patchify(t.target_pix, images.f32(), B, c.channels, c.image_size, c.image_size, c.patch_size, PatchLayout::PixelsLast);
+    backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, P, c.norm_pix_loss, 1e-6f,
+                                          static_cast<float>(c.rc_weight));
+  }
+  if (two_views) {
     const float scale = static_cast<float>(2.0 * c.tau);  // MoCo v3's 2τ gradient-scale normalisation (spec §2.7)
-    backend_.infonce_forward_backward(t.losses + 1, t.dq, t.predictor.out, t.momentum_projector.out, B, E, static_cast<float>(c.tau),
-                                      scale, static_cast<float>(c.ct_weight));
-    head_backward(predictor_, t.predictor, t.d_z, t.dq, t.projector.out, t.d_head_hidden, B);
-    head_backward(projector_, t.projector, t.d_feature_pooled, t.d_z, t.feature_pooled, t.d_head_hidden, B);
+    // One InfoNCE per view, each over that view's B samples (MoCo v3: ctr(q1, k2) + ctr(q2, k1));
+    // the heads run per view too, so BatchNorm's statistics are per view as in MoCo v3's two
+    // forward calls (running statistics updated once per view, view 0 first).
+    for (int64_t v = 0; v < V; ++v) {
+      const int64_t r = v * B;
+      HeadActs proj = head_view(t.projector, v, B), pred = head_view(t.predictor, v, B), mom = head_view(t.momentum_projector, v, B);
+      head_forward(projector_, proj, t.feature_pooled + r * c.dim, B, true);
+      head_forward(predictor_, pred, proj.out, B, true);
+      head_forward(momentum_projector_, mom, t.t_pooled + r * c.dim, B, true);
+      backend_.infonce_forward_backward(t.losses + 1 + v, t.dq + r * E, pred.out, mom.out, B, E, static_cast<float>(c.tau), scale,
+                                        static_cast<float>(c.ct_weight));
+      head_backward(predictor_, pred, t.d_z + r * E, t.dq + r * E, proj.out, t.d_head_hidden, B);
+      head_backward(projector_, proj, t.d_feature_pooled + r * c.dim, t.d_z + r * E, t.feature_pooled + r * c.dim, t.d_head_hidden, B);
+    }
   }
 
   // ---- backward, by sample, each part into its own gradient arena; then the arenas summed
@@ -516,17 +583,19 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   }
 
   if (outputs.pred) backend_.copy(outputs.pred->f32(), t.pixel.pred, sizeof(float) * B * L * P);
-  if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * B * L);
-  if (outputs.ids_restore) backend_.copy(outputs.ids_restore->i32(), t.ids_restore, sizeof(int32_t) * B * L);
-  if (cmae && outputs.q) backend_.copy(outputs.q->f32(), t.predictor.out, sizeof(float) * B * E);
-  if (cmae && outputs.z_t) backend_.copy(outputs.z_t->f32(), t.momentum_projector.out, sizeof(float) * B * E);
+  if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * N * L);
+  if (outputs.ids_restore) backend_.copy(outputs.ids_restore->i32(), t.ids_restore, sizeof(int32_t) * N * L);
+  if (two_views && outputs.q) backend_.copy(outputs.q->f32(), t.predictor.out, sizeof(float) * N * E);
+  if (two_views && outputs.z_t) backend_.copy(outputs.z_t->f32(), t.momentum_projector.out, sizeof(float) * N * E);
 
-  float losses[2] = {0.0f, 0.0f};
-  backend_.copy_to_host(losses, t.losses, sizeof(float) * (cmae ? 2 : 1));
+  // losses: [reconstruction, contrastive of view 0, (of view 1)]; MoCo v3 writes no reconstruction.
+  float losses[3] = {0.0f, 0.0f, 0.0f};
+  if (c.has_pixel_decoder()) backend_.copy_to_host(losses, t.losses, sizeof(float));
+  if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * V);
   LossResult result;
   result.reconstruction = losses[0];
-  result.contrastive = cmae ? losses[1] : 0.0;
-  result.total = c.rc_weight * result.reconstruction + (cmae ? c.ct_weight * result.contrastive : 0.0);
+  result.contrastive = static_cast<double>(losses[1]) + static_cast<double>(losses[2]);
+  result.total = (c.has_pixel_decoder() ? c.rc_weight * result.reconstruction : 0.0) + (two_views ? c.ct_weight * result.contrastive : 0.0);
   return result;
 }
 
@@ -534,7 +603,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
 void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch) {
   const ModelConfig& c = config_;
-  CMAE_CHECK(branch == Branch::Online || c.mode == Mode::CMAE, Value, "a model in MAE mode has no momentum branch");
+  CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a model in MAE mode has no momentum branch");
   const int64_t B = check_images(images, "images");
   expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_);
   plan_inference(B);
@@ -549,7 +618,7 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
     const int64_t b0 = B * part / parts, nb = B * (part + 1) / parts - b0;
     if (nb <= 0) return;
     const int64_t r0 = b0 * (1 + L);
-    embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32(), i_.ids_all, L, enc, b0, nb);
+    embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32() + b0 * c.image_numel(), i_.ids_all, L, enc, b0, nb);
     { CMAE_PROF("M.infer_fwd"); stack.forward(p(), i_.x0, b0, nb); }
     if (branch == Branch::Online) {
       backend_.layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p() + final_norm_.weight,

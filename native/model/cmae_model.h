@@ -1,4 +1,5 @@
-// The CMAE model (spec §2) with explicit forward and backward, and its MAE special case (§1).
+// The CMAE model (spec §2) with explicit forward and backward, its MAE special case (§1), and MoCo v3
+// on the same parts (Mode::MOCOV3, below).
 //
 //   online:   images → group masking → patchify + patch embed of the visible patches only → +pos
 //             → encoder (+final LN) → latent
@@ -8,12 +9,22 @@
 //             tokens → EMA projector → z_t
 //   L = rc_weight·L_rc + ct_weight·2τ·InfoNCE(q, z_t)                            (L_ct)
 //
+// MoCo v3 (Chen, Xie, He 2021): images and target_images are two augmented views x1, x2; the online
+// encoder sees both (its visible patches: mask_ratio > 0 gives FLIP-style masked views) as 2B
+// samples, each pooled (mean of patch tokens, no final norm) → projector → predictor → q1, q2; the
+// momentum encoder sees both whole → k1, k2; L = ct_weight·2τ·(InfoNCE(q1, k2) + InfoNCE(q2, k1)),
+// negatives within each view's B samples, heads' BatchNorm per view. Where we differ from the
+// paper: the mean of patch tokens instead of the cls token after the final norm (the momentum
+// branch then mirrors the online one layer for layer, as CMAE's does), and a 2-layer projector
+// (Linear-BN-ReLU-Linear, CMAE's heads) where MoCo v3 uses 3 layers.
+//
 // The model runs on one backend (backend/backend.h) and calls nothing else: its parameters live in
 // one arena (parameters.h) and its activations in a workspace planned per batch size, both in
 // that backend's memory. It owns the rules about its inputs (shapes, dtypes, devices, what each
 // mode needs) and checks them before any work.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -60,7 +71,8 @@ class CmaeModel {
   void set_mask_counter(uint64_t counter) { mask_counter_ = counter; }
 
   // Optional outputs of loss_and_grad for tests and pictures, each null or a tensor on the model's
-  // device: pred (B, L, P), mask (B, L), ids_restore (B, L) int32, q and z_t (B, projector_dim).
+  // device: pred (B, L, P), mask (N, L), ids_restore (N, L) int32, q and z_t (N, projector_dim), where
+  // N = config.views()·B (MoCo v3: view 0's rows, then view 1's; z_t row i is the positive of q row i).
   struct Outputs {
     const Tensor* pred = nullptr;
     const Tensor* mask = nullptr;
@@ -69,8 +81,8 @@ class CmaeModel {
     const Tensor* z_t = nullptr;
   };
   // Forward + backward on one batch. images: (B, C, H, W) float32; target_images: the same shape,
-  // required in CMAE mode (the pixel-shifted view) and ignored in MAE mode (may be null);
-  // mask_noise (B, num_groups) or null to draw from the RNG. Gradients are overwritten (zero-grad
+  // required in CMAE mode (the pixel-shifted view) and MoCo v3 (the second view), ignored in MAE mode
+  // (may be null); mask_noise (N, num_groups) or null to draw from the RNG. Gradients are overwritten (zero-grad
   // included).
   LossResult loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise, const Outputs& outputs);
 
@@ -127,7 +139,7 @@ class CmaeModel {
   float* part_grads(int part) const;
 
   // The encoder input x0 (B, 1 + K, D) of samples [b0, b0 + nb): the cls row, then the K patches
-  // ids (B, K) of the images, patchified into patches (B, K, P) (channels-first), embedded into
+  // ids (B, K) of the images (`images`: the image of sample b0), patchified into patches (B, K, P) (channels-first), embedded into
   // tokens (B, K, D), + their position embeddings. Online: ids_keep (only the visible patches are
   // read); momentum branch and encode: the identity ids, K = L. Every pointer is the whole batch's.
   void embed_tokens(float* x0, float* tokens, float* patches, const float* images, const int32_t* ids, int64_t K,
@@ -137,7 +149,13 @@ class CmaeModel {
   void decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* d_latent, const float* d_out, const float* latent,
                         const int32_t* ids_restore, int64_t b0, int64_t nb);
   // The forward of every branch for samples [b0, b0 + nb).
-  void forward_samples(const float* images, const float* target_images, int64_t b0, int64_t nb);
+  // (MoCo v3's N = 2B online samples: view 0, then view 1.)
+  void forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb);
+  // Calls fn(view, s0, n) for each piece [s0, s0 + n) of samples [b0, b0 + nb) that lies in one
+  // view (view v holds online samples [v·B, (v+1)·B)).
+  void for_each_view(int64_t B, int64_t b0, int64_t nb, const std::function<void(int64_t, int64_t, int64_t)>& fn) const;
+  // The rows (and BatchNorm statistics) of view `view` in a head's activations.
+  HeadActs head_view(const HeadActs& a, int64_t view, int64_t B) const;
   // The backward of samples [b0, b0 + nb) after the losses and heads, into the gradient arena g.
   void backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb);
   void head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats);
@@ -173,7 +191,7 @@ class CmaeModel {
     float* d_patch_weight_t;  // one (P, D) block per batch part
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;
-    float* losses;  // (2): reconstruction, contrastive
+    float* losses;  // (1 + views): reconstruction, contrastive of each view
     DecoderActs pixel, feature;
     HeadActs projector, predictor, momentum_projector;
   } t_{};

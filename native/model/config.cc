@@ -12,26 +12,31 @@ void ModelConfig::validate() const {
   positive(depth, "depth");
   positive(heads, "heads");
   positive(mlp_ratio, "mlpRatio");
-  positive(decoder_dim, "decoderDim");
-  positive(decoder_depth, "decoderDepth");
-  positive(decoder_heads, "decoderHeads");
   positive(mask_group, "maskGroup");
   CMAE_CHECK(channels == 1 || channels == 3, Value, "config.channels must be 1 or 3, got ", channels);
   CMAE_CHECK(image_size % patch_size == 0, Value, "config.imageSize ", image_size, " is not divisible by patchSize ", patch_size);
   CMAE_CHECK(grid() % mask_group == 0, Value, "the ", grid(), "x", grid(), " patch grid is not divisible by maskGroup ", mask_group);
   CMAE_CHECK(dim % heads == 0, Value, "config.dim ", dim, " is not divisible by heads ", heads);
-  CMAE_CHECK(decoder_dim % decoder_heads == 0, Value, "config.decoderDim ", decoder_dim, " is not divisible by decoderHeads ", decoder_heads);
-  CMAE_CHECK(dim % 4 == 0 && decoder_dim % 4 == 0, Value, "sin-cos position embeddings need widths divisible by 4 (dim ", dim, ", decoderDim ", decoder_dim, ")");
+  CMAE_CHECK(dim % 4 == 0, Value, "sin-cos position embeddings need widths divisible by 4 (dim ", dim, ")");
   CMAE_CHECK(mask_ratio >= 0.0 && mask_ratio < 1.0, Value, "config.maskRatio must be in [0, 1), got ", mask_ratio);
   CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " keeps no patch group visible");
-  if (mode == Mode::CMAE) {
+  if (has_pixel_decoder()) {
+    positive(decoder_dim, "decoderDim");
+    positive(decoder_depth, "decoderDepth");
+    positive(decoder_heads, "decoderHeads");
+    CMAE_CHECK(decoder_dim % decoder_heads == 0 && decoder_dim % 4 == 0, Value, "config.decoderDim ", decoder_dim,
+               " must be divisible by decoderHeads and by 4");
+  }
+  if (has_feature_decoder()) {
     positive(feature_decoder_dim, "featureDecoderDim");
     positive(feature_decoder_depth, "featureDecoderDepth");
     positive(feature_decoder_heads, "featureDecoderHeads");
-    positive(projector_hidden, "projectorHidden");
-    positive(projector_dim, "projectorDim");
     CMAE_CHECK(feature_decoder_dim % feature_decoder_heads == 0 && feature_decoder_dim % 4 == 0, Value,
                "config.featureDecoderDim ", feature_decoder_dim, " must be divisible by featureDecoderHeads and by 4");
+  }
+  if (has_momentum()) {
+    positive(projector_hidden, "projectorHidden");
+    positive(projector_dim, "projectorDim");
     CMAE_CHECK(tau > 0, Value, "config.tau must be positive, got ", tau);
   }
 }

@@ -7,7 +7,10 @@
 
 namespace cmae::model {
 
-enum class Mode : int { CMAE = 0, MAE = 1 };
+// The pre-training method. CMAE (spec §2) and MAE (§1) as the paper has them; MOCOV3 is MoCo v3's
+// symmetric contrastive learning (two views, momentum encoder + predictor, no decoder) composed
+// from the same kernels, with masked views as FLIP has them when mask_ratio > 0.
+enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
@@ -28,8 +31,17 @@ struct ModelConfig {
   bool norm_pix_loss = false;
   double bn_eps = 0, bn_momentum = 0;
 
+  // What each method builds: the momentum branch and heads (CMAE, MoCo v3), the pixel decoder
+  // (CMAE, MAE), the feature decoder (CMAE only).
+  bool has_momentum() const { return mode != Mode::MAE; }
+  bool has_pixel_decoder() const { return mode != Mode::MOCOV3; }
+  bool has_feature_decoder() const { return mode == Mode::CMAE; }
+  // Online samples per image of a batch: MoCo v3 encodes both views online (its loss is symmetric).
+  int64_t views() const { return mode == Mode::MOCOV3 ? 2 : 1; }
+
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }
+  int64_t image_numel() const { return channels * image_size * image_size; }
   int64_t patch_dim() const { return patch_size * patch_size * channels; }
   int64_t num_groups() const { return (grid() / mask_group) * (grid() / mask_group); }
   // Python int(G·(1 − r)), as the reference code computes it.

@@ -24,7 +24,8 @@ ModelConfig ParseConfig(Napi::Object o) {
   const std::string m = mode.IsString() ? mode.As<Napi::String>().Utf8Value() : "";
   if (m == "cmae") c.mode = cmae::model::Mode::CMAE;
   else if (m == "mae") c.mode = cmae::model::Mode::MAE;
-  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae' or 'mae'");
+  else if (m == "mocov3") c.mode = cmae::model::Mode::MOCOV3;
+  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae' or 'mocov3'");
   struct IntField {
     const char* key;
     int64_t ModelConfig::*field;

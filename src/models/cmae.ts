@@ -12,7 +12,7 @@ import { getBinding } from '../native';
 import { FormatError, ShapeError, ValueError } from '../errors';
 import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeLossOutputs, NativeModel } from '../binding-types';
-import { type ModelConfig, type PresetName, resolveConfig } from './config';
+import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
 
 export interface ParameterInfo {
@@ -36,13 +36,19 @@ export interface CreateOptions extends Partial<ModelConfig> {
 export type ImagesInput = Float32Array | Tensor;
 
 export interface LossAndGradInput {
-  /** NCHW float32 images (the online view; also the reconstruction target). */
+  /** NCHW float32 images (the online view; also the reconstruction target; MoCo v3: the first view). */
   images: ImagesInput;
-  /** NCHW float32 pixel-shifted target view (CMAE mode). */
+  /** NCHW float32 second view: CMAE's pixel-shifted target view, MoCo v3's second augmented view (unused by MAE). */
   targetImages?: ImagesInput;
-  /** [N, numGroups] uniform noise fixing the mask (tests); drawn from the seeded RNG when omitted. */
+  /**
+   * [R, numGroups] uniform noise fixing the mask (tests); drawn from the seeded RNG when omitted.
+   * R = N images, or 2N for MoCo v3 (the rows of the first view's samples, then the second's).
+   */
   maskNoise?: Float32Array | Tensor;
-  /** Tensors to receive intermediate results (for tests and pictures). */
+  /**
+   * Tensors to receive intermediate results (for tests and pictures): pred [N, L, P] (not MoCo v3),
+   * mask and idsRestore [R, L], q and zT [R, projectorDim] (CMAE, MoCo v3).
+   */
   outputs?: { pred?: Tensor; mask?: Tensor; idsRestore?: Tensor; q?: Tensor; zT?: Tensor };
 }
 
@@ -50,7 +56,7 @@ export interface LossParts {
   /** rcWeight·reconstruction + ctWeight·contrastive (MAE: reconstruction). */
   loss: number;
   reconstruction: number;
-  /** 2τ·InfoNCE (0 in MAE mode). */
+  /** 2τ·InfoNCE (0 in MAE mode; MoCo v3: the sum over both views, as its symmetric loss). */
   contrastive: number;
 }
 
@@ -143,7 +149,8 @@ export class CMAE {
     try {
       const images = tensor(input.images, 'images')!;
       const target = tensor(input.targetImages, 'targetImages');
-      const noise = tensor(input.maskNoise, 'maskNoise', [images.shape[0], this.numGroups]);
+      const rows = methods[this.config.mode].onlineViews * images.shape[0];
+      const noise = tensor(input.maskNoise, 'maskNoise', [rows, this.numGroups]);
       let outputs: NativeLossOutputs | undefined;
       if (input.outputs) {
         outputs = {};
@@ -197,7 +204,7 @@ export class CMAE {
       if (p) params.set(values, p.offset);
     }
     this.native.writeArena('params', params, 0);
-    if (this.config.mode === 'cmae' && missing.some((p) => p.role === 'momentum')) this.native.resetMomentum();
+    if (methods[this.config.mode].momentum && missing.some((p) => p.role === 'momentum')) this.native.resetMomentum();
   }
 
   /**

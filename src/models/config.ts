@@ -1,10 +1,46 @@
 /** Model configuration and presets (spec §1.5, §2; issue presets). */
 import { ValueError } from '../errors';
 
-export type Mode = 'cmae' | 'mae';
+/** The pre-training method (a checkpoint's config records it). */
+export type Mode = 'cmae' | 'mae' | 'mocov3';
+
+/** What each method builds and what its batches hold (native/model/config.h applies the same rules). */
+export interface MethodTraits {
+  /** A momentum (EMA) encoder + projector, and an online projector + predictor (InfoNCE). */
+  momentum: boolean;
+  /** A pixel decoder with the norm-pix reconstruction loss. */
+  pixelDecoder: boolean;
+  /**
+   * The second image of each sample: 'shifted' = CMAE's pixel-shifted, colour-augmented crop of
+   * the same master; 'independent' = a second, independently augmented view (MoCo v3); 'none'.
+   */
+  targetView: 'shifted' | 'independent' | 'none';
+  /** Views each image contributes to the online encoder (MoCo v3 encodes both: 2 mask rows per image). */
+  onlineViews: 1 | 2;
+}
+
+export const methods: Readonly<Record<Mode, MethodTraits>> = {
+  /** Online encoder on the visible patches + pixel decoder + feature decoder → InfoNCE with a momentum encoder (spec §2). */
+  cmae: { momentum: true, pixelDecoder: true, targetView: 'shifted', onlineViews: 1 },
+  /** Encoder on the visible patches + pixel decoder (spec §1). */
+  mae: { momentum: false, pixelDecoder: true, targetView: 'none', onlineViews: 1 },
+  /**
+   * MoCo v3: two views, each encoded online (its visible patches: maskRatio > 0 gives FLIP-style
+   * masked views) → projector → predictor, against the momentum encoder's features of the other
+   * view; symmetric InfoNCE. Differences from the paper: native/model/cmae_model.h.
+   */
+  mocov3: { momentum: true, pixelDecoder: false, targetView: 'independent', onlineViews: 2 },
+};
+
+/** Per-method values that replace the preset's (before the caller's overrides): MAE's masking (spec §1.2), MoCo v3's whole views. */
+const methodDefaults: Readonly<Record<Mode, Partial<ModelConfig>>> = {
+  cmae: {},
+  mae: { maskRatio: 0.75, maskGroup: 1 },
+  mocov3: { maskRatio: 0 },
+};
 
 export interface ModelConfig {
-  /** 'cmae' (default): online + momentum branches; 'mae': encoder + pixel decoder only. */
+  /** The pre-training method: 'cmae' (default), 'mae' or 'mocov3' (see `methods`). */
   mode: Mode;
   imageSize: number;
   channels: 1 | 3;
@@ -82,7 +118,10 @@ export const presets = {
 
 export type PresetName = keyof typeof presets;
 
-/** A full config from a preset name plus overrides. Unknown keys are rejected. */
+/**
+ * A full config from a preset name plus overrides; a method other than the preset's brings its own
+ * defaults (methodDefaults) unless the overrides set them. Unknown keys are rejected.
+ */
 export function resolveConfig(preset: PresetName | undefined, overrides: Partial<ModelConfig> = {}): ModelConfig {
   const name = preset ?? 'tiny';
   const base = (presets as Record<string, ModelConfig>)[name];
@@ -90,9 +129,10 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Partial
   for (const key of Object.keys(overrides)) {
     if (!(key in base)) throw new ValueError(`unknown model option '${key}'`);
   }
-  const config = { ...base, ...stripUndefined(overrides) } as ModelConfig;
-  if (config.mode !== 'cmae' && config.mode !== 'mae') throw new ValueError(`mode must be 'cmae' or 'mae', got '${config.mode}'`);
-  return config;
+  const given = stripUndefined(overrides);
+  const mode = given.mode ?? base.mode;
+  if (!Object.hasOwn(methods, mode)) throw new ValueError(`mode must be one of ${Object.keys(methods).join(', ')}, got '${String(mode)}'`);
+  return { ...base, ...methodDefaults[mode], ...given } as ModelConfig;
 }
 
 function stripUndefined<T extends object>(o: T): Partial<T> {

@@ -7,6 +7,8 @@ import { Tensor } from '../tensor';
 import type { CMAE } from '../models/cmae';
 import { patchify, unpatchify } from '../kernels/patch';
 import type { ReconstructionRow } from './pictures';
+import { ValueError } from '../errors';
+import { methods } from '../models/config';
 
 export interface Normalization {
   mean: readonly number[];
@@ -15,12 +17,13 @@ export interface Normalization {
 
 export async function reconstructionRows(model: CMAE, images: Tensor, norm: Normalization): Promise<ReconstructionRow[]> {
   const { channels: C, imageSize: S, patchSize: p } = model.config;
+  if (!methods[model.config.mode].pixelDecoder) throw new ValueError(`a ${model.config.mode} model has no pixel decoder to reconstruct with`);
   const B = images.shape[0];
   const L = model.numPatches;
   const P = p * p * C;
   const pred = Tensor.full([B, L, P], NaN);
   const mask = Tensor.full([B, L], NaN);
-  await model.lossAndGrad({ images, targetImages: model.config.mode === 'cmae' ? images : undefined, outputs: { pred, mask } });
+  await model.lossAndGrad({ images, targetImages: methods[model.config.mode].momentum ? images : undefined, outputs: { pred, mask } });
   const target = patchify(images, p, { layout: 'pixels-last' }).toArray() as Float32Array;
   const predA = pred.toArray() as Float32Array;
   const maskA = mask.toArray() as Float32Array;

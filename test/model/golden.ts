@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AdamW, CMAE, Tensor, type Device } from '../../src/index';
 import { readSafetensors, type SafeTensorsFile } from '../../src/io/safetensors';
-import type { ModelConfig } from '../../src/models/config';
+import { methods, type ModelConfig } from '../../src/models/config';
 import { expectClose } from '../helpers/check';
 
 const fixtures = path.join(__dirname, '..', 'fixtures');
@@ -18,7 +18,7 @@ const fixtures = path.join(__dirname, '..', 'fixtures');
 interface FixtureJson {
   config: ModelConfig;
   train: { lr: number; betas: [number, number]; eps: number; weightDecay: number; emaMomentum: number; steps: number };
-  losses: { step: number; total: number; rc: number; ct: number }[];
+  losses: { step: number; total: number; rc?: number; ct?: number }[];
   zeroGradients: { count: Record<string, number> };
 }
 
@@ -58,38 +58,43 @@ async function modelFromFixture(json: FixtureJson, file: SafeTensorsFile, device
 
 /** The golden suite on one device (its matmul precision left as the caller set it: fp32 for these tolerances). */
 export function describeGolden(device: Device): void {
-  describe.each(['cmae_micro', 'mae_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
+  describe.each(['cmae_micro', 'mae_micro', 'mocov3_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
     it('forward outputs, losses and every gradient match', async () => {
       const { json, file } = await loadFixture(name);
       const model = await modelFromFixture(json, file, device);
       const c = json.config;
+      const traits = methods[c.mode];
       const B = 4;
+      const R = traits.onlineViews * B; // online samples: MoCo v3 encodes both views
       const L = (c.imageSize / c.patchSize) ** 2;
       const P = c.patchSize * c.patchSize * c.channels;
       const outputs = {
-        pred: Tensor.full([B, L, P], NaN),
-        mask: Tensor.full([B, L], NaN),
-        idsRestore: Tensor.full([B, L], -1, 'int32'),
-        ...(c.mode === 'cmae' ? { q: Tensor.full([B, c.projectorDim], NaN), zT: Tensor.full([B, c.projectorDim], NaN) } : {}),
+        ...(traits.pixelDecoder ? { pred: Tensor.full([B, L, P], NaN) } : {}),
+        mask: Tensor.full([R, L], NaN),
+        idsRestore: Tensor.full([R, L], -1, 'int32'),
+        ...(traits.momentum ? { q: Tensor.full([R, c.projectorDim], NaN), zT: Tensor.full([R, c.projectorDim], NaN) } : {}),
       };
       expect(model.device).toBe(device === 'cuda' ? 'cuda:0' : device);
       const parts = await model.lossAndGrad({
         images: tensorData(file, 'input.images') as Float32Array,
-        targetImages: c.mode === 'cmae' ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
+        targetImages: traits.momentum ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
         maskNoise: tensorData(file, 'input.mask_noise') as Float32Array,
         outputs,
       });
       const ref = json.losses[0];
       expect(parts.loss).toBeCloseTo(ref.total, 5);
-      expect(Math.abs(parts.reconstruction - ref.rc) / ref.rc).toBeLessThan(1e-5);
-      if (c.mode === 'cmae') expect(Math.abs(parts.contrastive - ref.ct) / ref.ct).toBeLessThan(1e-5);
+      if (traits.pixelDecoder) expect(Math.abs(parts.reconstruction - ref.rc!) / ref.rc!).toBeLessThan(1e-5);
+      else expect(parts.reconstruction).toBe(0);
+      if (traits.momentum) expect(Math.abs(parts.contrastive - ref.ct!) / ref.ct!).toBeLessThan(1e-5);
       expect(Math.abs(parts.loss - ref.total) / ref.total).toBeLessThan(1e-5);
 
       expectClose(outputs.mask.toArray(), tensorData(file, 'expect.mask'), { atol: 0, rtol: 0, label: 'mask' });
       expectClose(outputs.idsRestore.toArray(), tensorData(file, 'expect.ids_restore'), { atol: 0, rtol: 0, label: 'ids_restore' });
-      const predRef = tensorData(file, 'expect.pred');
-      expectClose(outputs.pred.toArray(), predRef, { atol: 1e-5 * maxAbs(predRef), rtol: 1e-4, label: 'pred' });
-      if (c.mode === 'cmae') {
+      if (outputs.pred) {
+        const predRef = tensorData(file, 'expect.pred');
+        expectClose(outputs.pred.toArray(), predRef, { atol: 1e-5 * maxAbs(predRef), rtol: 1e-4, label: 'pred' });
+      }
+      if (traits.momentum) {
         for (const [key, ref] of [['q', 'expect.q'], ['zT', 'expect.z_t']] as const) {
           const r = tensorData(file, ref);
           expectClose((outputs as Record<string, Tensor>)[key].toArray(), r, { atol: 1e-5 * maxAbs(r), rtol: 1e-4, label: key });
@@ -118,14 +123,14 @@ export function describeGolden(device: Device): void {
       const optimizer = new AdamW(model, { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weightDecay });
       const input = {
         images: tensorData(file, 'input.images') as Float32Array,
-        targetImages: c.mode === 'cmae' ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
+        targetImages: methods[c.mode].momentum ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
         maskNoise: tensorData(file, 'input.mask_noise') as Float32Array,
       };
       for (let step = 0; step < t.steps; step++) {
         const parts = await model.lossAndGrad(input);
         expect(Math.abs(parts.loss - json.losses[step].total) / json.losses[step].total).toBeLessThan(1e-5);
         await optimizer.step();
-        if (c.mode === 'cmae') await model.updateMomentum(t.emaMomentum);
+        if (methods[c.mode].momentum) await model.updateMomentum(t.emaMomentum);
       }
       const state = model.stateDict();
       const expected = withPrefix(file, 'step3.');

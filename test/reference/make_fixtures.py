@@ -4,12 +4,12 @@
 Run by hand (never by CI); see test/reference/README.md.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 test/reference/make_fixtures.py
-        writes test/fixtures/{cmae,mae}_micro.{safetensors,json}
+        writes test/fixtures/{cmae,mae,mocov3}_micro.{safetensors,json}
 
     ... make_fixtures.py --check-checkpoint CKPT.safetensors --images IMAGES.safetensors [--prefix P] [--out F]
         prints the encoder's cls and mean-pooled patch features (no masking, final norm applied)
 
-The model is a self-contained re-implementation of OUR CMAE/MAE (method-spec.md §1, §2, with the
+The model is a self-contained re-implementation of OUR CMAE/MAE/MoCo v3 (method-spec.md §1, §2, with the
 project's masking rule and state-dict names). Everything is computed in float64; the weights and
 inputs are first rounded to float32 so that the native float32 model starts from the exact same
 values. Only torch + numpy + the standard library are used (safetensors I/O is hand written).
@@ -242,8 +242,9 @@ def build_encoder(m: nn.Module, cfg: Config, final_norm: bool) -> None:
         m.norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
 
 
-def encoder_forward(m: nn.Module, imgs, ids_keep=None):
-    """(B, 1+K, D): cls + visible tokens (ids_keep order), final norm if the module has one."""
+def encoder_forward(m: nn.Module, imgs, ids_keep=None, final_norm: bool = True):
+    """(B, 1+K, D): cls + visible tokens (ids_keep order), final norm if the module has one (and
+    final_norm)."""
     x = m.patch_embed(imgs) + m.pos_embed[:, 1:, :]
     if ids_keep is not None:
         x = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
@@ -251,7 +252,7 @@ def encoder_forward(m: nn.Module, imgs, ids_keep=None):
     x = torch.cat([cls, x], dim=1)
     for blk in m.blocks:
         x = blk(x)
-    if hasattr(m, 'norm'):
+    if final_norm and hasattr(m, 'norm'):
         x = m.norm(x)
     return x
 
@@ -344,14 +345,16 @@ class CMAE(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         mode = cfg.mode
-        assert mode in ('cmae', 'mae')
+        assert mode in ('cmae', 'mae', 'mocov3')
         self.cfg, self.mode = cfg, mode
         pp = cfg.patchSize ** 2 * cfg.channels
         build_encoder(self, cfg, final_norm=True)
-        build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads, pp)
+        if mode != 'mocov3':
+            build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads, pp)
         if mode == 'cmae':
             build_decoder(self, 'feature_', cfg, cfg.featureDecoderDim, cfg.featureDecoderDepth,
                           cfg.featureDecoderHeads, cfg.dim)
+        if mode != 'mae':
             self.projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
             self.predictor = Head(cfg, cfg.projectorDim, cfg.projectorHidden, cfg.projectorDim)
             self.momentum_encoder = ViTEncoder(cfg, final_norm=False)
@@ -364,13 +367,15 @@ class CMAE(nn.Module):
     def initialize_weights(self, perturb: float) -> None:
         cfg = self.cfg
         self.pos_embed.copy_(sincos_pos_embed(cfg.dim, cfg.grid)[None])
-        self.decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoderDim, cfg.grid)[None])
+        if self.mode != 'mocov3':
+            self.decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoderDim, cfg.grid)[None])
         if self.mode == 'cmae':
             self.feature_decoder_pos_embed.copy_(sincos_pos_embed(cfg.featureDecoderDim, cfg.grid)[None])
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
-        nn.init.normal_(self.mask_token, std=0.02)
+        if self.mode != 'mocov3':
+            nn.init.normal_(self.mask_token, std=0.02)
         if self.mode == 'cmae':
             nn.init.normal_(self.feature_mask_token, std=0.02)
         for name, mod in self.named_modules():
@@ -393,7 +398,7 @@ class CMAE(nn.Module):
             elif isinstance(mod, nn.Linear) and mod.bias is not None:
                 mod.bias.add_(torch.empty_like(mod.bias).uniform_(-perturb, perturb))
         # Momentum branch = copy of the online encoder (without norm.*) and projector.
-        if self.mode == 'cmae':
+        if self.mode != 'mae':
             online = self.state_dict()
             for n, t in self.momentum_encoder.state_dict().items():
                 t.copy_(online[n])
@@ -407,6 +412,8 @@ class CMAE(nn.Module):
     # --- forward --------------------------------------------------------------------------------
     def forward(self, images, mask_noise, target_images=None):
         cfg = self.cfg
+        if self.mode == 'mocov3':
+            return self.forward_mocov3(images, target_images, mask_noise)
         ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
         latent = encoder_forward(self, images, ids_keep)
         pred = decoder_forward(self, '', latent, ids_restore)
@@ -427,6 +434,33 @@ class CMAE(nn.Module):
         out.update(feature_pred=feat, z_s=z_s, q=q, target_feature=target_feature, z_t=z_t,
                    loss_ct=loss_ct, loss=cfg.rcWeight * loss_rc + cfg.ctWeight * loss_ct)
         return out
+
+    def forward_mocov3(self, x1, x2, mask_noise):
+        """MoCo v3 on CMAE's parts (native/model/cmae_model.h says where it differs from the paper):
+        the online encoder sees the visible patches of both views (mask_noise (2B, G): view 1's rows,
+        then view 2's), pooled as the mean of patch tokens without the final norm; the momentum
+        encoder sees both views whole. Heads run per view (BatchNorm statistics per view, view 1
+        first, as MoCo v3's two forward calls); L = 2τ·(CE(q1, k2) + CE(q2, k1))."""
+        cfg = self.cfg
+        B = x1.shape[0]
+        ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
+        latent = encoder_forward(self, torch.cat([x1, x2]), ids_keep, final_norm=False)
+        pooled = latent[:, 1:, :].mean(dim=1)
+        with torch.no_grad():
+            tgt = encoder_forward(self.momentum_encoder, torch.cat([x2, x1]), None)  # row i: the other view
+            target_feature = tgt[:, 1:, :].mean(dim=1)
+        z_s, q, z_t, loss_ct = [], [], [], 0.0
+        for v in range(2):
+            rows = slice(v * B, (v + 1) * B)
+            z_s.append(self.projector(pooled[rows]))
+            q.append(self.predictor(z_s[-1]))
+            with torch.no_grad():
+                z_t.append(self.momentum_projector(target_feature[rows]))
+            logits = F.normalize(q[-1], dim=1) @ F.normalize(z_t[-1], dim=1).t() / cfg.tau
+            loss_ct = loss_ct + 2 * cfg.tau * F.cross_entropy(logits, torch.arange(B))
+        return dict(ids_keep=ids_keep, ids_restore=ids_restore, mask=mask, latent=latent, z_s=torch.cat(z_s),
+                    q=torch.cat(q), target_feature=target_feature, z_t=torch.cat(z_t), loss_ct=loss_ct,
+                    loss=cfg.ctWeight * loss_ct)
 
     @torch.no_grad()
     def momentum_update(self, m: float) -> None:
@@ -460,7 +494,7 @@ def decays(name: str, model: CMAE) -> bool:
 LR, BETAS, ADAM_EPS, WD, EMA_M, STEPS, BATCH, PERTURB = 1e-3, (0.9, 0.95), 1e-8, 0.05, 0.996, 3, 4, 0.1
 
 
-def make_inputs(cfg: Config, gen: torch.Generator, n_groups: int):
+def make_inputs(cfg: Config, gen: torch.Generator, n_groups: int, noise_rows: int = BATCH):
     """Smooth random patterns + noise, rounded to float32. Image 0, patch 0 is constant (exercises
     the norm-pix eps path: var = 0)."""
     B, C, S = BATCH, cfg.channels, cfg.imageSize
@@ -477,7 +511,7 @@ def make_inputs(cfg: Config, gen: torch.Generator, n_groups: int):
     imgs = images()
     imgs[0, :, :cfg.patchSize, :cfg.patchSize] = 0.5
     target = images()
-    noise = torch.rand(B, n_groups, generator=gen)
+    noise = torch.rand(noise_rows, n_groups, generator=gen)
     r = lambda t: t.float().double()  # noqa: E731
     return r(imgs), r(target), r(noise)
 
@@ -558,7 +592,11 @@ def grad_check(model: CMAE, images, noise, target, probes) -> list:
 
 
 def make_fixture(mode: str, out_dir: str) -> dict:
-    cfg = Config() if mode == 'cmae' else Config(mode='mae', maskRatio=0.75, maskGroup=1)
+    # MoCo v3 with FLIP-style masked online views (3 of 4 groups visible) so that the masked path is
+    # exercised; its default (src/models/config.ts) is maskRatio 0.
+    cfg = {'cmae': Config(), 'mae': Config(mode='mae', maskRatio=0.75, maskGroup=1),
+           'mocov3': Config(mode='mocov3', maskRatio=0.25)}[mode]
+    views = 2 if mode == 'mocov3' else 1
     torch.manual_seed(0)
     model = CMAE(cfg)
     model.initialize_weights(PERTURB)
@@ -566,8 +604,8 @@ def make_fixture(mode: str, out_dir: str) -> dict:
 
     gen = torch.Generator().manual_seed(1)
     n_groups = (cfg.grid // cfg.maskGroup) ** 2
-    images, target, noise = make_inputs(cfg, gen, n_groups)
-    tgt_arg = target if mode == 'cmae' else None
+    images, target, noise = make_inputs(cfg, gen, n_groups, views * BATCH)
+    tgt_arg = None if mode == 'mae' else target
 
     # Sanity checks of the reference itself.
     ids_keep, ids_restore, mask = group_masking(noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
@@ -579,8 +617,13 @@ def make_fixture(mode: str, out_dir: str) -> dict:
         assert K == int(cfg.num_patches * (1 - cfg.maskRatio))
     probes = [('blocks.0.attn.qkv.weight', (5, 3)), ('blocks.1.attn.qkv.bias', (70,)),
               ('patch_embed.proj.weight', (3, 1, 2, 0)), ('patch_embed.proj.bias', (2,)),
-              ('cls_token', (0, 0, 7)), ('mask_token', (0, 0, 3)), ('blocks.1.norm1.bias', (1,)),
-              ('norm.weight', (4,)), ('decoder_pred.bias', (0,)), ('decoder_blocks.0.mlp.fc1.weight', (9, 2))]
+              ('cls_token', (0, 0, 7)), ('blocks.1.norm1.bias', (1,))]
+    if mode == 'mocov3':
+        probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.bn.weight', (10,)),
+                   ('projector.fc1.weight', (3, 17)), ('predictor.fc2.weight', (3, 20)), ('predictor.bn.bias', (6,))]
+    else:
+        probes += [('mask_token', (0, 0, 3)), ('norm.weight', (4,)), ('decoder_pred.bias', (0,)),
+                   ('decoder_blocks.0.mlp.fc1.weight', (9, 2))]
     if mode == 'cmae':
         probes += [('feature_mask_token', (0, 0, 5)), ('feature_decoder_norm.weight', (4,)),
                    ('feature_decoder_pred.weight', (7, 11)), ('projector.bn.weight', (10,)),
@@ -593,7 +636,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
         st['param.' + n] = ('F32', t.detach().clone())
     st['input.images'] = ('F32', images)
     st['input.mask_noise'] = ('F32', noise)
-    if mode == 'cmae':
+    if mode != 'mae':
         st['input.target_images'] = ('F32', target)
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -607,8 +650,10 @@ def make_fixture(mode: str, out_dir: str) -> dict:
         opt.zero_grad(set_to_none=True)
         out = model(images, noise, tgt_arg)
         out['loss'].backward()
-        rec = {'step': step, 'total': out['loss'].item(), 'rc': out['loss_rc'].item()}
-        if mode == 'cmae':
+        rec = {'step': step, 'total': out['loss'].item()}
+        if 'loss_rc' in out:
+            rec['rc'] = out['loss_rc'].item()
+        if 'loss_ct' in out:
             rec['ct'] = out['loss_ct'].item()
         losses.append(rec)
         if step == 1:
@@ -622,13 +667,16 @@ def make_fixture(mode: str, out_dir: str) -> dict:
                 if k in out:
                     st['expect.' + k] = ('F64', out[k].detach().clone())
             for n, p in trainable:
-                assert p.grad is not None, f'no gradient for {n}'
-                st['grad.' + n] = ('F32', p.grad.detach().clone())
-                nz = int((p.grad.abs() < 1e-12).sum())
+                # MoCo v3's loss does not pass through the final norm (kept for encode()): no gradient,
+                # which cmae reports as zeros and AdamW (no weight decay on norms) leaves unchanged.
+                assert p.grad is not None or (mode == 'mocov3' and n.startswith('norm.')), f'no gradient for {n}'
+                grad = p.grad if p.grad is not None else torch.zeros_like(p)
+                st['grad.' + n] = ('F32', grad.detach().clone())
+                nz = int((grad.abs() < 1e-12).sum())
                 if nz:
                     zero_grads[n] = nz
         opt.step()
-        if mode == 'cmae':
+        if mode != 'mae':
             model.momentum_update(EMA_M)
     for n, t in state_names(model).items():
         st['step3.' + n] = ('F32', t.detach().clone())
@@ -638,8 +686,8 @@ def make_fixture(mode: str, out_dir: str) -> dict:
                  weightDecay=WD,
                  weightDecayParams='Linear weights and patch_embed.proj.weight only (0 for all biases, LN/BN, '
                                    'cls_token, mask tokens)',
-                 emaMomentum=EMA_M if mode == 'cmae' else None,
-                 order='per step: forward, backward, AdamW step, then EMA (cmae); grad.* / expect.* are from '
+                 emaMomentum=EMA_M if mode != 'mae' else None,
+                 order='per step: forward, backward, AdamW step, then EMA (cmae, mocov3); grad.* / expect.* are from '
                        'step 1 (initial weights); losses are those of each step\'s forward')
     meta = {'format': 'cmae-golden-fixture/1', 'mode': mode, 'config': json.dumps(config),
             'torch': torch.__version__, 'generator': 'test/reference/make_fixtures.py'}
@@ -660,7 +708,9 @@ def make_fixture(mode: str, out_dir: str) -> dict:
                 zeroGradients=dict(count=zero_grads,
                                    note='mathematically zero (k-part of qkv.bias: softmax shift invariance; '
                                         'anything only shifting the input of a train-mode BN: projector/predictor '
-                                        'fc1.bias, feature_decoder_norm.bias, feature_decoder_pred.bias). Compare '
+                                        'fc1.bias, feature_decoder_norm.bias, feature_decoder_pred.bias, and in '
+                                        'mocov3 the last block\'s mlp.fc2.bias; mocov3\'s norm.* is outside its '
+                                        'loss). Compare '
                                         'with an absolute tolerance; AdamW turns float32 noise there into updates '
                                         'of up to ~lr per step'),
                 tensors={n: dict(dtype=dt, shape=list(t.shape)) for n, (dt, t) in sorted(st.items())},
@@ -684,7 +734,7 @@ def verify_fixture(path: str) -> None:
         for n, v in names.items():
             v.copy_(t['param.' + n][1].double())
     x = lambda k: t[k][1].double()  # noqa: E731
-    tgt = x('input.target_images') if mode == 'cmae' else None
+    tgt = None if mode == 'mae' else x('input.target_images')
 
     def close(a, b, what, tol):
         err = (a.double() - b.double()).abs().max().item()
@@ -707,9 +757,9 @@ def verify_fixture(path: str) -> None:
                     close(out[k].detach(), t['expect.' + k][1], 'expect.' + k, 1e-12)
             assert {k for k in t if k.startswith('grad.')} == {'grad.' + n for n, _ in trainable}
             for n, p in trainable:
-                close(p.grad.float(), t['grad.' + n][1], 'grad.' + n, 0.0)
+                close((p.grad if p.grad is not None else torch.zeros_like(p)).float(), t['grad.' + n][1], 'grad.' + n, 0.0)
         opt.step()
-        if mode == 'cmae':
+        if mode != 'mae':
             model.momentum_update(EMA_M)
     moved = 0
     for n, v in state_names(model).items():
@@ -783,7 +833,7 @@ def main() -> None:
         return
     os.makedirs(args.out_dir, exist_ok=True)
     self_test()
-    for mode in ('cmae', 'mae'):
+    for mode in ('cmae', 'mae', 'mocov3'):
         info = make_fixture(mode, args.out_dir)
         verify_fixture(os.path.join(args.out_dir, f'{mode}_micro.safetensors'))
         print(f'{mode}: {info["fileBytes"]} bytes, {len(info["tensors"])} tensors')

@@ -52,9 +52,10 @@ ModelConfig preset(const std::string& name, Mode mode) {
   ModelConfig c;
   c.mode = mode;
   c.mlp_ratio = 4;
-  // The CLI's mode defaults: CMAE's 65 % in 2×2 groups, MAE's 75 % per patch (spec §5).
-  c.mask_ratio = mode == Mode::CMAE ? 0.65 : 0.75;
-  c.mask_group = mode == Mode::CMAE ? 2 : 1;
+  // The methods' defaults (src/models/config.ts): CMAE's 65 % in 2×2 groups, MAE's 75 % per patch
+  // (spec §5), MoCo v3's whole views.
+  c.mask_ratio = mode == Mode::CMAE ? 0.65 : mode == Mode::MAE ? 0.75 : 0.0;
+  c.mask_group = mode == Mode::MAE ? 1 : 2;
   c.tau = 0.07;
   c.ct_weight = 1;
   c.rc_weight = 1;
@@ -161,7 +162,7 @@ Batch make_batch(const ModelConfig& c, int64_t B, uint64_t seed, Backend& backen
   const Shape shape{B, c.channels, c.image_size, c.image_size};
   const int64_t n = B * c.channels * c.image_size * c.image_size;
   return {upload(host_values(n, seed, false), shape, backend), upload(host_values(n, seed + 1, false), shape, backend),
-          upload(host_values(B * c.num_groups(), seed + 2, true), {B, c.num_groups()}, backend)};
+          upload(host_values(c.views() * B * c.num_groups(), seed + 2, true), {c.views() * B, c.num_groups()}, backend)};
 }
 
 // ---- the check ----------------------------------------------------------------------------------
@@ -186,6 +187,8 @@ void compare_arena(const char* what, const model::ParameterTable& table, const s
     }
   }
 }
+
+const char* mode_name(Mode mode) { return mode == Mode::CMAE ? "cmae" : mode == Mode::MAE ? "mae" : "mocov3"; }
 
 struct CheckCase {
   std::string preset;
@@ -238,7 +241,7 @@ std::string run_check(Backend& backend, const CheckCase& k) {
     }
     opt_cpu.step(on_cpu, hyper.lr, step + 1);
     opt_device.step(on_device, hyper.lr, step + 1);
-    if (c.mode == Mode::CMAE) on_cpu.update_momentum(0.99), on_device.update_momentum(0.99);
+    if (c.has_momentum()) on_cpu.update_momentum(0.99), on_device.update_momentum(0.99);
   }
   // AdamW normalises each update: elements whose gradient is float32 round-off may move ±lr per
   // step on either side, so parameters are compared to 3·lr per step plus 1e-4 relative.
@@ -290,7 +293,7 @@ void run_bench(Backend& backend, const std::string& label, const std::vector<std
     for (Mode mode : {Mode::CMAE, Mode::MAE})
       for (MatmulPrecision precision : {MatmulPrecision::FP32, MatmulPrecision::TF32, MatmulPrecision::BF16}) {
         const std::string prec = matmul_precision_name(precision);
-        const std::string what = label + " " + name + " " + (mode == Mode::CMAE ? "cmae" : "mae") + " B=" + std::to_string(B) + " " + prec;
+        const std::string what = label + " " + name + " " + mode_name(mode) + " B=" + std::to_string(B) + " " + prec;
         try {
           backend.set_matmul_precision(precision);
           const ModelConfig c = preset(name, mode);
@@ -378,7 +381,7 @@ void print_flops() {
   const char* sep = "";
   for (const char* name : {"micro", "tiny", "small", "base"})
     for (Mode mode : {Mode::CMAE, Mode::MAE}) {
-      std::printf("%s\"%s %s\": %.0f", sep, name, mode == Mode::CMAE ? "cmae" : "mae", train_step_flops(preset(name, mode), 64) / 64);
+      std::printf("%s\"%s %s\": %.0f", sep, name, mode_name(mode), train_step_flops(preset(name, mode), 64) / 64);
       sep = ", ";
     }
   std::printf("}\n");
@@ -418,15 +421,15 @@ int main(int argc, char** argv) {
   for (const Device& d : devices()) {
     // micro in both modes everywhere; tiny where kernels run at GPU speed (the emulator runs every
     // CUDA thread on the host: tiny would take minutes there).
-    std::vector<CheckCase> cases{{"micro", cmae::model::Mode::CMAE, 8, 3, 1e-5}, {"micro", cmae::model::Mode::MAE, 8, 3, 1e-5}};
+    using cmae::model::Mode;
+    std::vector<CheckCase> cases{{"micro", Mode::CMAE, 8, 3, 1e-5}, {"micro", Mode::MAE, 8, 3, 1e-5}, {"micro", Mode::MOCOV3, 8, 3, 1e-5}};
     if (!d.emulated) {
-      cases.push_back({"tiny", cmae::model::Mode::CMAE, 32, 3, 1e-4});
-      cases.push_back({"tiny", cmae::model::Mode::MAE, 32, 3, 1e-4});
+      for (Mode mode : {Mode::CMAE, Mode::MAE, Mode::MOCOV3}) cases.push_back({"tiny", mode, 32, 3, 1e-4});
     }
     cmae::Backend* timed = d.backend;
     suite.add(d.name + "/kernel timing of a micro CMAE step", [timed] { return check_kernel_timing(*timed); });
     for (const CheckCase& k : cases) {
-      const std::string name = d.name + "/" + k.preset + " " + (k.mode == cmae::model::Mode::CMAE ? "cmae" : "mae") + " B=" +
+      const std::string name = d.name + "/" + k.preset + " " + mode_name(k.mode) + " B=" +
                                std::to_string(k.batch) + " vs cpu";
       cmae::Backend* backend = d.backend;
       suite.add(name, [backend, k] { return run_check(*backend, k); });

@@ -1,0 +1,112 @@
+/**
+ * The pre-training methods on one engine (src/models/config.ts `methods`): what each builds, its
+ * defaults, its inputs, and MoCo v3's symmetric two-view step beyond what the golden fixture pins
+ * (whole views, view symmetry, encode, checkpoints). The losses and gradients themselves are
+ * checked against PyTorch in golden.ts (mocov3_micro).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { CMAE, ShapeError, Tensor, ValueError, methods, presets, resolveConfig } from '../../src/index';
+import { reconstructionRows } from '../../src/viz/reconstruct';
+import { expectSameBits, randn } from '../helpers/check';
+
+const dir = mkdtempSync(path.join(tmpdir(), 'cmae-methods-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const micro = presets.micro;
+const imageNumel = micro.channels * micro.imageSize * micro.imageSize;
+const images = (n: number, seed: number) => randn(n * imageNumel, seed);
+
+describe('methods', () => {
+  it('each method brings its defaults unless the caller sets them; unknown methods are refused', () => {
+    expect(resolveConfig('nano', { mode: 'mae' })).toMatchObject({ maskRatio: 0.75, maskGroup: 1 });
+    expect(resolveConfig('nano', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
+    expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: presets.nano.maskRatio, maskGroup: 2 });
+    expect(resolveConfig('nano', { mode: 'mae', maskRatio: 0.5 })).toMatchObject({ maskRatio: 0.5, maskGroup: 1 });
+    expect(() => resolveConfig('nano', { mode: 'simclr' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, got 'simclr'/);
+  });
+
+  it('a mocov3 model holds the encoders and heads only, and sees whole views by default', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 1 });
+    const names = model.parameters().map((p) => p.name);
+    expect(names.filter((n) => /decoder|mask_token/.test(n))).toEqual([]);
+    for (const n of ['projector.fc1.weight', 'predictor.fc2.weight', 'momentum_encoder.blocks.0.attn.qkv.weight', 'momentum_projector.bn.running_var', 'norm.weight']) {
+      expect(names).toContain(n);
+    }
+    expect(model.numVisible).toBe(model.numPatches);
+    // Its traits say what its batches hold.
+    expect(methods.mocov3).toEqual({ momentum: true, pixelDecoder: false, targetView: 'independent', onlineViews: 2 });
+    model.dispose();
+  });
+
+  it('mocov3 refuses a missing second view, one-image batches, B mask rows and a pred output, naming each', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 1 });
+    await expect(model.lossAndGrad({ images: images(4, 1) })).rejects.toThrow(/MoCo v3 needs targetImages \(the second augmented view/);
+    await expect(model.lossAndGrad({ images: images(1, 1), targetImages: images(1, 2) })).rejects.toThrow(ShapeError);
+    await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), maskNoise: new Float32Array(4 * model.numGroups) })).rejects.toThrow(
+      /maskNoise/,
+    );
+    const pred = Tensor.full([4, model.numPatches, 48], NaN);
+    await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), outputs: { pred } })).rejects.toThrow(ValueError);
+    await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), outputs: { pred } })).rejects.toThrow(/no pixel decoder/);
+    await expect(reconstructionRows(model, Tensor.from(images(2, 3), [2, 3, 16, 16]), { mean: [0, 0, 0], std: [1, 1, 1] })).rejects.toThrow(
+      /a mocov3 model has no pixel decoder/,
+    );
+    model.dispose();
+  });
+
+  it('mocov3 with whole views is symmetric: swapping the views gives bit-identical losses and gradients', async () => {
+    const x1 = images(6, 11);
+    const x2 = images(6, 12);
+    const run = async (a: Float32Array, b: Float32Array) => {
+      const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 5 });
+      const parts = await model.lossAndGrad({ images: a, targetImages: b });
+      const grads = model.gradients();
+      model.dispose();
+      return { parts, grads };
+    };
+    const ab = await run(x1, x2);
+    const ba = await run(x2, x1);
+    expect(ab.parts.reconstruction).toBe(0);
+    expect(ab.parts.contrastive).toBeGreaterThan(0);
+    expect(ba.parts).toEqual(ab.parts);
+    for (const [name, g] of ab.grads) expectSameBits(ba.grads.get(name)!, g, name);
+  });
+
+  it('mocov3 masked views (FLIP): the online encoder sees only the kept patches, per view', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', maskRatio: 0.5, seed: 2 });
+    const B = 4;
+    const mask = Tensor.full([2 * B, model.numPatches], NaN);
+    const q = Tensor.full([2 * B, micro.projectorDim], NaN);
+    const zT = Tensor.full([2 * B, micro.projectorDim], NaN);
+    await model.lossAndGrad({ images: images(B, 1), targetImages: images(B, 2), outputs: { mask, q, zT } });
+    const m = mask.toArray();
+    for (let r = 0; r < 2 * B; r++) {
+      const row = Array.from(m.subarray(r * model.numPatches, (r + 1) * model.numPatches));
+      expect(row.filter((v) => v === 1).length).toBe(model.numPatches - model.numVisible);
+      expect(row.every((v) => v === 0 || v === 1)).toBe(true);
+    }
+    expect(model.numVisible).toBe(model.numPatches / 2);
+    for (const t of [q, zT]) expect(t.toArray().every(Number.isFinite)).toBe(true);
+    model.dispose();
+  });
+
+  it('mocov3 encodes with both branches and round-trips through a checkpoint that records the method', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 3 });
+    await model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2) });
+    const x = images(3, 9);
+    const online = await model.encode(x, { pool: 'mean' });
+    const momentum = await model.encode(x, { pool: 'mean', branch: 'momentum' });
+    expect(online.length).toBe(3 * micro.dim);
+    expect(Array.from(online).every(Number.isFinite) && Array.from(momentum).every(Number.isFinite)).toBe(true);
+    const file = path.join(dir, 'mocov3.safetensors');
+    await model.save(file);
+    const again = await CMAE.load(file);
+    expect(again.config.mode).toBe('mocov3');
+    expectSameBits(await again.encode(x, { pool: 'mean' }), online, 'features after load');
+    again.dispose();
+    model.dispose();
+  });
+});
