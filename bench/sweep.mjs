@@ -22,7 +22,7 @@ const only = value('--only', '')?.split(',').filter(Boolean);
 // name → pretrain arguments on top of the default run (nano, 6 epochs, batch 64, blr 1.5e-3).
 const variants = [
   ['default (cmae)', []],
-  ['mae', ['--mode', 'mae']],
+  ['mae', ['--method', 'mae']],
   ['mask 0.45', ['--mask-ratio', '0.45']],
   ['mask 0.85', ['--mask-ratio', '0.85']],
   ['blr 3e-3', ['--blr', '3e-3']],

@@ -47,8 +47,8 @@ export function parseMatmulPrecision(value: string, device: Device): MatmulPreci
   return value;
 }
 
-/** Keys of the model configuration that have their own flag (--mode, --mask-ratio; channels follow the data). */
-const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--mode', maskRatio: '--mask-ratio', channels: 'the data' };
+/** Keys of the model configuration that have their own flag (--method, --mask-ratio; channels follow the data). */
+const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--method', maskRatio: '--mask-ratio', channels: 'the data' };
 
 /**
  * --model k=v,k=v: overrides of model configuration fields (src/models/config.ts ModelConfig),

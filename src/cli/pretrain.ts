@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
-import { type PresetName, presets } from '../models/config';
+import { methods, type Mode, type PresetName, presets } from '../models/config';
 import { DataLoader } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
@@ -19,7 +19,7 @@ import { parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOpti
 export interface PretrainOptions {
   data: string;
   preset: string;
-  mode: string;
+  method: string;
   epochs?: string;
   steps?: string;
   batchSize: string;
@@ -42,7 +42,9 @@ export interface PretrainOptions {
 
 export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (!(o.preset in presets)) throw new UsageError(`unknown --preset '${o.preset}' (expected ${Object.keys(presets).join(', ')})`);
-  if (o.mode !== 'cmae' && o.mode !== 'mae') throw new UsageError(`--mode must be cmae or mae, got '${o.mode}'`);
+  if (!Object.hasOwn(methods, o.method)) throw new UsageError(`--method must be one of ${Object.keys(methods).join(', ')}, got '${o.method}'`);
+  const method = o.method as Mode;
+  const traits = methods[method];
   if ([o.epochs, o.steps, o.minutes].filter((v) => v !== undefined).length > 1) throw new UsageError('give one of --epochs, --steps or --minutes');
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
   const seed = parsePositiveInt(o.seed, '--seed', true);
@@ -58,7 +60,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const matmulPrecision = o.matmulPrecision !== undefined ? parseMatmulPrecision(o.matmulPrecision, device) : getMatmulPrecision(device);
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
-  const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : o.mode === 'mae' ? 0.75 : preset.maskRatio;
+  const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 
@@ -69,28 +71,27 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const model = await CMAE.create({
     preset: o.preset as PresetName,
     channels,
-    mode: o.mode,
+    mode: method,
     seed,
     maskRatio,
     device,
-    ...(o.mode === 'mae' ? { maskGroup: 1 } : {}),
     ...overrides,
   });
   const loader = new DataLoader(splits.train, {
     batchSize,
     seed,
     device, // the views are made where the model trains
-    twoViews: o.mode === 'cmae',
+    targetView: traits.targetView,
     augment: {
       outSize: model.config.imageSize,
-      shiftRange: o.mode === 'cmae' ? shiftRange : 0,
+      shiftRange: traits.targetView === 'none' ? 0 : shiftRange,
       scaleMin: o.minCrop !== undefined ? parseNumberOption(o.minCrop, '--min-crop', 0.01, 1) : 0.2,
     },
   });
   const normalization = await loader.normalization();
   const featureOptions = { imageSize: model.config.imageSize, normalization };
   progress.log(
-    `cmae pretrain: ${o.mode} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
+    `cmae pretrain: ${method} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
       `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
   );
 
@@ -147,7 +148,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
           total: s.totalSteps,
           fraction: s.progress,
           elapsedSeconds: (Date.now() - started) / 1000,
-          text: `loss ${s.loss.toFixed(4)} (rc ${s.reconstruction.toFixed(4)}${o.mode === 'cmae' ? `, ct ${s.contrastive.toFixed(4)}` : ''}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
+          text: `loss ${s.loss.toFixed(4)} (${lossParts(method, s)}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
         }),
     });
   } finally {
@@ -158,11 +159,15 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
 
   // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
   const history = await readMetrics(path.join(o.out, METRICS_FILE));
-  await renderLossPlot(history, path.join(o.out, 'loss.png'), `${o.mode.toUpperCase()} pre-training on ${splits.name}`);
-  await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
+  await renderLossPlot(history, path.join(o.out, 'loss.png'), `${method.toUpperCase()} pre-training on ${splits.name}`);
+  const pictures = ['loss.png'];
+  if (traits.pixelDecoder) {
+    await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
+    pictures.push('reconstruction.png');
+  }
 
   const summary: Record<string, unknown> = {
-    mode: o.mode,
+    method,
     preset: o.preset,
     data: splits.name,
     device,
@@ -173,7 +178,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     seconds: (Date.now() - started) / 1000,
     imagesPerSecond: loader.stats.batches > 0 ? mean(result.history.map((h) => h.imagesPerSecond)) : undefined,
     dataWaitMsPerStep: loader.stats.batches > 0 ? loader.stats.waitMs / loader.stats.batches : undefined,
-    outputs: ['checkpoint.safetensors', 'metrics.jsonl', 'loss.png', 'reconstruction.png'].map((f) => path.join(o.out, f)),
+    outputs: ['checkpoint.safetensors', 'metrics.jsonl', ...pictures].map((f) => path.join(o.out, f)),
   };
   if (o.eval && !result.aborted) {
     const learned = await scoresOf(model, splits, featureOptions, seed);
@@ -214,6 +219,14 @@ async function scoresOf(
   return scoreFeatures(train, test, { knn: true, linear: true, linearOptions: { seed } });
 }
 
+/** The loss terms the method has, for the progress line. */
+function lossParts(method: Mode, s: StepInfo): string {
+  const parts = [];
+  if (methods[method].pixelDecoder) parts.push(`rc ${s.reconstruction.toFixed(4)}`);
+  if (methods[method].momentum) parts.push(`ct ${s.contrastive.toFixed(4)}`);
+  return parts.join(', ');
+}
+
 const pct = (v: number | undefined) => (v === undefined ? '-' : `${(100 * v).toFixed(2)}%`);
 const formatScores = (s: EvalScores) => `k-NN ${pct(s.knnTop1)}, linear ${pct(s.linearTop1)}`;
 
@@ -228,7 +241,7 @@ export async function drawReconstructions(
   const loader = new DataLoader(dataset, {
     batchSize: Math.min(count, dataset.size),
     seed,
-    twoViews: false,
+    targetView: 'none',
     normalize: normalization,
     augment: { outSize: model.config.imageSize, shiftRange: 0, randomCrop: false, flipP: 0 },
   });

@@ -42,8 +42,13 @@ export interface DataLoaderOptions {
   /** Drop the last incomplete batch. Default true. */
   dropLast?: boolean;
   augment: AugmentOptions;
-  /** Produce the target view too (CMAE). false: online view only (MAE, evaluation). Default true. */
-  twoViews?: boolean;
+  /**
+   * The second view of each image (a method's MethodTraits.targetView): 'shifted' (default) = CMAE's
+   * pixel-shifted, colour-augmented crop of the online view's master; 'independent' = two views
+   * each augmented independently (own crop, flip, shift and colour ops: MoCo v3), as `images` and
+   * `targetImages`; 'none' = the online view only (MAE, evaluation).
+   */
+  targetView?: 'shifted' | 'independent' | 'none';
   /**
    * Normalisation in 0..1 pixel units: explicit, 'dataset' (per-channel mean/std of the dataset,
    * at most `statsImages` images of a lazy dataset), or 'none'. Default 'dataset'.
@@ -67,12 +72,12 @@ export interface Batch {
   step: number;
   /** Online view (B, C, S, S) float32. Owned by the consumer: dispose() when done. */
   images: Tensor<'float32'>;
-  /** Target view (B, C, S, S) float32 (two views only). */
+  /** Second view (B, C, S, S) float32 (not with targetView 'none'). */
   targetImages?: Tensor<'float32'>;
   /** Dataset indices of the batch's images. */
   indices: Int32Array;
   labels?: Int32Array;
-  /** (B·2) int32: dy, dx per sample (two views only). */
+  /** (B·2) int32: dy, dx per sample of the target view (targetView 'shifted' only). */
   shifts?: Int32Array;
   /** Frees the batch's tensors. */
   dispose(): void;
@@ -84,7 +89,7 @@ export class DataLoader {
   readonly seed: number;
   readonly shuffle: boolean;
   readonly dropLast: boolean;
-  readonly twoViews: boolean;
+  readonly targetView: 'shifted' | 'independent' | 'none';
   readonly prefetch: boolean;
   readonly device: Device;
   /** Batches per epoch. */
@@ -99,7 +104,7 @@ export class DataLoader {
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
     validateDataset(dataset);
-    const { batchSize, seed = 0, shuffle = true, dropLast = true, twoViews = true, normalize = 'dataset', statsImages = 1024, prefetch = true, device = 'cpu' } = options;
+    const { batchSize, seed = 0, shuffle = true, dropLast = true, targetView = 'shifted', normalize = 'dataset', statsImages = 1024, prefetch = true, device = 'cpu' } = options;
     if (!Number.isInteger(batchSize) || batchSize <= 0) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new ValueError(`seed must be a non-negative safe integer, got ${seed}`);
     if (!options.augment || !Number.isInteger(options.augment.outSize) || options.augment.outSize <= 0) {
@@ -112,7 +117,10 @@ export class DataLoader {
     this.seed = seed;
     this.shuffle = shuffle;
     this.dropLast = dropLast;
-    this.twoViews = twoViews;
+    if (targetView !== 'shifted' && targetView !== 'independent' && targetView !== 'none') {
+      throw new ValueError(`targetView must be 'shifted', 'independent' or 'none', got ${String(targetView)}`);
+    }
+    this.targetView = targetView;
     this.prefetch = prefetch;
     this.device = device;
     this.augment = { ...options.augment };
@@ -138,9 +146,9 @@ export class DataLoader {
     return this.norm;
   }
 
-  /** The RNG stream of a batch: a fixed function of (epoch, step). */
-  streamOf(epoch: number, step: number): number {
-    return augmentStream(epoch * this.stepsPerEpoch + step);
+  /** The RNG stream of a batch: a fixed function of (epoch, step) (and of which view, for 'independent' views). */
+  streamOf(epoch: number, step: number, secondView = false): number {
+    return augmentStream(epoch * this.stepsPerEpoch + step + (secondView ? 2 ** 47 : 0));
   }
 
   /**
@@ -202,22 +210,41 @@ export class DataLoader {
       source = { pixels: await gatherPixels(d, indices), size: indices.length, height: d.height, width: d.width, channels: d.channels };
       local = Int32Array.from({ length: indices.length }, (_, i) => i);
     }
-    const params: AugmentParams = { ...this.augment, mean: norm.mean, std: norm.std, twoViews: this.twoViews };
-    const views = await makeViewsAsync(source, local, params, this.seed, this.streamOf(epoch, step), { device: this.device });
+    const params: AugmentParams = { ...this.augment, mean: norm.mean, std: norm.std, twoViews: this.targetView !== 'none' };
+    const stream = this.streamOf(epoch, step);
     const labels = d.labels ? Int32Array.from(indices, (k) => d.labels![k]) : undefined;
-    const shifts = this.twoViews ? views.shifts.toArray() : undefined;
-    views.shifts.dispose();
+    let images: Tensor<'float32'>, targetImages: Tensor<'float32'> | undefined, shifts: Int32Array | undefined;
+    if (this.targetView === 'independent') {
+      // Each view is the augmented (target) view of its own make_views call: its own crop, flip,
+      // shift and colour draws. The second call's stream is the batch's counter in the upper half
+      // of the 48-bit counter space, which no batch counter reaches.
+      const [a, b] = await Promise.all(
+        [stream, this.streamOf(epoch, step, true)].map((s) => makeViewsAsync(source, local, params, this.seed, s, { device: this.device })),
+      );
+      for (const v of [a, b]) {
+        v.online.dispose();
+        v.shifts.dispose();
+      }
+      images = a.target!;
+      targetImages = b.target!;
+    } else {
+      const views = await makeViewsAsync(source, local, params, this.seed, stream, { device: this.device });
+      shifts = this.targetView === 'shifted' ? views.shifts.toArray() : undefined;
+      views.shifts.dispose();
+      images = views.online;
+      targetImages = views.target;
+    }
     const batch: Batch = {
       epoch,
       step,
-      images: views.online,
-      targetImages: views.target,
+      images,
+      targetImages,
       indices,
       labels,
       shifts,
       dispose: () => {
-        views.online.dispose();
-        views.target?.dispose();
+        images.dispose();
+        targetImages?.dispose();
       },
     };
     return { batch, prepareMs: performance.now() - t0 };

@@ -31,7 +31,7 @@ async function forEachBatch(
     batchSize: Math.min(options.batchSize ?? 256, dataset.size),
     shuffle: false,
     dropLast: false,
-    twoViews: false,
+    targetView: 'none',
     normalize: options.normalization,
     augment: { outSize: options.imageSize, shiftRange: 0, randomCrop: false, flipP: 0 },
   });

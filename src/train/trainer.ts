@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
 import { CMAE } from '../models/cmae';
+import { methods } from '../models/config';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
 import { readSafetensors } from '../io/safetensors';
@@ -157,7 +158,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const lrNow = lrAt(position);
       const gradNorm = await optimizer.step({ lr: lrNow });
       const momentum = momentumAt(position);
-      if (model.config.mode === 'cmae') await model.updateMomentum(momentum);
+      if (methods[model.config.mode].momentum) await model.updateMomentum(momentum);
       images.dispose();
       targetImages?.dispose();
       step++;

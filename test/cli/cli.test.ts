@@ -113,9 +113,28 @@ describe('cmae CLI', () => {
   it('trains in MAE mode on IDX files (gzipped)', () => {
     const dir = path.join(root, 'idx');
     writeIdxDataset(dir, 40, 3);
-    const r = run('pretrain', '--data', `idx:${dir}`, '--mode', 'mae', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae'), '--json');
+    const r = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae'), '--json');
     expect(r.code, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout).mode).toBe('mae');
+    expect(JSON.parse(r.stdout).method).toBe('mae');
+  });
+
+  it('trains MoCo v3 (--method mocov3): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
+    const dir = path.join(root, 'mocov3');
+    const r = run('pretrain', '--method', 'mocov3', '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', dir, '--no-eval', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.method).toBe('mocov3');
+    expect(summary.steps).toBe(3);
+    expect(summary.outputs.map((f: string) => path.basename(f))).toEqual(['checkpoint.safetensors', 'metrics.jsonl', 'loss.png']);
+    expect(r.stderr).toMatch(/mocov3 micro on .* 16\/16 patches visible/);
+    const { metadata } = await readSafetensors(path.join(dir, 'checkpoint.safetensors'));
+    expect(JSON.parse(metadata.config).mode).toBe('mocov3');
+    const recon = run('reconstruct', '--checkpoint', path.join(dir, 'checkpoint.safetensors'), '--out', path.join(root, 'mocov3.png'));
+    expect(recon.code).toBe(2);
+    expect(recon.stderr).toMatch(/a mocov3 model has no pixel decoder/);
+    const bad = run('pretrain', '--method', 'simclr', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, got 'simclr'/);
   });
 
   it('pretrain --matmul-precision bf16 trains with bf16 products where the CPU has them, and says so otherwise', () => {
@@ -143,7 +162,7 @@ describe('cmae CLI', () => {
       [['pretrain', '--matmul-precision', 'tf32'], /--matmul-precision tf32 is for CUDA devices/],
       [['pretrain', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
       [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
-      [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --mode/],
+      [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
       [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ValueError } from '../../src/index';
+import { ValueError, kernels } from '../../src/index';
 import { DataLoader, type Batch, type BatchTiming, type InMemoryDataset, type LazyDataset, gatherPixels, permutation } from '../../src/data/index';
 import type { AugmentOptions } from '../../src/data/loader';
 import { coordinateImages } from './reference';
@@ -164,7 +164,7 @@ describe('DataLoader', () => {
     const loader = new DataLoader(dataset, {
       batchSize: 10,
       shuffle: false,
-      twoViews: false,
+      targetView: 'none',
       augment: { outSize: H, shiftRange: 0, randomCrop: false, flipP: 0 },
     });
     const norm = await loader.normalization();
@@ -188,6 +188,29 @@ describe('DataLoader', () => {
       expect(sums[c] / count).toBeCloseTo(0, 4);
       expect(sq[c] / count).toBeCloseTo(1, 3);
     }
+  });
+
+  it("targetView 'independent': each view is the augmented view of its own make_views draw (MoCo v3's pairs)", async () => {
+    const loader = new DataLoader(dataset, { batchSize: 8, seed: 4, targetView: 'independent', normalize: 'none', augment });
+    const pairs = await collect(loader, 1);
+    expect(pairs.length).toBe(6);
+    const order = loader.order(1);
+    for (const [step, batch] of pairs.entries()) {
+      expect(batch.shifts).toBeUndefined();
+      expect(batch.indices).toEqual(Array.from(order.slice(step * 8, step * 8 + 8)));
+      const params = { ...augment, mean: [0, 0, 0], std: [1, 1, 1], twoViews: true };
+      const idx = Int32Array.from(batch.indices);
+      for (const [second, got] of [[false, batch.images], [true, batch.target!]] as const) {
+        const views = kernels.makeViews(dataset, idx, params, 4, loader.streamOf(1, step, second));
+        expect(got).toEqual(views.target!.toArray());
+        for (const t of [views.online, views.target!, views.shifts]) t.dispose();
+      }
+      // Two different crops/colours of the same images, not one view twice.
+      expect(batch.target).not.toEqual(batch.images);
+    }
+    expect(() => new DataLoader(dataset, { batchSize: 8, augment, targetView: 'both' as never })).toThrowError(
+      /targetView must be 'shifted', 'independent' or 'none', got both/,
+    );
   });
 
   it('stopping early disposes the prefetched batch and leaves the loader usable', async () => {
