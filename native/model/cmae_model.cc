@@ -94,24 +94,27 @@ void CmaeModel::register_parameters() {
     return enc;
   };
 
-  // Trainable segment; the EMA source (encoder minus final norm, then projector) comes first.
+  // Trainable segment; the EMA source (encoder minus final norm, then the projector where the
+  // method has heads) comes first.
   // MoCo v3 keeps the final norm for encode() (what downstream uses) though its loss does not pass
   // through it: both of its branches pool the encoder's un-normalised patch tokens, as CMAE's
   // momentum branch does, so that the EMA stays one flat lerp over mirrored layouts.
   encoder_ = add_encoder("", ParamRole::Trainable);
-  if (c.has_momentum()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
+  if (c.has_heads()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
   table_.mark_ema_source_end();
   final_norm_ = add_norm(table_, "norm", c.dim, ParamRole::Trainable);
-  if (c.has_pixel_decoder()) pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, P);
+  if (c.has_pixel_decoder()) {
+    pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, c.decoder_out_dim());
+  }
   if (c.has_feature_decoder()) {
     feature_decoder_ = add_decoder("feature_decoder", "feature_mask_token", c.feature_decoder_dim, c.feature_decoder_depth,
                                    c.feature_decoder_heads, c.dim);
   }
+  if (c.has_heads()) predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
   if (c.has_momentum()) {
-    predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
     // Momentum segment: same order as the EMA source, so the EMA is one flat lerp.
     momentum_encoder_ = add_encoder("momentum_encoder.", ParamRole::Momentum);
-    momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
+    if (c.has_heads()) momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
     CMAE_CHECK(table_.momentum_end() - table_.momentum_begin() == table_.ema_source_end(), Internal,
                "momentum branch layout does not mirror its online twin");
   }
@@ -124,7 +127,7 @@ void CmaeModel::register_parameters() {
     feature_decoder_.pos_embed =
         table_.add("feature_decoder_pos_embed", {1, 1 + L, c.feature_decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
   }
-  if (c.has_momentum()) {
+  if (c.has_heads()) {
     for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
       const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
       head->running_mean = table_.add(prefix + ".bn.running_mean", {c.projector_hidden}, ParamRole::Buffer, InitKind::Zeros);
@@ -243,26 +246,28 @@ void CmaeModel::plan_training(int64_t B) {
       t.latent = bump.take(B * (1 + K) * D);
       t.latent_mean = bump.take(B * (1 + K));
       t.latent_rstd = bump.take(B * (1 + K));
-      t.target_pix = bump.take(B * L * P);
-      t.dpred = bump.take(B * L * P);
+      t.target_pix = bump.take(B * L * c.decoder_out_dim());
+      t.dpred = bump.take(B * L * c.decoder_out_dim());
       t.d_latent = bump.take(B * (1 + K) * D);
-      decoder_layout(bump, pixel_decoder_, t.pixel, P);
+      decoder_layout(bump, pixel_decoder_, t.pixel, c.decoder_out_dim());
     }
     if (c.has_feature_decoder()) {
       decoder_layout(bump, feature_decoder_, t.feature, D);
       t.d_feature_body = bump.take(B * L * D);
     }
     if (c.has_momentum()) {
-      t.feature_pooled = bump.take(N * D);
-      t.d_feature_pooled = bump.take(N * D);
-      head_layout(bump, t.projector);
-      head_layout(bump, t.predictor);
-      head_layout(bump, t.momentum_projector);
       t.ids_all = bump.take_i32(N * L);
       t.t_patches = bump.take(N * L * P);
       t.t_tokens = bump.take(N * L * D);
       t.t_x0 = bump.take(N * (1 + L) * D);
       train_momentum_stack_.layout(bump, backend_, N, 1 + L, false);
+    }
+    if (c.has_heads()) {
+      t.feature_pooled = bump.take(N * D);
+      t.d_feature_pooled = bump.take(N * D);
+      head_layout(bump, t.projector);
+      head_layout(bump, t.predictor);
+      head_layout(bump, t.momentum_projector);
       t.t_pooled = bump.take(N * D);
       t.dq = bump.take(N * E);
       t.d_z = bump.take(N * E);
@@ -404,9 +409,10 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   const int64_t vis = b0 * (1 + K);  // first row of the sample range in (N, 1+K, ·) buffers
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
   // Online sample s of view v is image s − v·B of that view; the momentum branch sees the other
-  // view (CMAE: the target; MoCo v3: the other of the two, so that rows meet their positives).
+  // view (CMAE: the target; MoCo v3: the other of the two, so that rows meet their positives),
+  // except MaskDistill's teacher, which sees the student's own image whole.
   const float* online_view[2] = {images, target_images};
-  const float* momentum_view[2] = {target_images, images};
+  const float* momentum_view[2] = {c.mode == Mode::MASKDISTILL ? images : target_images, images};
   // online encoder on the visible patches only (they are the only ones patchified and embedded;
   // patches_visible is kept for the patch embedding's weight gradient)
   {
@@ -422,22 +428,23 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
     CMAE_PROF("M.pixdec_fwd");
     decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, b0, nb);
   }
-  if (!c.has_momentum()) return;
   if (c.has_feature_decoder()) {
     { CMAE_PROF("M.featdec_fwd"); decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, b0, nb); }
     backend_.mean_pool_forward(t.feature_pooled + b0 * D, t.feature.pred + b0 * L * D, nb, L, D, 0);
-  } else {
+  } else if (c.has_heads()) {
     // MoCo v3: the mean of the online encoder's patch tokens (without the final norm).
     backend_.mean_pool_forward(t.feature_pooled + b0 * D, enc_out + vis * D, nb, 1 + K, D, 1);
   }
-  // momentum branch (no gradients): whole view, no final norm, mean of patch tokens
+  if (!c.has_momentum()) return;
+  // momentum branch (no gradients): whole view, no final norm; the heads' methods pool its patch
+  // tokens, MaskDistill takes them as they are (the loss part below)
   const int64_t all = b0 * (1 + L);
   const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
   for_each_view(B, b0, nb, [&](int64_t v, int64_t s0, int64_t n) {
     embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, s0, n);
   });
   { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, b0, nb); }
-  backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
+  if (c.has_heads()) backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
 }
 
 void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb) {
@@ -488,9 +495,10 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
 LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise,
                                     const Outputs& outputs) {
   const ModelConfig& c = config_;
-  const bool two_views = c.has_momentum();
+  const bool two_views = c.has_heads();  // CMAE and MoCo v3 take a second view; MAE and MaskDistill do not
   const int64_t B = check_images(images, "images");
-  const int64_t L = c.num_patches(), P = c.patch_dim(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
+  const int64_t L = c.num_patches(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
+  const int64_t out_dim = c.decoder_out_dim();
   if (two_views) {
     const char* method = c.mode == Mode::CMAE ? "CMAE" : "MoCo v3";
     CMAE_CHECK(B >= 2, Shape, method, " needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives), got ", B);
@@ -503,8 +511,8 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   }
   if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {N, G}, backend_);
   if (outputs.pred) {
-    CMAE_CHECK(c.has_pixel_decoder(), Value, "outputs.pred: a mocov3 model has no pixel decoder");
-    expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, P}, backend_);
+    CMAE_CHECK(c.has_pixel_decoder(), Value, "outputs.pred: a mocov3 model has no pixel decoder");  // its only mode without one
+    expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, out_dim}, backend_);
   }
   if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {N, L}, backend_);
   if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {N, L}, backend_);
@@ -546,8 +554,18 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
   // ---- losses and heads, whole batch
   if (c.has_pixel_decoder()) {
-    backend_.patchify(t.target_pix, images.f32(), B, c.channels, c.image_size, c.image_size, c.patch_size, PatchLayout::PixelsLast);
-    backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, P, c.norm_pix_loss, 1e-6f,
+    if (c.mode == Mode::MASKDISTILL) {
+      // The teacher's patch tokens (its cls rows dropped) as the targets, standardised per token by
+      // the norm-pix loss (normPixLoss). Where we differ from MaskDistill: its teacher is a CLIP
+      // model whose features pass a LayerNorm without affine (biased variance) and it uses a
+      // smooth-L1 loss; here the norm-pix loss's unbiased standardisation and its MSE.
+      const float* teacher = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
+      const size_t row = sizeof(float) * c.dim;
+      backend_.copy_2d(t.target_pix, L * row, teacher + c.dim, (1 + L) * row, L * row, static_cast<size_t>(B));
+    } else {
+      backend_.patchify(t.target_pix, images.f32(), B, c.channels, c.image_size, c.image_size, c.patch_size, PatchLayout::PixelsLast);
+    }
+    backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, out_dim, c.norm_pix_loss, 1e-6f,
                                           static_cast<float>(c.rc_weight));
   }
   if (two_views) {
@@ -574,7 +592,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     backend_.run_parts(parts, [&](int part) {
       int64_t b0, nb;
       part_range(part, b0, nb);
-      backward_samples(part_grads(part), t.d_patch_weight_t + part * P * c.dim, b0, nb);
+      backward_samples(part_grads(part), t.d_patch_weight_t + part * c.patch_dim() * c.dim, b0, nb);
     });
   }
   {
@@ -582,13 +600,14 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     for (int part = 1; part < parts; ++part) backend_.add_inplace(grads_.f32(), part_grads(part), table_.trainable_count());
   }
 
-  if (outputs.pred) backend_.copy(outputs.pred->f32(), t.pixel.pred, sizeof(float) * B * L * P);
+  if (outputs.pred) backend_.copy(outputs.pred->f32(), t.pixel.pred, sizeof(float) * B * L * out_dim);
   if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * N * L);
   if (outputs.ids_restore) backend_.copy(outputs.ids_restore->i32(), t.ids_restore, sizeof(int32_t) * N * L);
   if (two_views && outputs.q) backend_.copy(outputs.q->f32(), t.predictor.out, sizeof(float) * N * E);
   if (two_views && outputs.z_t) backend_.copy(outputs.z_t->f32(), t.momentum_projector.out, sizeof(float) * N * E);
 
-  // losses: [reconstruction, contrastive of view 0, (of view 1)]; MoCo v3 writes no reconstruction.
+  // losses: [reconstruction (MaskDistill: of the teacher's features), contrastive of view 0, (of
+  // view 1)]; MoCo v3 writes no reconstruction.
   float losses[3] = {0.0f, 0.0f, 0.0f};
   if (c.has_pixel_decoder()) backend_.copy_to_host(losses, t.losses, sizeof(float));
   if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * V);

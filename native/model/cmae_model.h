@@ -18,6 +18,12 @@
 // branch then mirrors the online one layer for layer, as CMAE's does), and a 2-layer projector
 // (Linear-BN-ReLU-Linear, CMAE's heads) where MoCo v3 uses 3 layers.
 //
+// MaskDistill (Mode::MASKDISTILL): MAE's online path, whose decoder predicts D features per patch;
+// the teacher is the momentum encoder on the whole (same) image, its patch tokens standardised per
+// token (norm-pix) as targets at the masked positions: L = rc_weight·MSE. The teacher follows the
+// online encoder by EMA, or stays as loaded (a cmae checkpoint's encoder) when the caller never
+// updates the momentum. Differences from the paper: the loss part in loss_and_grad.
+//
 // The model runs on one backend (backend/backend.h) and calls nothing else: its parameters live in
 // one arena (parameters.h) and its activations in a workspace planned per batch size, both in
 // that backend's memory. It owns the rules about its inputs (shapes, dtypes, devices, what each

@@ -9,8 +9,10 @@ namespace cmae::model {
 
 // The pre-training method. CMAE (spec §2) and MAE (§1) as the paper has them; MOCOV3 is MoCo v3's
 // symmetric contrastive learning (two views, momentum encoder + predictor, no decoder) composed
-// from the same kernels, with masked views as FLIP has them when mask_ratio > 0.
-enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2 };
+// from the same kernels, with masked views as FLIP has them when mask_ratio > 0; MASKDISTILL is
+// MAE whose decoder predicts a teacher's normalised patch features instead of pixels, the teacher
+// being the momentum encoder (an EMA of the online one, or frozen after loading a checkpoint).
+enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
@@ -31,10 +33,14 @@ struct ModelConfig {
   bool norm_pix_loss = false;
   double bn_eps = 0, bn_momentum = 0;
 
-  // What each method builds: the momentum branch and heads (CMAE, MoCo v3), the pixel decoder
-  // (CMAE, MAE), the feature decoder (CMAE only).
+  // What each method builds: the momentum encoder (all but MAE); the projection heads and InfoNCE
+  // (CMAE, MoCo v3); the pixel decoder (all but MoCo v3; MaskDistill's predicts features); the
+  // feature decoder (CMAE only).
   bool has_momentum() const { return mode != Mode::MAE; }
+  bool has_heads() const { return mode == Mode::CMAE || mode == Mode::MOCOV3; }
   bool has_pixel_decoder() const { return mode != Mode::MOCOV3; }
+  // Width of the pixel decoder's prediction per patch: pixels, or MaskDistill's teacher features.
+  int64_t decoder_out_dim() const { return mode == Mode::MASKDISTILL ? dim : patch_dim(); }
   bool has_feature_decoder() const { return mode == Mode::CMAE; }
   // Online samples per image of a batch: MoCo v3 encodes both views online (its loss is symmetric).
   int64_t views() const { return mode == Mode::MOCOV3 ? 2 : 1; }

@@ -25,7 +25,8 @@ ModelConfig ParseConfig(Napi::Object o) {
   if (m == "cmae") c.mode = cmae::model::Mode::CMAE;
   else if (m == "mae") c.mode = cmae::model::Mode::MAE;
   else if (m == "mocov3") c.mode = cmae::model::Mode::MOCOV3;
-  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae' or 'mocov3'");
+  else if (m == "maskdistill") c.mode = cmae::model::Mode::MASKDISTILL;
+  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3' or 'maskdistill'");
   struct IntField {
     const char* key;
     int64_t ModelConfig::*field;

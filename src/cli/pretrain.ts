@@ -38,6 +38,7 @@ export interface PretrainOptions {
   model?: string;
   minutes?: string;
   minCrop?: string;
+  teacher?: string;
 }
 
 export async function runPretrain(o: PretrainOptions): Promise<void> {
@@ -45,6 +46,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (!Object.hasOwn(methods, o.method)) throw new UsageError(`--method must be one of ${Object.keys(methods).join(', ')}, got '${o.method}'`);
   const method = o.method as Mode;
   const traits = methods[method];
+  if (o.teacher !== undefined && method !== 'maskdistill') throw new UsageError(`--teacher is for --method maskdistill, not ${method}`);
+  if (o.teacher !== undefined && !existsSync(o.teacher)) throw new UsageError(`--teacher: no file ${o.teacher}`);
   if ([o.epochs, o.steps, o.minutes].filter((v) => v !== undefined).length > 1) throw new UsageError('give one of --epochs, --steps or --minutes');
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
   const seed = parsePositiveInt(o.seed, '--seed', true);
@@ -77,6 +80,9 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     device,
     ...overrides,
   });
+  // A frozen teacher: its encoder in the momentum branch, kept there by a momentum of 1 (resume
+  // restores it from the checkpoint, which holds the momentum branch).
+  if (o.teacher !== undefined) await model.loadTeacher(o.teacher);
   const loader = new DataLoader(splits.train, {
     batchSize,
     seed,
@@ -141,7 +147,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       resumeFrom: o.resume ? checkpoint : undefined,
       signal: controller.signal,
       seconds: minutes !== undefined ? minutes * 60 : undefined,
-      metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision },
+      ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
+      metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
       onStep: (s: StepInfo) =>
         progress.update({
           step: s.step,
@@ -161,7 +168,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const history = await readMetrics(path.join(o.out, METRICS_FILE));
   await renderLossPlot(history, path.join(o.out, 'loss.png'), `${method.toUpperCase()} pre-training on ${splits.name}`);
   const pictures = ['loss.png'];
-  if (traits.pixelDecoder) {
+  if (traits.reconstructs === 'pixels') {
     await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
     pictures.push('reconstruction.png');
   }
@@ -222,8 +229,8 @@ async function scoresOf(
 /** The loss terms the method has, for the progress line. */
 function lossParts(method: Mode, s: StepInfo): string {
   const parts = [];
-  if (methods[method].pixelDecoder) parts.push(`rc ${s.reconstruction.toFixed(4)}`);
-  if (methods[method].momentum) parts.push(`ct ${s.contrastive.toFixed(4)}`);
+  if (methods[method].reconstructs) parts.push(`${methods[method].reconstructs === 'pixels' ? 'rc' : 'distill'} ${s.reconstruction.toFixed(4)}`);
+  if (methods[method].contrastive) parts.push(`ct ${s.contrastive.toFixed(4)}`);
   return parts.join(', ');
 }
 

@@ -299,6 +299,38 @@ export class CMAE {
     return { model, extra };
   }
 
+  /**
+   * Loads the online encoder of a cmae checkpoint into this model's momentum encoder: MaskDistill's
+   * frozen teacher (train with `freezeMomentum` so that no EMA moves it). The checkpoint's encoder
+   * must have this model's architecture (the fields that shape it are compared by name).
+   */
+  async loadTeacher(path: string): Promise<void> {
+    if (!methods[this.config.mode].momentum) throw new ValueError(`a ${this.config.mode} model has no momentum encoder to hold a teacher`);
+    const file = await readSafetensors(path);
+    if (file.metadata.format !== CHECKPOINT_FORMAT) throw new FormatError(`${path}: not a cmae checkpoint (metadata.format is '${file.metadata.format ?? 'missing'}')`);
+    let config: Partial<ModelConfig>;
+    try {
+      config = JSON.parse(file.metadata.config) as Partial<ModelConfig>;
+    } catch {
+      throw new FormatError(`${path}: metadata.config is not valid JSON`);
+    }
+    const shaping = ['imageSize', 'channels', 'patchSize', 'dim', 'depth', 'heads', 'mlpRatio'] as const;
+    const differ = shaping.filter((k) => config[k] !== this.config[k]);
+    if (differ.length > 0) {
+      throw new ValueError(`${path}: the teacher's encoder differs from this model's in ${differ.map((k) => `${k} (${String(config[k])} vs ${this.config[k]})`).join(', ')}`);
+    }
+    const state = new Map<string, Float32Array>();
+    for (const p of this.table) {
+      if (p.role !== 'momentum' || !p.name.startsWith('momentum_encoder.')) continue;
+      const source = p.name.slice('momentum_encoder.'.length);
+      const entry = file.tensors.get(source);
+      if (!entry) throw new FormatError(`${path}: the teacher has no tensor '${source}'`);
+      if (entry.dtype !== 'F32') throw new FormatError(`${path}: tensor '${source}' must be F32, got ${entry.dtype}`);
+      state.set(p.name, entry.data as Float32Array);
+    }
+    this.loadStateDict(state, { strict: false });
+  }
+
   /** Frees native memory. Idempotent; later calls throw DisposedError (a BusyError while a call runs). */
   dispose(): void {
     this.native.dispose();

@@ -2,14 +2,19 @@
 import { ValueError } from '../errors';
 
 /** The pre-training method (a checkpoint's config records it). */
-export type Mode = 'cmae' | 'mae' | 'mocov3';
+export type Mode = 'cmae' | 'mae' | 'mocov3' | 'maskdistill';
 
 /** What each method builds and what its batches hold (native/model/config.h applies the same rules). */
 export interface MethodTraits {
-  /** A momentum (EMA) encoder + projector, and an online projector + predictor (InfoNCE). */
+  /** A momentum encoder (EMA of the online one; MaskDistill's teacher), updated by updateMomentum. */
   momentum: boolean;
-  /** A pixel decoder with the norm-pix reconstruction loss. */
-  pixelDecoder: boolean;
+  /** Projector + predictor heads and an InfoNCE loss against the momentum branch (needs targetImages). */
+  contrastive: boolean;
+  /**
+   * What the decoder reconstructs at the masked patches with the norm-pix loss: 'pixels' (MAE,
+   * CMAE), the teacher's 'features' (MaskDistill; `pred` is then [N, L, dim]), or nothing (null).
+   */
+  reconstructs: 'pixels' | 'features' | null;
   /**
    * The second image of each sample: 'shifted' = CMAE's pixel-shifted, colour-augmented crop of
    * the same master; 'independent' = a second, independently augmented view (MoCo v3); 'none'.
@@ -21,22 +26,32 @@ export interface MethodTraits {
 
 export const methods: Readonly<Record<Mode, MethodTraits>> = {
   /** Online encoder on the visible patches + pixel decoder + feature decoder → InfoNCE with a momentum encoder (spec §2). */
-  cmae: { momentum: true, pixelDecoder: true, targetView: 'shifted', onlineViews: 1 },
+  cmae: { momentum: true, contrastive: true, reconstructs: 'pixels', targetView: 'shifted', onlineViews: 1 },
   /** Encoder on the visible patches + pixel decoder (spec §1). */
-  mae: { momentum: false, pixelDecoder: true, targetView: 'none', onlineViews: 1 },
+  mae: { momentum: false, contrastive: false, reconstructs: 'pixels', targetView: 'none', onlineViews: 1 },
   /**
    * MoCo v3: two views, each encoded online (its visible patches: maskRatio > 0 gives FLIP-style
    * masked views) → projector → predictor, against the momentum encoder's features of the other
    * view; symmetric InfoNCE. Differences from the paper: native/model/cmae_model.h.
    */
-  mocov3: { momentum: true, pixelDecoder: false, targetView: 'independent', onlineViews: 2 },
+  mocov3: { momentum: true, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 },
+  /**
+   * MaskDistill: MAE whose decoder predicts, at the masked positions, the normalised patch features
+   * of a teacher — the momentum encoder on the whole image (an EMA of the online encoder, or a
+   * frozen cmae checkpoint's encoder: loadTeacher). Differences from the paper: native/model/cmae_model.cc.
+   */
+  maskdistill: { momentum: true, contrastive: false, reconstructs: 'features', targetView: 'none', onlineViews: 1 },
 };
 
-/** Per-method values that replace the preset's (before the caller's overrides): MAE's masking (spec §1.2), MoCo v3's whole views. */
+/**
+ * Per-method values that replace the preset's (before the caller's overrides): MAE's masking (spec
+ * §1.2, also MaskDistill's, as in its paper's 75 % block-free setting), MoCo v3's whole views.
+ */
 const methodDefaults: Readonly<Record<Mode, Partial<ModelConfig>>> = {
   cmae: {},
   mae: { maskRatio: 0.75, maskGroup: 1 },
   mocov3: { maskRatio: 0 },
+  maskdistill: { maskRatio: 0.75, maskGroup: 1 },
 };
 
 export interface ModelConfig {

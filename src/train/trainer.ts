@@ -56,7 +56,10 @@ export interface TrainOptions {
   warmupFraction?: number;
   /** Warmup starts at this fraction of lr (CMAE: 1e-4, MAE: 0). */
   warmupStartFactor?: number;
-  /** Momentum schedule m_base → m_end (spec §2.9; CMAE code: constant 0.996). */
+  /**
+   * Momentum schedule m_base → m_end (spec §2.9; CMAE code: constant 0.996). A momentum of 1 leaves
+   * the momentum branch as it is (no EMA call): MaskDistill's frozen teacher (CMAE.loadTeacher).
+   */
   momentumBase?: number;
   momentumEnd?: number;
   optimizer?: Omit<AdamWOptions, 'lr'>;
@@ -158,7 +161,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       const lrNow = lrAt(position);
       const gradNorm = await optimizer.step({ lr: lrNow });
       const momentum = momentumAt(position);
-      if (methods[model.config.mode].momentum) await model.updateMomentum(momentum);
+      if (methods[model.config.mode].momentum && momentum < 1) await model.updateMomentum(momentum);
       images.dispose();
       targetImages?.dispose();
       step++;

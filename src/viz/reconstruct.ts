@@ -17,13 +17,14 @@ export interface Normalization {
 
 export async function reconstructionRows(model: CMAE, images: Tensor, norm: Normalization): Promise<ReconstructionRow[]> {
   const { channels: C, imageSize: S, patchSize: p } = model.config;
-  if (!methods[model.config.mode].pixelDecoder) throw new ValueError(`a ${model.config.mode} model has no pixel decoder to reconstruct with`);
+  const traits = methods[model.config.mode];
+  if (traits.reconstructs !== 'pixels') throw new ValueError(`a ${model.config.mode} model has no pixel decoder to reconstruct with`);
   const B = images.shape[0];
   const L = model.numPatches;
   const P = p * p * C;
   const pred = Tensor.full([B, L, P], NaN);
   const mask = Tensor.full([B, L], NaN);
-  await model.lossAndGrad({ images, targetImages: methods[model.config.mode].momentum ? images : undefined, outputs: { pred, mask } });
+  await model.lossAndGrad({ images, targetImages: methods[model.config.mode].contrastive ? images : undefined, outputs: { pred, mask } });
   const target = patchify(images, p, { layout: 'pixels-last' }).toArray() as Float32Array;
   const predA = pred.toArray() as Float32Array;
   const maskA = mask.toArray() as Float32Array;

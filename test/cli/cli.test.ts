@@ -134,7 +134,29 @@ describe('cmae CLI', () => {
     expect(recon.stderr).toMatch(/a mocov3 model has no pixel decoder/);
     const bad = run('pretrain', '--method', 'simclr', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, got 'simclr'/);
+    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, got 'simclr'/);
+  });
+
+  it('trains MaskDistill with the momentum encoder as teacher, or with a frozen teacher from a checkpoint (--teacher)', async () => {
+    const ema = path.join(root, 'maskdistill');
+    const r = run('pretrain', '--method', 'maskdistill', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', ema, '--no-eval', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).outputs.map((f: string) => path.basename(f))).toEqual(['checkpoint.safetensors', 'metrics.jsonl', 'loss.png']);
+    expect(r.stderr).toMatch(/maskdistill micro on .* 4\/16 patches visible/);
+    // The teacher: the MAE checkpoint of the test above has the same micro encoder.
+    const teacherFile = path.join(root, 'mae', 'checkpoint.safetensors');
+    const frozen = path.join(root, 'maskdistill-frozen');
+    const f = run('pretrain', '--method', 'maskdistill', '--teacher', teacherFile, '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', frozen, '--no-eval', '--json');
+    expect(f.code, f.stderr).toBe(0);
+    const student = await readSafetensors(path.join(frozen, 'checkpoint.safetensors'));
+    const teacher = await readSafetensors(teacherFile);
+    expect(student.metadata.teacher).toBe(teacherFile);
+    for (const name of ['blocks.0.attn.qkv.weight', 'patch_embed.proj.weight', 'cls_token']) {
+      expect(Array.from(student.tensors.get(`momentum_encoder.${name}`)!.data as Float32Array)).toEqual(Array.from(teacher.tensors.get(name)!.data as Float32Array));
+    }
+    const wrong = run('pretrain', '--method', 'cmae', '--teacher', teacherFile, '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-teacher'));
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/--teacher is for --method maskdistill, not cmae/);
   });
 
   it('pretrain --matmul-precision bf16 trains with bf16 products where the CPU has them, and says so otherwise', () => {

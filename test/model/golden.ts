@@ -58,7 +58,7 @@ async function modelFromFixture(json: FixtureJson, file: SafeTensorsFile, device
 
 /** The golden suite on one device (its matmul precision left as the caller set it: fp32 for these tolerances). */
 export function describeGolden(device: Device): void {
-  describe.each(['cmae_micro', 'mae_micro', 'mocov3_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
+  describe.each(['cmae_micro', 'mae_micro', 'mocov3_micro', 'maskdistill_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
     it('forward outputs, losses and every gradient match', async () => {
       const { json, file } = await loadFixture(name);
       const model = await modelFromFixture(json, file, device);
@@ -69,23 +69,24 @@ export function describeGolden(device: Device): void {
       const L = (c.imageSize / c.patchSize) ** 2;
       const P = c.patchSize * c.patchSize * c.channels;
       const outputs = {
-        ...(traits.pixelDecoder ? { pred: Tensor.full([B, L, P], NaN) } : {}),
+        ...(traits.reconstructs ? { pred: Tensor.full([B, L, traits.reconstructs === 'pixels' ? P : c.dim], NaN) } : {}),
         mask: Tensor.full([R, L], NaN),
         idsRestore: Tensor.full([R, L], -1, 'int32'),
-        ...(traits.momentum ? { q: Tensor.full([R, c.projectorDim], NaN), zT: Tensor.full([R, c.projectorDim], NaN) } : {}),
+        ...(traits.contrastive ? { q: Tensor.full([R, c.projectorDim], NaN), zT: Tensor.full([R, c.projectorDim], NaN) } : {}),
       };
       expect(model.device).toBe(device === 'cuda' ? 'cuda:0' : device);
       const parts = await model.lossAndGrad({
         images: tensorData(file, 'input.images') as Float32Array,
-        targetImages: traits.momentum ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
+        targetImages: traits.contrastive ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
         maskNoise: tensorData(file, 'input.mask_noise') as Float32Array,
         outputs,
       });
       const ref = json.losses[0];
       expect(parts.loss).toBeCloseTo(ref.total, 5);
-      if (traits.pixelDecoder) expect(Math.abs(parts.reconstruction - ref.rc!) / ref.rc!).toBeLessThan(1e-5);
+      if (traits.reconstructs) expect(Math.abs(parts.reconstruction - ref.rc!) / ref.rc!).toBeLessThan(1e-5);
       else expect(parts.reconstruction).toBe(0);
-      if (traits.momentum) expect(Math.abs(parts.contrastive - ref.ct!) / ref.ct!).toBeLessThan(1e-5);
+      if (traits.contrastive) expect(Math.abs(parts.contrastive - ref.ct!) / ref.ct!).toBeLessThan(1e-5);
+      else expect(parts.contrastive).toBe(0);
       expect(Math.abs(parts.loss - ref.total) / ref.total).toBeLessThan(1e-5);
 
       expectClose(outputs.mask.toArray(), tensorData(file, 'expect.mask'), { atol: 0, rtol: 0, label: 'mask' });
@@ -94,7 +95,7 @@ export function describeGolden(device: Device): void {
         const predRef = tensorData(file, 'expect.pred');
         expectClose(outputs.pred.toArray(), predRef, { atol: 1e-5 * maxAbs(predRef), rtol: 1e-4, label: 'pred' });
       }
-      if (traits.momentum) {
+      if (traits.contrastive) {
         for (const [key, ref] of [['q', 'expect.q'], ['zT', 'expect.z_t']] as const) {
           const r = tensorData(file, ref);
           expectClose((outputs as Record<string, Tensor>)[key].toArray(), r, { atol: 1e-5 * maxAbs(r), rtol: 1e-4, label: key });
@@ -123,7 +124,7 @@ export function describeGolden(device: Device): void {
       const optimizer = new AdamW(model, { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weightDecay });
       const input = {
         images: tensorData(file, 'input.images') as Float32Array,
-        targetImages: methods[c.mode].momentum ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
+        targetImages: methods[c.mode].contrastive ? (tensorData(file, 'input.target_images') as Float32Array) : undefined,
         maskNoise: tensorData(file, 'input.mask_noise') as Float32Array,
       };
       for (let step = 0; step < t.steps; step++) {

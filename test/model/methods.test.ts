@@ -25,7 +25,7 @@ describe('methods', () => {
     expect(resolveConfig('nano', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: presets.nano.maskRatio, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'mae', maskRatio: 0.5 })).toMatchObject({ maskRatio: 0.5, maskGroup: 1 });
-    expect(() => resolveConfig('nano', { mode: 'simclr' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, got 'simclr'/);
+    expect(() => resolveConfig('nano', { mode: 'simclr' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, got 'simclr'/);
   });
 
   it('a mocov3 model holds the encoders and heads only, and sees whole views by default', async () => {
@@ -37,7 +37,7 @@ describe('methods', () => {
     }
     expect(model.numVisible).toBe(model.numPatches);
     // Its traits say what its batches hold.
-    expect(methods.mocov3).toEqual({ momentum: true, pixelDecoder: false, targetView: 'independent', onlineViews: 2 });
+    expect(methods.mocov3).toEqual({ momentum: true, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 });
     model.dispose();
   });
 
@@ -108,5 +108,56 @@ describe('methods', () => {
     expectSameBits(await again.encode(x, { pool: 'mean' }), online, 'features after load');
     again.dispose();
     model.dispose();
+  });
+});
+
+describe('maskdistill', () => {
+  it('predicts the teacher features of the masked patches: its own defaults, no second view, pred of width dim', async () => {
+    expect(resolveConfig('nano', { mode: 'maskdistill' })).toMatchObject({ maskRatio: 0.75, maskGroup: 1 });
+    const model = await CMAE.create({ preset: 'micro', mode: 'maskdistill', seed: 4 });
+    const table = new Map(model.parameters().map((p) => [p.name, p]));
+    expect(table.get('decoder_pred.weight')!.shape).toEqual([micro.dim, micro.decoderDim]);
+    expect([...table.keys()].filter((n) => /projector|predictor|feature_/.test(n))).toEqual([]);
+    expect(table.get('momentum_encoder.blocks.1.mlp.fc2.weight')!.role).toBe('momentum');
+    const B = 4;
+    const pred = Tensor.full([B, model.numPatches, micro.dim], NaN);
+    const mask = Tensor.full([B, model.numPatches], NaN);
+    const parts = await model.lossAndGrad({ images: images(B, 1), outputs: { pred, mask } });
+    expect(parts.contrastive).toBe(0);
+    expect(parts.reconstruction).toBeGreaterThan(0);
+    expect(parts.loss).toBe(parts.reconstruction * micro.rcWeight);
+    expect(pred.toArray().every(Number.isFinite)).toBe(true);
+    await expect(reconstructionRows(model, Tensor.from(images(2, 3), [2, 3, 16, 16]), { mean: [0, 0, 0], std: [1, 1, 1] })).rejects.toThrow(
+      /a maskdistill model has no pixel decoder/,
+    );
+    model.dispose();
+  });
+
+  it('loadTeacher puts a checkpoint encoder into the momentum encoder, and refuses another architecture by field', async () => {
+    const teacher = await CMAE.create({ preset: 'micro', mode: 'mae', seed: 8 });
+    const file = path.join(dir, 'teacher.safetensors');
+    await teacher.save(file);
+    const student = await CMAE.create({ preset: 'micro', mode: 'maskdistill', seed: 9 });
+    const before = student.stateDict();
+    await student.loadTeacher(file);
+    const after = student.stateDict();
+    const source = teacher.stateDict();
+    let copied = 0;
+    for (const [name, values] of after) {
+      if (name.startsWith('momentum_encoder.')) {
+        expectSameBits(values, source.get(name.slice('momentum_encoder.'.length))!, name);
+        copied++;
+      } else {
+        expectSameBits(values, before.get(name)!, name); // the student itself is untouched
+      }
+    }
+    expect(copied).toBeGreaterThan(10);
+    const wide = await CMAE.create({ preset: 'micro', mode: 'mae', dim: 48, heads: 2, seed: 8 });
+    const wideFile = path.join(dir, 'wide-teacher.safetensors');
+    await wide.save(wideFile);
+    await expect(student.loadTeacher(wideFile)).rejects.toThrow(/differs from this model's in dim \(48 vs 32\)/);
+    const mae = await CMAE.create({ preset: 'micro', mode: 'mae' });
+    await expect(mae.loadTeacher(file)).rejects.toThrow(/a mae model has no momentum encoder/);
+    for (const m of [teacher, student, wide, mae]) m.dispose();
   });
 });

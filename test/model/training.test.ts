@@ -23,7 +23,7 @@ async function trainOnDigits(mode: Mode, preset: 'tiny' | 'nano', lr: number): P
       await optimizer.step();
       if (traits.momentum) await model.updateMomentum(0.996);
       batch.dispose();
-      losses.push(traits.pixelDecoder ? parts.reconstruction : parts.contrastive);
+      losses.push(traits.reconstructs ? parts.reconstruction : parts.contrastive);
       if (losses.length === steps) break;
     }
   }

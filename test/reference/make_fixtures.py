@@ -4,12 +4,12 @@
 Run by hand (never by CI); see test/reference/README.md.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 test/reference/make_fixtures.py
-        writes test/fixtures/{cmae,mae,mocov3}_micro.{safetensors,json}
+        writes test/fixtures/{cmae,mae,mocov3,maskdistill}_micro.{safetensors,json}
 
     ... make_fixtures.py --check-checkpoint CKPT.safetensors --images IMAGES.safetensors [--prefix P] [--out F]
         prints the encoder's cls and mean-pooled patch features (no masking, final norm applied)
 
-The model is a self-contained re-implementation of OUR CMAE/MAE/MoCo v3 (method-spec.md §1, §2, with the
+The model is a self-contained re-implementation of OUR CMAE/MAE/MoCo v3/MaskDistill (method-spec.md §1, §2, with the
 project's masking rule and state-dict names). Everything is computed in float64; the weights and
 inputs are first rounded to float32 so that the native float32 model starts from the exact same
 values. Only torch + numpy + the standard library are used (safetensors I/O is hand written).
@@ -345,21 +345,26 @@ class CMAE(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         mode = cfg.mode
-        assert mode in ('cmae', 'mae', 'mocov3')
+        assert mode in ('cmae', 'mae', 'mocov3', 'maskdistill')
         self.cfg, self.mode = cfg, mode
         pp = cfg.patchSize ** 2 * cfg.channels
         build_encoder(self, cfg, final_norm=True)
-        if mode != 'mocov3':
-            build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads, pp)
+        if mode != 'mocov3':  # MaskDistill's decoder predicts the teacher's D features per patch
+            build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads,
+                          cfg.dim if mode == 'maskdistill' else pp)
         if mode == 'cmae':
             build_decoder(self, 'feature_', cfg, cfg.featureDecoderDim, cfg.featureDecoderDepth,
                           cfg.featureDecoderHeads, cfg.dim)
-        if mode != 'mae':
+        heads = mode in ('cmae', 'mocov3')
+        if heads:
             self.projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
             self.predictor = Head(cfg, cfg.projectorDim, cfg.projectorHidden, cfg.projectorDim)
+        if mode != 'mae':  # MaskDistill's teacher is the momentum encoder
             self.momentum_encoder = ViTEncoder(cfg, final_norm=False)
+        if heads:
             self.momentum_projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
-            for p in list(self.momentum_encoder.parameters()) + list(self.momentum_projector.parameters()):
+        for name, p in self.named_parameters():
+            if name.startswith('momentum_'):
                 p.requires_grad_(False)
 
     # --- init (§1.7 + perturbation) -------------------------------------------------------------
@@ -402,8 +407,9 @@ class CMAE(nn.Module):
             online = self.state_dict()
             for n, t in self.momentum_encoder.state_dict().items():
                 t.copy_(online[n])
-            for n, t in self.momentum_projector.state_dict().items():
-                t.copy_(online['projector.' + n])
+            if hasattr(self, 'momentum_projector'):
+                for n, t in self.momentum_projector.state_dict().items():
+                    t.copy_(online['projector.' + n])
         # Round every parameter and buffer to float32 (then keep computing in float64).
         for t in list(self.parameters()) + list(self.buffers()):
             if t.is_floating_point():
@@ -414,6 +420,8 @@ class CMAE(nn.Module):
         cfg = self.cfg
         if self.mode == 'mocov3':
             return self.forward_mocov3(images, target_images, mask_noise)
+        if self.mode == 'maskdistill':
+            return self.forward_maskdistill(images, mask_noise)
         ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
         latent = encoder_forward(self, images, ids_keep)
         pred = decoder_forward(self, '', latent, ids_restore)
@@ -434,6 +442,23 @@ class CMAE(nn.Module):
         out.update(feature_pred=feat, z_s=z_s, q=q, target_feature=target_feature, z_t=z_t,
                    loss_ct=loss_ct, loss=cfg.rcWeight * loss_rc + cfg.ctWeight * loss_ct)
         return out
+
+    def forward_maskdistill(self, images, mask_noise):
+        """MAE's online path whose decoder predicts the teacher's patch tokens (the momentum encoder on
+        the whole image, no final norm), standardised per token with the norm-pix rule (unbiased
+        variance, eps 1e-6), MSE at the masked positions."""
+        cfg = self.cfg
+        ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
+        latent = encoder_forward(self, images, ids_keep)
+        pred = decoder_forward(self, '', latent, ids_restore)  # (B, L, D)
+        with torch.no_grad():
+            teacher = encoder_forward(self.momentum_encoder, images, None)[:, 1:, :]
+        target = teacher
+        if cfg.normPixLoss:
+            target = (target - target.mean(dim=-1, keepdim=True)) / (target.var(dim=-1, keepdim=True) + NORM_PIX_EPS) ** 0.5
+        loss_rc = (((pred - target) ** 2).mean(dim=-1) * mask).sum() / mask.sum()
+        return dict(ids_keep=ids_keep, ids_restore=ids_restore, mask=mask, latent=latent, pred=pred,
+                    target_feature=teacher, loss_rc=loss_rc, loss=cfg.rcWeight * loss_rc)
 
     def forward_mocov3(self, x1, x2, mask_noise):
         """MoCo v3 on CMAE's parts (native/model/cmae_model.h says where it differs from the paper):
@@ -468,7 +493,10 @@ class CMAE(nn.Module):
         (norm.* has no twin; pos_embed is frozen and identical), momentum_projector likewise for
         fc1.weight, fc1.bias, bn.weight, bn.bias, fc2.weight. BN running stats are not EMA'd."""
         online = dict(self.named_parameters())
-        for prefix, mod in (('', self.momentum_encoder), ('projector.', self.momentum_projector)):
+        pairs = [('', self.momentum_encoder)]
+        if hasattr(self, 'momentum_projector'):
+            pairs.append(('projector.', self.momentum_projector))
+        for prefix, mod in pairs:
             for n, pt in mod.named_parameters():
                 po = online[prefix + n]
                 if po.requires_grad:
@@ -595,7 +623,8 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     # MoCo v3 with FLIP-style masked online views (3 of 4 groups visible) so that the masked path is
     # exercised; its default (src/models/config.ts) is maskRatio 0.
     cfg = {'cmae': Config(), 'mae': Config(mode='mae', maskRatio=0.75, maskGroup=1),
-           'mocov3': Config(mode='mocov3', maskRatio=0.25)}[mode]
+           'mocov3': Config(mode='mocov3', maskRatio=0.25),
+           'maskdistill': Config(mode='maskdistill', maskRatio=0.75, maskGroup=1)}[mode]
     views = 2 if mode == 'mocov3' else 1
     torch.manual_seed(0)
     model = CMAE(cfg)
@@ -605,7 +634,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     gen = torch.Generator().manual_seed(1)
     n_groups = (cfg.grid // cfg.maskGroup) ** 2
     images, target, noise = make_inputs(cfg, gen, n_groups, views * BATCH)
-    tgt_arg = None if mode == 'mae' else target
+    tgt_arg = target if mode in ('cmae', 'mocov3') else None
 
     # Sanity checks of the reference itself.
     ids_keep, ids_restore, mask = group_masking(noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
@@ -636,7 +665,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
         st['param.' + n] = ('F32', t.detach().clone())
     st['input.images'] = ('F32', images)
     st['input.mask_noise'] = ('F32', noise)
-    if mode != 'mae':
+    if tgt_arg is not None:
         st['input.target_images'] = ('F32', target)
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -734,7 +763,7 @@ def verify_fixture(path: str) -> None:
         for n, v in names.items():
             v.copy_(t['param.' + n][1].double())
     x = lambda k: t[k][1].double()  # noqa: E731
-    tgt = None if mode == 'mae' else x('input.target_images')
+    tgt = x('input.target_images') if 'input.target_images' in t else None
 
     def close(a, b, what, tol):
         err = (a.double() - b.double()).abs().max().item()
@@ -833,7 +862,7 @@ def main() -> None:
         return
     os.makedirs(args.out_dir, exist_ok=True)
     self_test()
-    for mode in ('cmae', 'mae', 'mocov3'):
+    for mode in ('cmae', 'mae', 'mocov3', 'maskdistill'):
         info = make_fixture(mode, args.out_dir)
         verify_fixture(os.path.join(args.out_dir, f'{mode}_micro.safetensors'))
         print(f'{mode}: {info["fileBytes"]} bytes, {len(info["tensors"])} tensors')

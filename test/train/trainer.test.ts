@@ -38,6 +38,20 @@ describe('schedules', () => {
 });
 
 describe('trainer', () => {
+  it('a momentum of 1 keeps the momentum branch as it is (a frozen MaskDistill teacher); the default schedule moves it', async () => {
+    const momentumOf = (m: CMAE) => [...m.stateDict()].filter(([n]) => n.startsWith('momentum_encoder.'));
+    for (const frozen of [true, false]) {
+      const model = await CMAE.create({ preset: 'micro', mode: 'maskdistill', seed: 2 });
+      const data = new DataLoader(dataset(24), { batchSize: 8, seed: 2, targetView: 'none', augment: { outSize: 16, shiftRange: 0 } });
+      const before = momentumOf(model);
+      await train({ model, data, steps: 3, lr: 1e-3, ...(frozen ? { momentumBase: 1, momentumEnd: 1 } : {}) });
+      const after = new Map(momentumOf(model));
+      const unchanged = before.every(([n, v]) => after.get(n)!.every((x, i) => Object.is(x, v[i])));
+      expect(unchanged).toBe(frozen);
+      model.dispose();
+    }
+  });
+
   it('writes metrics and a checkpoint, and a resumed run is bit-identical to an uninterrupted one', async () => {
     const full = await setup();
     const fullDir = path.join(root, 'full');

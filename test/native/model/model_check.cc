@@ -53,9 +53,10 @@ ModelConfig preset(const std::string& name, Mode mode) {
   c.mode = mode;
   c.mlp_ratio = 4;
   // The methods' defaults (src/models/config.ts): CMAE's 65 % in 2×2 groups, MAE's 75 % per patch
-  // (spec §5), MoCo v3's whole views.
-  c.mask_ratio = mode == Mode::CMAE ? 0.65 : mode == Mode::MAE ? 0.75 : 0.0;
-  c.mask_group = mode == Mode::MAE ? 1 : 2;
+  // (spec §5, and MaskDistill's), MoCo v3's whole views.
+  const bool per_patch = mode == Mode::MAE || mode == Mode::MASKDISTILL;
+  c.mask_ratio = mode == Mode::CMAE ? 0.65 : per_patch ? 0.75 : 0.0;
+  c.mask_group = per_patch ? 1 : 2;
   c.tau = 0.07;
   c.ct_weight = 1;
   c.rc_weight = 1;
@@ -188,7 +189,9 @@ void compare_arena(const char* what, const model::ParameterTable& table, const s
   }
 }
 
-const char* mode_name(Mode mode) { return mode == Mode::CMAE ? "cmae" : mode == Mode::MAE ? "mae" : "mocov3"; }
+const char* mode_name(Mode mode) {
+  return mode == Mode::CMAE ? "cmae" : mode == Mode::MAE ? "mae" : mode == Mode::MOCOV3 ? "mocov3" : "maskdistill";
+}
 
 struct CheckCase {
   std::string preset;
@@ -419,12 +422,14 @@ int main(int argc, char** argv) {
   }
   cmae::testing::Suite suite;
   for (const Device& d : devices()) {
-    // micro in both modes everywhere; tiny where kernels run at GPU speed (the emulator runs every
+    // micro in every method everywhere; tiny where kernels run at GPU speed (the emulator runs every
     // CUDA thread on the host: tiny would take minutes there).
     using cmae::model::Mode;
-    std::vector<CheckCase> cases{{"micro", Mode::CMAE, 8, 3, 1e-5}, {"micro", Mode::MAE, 8, 3, 1e-5}, {"micro", Mode::MOCOV3, 8, 3, 1e-5}};
+    const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL};
+    std::vector<CheckCase> cases;
+    for (Mode mode : modes) cases.push_back({"micro", mode, 8, 3, 1e-5});
     if (!d.emulated) {
-      for (Mode mode : {Mode::CMAE, Mode::MAE, Mode::MOCOV3}) cases.push_back({"tiny", mode, 32, 3, 1e-4});
+      for (Mode mode : modes) cases.push_back({"tiny", mode, 32, 3, 1e-4});
     }
     cmae::Backend* timed = d.backend;
     suite.add(d.name + "/kernel timing of a micro CMAE step", [timed] { return check_kernel_timing(*timed); });
