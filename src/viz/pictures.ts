@@ -100,3 +100,64 @@ export async function renderReconstructionGrid(rows: ReconstructionRow[], channe
   });
   await writeFileAtomic(file, await sharp(rgb, { raw: { width, height, channels: 3 } }).png().toBuffer());
 }
+
+/** One method's top-1 scores for renderScoreBars (fractions in 0..1). */
+export interface ScoreRow {
+  name: string;
+  knn: number;
+  linear: number;
+}
+
+/**
+ * Writes a PNG bar chart: k-NN and linear-probe top-1 per method, with the baselines (e.g. raw
+ * pixels, random-init) as dashed lines across the plot.
+ */
+export async function renderScoreBars(rows: ScoreRow[], baselines: ScoreRow[], file: string, title: string): Promise<void> {
+  const width = Math.max(640, 130 * rows.length + 260);
+  const height = 480;
+  const margin = { left: 60, right: 200, top: 50, bottom: 60 };
+  const plotW = width - margin.left - margin.right;
+  const plotH = height - margin.top - margin.bottom;
+  const values = [...rows, ...baselines].flatMap((r) => [r.knn, r.linear]).filter(Number.isFinite);
+  const yMin = Math.max(0, Math.floor((Math.min(...values) - 0.05) * 10) / 10);
+  const yMax = Math.min(1, Math.ceil((Math.max(...values) + 0.02) * 20) / 20);
+  const sy = (y: number) => margin.top + plotH - ((y - yMin) / (yMax - yMin || 1)) * plotH;
+  const colors = { knn: '#1f77b4', linear: '#ff7f0e' };
+  const parts: string[] = [`<rect width="${width}" height="${height}" fill="white"/>`];
+  parts.push(`<text x="${width / 2}" y="28" font-family="sans-serif" font-size="18" text-anchor="middle">${escapeXml(title)}</text>`);
+  for (const t of niceTicks(yMin, yMax, 6)) {
+    parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${sy(t)}" y2="${sy(t)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${margin.left - 8}" y="${sy(t) + 4}" font-family="sans-serif" font-size="12" text-anchor="end">${(100 * t).toFixed(0)}%</text>`);
+  }
+  const slot = plotW / Math.max(1, rows.length);
+  rows.forEach((r, i) => {
+    const x0 = margin.left + i * slot + slot * 0.15;
+    const bar = slot * 0.35;
+    (['knn', 'linear'] as const).forEach((key, j) => {
+      const v = r[key];
+      if (!Number.isFinite(v)) return;
+      const x = x0 + j * bar;
+      parts.push(`<rect x="${x.toFixed(1)}" y="${sy(v).toFixed(1)}" width="${(bar - 2).toFixed(1)}" height="${(sy(yMin) - sy(v)).toFixed(1)}" fill="${colors[key]}"/>`);
+      parts.push(`<text x="${(x + bar / 2).toFixed(1)}" y="${(sy(v) - 4).toFixed(1)}" font-family="sans-serif" font-size="11" text-anchor="middle">${(100 * v).toFixed(1)}</text>`);
+    });
+    parts.push(`<text x="${(margin.left + (i + 0.5) * slot).toFixed(1)}" y="${margin.top + plotH + 20}" font-family="sans-serif" font-size="13" text-anchor="middle">${escapeXml(r.name)}</text>`);
+  });
+  const dashes = ['6,4', '2,3', '10,3,2,3'];
+  baselines.forEach((b, i) => {
+    (['knn', 'linear'] as const).forEach((key) => {
+      if (!Number.isFinite(b[key])) return;
+      parts.push(`<line x1="${margin.left}" x2="${margin.left + plotW}" y1="${sy(b[key])}" y2="${sy(b[key])}" stroke="${colors[key]}" stroke-dasharray="${dashes[i % dashes.length]}" stroke-width="1.5"/>`);
+    });
+    const ly = margin.top + 80 + i * 22;
+    parts.push(`<line x1="${width - margin.right + 15}" x2="${width - margin.right + 45}" y1="${ly}" y2="${ly}" stroke="#555" stroke-dasharray="${dashes[i % dashes.length]}" stroke-width="1.5"/>`);
+    parts.push(`<text x="${width - margin.right + 52}" y="${ly + 4}" font-family="sans-serif" font-size="13">${escapeXml(b.name)}</text>`);
+  });
+  (['knn', 'linear'] as const).forEach((key, i) => {
+    const ly = margin.top + 20 + i * 22;
+    parts.push(`<rect x="${width - margin.right + 15}" y="${ly - 7}" width="30" height="12" fill="${colors[key]}"/>`);
+    parts.push(`<text x="${width - margin.right + 52}" y="${ly + 4}" font-family="sans-serif" font-size="13">${key === 'knn' ? 'k-NN top-1' : 'linear top-1'}</text>`);
+  });
+  parts.push(`<rect x="${margin.left}" y="${margin.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`);
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}">${parts.join('')}</svg>`;
+  await writeFileAtomic(file, await sharp(Buffer.from(svg)).png().toBuffer());
+}
