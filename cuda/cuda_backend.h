@@ -95,6 +95,8 @@ class CudaBackend final : public Backend {
   // loss.cu
   void normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
                                     int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) override;
+  void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
+                               float dloss) override;
   void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
                                 float scale, float dloss) override;
 

@@ -52,4 +52,28 @@ void CudaBackend::infonce_forward_backward(float* loss, float* dq, const float* 
                       kernels::WriteScaledMean{loss, static_cast<double>(scale), B}, stream_);
 }
 
+void CudaBackend::ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
+                                          float dloss) {
+  if (R <= 0) {
+    fill_zero(loss, sizeof(float));
+    return;
+  }
+  // (R) each: log-sum-exp, row loss, inverse norm.
+  double* lse = static_cast<double*>(scratch(static_cast<size_t>(3 * R) * sizeof(double)));
+  double* row_loss = lse + R;
+  double* inv = lse + 2 * R;
+  const std::size_t shared_bytes = kernels::ntxent_shared_bytes(R, E);
+  kernels::dispatch_width(E % 4 == 0 && all_aligned16(z), [&](auto width) {
+    constexpr int W = decltype(width)::value;
+    CMAE_LAUNCH(kernels::ntxent_rows_kernel<W>, static_cast<unsigned>(R), kernels::kNtXentThreads, shared_bytes, stream_, lse, row_loss,
+                inv, z, R, E, tau);
+    if (dz != nullptr) {
+      CMAE_LAUNCH(kernels::ntxent_grad_kernel<W>, static_cast<unsigned>(R), kernels::kNtXentThreads, shared_bytes, stream_, dz,
+                  static_cast<const double*>(lse), static_cast<const double*>(inv), z, R, E, tau, scale, dloss);
+    }
+  });
+  kernels::launch_sum("ntxent_loss", static_cast<const double*>(row_loss), R,
+                      kernels::WriteScaledMean{loss, static_cast<double>(scale), R}, stream_);
+}
+
 CMAE_CUDA_NAMESPACE_END

@@ -158,6 +158,7 @@ export interface NativeKernels {
   l2NormalizeBackward(dinp: Handle, dout: Handle, inp: Handle, norm: Handle, eps: number): void;
   normpixMseForwardBackward(dpred: OptionalHandle, pred: Handle, target: Handle, mask: Handle, normPix: boolean, eps: number, dloss: number): number;
   infonceForwardBackward(dq: OptionalHandle, q: Handle, k: Handle, tau: number, scale: number, dloss: number): number;
+  ntxentForwardBackward(dz: OptionalHandle, z: Handle, tau: number, scale: number, dloss: number): number;
   // norm
   layernormForward(out: Handle, mean: Handle, rstd: Handle, inp: Handle, weight: Handle, bias: Handle, eps: number): void;
   layernormBackward(

@@ -214,6 +214,118 @@ __global__ void __launch_bounds__(kInfoNceThreads) infonce_rows_kernel(double* r
     o[e] = nq >= kNormalizeEps ? static_cast<float>((dqhat[e] - q_row[e] * q_inv * proj) * q_inv) : static_cast<float>(dqhat[e] * q_inv);
 }
 
+// ---- NT-Xent ------------------------------------------------------------------------------------
+// Two passes, one block per row each: ntxent_rows_kernel gives each row's log-sum-exp over its
+// candidates, its loss and 1/max(||z_i||, eps); ntxent_grad_kernel then needs every row's
+// log-sum-exp, since row k's gradient gathers column k of every other row's softmax.
+
+constexpr unsigned kNtXentThreads = 256;
+
+// Dynamic shared memory of both passes: (R) doubles (logits or coefficients), (E) doubles (the
+// gradient pass's dẑ_k), then the staged row (E floats), 16-byte aligned.
+__host__ __device__ __forceinline__ int64_t ntxent_row_offset(int64_t R, int64_t E) { return (R + E + 1) / 2 * 2; }
+inline std::size_t ntxent_shared_bytes(int64_t R, int64_t E) {
+  return static_cast<std::size_t>(ntxent_row_offset(R, E)) * sizeof(double) + static_cast<std::size_t>(E) * sizeof(float);
+}
+
+// Stages z_i in shared memory; returns ||z_i|| (every thread).
+template <int W>
+__device__ __forceinline__ double ntxent_stage_row(float* row, const float* zi, int64_t E, double* scratch) {
+  double zz = 0.0;
+  for (int64_t e = threadIdx.x * W; e < E; e += blockDim.x * W) {
+    const FloatVec<W> v = load_vec<W>(zi + e);
+    store_vec<W>(row + e, v);
+    CMAE_UNROLL
+    for (int c = 0; c < W; ++c) zz += static_cast<double>(v.v[c]) * v.v[c];
+  }
+  return sqrt(block_sum(zz, scratch));  // its barriers also publish the row
+}
+
+// z_j · row and ||z_j||, for one thread.
+template <int W>
+__device__ __forceinline__ void ntxent_dot(double& dot, double& zz, const float* zj, const float* row, int64_t E) {
+  dot = 0.0, zz = 0.0;
+  for (int64_t e = 0; e < E; e += W) {
+    const FloatVec<W> a = load_vec<W>(zj + e), b = load_vec<W>(row + e);
+    CMAE_UNROLL
+    for (int c = 0; c < W; ++c) {
+      dot += static_cast<double>(b.v[c]) * a.v[c];
+      zz += static_cast<double>(a.v[c]) * a.v[c];
+    }
+  }
+}
+
+template <int W>
+__global__ void __launch_bounds__(kNtXentThreads) ntxent_rows_kernel(double* lse, double* row_loss, double* inv, const float* z, int64_t R,
+                                                                     int64_t E, float tau) {
+  CMAE_DYNAMIC_SHARED(double, shared);
+  CMAE_SHARED(double, scratch, 32);
+  CMAE_SHARED(double, positive_logit, 1);
+  double* const logits = shared;  // (R): s_ij
+  float* const row = reinterpret_cast<float*>(shared + ntxent_row_offset(R, E));
+  const int64_t i = blockIdx.x, positive = i < R / 2 ? i + R / 2 : i - R / 2;
+  const unsigned tid = threadIdx.x;
+  const double ni = ntxent_stage_row<W>(row, z + i * E, E, scratch);
+  const double i_inv = 1.0 / (ni > kNormalizeEps ? ni : kNormalizeEps);
+  double local_max = -INFINITY;
+  for (int64_t j = tid; j < R; j += blockDim.x) {
+    double dot, zz;
+    ntxent_dot<W>(dot, zz, z + j * E, row, E);
+    const double nj = sqrt(zz);
+    const double s = dot * i_inv / ((nj > kNormalizeEps ? nj : kNormalizeEps) * static_cast<double>(tau));
+    logits[j] = s;
+    if (j == positive) *positive_logit = s;
+    if (j != i) local_max = fmax(local_max, s);
+  }
+  const double row_max = block_max(local_max, scratch);
+  double local_sum = 0.0;
+  for (int64_t j = tid; j < R; j += blockDim.x)
+    if (j != i) local_sum += exp(logits[j] - row_max);
+  const double sum = block_sum(local_sum, scratch);  // its barriers also publish *positive_logit
+  if (tid == 0) {
+    lse[i] = row_max + log(sum);
+    row_loss[i] = lse[i] - *positive_logit;
+    inv[i] = i_inv;
+  }
+}
+
+// Row k: dz_k = dloss · d loss/d z_k, from lse and inv of every row (ntxent_rows_kernel).
+template <int W>
+__global__ void __launch_bounds__(kNtXentThreads) ntxent_grad_kernel(float* dz, const double* lse, const double* inv, const float* z,
+                                                                     int64_t R, int64_t E, float tau, float scale, float dloss) {
+  CMAE_DYNAMIC_SHARED(double, shared);
+  CMAE_SHARED(double, scratch, 32);
+  double* const coef = shared;       // (R): c_j / ||z_j||, the weight of z_j in dẑ_k
+  double* const dzhat = shared + R;  // (E): d loss / d ẑ_k
+  float* const row = reinterpret_cast<float*>(shared + ntxent_row_offset(R, E));
+  const int64_t k = blockIdx.x, positive = k < R / 2 ? k + R / 2 : k - R / 2;
+  const unsigned tid = threadIdx.x;
+  const double nk = ntxent_stage_row<W>(row, z + k * E, E, scratch);
+  const double k_inv = inv[k];
+  const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / (static_cast<double>(tau) * static_cast<double>(R));
+  // c_j = P_kj + P_jk − 2·[j = p(k)] (s is symmetric, so P_jk = exp(s_kj − lse_j)).
+  for (int64_t j = tid; j < R; j += blockDim.x) {
+    double dot, zz;
+    ntxent_dot<W>(dot, zz, z + j * E, row, E);
+    const double s = dot * k_inv * inv[j] / static_cast<double>(tau);
+    coef[j] = j == k ? 0.0 : grad_coef * (exp(s - lse[k]) + exp(s - lse[j]) - (j == positive ? 2.0 : 0.0)) * inv[j];
+  }
+  __syncthreads();
+  // dẑ_ke = Σ_j coef_j z_je (j in order), and ẑ_k·dẑ_k.
+  double local_proj = 0.0;
+  for (int64_t e = tid; e < E; e += blockDim.x) {
+    double acc = 0.0;
+    for (int64_t j = 0; j < R; ++j) acc = fma(coef[j], static_cast<double>(z[j * E + e]), acc);
+    dzhat[e] = acc;
+    local_proj += row[e] * k_inv * acc;
+  }
+  const double proj = block_sum(local_proj, scratch);
+  // ẑ = z/||z||: dz = (dẑ − ẑ·(ẑ·dẑ)) / ||z||; below eps the clamp is constant: dẑ / eps.
+  float* o = dz + k * E;
+  for (int64_t e = tid; e < E; e += blockDim.x)
+    o[e] = nk >= kNormalizeEps ? static_cast<float>((dzhat[e] - row[e] * k_inv * proj) * k_inv) : static_cast<float>(dzhat[e] * k_inv);
+}
+
 // sum_kernel's finish of infonce_forward_backward: scale · mean_i CE_i.
 struct WriteScaledMean {
   float* loss;

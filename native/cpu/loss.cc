@@ -148,4 +148,81 @@ void CpuBackend::infonce_forward_backward(float* loss, float* dq, const float* q
   *loss = static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(B));
 }
 
+// ---- NT-Xent --------------------------------------------------------------------------------------
+
+void CpuBackend::ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
+                                         float dloss) {
+  if (R <= 0) {
+    *loss = 0.0f;
+    return;
+  }
+  constexpr double kNormEps = 1e-12;  // F.normalize's default
+  const int64_t N = R / 2;
+  const auto positive = [&](int64_t i) { return i < N ? i + N : i - N; };
+  double* sums = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(3 * R));
+  double* inv = sums;           // (R): 1 / max(||z_j||, eps)
+  double* lse = sums + R;       // (R): log Σ_{j≠i} exp(s_ij)
+  double* row_loss = sums + 2 * R;
+  parallel_for(R, min_items(E), [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) {
+      const double n = std::sqrt(sum_squares(z + j * E, E));
+      inv[j] = 1.0 / (n > kNormEps ? n : kNormEps);
+    }
+  });
+  const double inv_tau = 1.0 / static_cast<double>(tau);
+  const auto similarity = [&](int64_t i, int64_t j) { return dot_f64(z + i * E, z + j * E, E) * inv[i] * inv[j] * inv_tau; };
+  // Per worker thread: (R) similarities of one row, then (E) d loss / d ẑ_k.
+  const PerThreadScratch<double> rows(ScratchSlot::ReductionRows, static_cast<size_t>(R + E));
+  // Pass 1: each row's log-sum-exp over its candidates, and its loss.
+  parallel_for(R, min_items(R * E), [&](int64_t begin, int64_t end) {
+    double* s = rows.thread_slice();
+    for (int64_t i = begin; i < end; ++i) {
+      double max_s = -std::numeric_limits<double>::infinity();
+      for (int64_t j = 0; j < R; ++j) {
+        if (j == i) continue;
+        s[j] = similarity(i, j);
+        max_s = s[j] > max_s ? s[j] : max_s;
+      }
+      double sum = 0.0;
+      for (int64_t j = 0; j < R; ++j)
+        if (j != i) sum += std::exp(s[j] - max_s);
+      lse[i] = max_s + std::log(sum);
+      row_loss[i] = lse[i] - s[positive(i)];
+    }
+  });
+  double total = 0.0;
+  for (int64_t i = 0; i < R; ++i) total += row_loss[i];
+  *loss = static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(R));
+  if (!dz) return;
+
+  // Pass 2: row k's gradient gathers both of its roles, row k's anchor softmax and column k of
+  // every other row's (s is symmetric): c_j = P_kj + P_jk − 2·[j = p(k)].
+  const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) * inv_tau / static_cast<double>(R);
+  parallel_for(R, min_items(R * E), [&](int64_t begin, int64_t end) {
+    double* dzhat = rows.thread_slice() + R;
+    for (int64_t k = begin; k < end; ++k) {
+      for (int64_t e = 0; e < E; ++e) dzhat[e] = 0.0;
+      for (int64_t j = 0; j < R; ++j) {
+        if (j == k) continue;
+        const double s = similarity(k, j);
+        const double c = grad_coef * (std::exp(s - lse[k]) + std::exp(s - lse[j]) - (j == positive(k) ? 2.0 : 0.0)) * inv[j];
+        const float* zj = z + j * E;
+        // Explicit fma, as in InfoNCE: the same rounding whatever the scratch row's alignment.
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) dzhat[e] = std::fma(c, static_cast<double>(zj[e]), dzhat[e]);
+      }
+      const float* zk = z + k * E;
+      float* o = dz + k * E;
+      const double nk_inv = inv[k];
+      if (std::sqrt(sum_squares(zk, E)) >= kNormEps) {
+        // ẑ = z/||z||: dz = (dẑ − ẑ·(ẑ·dẑ)) / ||z||
+        const double proj = lane_sum(E, [&](int64_t e) { return zk[e] * nk_inv * dzhat[e]; });
+        for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>((dzhat[e] - zk[e] * nk_inv * proj) * nk_inv);
+      } else {
+        for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>(dzhat[e] * nk_inv);
+      }
+    }
+  });
+}
+
 }  // namespace cmae::cpu

@@ -115,6 +115,25 @@ static Napi::Value InfonceForwardBackward(const Napi::CallbackInfo& info) {
   return ReadLoss(info.Env(), loss);
 }
 
+// ntxentForwardBackward(dz | null, z, tau, scale, dloss) → loss
+static Napi::Value NtxentForwardBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* dz = OptionalTensorArg(info, 0, "dz");
+  const cmae::Tensor& z = TensorArg(info, 1, "z");
+  ExpectRank(z, "z", cmae::DType::F32, 2, "(2N, E)");
+  const int64_t R = z.size(0), E = z.size(1);
+  CMAE_CHECK(R >= 2 && R % 2 == 0 && E >= 1, Shape, "z must have an even number (>= 2) of rows, the two views' N each, and at least one column, got ",
+             cmae::shape_string(z.shape()));
+  if (dz) ExpectShape(*dz, "dz", cmae::DType::F32, z.shape());
+  const double tau = PositiveArg(info, 2, "tau");
+  const double scale = FiniteArg(info, 3, "scale");
+  const double dloss = FiniteArg(info, 4, "dloss");
+  cmae::Backend& backend = BackendOf({{&z, "z"}, {dz, "dz"}});
+  const cmae::Tensor loss = cmae::Tensor::empty({1}, cmae::DType::F32, backend);
+  backend.ntxent_forward_backward(loss.f32(), dz ? dz->f32() : nullptr, z.f32(), R, E, static_cast<float>(tau), static_cast<float>(scale),
+                                  static_cast<float>(dloss));
+  return ReadLoss(info.Env(), loss);
+}
+
 void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "meanPoolForward", MeanPoolForward);
   CMAE_EXPORT(kernels, "meanPoolBackward", MeanPoolBackward);
@@ -122,6 +141,7 @@ void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "l2NormalizeBackward", L2NormalizeBackward);
   CMAE_EXPORT(kernels, "normpixMseForwardBackward", NormpixMseForwardBackward);
   CMAE_EXPORT(kernels, "infonceForwardBackward", InfonceForwardBackward);
+  CMAE_EXPORT(kernels, "ntxentForwardBackward", NtxentForwardBackward);
 }
 
 }  // namespace cmae::napi

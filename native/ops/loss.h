@@ -25,6 +25,15 @@ struct LossOps {
   virtual void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
                                         float scale, float dloss) = 0;
 
+  // SimCLR's NT-Xent over R = 2N samples, forward and backward fused. z (R, E): view 1's N rows,
+  // then view 2's; ẑ = z/max(||z||, 1e-12) (F.normalize); s_ij = ẑ_i·ẑ_j/τ; the positive of row i is
+  // its other view, p(i) = (i + N) mod R, and its candidates are every j ≠ i: loss (1) = scale ·
+  // mean_i [log Σ_{j≠i} exp(s_ij) − s_{i,p(i)}]. dz (R, E) (=) = dloss · d loss/d z through both
+  // of z's roles (anchor and candidate): d loss/d ẑ_k = scale/(R·τ) Σ_{j≠k} (P_kj + P_jk − 2·[j =
+  // p(k)]) ẑ_j with P_ij = softmax_{j≠i}(s_i)_j; dz may be null. R even and ≥ 2 (the caller checks).
+  virtual void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
+                                       float dloss) = 0;
+
  protected:
   ~LossOps() = default;
 };

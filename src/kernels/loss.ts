@@ -1,4 +1,4 @@
-/** Pooling, L2 normalisation, norm-pix MSE and InfoNCE (native/ops/loss.h; spec §1.6, §2.7). */
+/** Pooling, L2 normalisation, norm-pix MSE, InfoNCE and NT-Xent (native/ops/loss.h; spec §1.6, §2.7). */
 import { Tensor, nativeOf } from '../tensor';
 import { ShapeError } from '../errors';
 import { kernelsNative, outputLike } from './util';
@@ -101,4 +101,35 @@ export function infonce(q: Tensor, k: Tensor, options: InfonceOptions = {}): Inf
   const dq = withGrad ? outputLike(options.dq, q.shape, q) : undefined;
   const loss = kernelsNative().infonceForwardBackward(nativeOf(dq) ?? null, nativeOf(q), nativeOf(k), tau, scale, dloss);
   return { loss, dq };
+}
+
+export interface NtxentOptions {
+  /** Temperature τ. Default 0.1. */
+  tau?: number;
+  /** Loss multiplier. Default 1 (SimCLR's NT-Xent). */
+  scale?: number;
+  /** Upstream gradient of the loss. Default 1. */
+  dloss?: number;
+  /** Compute dz. Default true. */
+  withGrad?: boolean;
+  /** Output for the gradient (2N, E), allocated when omitted. */
+  dz?: Tensor;
+}
+
+export interface NtxentResult {
+  loss: number;
+  /** dloss · d loss / d z through both roles of each row (anchor and candidate); undefined when withGrad is false. */
+  dz?: Tensor<'float32'>;
+}
+
+/**
+ * SimCLR's NT-Xent over 2N samples: z (2N, E) holds view 1's N rows, then view 2's; rows are
+ * L2-normalised, row i's positive is its other view (i ± N) and its candidates all 2N − 1 other
+ * rows; loss = scale · mean cross-entropy of the similarities / τ.
+ */
+export function ntxent(z: Tensor, options: NtxentOptions = {}): NtxentResult {
+  const { tau = 0.1, scale = 1, dloss = 1, withGrad = true } = options;
+  const dz = withGrad ? outputLike(options.dz, z.shape, z) : undefined;
+  const loss = kernelsNative().ntxentForwardBackward(nativeOf(dz) ?? null, nativeOf(z), tau, scale, dloss);
+  return { loss, dz };
 }

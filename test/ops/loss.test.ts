@@ -49,6 +49,13 @@ describe('float64 loss references agree with central finite differences', () => 
     expectClose(fd, ref.infonceGradQ(q, k, B, E, tau, 2 * tau, 0.5), { atol: 1e-7, rtol: 1e-6, label: 'fd infonce' });
   });
 
+  it('NT-Xent w.r.t. z (both roles of every row)', () => {
+    const [R, E, tau] = [8, 5, 0.2];
+    const z = toF64(randn(R * E, 12));
+    const fd = finiteDifference((v) => ref.ntxent(v, R, E, tau, 1, 0.5).loss * 0.5, z);
+    expectClose(fd, ref.ntxent(z, R, E, tau, 1, 0.5).grad, { atol: 1e-7, rtol: 1e-6, label: 'fd ntxent' });
+  });
+
   it('norm-pix target: mean 0, biased second moment (P−1)/P, constant patches → 0 (spec §5)', () => {
     const P = 768;
     const t = randn(3 * P, 10, 3);
@@ -223,6 +230,39 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
     });
   });
 
+  it.each([
+    [2, 3, 0.1, 1, 1],
+    [10, 7, 0.1, 1, 0.5],
+    [26, 37, 0.2, 0.4, 1],
+    [128, 64, 0.1, 1, 1],
+  ])('NT-Xent forward and backward vs reference, R=%i E=%i tau=%d scale=%d dloss=%d', (R, E, tau, scale, dloss) => {
+    withIsa(isa, () => {
+      const z = randn(R * E, 100 + R);
+      for (let i = R / 2; i < R; i++) for (let e = 0; e < E; e++) z[i * E + e] = z[(i - R / 2) * E + e] + 0.7 * z[i * E + e]; // views correlated
+      const { loss, dz } = kernels.ntxent(Tensor.from(z, [R, E]), { tau, scale, dloss, dz: nanTensor([R, E]) });
+      const expected = ref.ntxent(z, R, E, tau, scale, dloss);
+      expect(Math.abs(loss - expected.loss)).toBeLessThan(1e-6 + 1e-5 * Math.abs(expected.loss));
+      expectClose(dz!.toArray(), expected.grad, { atol: 1e-7, rtol: 1e-4, label: 'dz' });
+      const fwd = kernels.ntxent(Tensor.from(z, [R, E]), { tau, scale, withGrad: false });
+      expect(fwd.dz).toBeUndefined();
+      expect(fwd.loss).toBe(loss);
+    });
+  });
+
+  it('NT-Xent of R = 2 is 0 (one candidate, the positive); of 2N equal rows it is ln(2N − 1)', () => {
+    withIsa(isa, () => {
+      const two = kernels.ntxent(Tensor.from(randn(2 * 6, 110), [2, 6]));
+      expect(two.loss).toBe(0);
+      const [R, E] = [16, 8];
+      const row = randn(E, 111);
+      const z = new Float32Array(R * E);
+      for (let i = 0; i < R; i++) z.set(row, i * E);
+      const { loss, dz } = kernels.ntxent(Tensor.from(z, [R, E]), { tau: 0.5 });
+      expect(Math.abs(loss - Math.log(R - 1))).toBeLessThan(1e-6);
+      expectClose(dz!.toArray(), new Float64Array(R * E), { atol: 1e-6, rtol: 0, label: 'dz equal rows' });
+    });
+  });
+
   it('reductions are bit-identical for 1 and 2 threads', () => {
     withIsa(isa, () => {
       const [B, L, P] = [8, 49, 96];
@@ -235,12 +275,15 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
       const run = () => {
         const n = kernels.normpixMse(pred, target, mask, { dloss: 0.3 });
         const c = kernels.infonce(q, k);
-        return { n: n.loss, dpred: n.dpred!.toArray(), c: c.loss, dq: c.dq!.toArray() };
+        const x = kernels.ntxent(q);
+        return { n: n.loss, dpred: n.dpred!.toArray(), c: c.loss, dq: c.dq!.toArray(), x: x.loss, dz: x.dz!.toArray() };
       };
       const one = withThreads(1, run);
       const two = withThreads(2, run);
       expect(two.n).toBe(one.n);
       expect(two.c).toBe(one.c);
+      expect(two.x).toBe(one.x);
+      expect(sameBits(two.dz, one.dz)).toBe(true);
       expect(sameBits(two.dpred, one.dpred)).toBe(true);
       expect(sameBits(two.dq, one.dq)).toBe(true);
     });
@@ -262,5 +305,10 @@ describe.each(isas())('loss kernels (%s)', (isa) => {
     expect(() => kernels.infonce(q, Tensor.empty([4, 3]))).toThrowError(/k must have shape \[3, 4\], got \[4, 3\]/);
     expect(() => kernels.infonce(q, q, { tau: 0 })).toThrowError(/tau must be a positive finite number, got 0/);
     expect(() => kernels.infonce(q, q, { dloss: Infinity })).toThrowError(/dloss must be finite/);
+    expect(() => kernels.ntxent(q)).toThrowError(ShapeError);
+    expect(() => kernels.ntxent(q)).toThrowError(/z must have an even number \(>= 2\) of rows, the two views' N each, .*got \[3, 4\]/);
+    const z = Tensor.from(randn(16, 93), [4, 4]);
+    expect(() => kernels.ntxent(z, { dz: Tensor.empty([4, 3]) })).toThrowError(/dz must have shape \[4, 4\], got \[4, 3\]/);
+    expect(() => kernels.ntxent(z, { tau: -1 })).toThrowError(/tau must be a positive finite number, got -1/);
   });
 });

@@ -154,3 +154,38 @@ export function infonceGradQ(q: Arr, k: Arr, B: number, E: number, tau: number, 
   }
   return l2NormalizeBackward(dqh, q, B, E);
 }
+
+/**
+ * SimCLR's NT-Xent over R = 2N rows (positive of i: (i + N) mod R, candidates: every j ≠ i),
+ * scale · mean cross-entropy of ẑ_i·ẑ_j/τ: the loss and dloss · ∂loss/∂z through both roles of
+ * every row, accumulated as each logit is formed (independent of the kernel's closed form).
+ */
+export function ntxent(z: Arr, R: number, E: number, tau: number, scale: number, dloss = 1): { loss: number; grad: Float64Array } {
+  const zh = l2Normalize(z, R, E).out;
+  const dzh = new Float64Array(R * E);
+  let total = 0;
+  for (let i = 0; i < R; i++) {
+    const pos = (i + R / 2) % R;
+    const s = new Float64Array(R);
+    let max = -Infinity;
+    for (let j = 0; j < R; j++) {
+      if (j === i) continue;
+      let d = 0;
+      for (let e = 0; e < E; e++) d += zh[i * E + e] * zh[j * E + e];
+      s[j] = d / tau;
+      max = Math.max(max, s[j]);
+    }
+    let sum = 0;
+    for (let j = 0; j < R; j++) if (j !== i) sum += Math.exp(s[j] - max);
+    total += max + Math.log(sum) - s[pos];
+    for (let j = 0; j < R; j++) {
+      if (j === i) continue;
+      const dlogit = ((dloss * scale) / R) * (Math.exp(s[j] - max) / sum - (j === pos ? 1 : 0));
+      for (let e = 0; e < E; e++) {
+        dzh[i * E + e] += (dlogit * zh[j * E + e]) / tau;
+        dzh[j * E + e] += (dlogit * zh[i * E + e]) / tau;
+      }
+    }
+  }
+  return { loss: (scale * total) / R, grad: l2NormalizeBackward(dzh, z, R, E) };
+}

@@ -86,6 +86,35 @@ void run_infonce(OpRun& run, const InfoNceCase& c) {
   if (with_grad) run.expect_close(dq, want.grad, kInfoNceGrad);
 }
 
+struct NtXentCase {
+  int64_t R, E;
+  bool with_grad = true;
+  float dloss = 0.5f;
+};
+
+std::string label(const NtXentCase& c) {
+  std::string l = shape_label("R", c.R, "E", c.E);
+  if (!c.with_grad) l += " dz=null";
+  if (c.dloss != 0.5f) l += " " + shape_label("dloss", c.dloss);
+  return l;
+}
+
+void run_ntxent(OpRun& run, const NtXentCase& c) {
+  const auto [R, E, with_grad, dloss] = c;
+  const float tau = 0.1f, scale = 2.0f * tau;
+  // The second view's rows = the first's + noise, so that positives stand out but not by much.
+  Floats z = run.normal(R * E);
+  for (int64_t i = R / 2; i < R; ++i)
+    for (int64_t e = 0; e < E; ++e) z[static_cast<size_t>(i * E + e)] = z[static_cast<size_t>((i - R / 2) * E + e)] + 0.8f * z[static_cast<size_t>(i * E + e)];
+  const Buffer z_b = run.input("z", z, {R, E});
+  const Buffer loss = run.output("loss", {1});
+  const Buffer dz = run.output("dz", {with_grad ? R * E : 0});
+  run.backend().ntxent_forward_backward(loss.f32(), with_grad ? dz.f32() : nullptr, z_b.f32(), R, E, tau, scale, dloss);
+  const ref::LossAndGrad want = ref::ntxent(z, R, E, tau, scale, dloss);
+  run.expect_close(loss, {want.loss}, kInfoNceLoss);
+  if (with_grad) run.expect_close(dz, want.grad, kInfoNceGrad);
+}
+
 }  // namespace
 
 void add_loss_cases(CaseTable& table) {
@@ -109,6 +138,12 @@ void add_loss_cases(CaseTable& table) {
   for (const InfoNceCase& c : infonce) {
     const bool big = c.B == 256;
     table.add("loss", "infonce_forward_backward", label(c), [c](OpRun& run) { run_infonce(run, c); }).thread_invariant = big;
+  }
+  // R = 2 (one candidate per row: loss 0, gradient 0), E = 1, odd sizes, SimCLR's projector width
+  // (128 rows of 64: nano at batch 64) and a thread-count case (512 of 256).
+  const NtXentCase ntxent[] = {{2, 1}, {2, 5}, {4, 1}, {10, 7}, {128, 64}, {512, 256}, {10, 7, false}, {10, 7, true, 1.0f}};
+  for (const NtXentCase& c : ntxent) {
+    table.add("loss", "ntxent_forward_backward", label(c), [c](OpRun& run) { run_ntxent(run, c); }).thread_invariant = c.R == 512;
   }
 }
 

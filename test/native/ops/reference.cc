@@ -304,6 +304,39 @@ LossAndGrad infonce(const Floats& q, const Floats& k, int64_t B, int64_t E, doub
   return {scale * total / static_cast<double>(B), l2_normalize_vjp(dqn, q, B, E, kNormalizeEps)};
 }
 
+LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double scale, double dloss) {
+  constexpr double kNormalizeEps = 1e-12;
+  const L2Normalize zn = l2_normalize(z, R, E, kNormalizeEps);
+  const auto dot = [&](int64_t i, int64_t j) {
+    double s = 0;
+    for (int64_t e = 0; e < E; ++e) s += zn.out[at(i * E + e)] * zn.out[at(j * E + e)];
+    return s / tau;
+  };
+  double total = 0;
+  Doubles dzn(at(R * E));
+  for (int64_t i = 0; i < R; ++i) {
+    const int64_t pos = (i + R / 2) % R;
+    Doubles row(at(R));
+    double max = -INFINITY;
+    for (int64_t j = 0; j < R; ++j)
+      if (j != i) max = std::max(max, row[at(j)] = dot(i, j));
+    double sum = 0;
+    for (int64_t j = 0; j < R; ++j)
+      if (j != i) sum += std::exp(row[at(j)] - max);
+    total += max + std::log(sum) - row[at(pos)];
+    // logit_ij = ẑ_i·ẑ_j/τ: its gradient reaches both ẑ_i and ẑ_j.
+    for (int64_t j = 0; j < R; ++j) {
+      if (j == i) continue;
+      const double dlogit = dloss * scale / static_cast<double>(R) * (std::exp(row[at(j)] - max) / sum - (j == pos ? 1.0 : 0.0));
+      for (int64_t e = 0; e < E; ++e) {
+        dzn[at(i * E + e)] += dlogit * zn.out[at(j * E + e)] / tau;
+        dzn[at(j * E + e)] += dlogit * zn.out[at(i * E + e)] / tau;
+      }
+    }
+  }
+  return {scale * total / static_cast<double>(R), l2_normalize_vjp(dzn, z, R, E, kNormalizeEps)};
+}
+
 // ---- norm ---------------------------------------------------------------------------------------
 
 Norm layernorm(const Floats& x, const Floats& weight, const Floats& bias, int64_t R, int64_t C, double eps) {

@@ -53,6 +53,9 @@ struct LossAndGrad {
 LossAndGrad normpix_mse(const Floats& pred, const Floats& target, const Floats& mask, int64_t B, int64_t L, int64_t P,
                         bool norm_pix, double eps, double dloss);
 LossAndGrad infonce(const Floats& q, const Floats& k, int64_t B, int64_t E, double tau, double scale, double dloss);
+// NT-Xent over R rows (positive of i: (i + R/2) mod R), the full R×R logits with the diagonal
+// excluded, and the gradient accumulated through both uses of each row (anchor and candidate).
+LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double scale, double dloss);
 
 // ---- norm.h --------------------------------------------------------------------------------------
 struct Norm {
