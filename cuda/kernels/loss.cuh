@@ -124,6 +124,24 @@ struct WriteNormPixLoss {
 constexpr unsigned kInfoNceThreads = 256;
 constexpr double kNormalizeEps = 1e-12;  // F.normalize's default
 
+// The last step of InfoNCE's and NT-Xent's row gradients, for the row x (staged in shared memory,
+// norm ||x||, x_inv = 1/max(||x||, eps)) of a block: dx̂_e = Σ_j coef_j·rows[j·E + e] (j in order)
+// into dxhat (E, shared), then through x̂ = x/max(||x||, eps): o = (dx̂ − x̂·(x̂·dx̂)) / ||x||, or
+// dx̂/eps below eps (the clamp is constant there). coef must be published (a barrier) before.
+__device__ __forceinline__ void normalized_row_gradient(float* o, double* dxhat, const double* coef, const float* rows, int64_t n, int64_t E,
+                                                        const float* x, double x_norm, double x_inv, double* scratch) {
+  double local_proj = 0.0;
+  for (int64_t e = threadIdx.x; e < E; e += blockDim.x) {
+    double acc = 0.0;
+    for (int64_t j = 0; j < n; ++j) acc = fma(coef[j], static_cast<double>(rows[j * E + e]), acc);
+    dxhat[e] = acc;
+    local_proj += x[e] * x_inv * acc;
+  }
+  const double proj = block_sum(local_proj, scratch);
+  for (int64_t e = threadIdx.x; e < E; e += blockDim.x)
+    o[e] = x_norm >= kNormalizeEps ? static_cast<float>((dxhat[e] - x[e] * x_inv * proj) * x_inv) : static_cast<float>(dxhat[e] * x_inv);
+}
+
 // Offset of the staged q row in infonce_rows_kernel's dynamic shared memory, in doubles: after
 // logits (B), k coefficients (B) and dq̂ (E), rounded up to 16 bytes for 128-bit reads.
 __host__ __device__ __forceinline__ int64_t infonce_q_offset(int64_t B, int64_t E) { return (2 * B + E + 1) / 2 * 2; }
@@ -198,20 +216,7 @@ __global__ void __launch_bounds__(kInfoNceThreads) infonce_rows_kernel(double* r
     logits[j] = grad_coef * (logits[j] * inv_sum - (j == i ? 1.0 : 0.0)) * k_coef[j];
   __syncthreads();
 
-  // dq̂_ie = Σ_j c_ij k_je (j in order), and q̂_i·dq̂_i.
-  double local_proj = 0.0;
-  for (int64_t e = tid; e < E; e += blockDim.x) {
-    double acc = 0.0;
-    for (int64_t j = 0; j < B; ++j) acc = fma(logits[j], static_cast<double>(k[j * E + e]), acc);
-    dqhat[e] = acc;
-    local_proj += q_row[e] * q_inv * acc;
-  }
-  const double proj = block_sum(local_proj, scratch);
-
-  // q̂ = q/||q||: dq = (dq̂ − q̂·(q̂·dq̂)) / ||q||; below eps the clamp is constant: dq̂ / eps.
-  float* o = dq + i * E;
-  for (int64_t e = tid; e < E; e += blockDim.x)
-    o[e] = nq >= kNormalizeEps ? static_cast<float>((dqhat[e] - q_row[e] * q_inv * proj) * q_inv) : static_cast<float>(dqhat[e] * q_inv);
+  normalized_row_gradient(dq + i * E, dqhat, logits, k, B, E, q_row, nq, q_inv, scratch);
 }
 
 // ---- NT-Xent ------------------------------------------------------------------------------------
@@ -311,19 +316,7 @@ __global__ void __launch_bounds__(kNtXentThreads) ntxent_grad_kernel(float* dz, 
     coef[j] = j == k ? 0.0 : grad_coef * (exp(s - lse[k]) + exp(s - lse[j]) - (j == positive ? 2.0 : 0.0)) * inv[j];
   }
   __syncthreads();
-  // dẑ_ke = Σ_j coef_j z_je (j in order), and ẑ_k·dẑ_k.
-  double local_proj = 0.0;
-  for (int64_t e = tid; e < E; e += blockDim.x) {
-    double acc = 0.0;
-    for (int64_t j = 0; j < R; ++j) acc = fma(coef[j], static_cast<double>(z[j * E + e]), acc);
-    dzhat[e] = acc;
-    local_proj += row[e] * k_inv * acc;
-  }
-  const double proj = block_sum(local_proj, scratch);
-  // ẑ = z/||z||: dz = (dẑ − ẑ·(ẑ·dẑ)) / ||z||; below eps the clamp is constant: dẑ / eps.
-  float* o = dz + k * E;
-  for (int64_t e = tid; e < E; e += blockDim.x)
-    o[e] = nk >= kNormalizeEps ? static_cast<float>((dzhat[e] - row[e] * k_inv * proj) * k_inv) : static_cast<float>(dzhat[e] * k_inv);
+  normalized_row_gradient(dz + k * E, dzhat, coef, z, R, E, row, nk, k_inv, scratch);
 }
 
 // sum_kernel's finish of infonce_forward_backward: scale · mean_i CE_i.
