@@ -34,6 +34,7 @@ const methods = [
   ['mocov3', ['--method', 'mocov3']],
   ['mocov3 masked 0.5', ['--method', 'mocov3', '--mask-ratio', '0.5']],
   ['maskdistill', ['--method', 'maskdistill']],
+  ['simclr', ['--method', 'simclr']],
 ];
 
 function run(args) {

@@ -100,7 +100,7 @@ void CmaeModel::register_parameters() {
   // through it: both of its branches pool the encoder's un-normalised patch tokens, as CMAE's
   // momentum branch does, so that the EMA stays one flat lerp over mirrored layouts.
   encoder_ = add_encoder("", ParamRole::Trainable);
-  if (c.has_heads()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
+  if (c.has_projector()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
   table_.mark_ema_source_end();
   final_norm_ = add_norm(table_, "norm", c.dim, ParamRole::Trainable);
   if (c.has_pixel_decoder()) {
@@ -110,11 +110,11 @@ void CmaeModel::register_parameters() {
     feature_decoder_ = add_decoder("feature_decoder", "feature_mask_token", c.feature_decoder_dim, c.feature_decoder_depth,
                                    c.feature_decoder_heads, c.dim);
   }
-  if (c.has_heads()) predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
+  if (c.has_predictor()) predictor_ = add_head("predictor", c.projector_dim, ParamRole::Trainable);
   if (c.has_momentum()) {
     // Momentum segment: same order as the EMA source, so the EMA is one flat lerp.
     momentum_encoder_ = add_encoder("momentum_encoder.", ParamRole::Momentum);
-    if (c.has_heads()) momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
+    if (c.has_predictor()) momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
     CMAE_CHECK(table_.momentum_end() - table_.momentum_begin() == table_.ema_source_end(), Internal,
                "momentum branch layout does not mirror its online twin");
   }
@@ -127,12 +127,11 @@ void CmaeModel::register_parameters() {
     feature_decoder_.pos_embed =
         table_.add("feature_decoder_pos_embed", {1, 1 + L, c.feature_decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
   }
-  if (c.has_heads()) {
-    for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
-      const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
-      head->running_mean = table_.add(prefix + ".bn.running_mean", {c.projector_hidden}, ParamRole::Buffer, InitKind::Zeros);
-      head->running_var = table_.add(prefix + ".bn.running_var", {c.projector_hidden}, ParamRole::Buffer, InitKind::Ones);
-    }
+  for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
+    if (head == &projector_ ? !c.has_projector() : !c.has_predictor()) continue;
+    const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
+    head->running_mean = table_.add(prefix + ".bn.running_mean", {c.projector_hidden}, ParamRole::Buffer, InitKind::Zeros);
+    head->running_var = table_.add(prefix + ".bn.running_var", {c.projector_hidden}, ParamRole::Buffer, InitKind::Ones);
   }
 }
 
@@ -262,16 +261,18 @@ void CmaeModel::plan_training(int64_t B) {
       t.t_x0 = bump.take(N * (1 + L) * D);
       train_momentum_stack_.layout(bump, backend_, N, 1 + L, false);
     }
-    if (c.has_heads()) {
+    if (c.has_projector()) {
       t.feature_pooled = bump.take(N * D);
       t.d_feature_pooled = bump.take(N * D);
       head_layout(bump, t.projector);
+      t.d_z = bump.take(N * E);
+      t.d_head_hidden = bump.take(N * Hd);  // SimCLR's head runs on all N rows at once
+    }
+    if (c.has_predictor()) {
       head_layout(bump, t.predictor);
       head_layout(bump, t.momentum_projector);
       t.t_pooled = bump.take(N * D);
       t.dq = bump.take(N * E);
-      t.d_z = bump.take(N * E);
-      t.d_head_hidden = bump.take(B * Hd);
     }
   });
   if (c.has_momentum()) {
@@ -431,12 +432,12 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   if (c.has_feature_decoder()) {
     { CMAE_PROF("M.featdec_fwd"); decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, b0, nb); }
     backend_.mean_pool_forward(t.feature_pooled + b0 * D, t.feature.pred + b0 * L * D, nb, L, D, 0);
-  } else if (c.has_heads()) {
-    // MoCo v3: the mean of the online encoder's patch tokens (without the final norm).
+  } else if (c.has_projector()) {
+    // MoCo v3, SimCLR: the mean of the online encoder's patch tokens (without the final norm).
     backend_.mean_pool_forward(t.feature_pooled + b0 * D, enc_out + vis * D, nb, 1 + K, D, 1);
   }
   if (!c.has_momentum()) return;
-  // momentum branch (no gradients): whole view, no final norm; the heads' methods pool its patch
+  // momentum branch (no gradients): whole view, no final norm; CMAE and MoCo v3 pool its patch
   // tokens, MaskDistill takes them as they are (the loss part below)
   const int64_t all = b0 * (1 + L);
   const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
@@ -444,7 +445,7 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
     embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, s0, n);
   });
   { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, b0, nb); }
-  if (c.has_heads()) backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
+  if (c.has_predictor()) backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
 }
 
 void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb) {
@@ -495,12 +496,12 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
 LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise,
                                     const Outputs& outputs) {
   const ModelConfig& c = config_;
-  const bool two_views = c.has_heads();  // CMAE and MoCo v3 take a second view; MAE and MaskDistill do not
+  const bool two_views = c.has_projector();  // CMAE, MoCo v3 and SimCLR take a second view; MAE and MaskDistill do not
   const int64_t B = check_images(images, "images");
   const int64_t L = c.num_patches(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
   const int64_t out_dim = c.decoder_out_dim();
   if (two_views) {
-    const char* method = c.mode == Mode::CMAE ? "CMAE" : "MoCo v3";
+    const char* method = c.mode == Mode::CMAE ? "CMAE" : c.mode == Mode::MOCOV3 ? "MoCo v3" : "SimCLR";
     CMAE_CHECK(B >= 2, Shape, method, " needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives), got ", B);
     CMAE_CHECK(target_images != nullptr, Value, method,
                c.mode == Mode::CMAE ? " mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it"
@@ -517,7 +518,10 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   if (outputs.mask) expect_tensor(*outputs.mask, "outputs.mask", DType::F32, {N, L}, backend_);
   if (outputs.ids_restore) expect_tensor(*outputs.ids_restore, "outputs.idsRestore", DType::I32, {N, L}, backend_);
   if (two_views && outputs.q) expect_tensor(*outputs.q, "outputs.q", DType::F32, {N, E}, backend_);
-  if (two_views && outputs.z_t) expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {N, E}, backend_);
+  if (two_views && outputs.z_t) {
+    CMAE_CHECK(c.has_predictor(), Value, "outputs.zT: a simclr model has no momentum branch");
+    expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {N, E}, backend_);
+  }
 
   plan_training(B);
   CMAE_PROF("M.STEP");
@@ -568,7 +572,14 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, out_dim, c.norm_pix_loss, 1e-6f,
                                           static_cast<float>(c.rc_weight));
   }
-  if (two_views) {
+  if (c.mode == Mode::SIMCLR) {
+    // SimCLR: one projector pass over both views (BatchNorm over all 2B rows, as SimCLR's global
+    // BN), NT-Xent over the 2B projections (scale 1: SimCLR's plain cross-entropy).
+    head_forward(projector_, t.projector, t.feature_pooled, N, true);
+    backend_.ntxent_forward_backward(t.losses + 1, t.d_z, t.projector.out, N, E, static_cast<float>(c.tau), 1.0f,
+                                     static_cast<float>(c.ct_weight));
+    head_backward(projector_, t.projector, t.d_feature_pooled, t.d_z, t.feature_pooled, t.d_head_hidden, N);
+  } else if (two_views) {
     const float scale = static_cast<float>(2.0 * c.tau);  // MoCo v3's 2τ gradient-scale normalisation (spec §2.7)
     // One InfoNCE per view, each over that view's B samples (MoCo v3: ctr(q1, k2) + ctr(q2, k1));
     // the heads run per view too, so BatchNorm's statistics are per view as in MoCo v3's two
@@ -603,14 +614,15 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   if (outputs.pred) backend_.copy(outputs.pred->f32(), t.pixel.pred, sizeof(float) * B * L * out_dim);
   if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * N * L);
   if (outputs.ids_restore) backend_.copy(outputs.ids_restore->i32(), t.ids_restore, sizeof(int32_t) * N * L);
-  if (two_views && outputs.q) backend_.copy(outputs.q->f32(), t.predictor.out, sizeof(float) * N * E);
+  if (two_views && outputs.q) backend_.copy(outputs.q->f32(), c.has_predictor() ? t.predictor.out : t.projector.out, sizeof(float) * N * E);
   if (two_views && outputs.z_t) backend_.copy(outputs.z_t->f32(), t.momentum_projector.out, sizeof(float) * N * E);
 
   // losses: [reconstruction (MaskDistill: of the teacher's features), contrastive of view 0, (of
   // view 1)]; MoCo v3 writes no reconstruction.
   float losses[3] = {0.0f, 0.0f, 0.0f};
   if (c.has_pixel_decoder()) backend_.copy_to_host(losses, t.losses, sizeof(float));
-  if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * V);
+  // One contrastive loss per view for InfoNCE against the momentum branch, one NT-Xent for SimCLR.
+  if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * (c.has_predictor() ? V : 1));
   LossResult result;
   result.reconstruction = losses[0];
   result.contrastive = static_cast<double>(losses[1]) + static_cast<double>(losses[2]);
@@ -622,7 +634,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
 void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch) {
   const ModelConfig& c = config_;
-  CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a model in MAE mode has no momentum branch");
+  CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a ", c.mode == Mode::MAE ? "mae" : "simclr", " model has no momentum branch");
   const int64_t B = check_images(images, "images");
   expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_);
   plan_inference(B);

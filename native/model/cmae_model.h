@@ -18,6 +18,11 @@
 // branch then mirrors the online one layer for layer, as CMAE's does), and a 2-layer projector
 // (Linear-BN-ReLU-Linear, CMAE's heads) where MoCo v3 uses 3 layers.
 //
+// SimCLR (Mode::SIMCLR): both views through the online encoder (as MoCo v3, 2B samples, FLIP-style
+// masked views when mask_ratio > 0), mean of patch tokens → projector (BatchNorm over all 2B rows,
+// SimCLR's global BN) → z; L = ct_weight·NT-Xent(z) over the 2B samples (scale 1). Differences from
+// the paper: a ViT with mean-pooled tokens for its ResNet, CMAE's Linear-BN-ReLU-Linear projector.
+//
 // MaskDistill (Mode::MASKDISTILL): MAE's online path, whose decoder predicts D features per patch;
 // the teacher is the momentum encoder on the whole (same) image, its patch tokens standardised per
 // token (norm-pix) as targets at the masked positions: L = rc_weight·MSE. The teacher follows the
@@ -78,7 +83,8 @@ class CmaeModel {
 
   // Optional outputs of loss_and_grad for tests and pictures, each null or a tensor on the model's
   // device: pred (B, L, P), mask (N, L), ids_restore (N, L) int32, q and z_t (N, projector_dim), where
-  // N = config.views()·B (MoCo v3: view 0's rows, then view 1's; z_t row i is the positive of q row i).
+  // N = config.views()·B (MoCo v3, SimCLR: view 0's rows, then view 1's; z_t row i is the positive of q
+  // row i). q is the predictor's output, SimCLR's the projector's (it has no z_t).
   struct Outputs {
     const Tensor* pred = nullptr;
     const Tensor* mask = nullptr;

@@ -34,7 +34,7 @@ void ModelConfig::validate() const {
     CMAE_CHECK(feature_decoder_dim % feature_decoder_heads == 0 && feature_decoder_dim % 4 == 0, Value,
                "config.featureDecoderDim ", feature_decoder_dim, " must be divisible by featureDecoderHeads and by 4");
   }
-  if (has_heads()) {
+  if (has_projector()) {
     positive(projector_hidden, "projectorHidden");
     positive(projector_dim, "projectorDim");
     CMAE_CHECK(tau > 0, Value, "config.tau must be positive, got ", tau);

@@ -11,8 +11,9 @@ namespace cmae::model {
 // symmetric contrastive learning (two views, momentum encoder + predictor, no decoder) composed
 // from the same kernels, with masked views as FLIP has them when mask_ratio > 0; MASKDISTILL is
 // MAE whose decoder predicts a teacher's normalised patch features instead of pixels, the teacher
-// being the momentum encoder (an EMA of the online one, or frozen after loading a checkpoint).
-enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3 };
+// being the momentum encoder (an EMA of the online one, or frozen after loading a checkpoint);
+// SIMCLR encodes two views online and contrasts their projections with NT-Xent over 2B samples.
+enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3, SIMCLR = 4 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
@@ -33,17 +34,19 @@ struct ModelConfig {
   bool norm_pix_loss = false;
   double bn_eps = 0, bn_momentum = 0;
 
-  // What each method builds: the momentum encoder (all but MAE); the projection heads and InfoNCE
-  // (CMAE, MoCo v3); the pixel decoder (all but MoCo v3; MaskDistill's predicts features); the
-  // feature decoder (CMAE only).
-  bool has_momentum() const { return mode != Mode::MAE; }
-  bool has_heads() const { return mode == Mode::CMAE || mode == Mode::MOCOV3; }
-  bool has_pixel_decoder() const { return mode != Mode::MOCOV3; }
+  // What each method builds: the momentum encoder (CMAE, MoCo v3, MaskDistill); the online
+  // projector and a contrastive loss (CMAE, MoCo v3, SimCLR); the predictor and momentum projector
+  // of InfoNCE against the momentum branch (CMAE, MoCo v3); the pixel decoder (CMAE, MAE,
+  // MaskDistill, whose decoder predicts features); the feature decoder (CMAE only).
+  bool has_momentum() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::MASKDISTILL; }
+  bool has_projector() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::SIMCLR; }
+  bool has_predictor() const { return mode == Mode::CMAE || mode == Mode::MOCOV3; }
+  bool has_pixel_decoder() const { return mode == Mode::CMAE || mode == Mode::MAE || mode == Mode::MASKDISTILL; }
   // Width of the pixel decoder's prediction per patch: pixels, or MaskDistill's teacher features.
   int64_t decoder_out_dim() const { return mode == Mode::MASKDISTILL ? dim : patch_dim(); }
   bool has_feature_decoder() const { return mode == Mode::CMAE; }
   // Online samples per image of a batch: MoCo v3 encodes both views online (its loss is symmetric).
-  int64_t views() const { return mode == Mode::MOCOV3 ? 2 : 1; }
+  int64_t views() const { return mode == Mode::MOCOV3 || mode == Mode::SIMCLR ? 2 : 1; }
 
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }

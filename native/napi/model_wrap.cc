@@ -26,7 +26,8 @@ ModelConfig ParseConfig(Napi::Object o) {
   else if (m == "mae") c.mode = cmae::model::Mode::MAE;
   else if (m == "mocov3") c.mode = cmae::model::Mode::MOCOV3;
   else if (m == "maskdistill") c.mode = cmae::model::Mode::MASKDISTILL;
-  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3' or 'maskdistill'");
+  else if (m == "simclr") c.mode = cmae::model::Mode::SIMCLR;
+  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3', 'maskdistill' or 'simclr'");
   struct IntField {
     const char* key;
     int64_t ModelConfig::*field;

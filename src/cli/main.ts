@@ -27,7 +27,7 @@ function buildProgram(): Command {
     .description('pre-train an encoder (default: CMAE, nano preset, bundled MNIST digits), then report k-NN accuracy vs the random-init encoder')
     .option('--data <spec>', DATA_HELP, 'mnist')
     .option('--preset <name>', 'model size: micro | nano | tiny | small | base', 'nano')
-    .option('--method <m>', 'cmae (contrastive + reconstruction), mae (reconstruction only), mocov3 (two views, symmetric contrastive; --mask-ratio > 0 encodes masked views as FLIP does) or maskdistill (predict a teacher\'s normalised features of the masked patches)', 'cmae')
+    .option('--method <m>', 'cmae (contrastive + reconstruction), mae (reconstruction only), mocov3 (two views, symmetric contrastive; --mask-ratio > 0 encodes masked views as FLIP does) maskdistill (predict a teacher\'s normalised features of the masked patches) or simclr (two views, NT-Xent)', 'cmae')
     .option('--teacher <checkpoint>', 'maskdistill: a frozen teacher, the encoder of this cmae checkpoint (default: the momentum encoder, an EMA of the online one)')
     .option('--epochs <n>', 'passes over the training split (default 6)')
     .option('--steps <n>', 'train for exactly this many steps instead of epochs')

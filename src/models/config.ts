@@ -2,13 +2,16 @@
 import { ValueError } from '../errors';
 
 /** The pre-training method (a checkpoint's config records it). */
-export type Mode = 'cmae' | 'mae' | 'mocov3' | 'maskdistill';
+export type Mode = 'cmae' | 'mae' | 'mocov3' | 'maskdistill' | 'simclr';
 
 /** What each method builds and what its batches hold (native/model/config.h applies the same rules). */
 export interface MethodTraits {
   /** A momentum encoder (EMA of the online one; MaskDistill's teacher), updated by updateMomentum. */
   momentum: boolean;
-  /** Projector + predictor heads and an InfoNCE loss against the momentum branch (needs targetImages). */
+  /**
+   * A projector and a contrastive loss between two views (needs targetImages): InfoNCE against the
+   * momentum branch through a predictor (CMAE, MoCo v3) or NT-Xent between the views (SimCLR).
+   */
   contrastive: boolean;
   /**
    * What the decoder reconstructs at the masked patches with the norm-pix loss: 'pixels' (MAE,
@@ -41,17 +44,25 @@ export const methods: Readonly<Record<Mode, MethodTraits>> = {
    * frozen cmae checkpoint's encoder: loadTeacher). Differences from the paper: native/model/cmae_model.cc.
    */
   maskdistill: { momentum: true, contrastive: false, reconstructs: 'features', targetView: 'none', onlineViews: 1 },
+  /**
+   * SimCLR: two views, each encoded online (FLIP-style masked views with maskRatio > 0) → projector;
+   * NT-Xent over the 2N projections. Differences from the paper: native/model/cmae_model.h.
+   */
+  simclr: { momentum: false, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 },
 };
 
 /**
  * Per-method values that replace the preset's (before the caller's overrides): MAE's masking (spec
- * §1.2, also MaskDistill's, as in its paper's 75 % block-free setting), MoCo v3's whole views.
+ * §1.2, also MaskDistill's, as in its paper's 75 % block-free setting), whole views for the
+ * two-view contrastive methods.
  */
 const methodDefaults: Readonly<Record<Mode, Partial<ModelConfig>>> = {
   cmae: {},
   mae: { maskRatio: 0.75, maskGroup: 1 },
   mocov3: { maskRatio: 0 },
   maskdistill: { maskRatio: 0.75, maskGroup: 1 },
+  // τ = 0.2: SimCLR's small-batch temperature (its paper's 0.1–0.5 range; 0.07 is MoCo's/CMAE's).
+  simclr: { maskRatio: 0, tau: 0.2 },
 };
 
 export interface ModelConfig {

@@ -118,7 +118,7 @@ describe('cmae CLI', () => {
     expect(JSON.parse(r.stdout).method).toBe('mae');
   });
 
-  it('trains MoCo v3 (--method mocov3): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
+  it('trains MoCo v3 and SimCLR (--method mocov3|simclr): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
     const dir = path.join(root, 'mocov3');
     const r = run('pretrain', '--method', 'mocov3', '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', dir, '--no-eval', '--json');
     expect(r.code, r.stderr).toBe(0);
@@ -132,9 +132,13 @@ describe('cmae CLI', () => {
     const recon = run('reconstruct', '--checkpoint', path.join(dir, 'checkpoint.safetensors'), '--out', path.join(root, 'mocov3.png'));
     expect(recon.code).toBe(2);
     expect(recon.stderr).toMatch(/a mocov3 model has no pixel decoder/);
-    const bad = run('pretrain', '--method', 'simclr', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
+    const bad = run('pretrain', '--method', 'dino', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, got 'simclr'/);
+    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, simclr, got 'dino'/);
+    const simclr = run('pretrain', '--method', 'simclr', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'simclr'), '--no-eval', '--json');
+    expect(simclr.code, simclr.stderr).toBe(0);
+    expect(JSON.parse(simclr.stdout).method).toBe('simclr');
+    expect(simclr.stderr).toMatch(/loss [0-9.]+ \(ct [0-9.]+\)/);
   });
 
   it('trains MaskDistill with the momentum encoder as teacher, or with a frozen teacher from a checkpoint (--teacher)', async () => {

@@ -10,7 +10,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CMAE, ShapeError, Tensor, ValueError, methods, presets, resolveConfig } from '../../src/index';
 import { reconstructionRows } from '../../src/viz/reconstruct';
-import { expectSameBits, randn } from '../helpers/check';
+import { expectClose, expectSameBits, randn } from '../helpers/check';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cmae-methods-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -25,7 +25,7 @@ describe('methods', () => {
     expect(resolveConfig('nano', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: presets.nano.maskRatio, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'mae', maskRatio: 0.5 })).toMatchObject({ maskRatio: 0.5, maskGroup: 1 });
-    expect(() => resolveConfig('nano', { mode: 'simclr' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, got 'simclr'/);
+    expect(() => resolveConfig('nano', { mode: 'dino' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, simclr, got 'dino'/);
   });
 
   it('a mocov3 model holds the encoders and heads only, and sees whole views by default', async () => {
@@ -159,5 +159,46 @@ describe('maskdistill', () => {
     const mae = await CMAE.create({ preset: 'micro', mode: 'mae' });
     await expect(mae.loadTeacher(file)).rejects.toThrow(/a mae model has no momentum encoder/);
     for (const m of [teacher, student, wide, mae]) m.dispose();
+  });
+});
+
+describe('simclr', () => {
+  it('holds the encoder and a projector only, sees whole views at tau 0.2, and refuses what it lacks', async () => {
+    expect(resolveConfig('nano', { mode: 'simclr' })).toMatchObject({ maskRatio: 0, tau: 0.2 });
+    const model = await CMAE.create({ preset: 'micro', mode: 'simclr', seed: 6 });
+    const names = model.parameters().map((p) => p.name);
+    expect(names.filter((n) => /decoder|mask_token|momentum|predictor/.test(n))).toEqual([]);
+    expect(names).toContain('projector.bn.running_mean');
+    await expect(model.lossAndGrad({ images: images(4, 1) })).rejects.toThrow(/SimCLR needs targetImages/);
+    const zT = Tensor.full([8, micro.projectorDim], NaN);
+    await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), outputs: { zT } })).rejects.toThrow(/a simclr model has no momentum branch/);
+    await expect(model.encode(images(2, 3), { branch: 'momentum' })).rejects.toThrow(/a simclr model has no momentum branch/);
+    await expect(model.updateMomentum(0.99)).resolves.toBeUndefined(); // nothing to move, as in MAE mode
+    model.dispose();
+  });
+
+  it('is symmetric in its views (swapped, the same loss, projections and gradients) and its q output is the projection', async () => {
+    const run = async (a: Float32Array, b: Float32Array) => {
+      const model = await CMAE.create({ preset: 'micro', mode: 'simclr', seed: 7 });
+      const q = Tensor.full([12, micro.projectorDim], NaN);
+      const parts = await model.lossAndGrad({ images: a, targetImages: b, outputs: { q } });
+      const grads = model.gradients();
+      model.dispose();
+      return { parts, grads, q: q.toArray() };
+    };
+    const x1 = images(6, 21);
+    const x2 = images(6, 22);
+    const ab = await run(x1, x2);
+    const ba = await run(x2, x1);
+    expect(ab.parts.reconstruction).toBe(0);
+    expect(ab.parts.contrastive).toBeGreaterThan(0);
+    expect(Math.abs(ba.parts.loss - ab.parts.loss)).toBeLessThan(1e-6 * ab.parts.loss);
+    expect(ab.q.every(Number.isFinite)).toBe(true);
+    // Swapping the views swaps the halves of the projections. Not bit for bit: the projector's
+    // BatchNorm sums all 2B rows in row order, which the swap changes.
+    const E = micro.projectorDim;
+    expectClose(ba.q.subarray(0, 6 * E), ab.q.subarray(6 * E), { atol: 1e-6, rtol: 1e-5, label: 'q halves' });
+    expectClose(ba.q.subarray(6 * E), ab.q.subarray(0, 6 * E), { atol: 1e-6, rtol: 1e-5, label: 'q halves' });
+    for (const [name, g] of ab.grads) expectClose(ba.grads.get(name)!, g, { atol: 1e-6, rtol: 1e-4, label: name });
   });
 });

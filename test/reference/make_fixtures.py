@@ -4,12 +4,12 @@
 Run by hand (never by CI); see test/reference/README.md.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 test/reference/make_fixtures.py
-        writes test/fixtures/{cmae,mae,mocov3,maskdistill}_micro.{safetensors,json}
+        writes test/fixtures/{cmae,mae,mocov3,maskdistill,simclr}_micro.{safetensors,json}
 
     ... make_fixtures.py --check-checkpoint CKPT.safetensors --images IMAGES.safetensors [--prefix P] [--out F]
         prints the encoder's cls and mean-pooled patch features (no masking, final norm applied)
 
-The model is a self-contained re-implementation of OUR CMAE/MAE/MoCo v3/MaskDistill (method-spec.md §1, §2, with the
+The model is a self-contained re-implementation of OUR CMAE/MAE/MoCo v3/MaskDistill/SimCLR (method-spec.md §1, §2, with the
 project's masking rule and state-dict names). Everything is computed in float64; the weights and
 inputs are first rounded to float32 so that the native float32 model starts from the exact same
 values. Only torch + numpy + the standard library are used (safetensors I/O is hand written).
@@ -345,21 +345,22 @@ class CMAE(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         mode = cfg.mode
-        assert mode in ('cmae', 'mae', 'mocov3', 'maskdistill')
+        assert mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr')
         self.cfg, self.mode = cfg, mode
         pp = cfg.patchSize ** 2 * cfg.channels
         build_encoder(self, cfg, final_norm=True)
-        if mode != 'mocov3':  # MaskDistill's decoder predicts the teacher's D features per patch
+        if mode not in ('mocov3', 'simclr'):  # MaskDistill's decoder predicts the teacher's D features per patch
             build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads,
                           cfg.dim if mode == 'maskdistill' else pp)
         if mode == 'cmae':
             build_decoder(self, 'feature_', cfg, cfg.featureDecoderDim, cfg.featureDecoderDepth,
                           cfg.featureDecoderHeads, cfg.dim)
         heads = mode in ('cmae', 'mocov3')
-        if heads:
+        if heads or mode == 'simclr':
             self.projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
+        if heads:
             self.predictor = Head(cfg, cfg.projectorDim, cfg.projectorHidden, cfg.projectorDim)
-        if mode != 'mae':  # MaskDistill's teacher is the momentum encoder
+        if mode not in ('mae', 'simclr'):  # MaskDistill's teacher is the momentum encoder
             self.momentum_encoder = ViTEncoder(cfg, final_norm=False)
         if heads:
             self.momentum_projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
@@ -372,14 +373,14 @@ class CMAE(nn.Module):
     def initialize_weights(self, perturb: float) -> None:
         cfg = self.cfg
         self.pos_embed.copy_(sincos_pos_embed(cfg.dim, cfg.grid)[None])
-        if self.mode != 'mocov3':
+        if hasattr(self, 'decoder_pos_embed'):
             self.decoder_pos_embed.copy_(sincos_pos_embed(cfg.decoderDim, cfg.grid)[None])
         if self.mode == 'cmae':
             self.feature_decoder_pos_embed.copy_(sincos_pos_embed(cfg.featureDecoderDim, cfg.grid)[None])
         w = self.patch_embed.proj.weight
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
         nn.init.normal_(self.cls_token, std=0.02)
-        if self.mode != 'mocov3':
+        if hasattr(self, 'mask_token'):
             nn.init.normal_(self.mask_token, std=0.02)
         if self.mode == 'cmae':
             nn.init.normal_(self.feature_mask_token, std=0.02)
@@ -403,7 +404,7 @@ class CMAE(nn.Module):
             elif isinstance(mod, nn.Linear) and mod.bias is not None:
                 mod.bias.add_(torch.empty_like(mod.bias).uniform_(-perturb, perturb))
         # Momentum branch = copy of the online encoder (without norm.*) and projector.
-        if self.mode != 'mae':
+        if hasattr(self, 'momentum_encoder'):
             online = self.state_dict()
             for n, t in self.momentum_encoder.state_dict().items():
                 t.copy_(online[n])
@@ -422,6 +423,8 @@ class CMAE(nn.Module):
             return self.forward_mocov3(images, target_images, mask_noise)
         if self.mode == 'maskdistill':
             return self.forward_maskdistill(images, mask_noise)
+        if self.mode == 'simclr':
+            return self.forward_simclr(images, target_images, mask_noise)
         ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
         latent = encoder_forward(self, images, ids_keep)
         pred = decoder_forward(self, '', latent, ids_restore)
@@ -442,6 +445,24 @@ class CMAE(nn.Module):
         out.update(feature_pred=feat, z_s=z_s, q=q, target_feature=target_feature, z_t=z_t,
                    loss_ct=loss_ct, loss=cfg.rcWeight * loss_rc + cfg.ctWeight * loss_ct)
         return out
+
+    def forward_simclr(self, x1, x2, mask_noise):
+        """SimCLR on CMAE's parts: both views online (mask_noise (2B, G) as MoCo v3's), mean of patch
+        tokens without the final norm → projector over all 2B rows at once (one BatchNorm) → z;
+        NT-Xent: row i's positive is its other view, its candidates all 2B − 1 other rows."""
+        cfg = self.cfg
+        B = x1.shape[0]
+        ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
+        latent = encoder_forward(self, torch.cat([x1, x2]), ids_keep, final_norm=False)
+        pooled = latent[:, 1:, :].mean(dim=1)
+        z = self.projector(pooled)
+        zn = F.normalize(z, dim=1)
+        logits = zn @ zn.t() / cfg.tau
+        logits = logits.masked_fill(torch.eye(2 * B, dtype=torch.bool), float('-inf'))
+        labels = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
+        loss_ct = F.cross_entropy(logits, labels)
+        return dict(ids_keep=ids_keep, ids_restore=ids_restore, mask=mask, latent=latent, q=z, loss_ct=loss_ct,
+                    loss=cfg.ctWeight * loss_ct)
 
     def forward_maskdistill(self, images, mask_noise):
         """MAE's online path whose decoder predicts the teacher's patch tokens (the momentum encoder on
@@ -624,8 +645,9 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     # exercised; its default (src/models/config.ts) is maskRatio 0.
     cfg = {'cmae': Config(), 'mae': Config(mode='mae', maskRatio=0.75, maskGroup=1),
            'mocov3': Config(mode='mocov3', maskRatio=0.25),
-           'maskdistill': Config(mode='maskdistill', maskRatio=0.75, maskGroup=1)}[mode]
-    views = 2 if mode == 'mocov3' else 1
+           'maskdistill': Config(mode='maskdistill', maskRatio=0.75, maskGroup=1),
+           'simclr': Config(mode='simclr', maskRatio=0.25, tau=0.2)}[mode]
+    views = 2 if mode in ('mocov3', 'simclr') else 1
     torch.manual_seed(0)
     model = CMAE(cfg)
     model.initialize_weights(PERTURB)
@@ -634,7 +656,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     gen = torch.Generator().manual_seed(1)
     n_groups = (cfg.grid // cfg.maskGroup) ** 2
     images, target, noise = make_inputs(cfg, gen, n_groups, views * BATCH)
-    tgt_arg = target if mode in ('cmae', 'mocov3') else None
+    tgt_arg = target if mode in ('cmae', 'mocov3', 'simclr') else None
 
     # Sanity checks of the reference itself.
     ids_keep, ids_restore, mask = group_masking(noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
@@ -650,6 +672,9 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     if mode == 'mocov3':
         probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.bn.weight', (10,)),
                    ('projector.fc1.weight', (3, 17)), ('predictor.fc2.weight', (3, 20)), ('predictor.bn.bias', (6,))]
+    elif mode == 'simclr':
+        probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.bn.weight', (10,)), ('projector.bn.bias', (4,)),
+                   ('projector.fc1.weight', (3, 17)), ('projector.fc2.weight', (5, 30))]
     else:
         probes += [('mask_token', (0, 0, 3)), ('norm.weight', (4,)), ('decoder_pred.bias', (0,)),
                    ('decoder_blocks.0.mlp.fc1.weight', (9, 2))]
@@ -698,14 +723,14 @@ def make_fixture(mode: str, out_dir: str) -> dict:
             for n, p in trainable:
                 # MoCo v3's loss does not pass through the final norm (kept for encode()): no gradient,
                 # which cmae reports as zeros and AdamW (no weight decay on norms) leaves unchanged.
-                assert p.grad is not None or (mode == 'mocov3' and n.startswith('norm.')), f'no gradient for {n}'
+                assert p.grad is not None or (mode in ('mocov3', 'simclr') and n.startswith('norm.')), f'no gradient for {n}'
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
                 st['grad.' + n] = ('F32', grad.detach().clone())
                 nz = int((grad.abs() < 1e-12).sum())
                 if nz:
                     zero_grads[n] = nz
         opt.step()
-        if mode != 'mae':
+        if hasattr(model, 'momentum_encoder'):
             model.momentum_update(EMA_M)
     for n, t in state_names(model).items():
         st['step3.' + n] = ('F32', t.detach().clone())
@@ -715,7 +740,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
                  weightDecay=WD,
                  weightDecayParams='Linear weights and patch_embed.proj.weight only (0 for all biases, LN/BN, '
                                    'cls_token, mask tokens)',
-                 emaMomentum=EMA_M if mode != 'mae' else None,
+                 emaMomentum=EMA_M if hasattr(model, 'momentum_encoder') else None,
                  order='per step: forward, backward, AdamW step, then EMA (cmae, mocov3); grad.* / expect.* are from '
                        'step 1 (initial weights); losses are those of each step\'s forward')
     meta = {'format': 'cmae-golden-fixture/1', 'mode': mode, 'config': json.dumps(config),
@@ -788,7 +813,7 @@ def verify_fixture(path: str) -> None:
             for n, p in trainable:
                 close((p.grad if p.grad is not None else torch.zeros_like(p)).float(), t['grad.' + n][1], 'grad.' + n, 0.0)
         opt.step()
-        if mode != 'mae':
+        if hasattr(model, 'momentum_encoder'):
             model.momentum_update(EMA_M)
     moved = 0
     for n, v in state_names(model).items():
@@ -862,7 +887,7 @@ def main() -> None:
         return
     os.makedirs(args.out_dir, exist_ok=True)
     self_test()
-    for mode in ('cmae', 'mae', 'mocov3', 'maskdistill'):
+    for mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr'):
         info = make_fixture(mode, args.out_dir)
         verify_fixture(os.path.join(args.out_dir, f'{mode}_micro.safetensors'))
         print(f'{mode}: {info["fileBytes"]} bytes, {len(info["tensors"])} tensors')

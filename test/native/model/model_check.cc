@@ -53,11 +53,11 @@ ModelConfig preset(const std::string& name, Mode mode) {
   c.mode = mode;
   c.mlp_ratio = 4;
   // The methods' defaults (src/models/config.ts): CMAE's 65 % in 2×2 groups, MAE's 75 % per patch
-  // (spec §5, and MaskDistill's), MoCo v3's whole views.
+  // (spec §5, and MaskDistill's), the two-view contrastive methods' whole views (SimCLR's τ 0.2).
   const bool per_patch = mode == Mode::MAE || mode == Mode::MASKDISTILL;
   c.mask_ratio = mode == Mode::CMAE ? 0.65 : per_patch ? 0.75 : 0.0;
   c.mask_group = per_patch ? 1 : 2;
-  c.tau = 0.07;
+  c.tau = mode == Mode::SIMCLR ? 0.2 : 0.07;
   c.ct_weight = 1;
   c.rc_weight = 1;
   c.norm_pix_loss = true;
@@ -190,7 +190,14 @@ void compare_arena(const char* what, const model::ParameterTable& table, const s
 }
 
 const char* mode_name(Mode mode) {
-  return mode == Mode::CMAE ? "cmae" : mode == Mode::MAE ? "mae" : mode == Mode::MOCOV3 ? "mocov3" : "maskdistill";
+  switch (mode) {
+    case Mode::CMAE: return "cmae";
+    case Mode::MAE: return "mae";
+    case Mode::MOCOV3: return "mocov3";
+    case Mode::MASKDISTILL: return "maskdistill";
+    case Mode::SIMCLR: return "simclr";
+  }
+  return "?";
 }
 
 struct CheckCase {
@@ -425,7 +432,7 @@ int main(int argc, char** argv) {
     // micro in every method everywhere; tiny where kernels run at GPU speed (the emulator runs every
     // CUDA thread on the host: tiny would take minutes there).
     using cmae::model::Mode;
-    const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL};
+    const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL, Mode::SIMCLR};
     std::vector<CheckCase> cases;
     for (Mode mode : modes) cases.push_back({"micro", mode, 8, 3, 1e-5});
     if (!d.emulated) {
