@@ -35,7 +35,7 @@ const variants = [
   ['tau 0.2', ['--model', 'tau=0.2']],
   ['ct weight 0.3', ['--model', 'ctWeight=0.3']],
   ['ct weight 3', ['--model', 'ctWeight=3']],
-  ['mask group 1', ['--model', 'maskGroup=1']],
+  ['mask group 1', ['--masking', 'random']],
   ['feature decoder depth 2', ['--model', 'featureDecoderDepth=2']],
   ['encoder depth 3', ['--model', 'depth=3']],
 ];

@@ -47,8 +47,11 @@ export function parseMatmulPrecision(value: string, device: Device): MatmulPreci
   return value;
 }
 
-/** Keys of the model configuration that have their own flag (--method, --mask-ratio; channels follow the data). */
-const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--method', maskRatio: '--mask-ratio', channels: 'the data' };
+/** Keys of the model configuration that have their own flag (--method, --mask-ratio, --masking; channels follow the data). */
+const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--method', maskRatio: '--mask-ratio', maskGroup: '--masking', channels: 'the data' };
+
+/** --masking: which patches a mask removes — per patch ('random', MAE's) or in 2×2 groups ('group', CMAE's). */
+export const MASKING_GROUPS: Readonly<Record<string, number>> = { random: 1, group: 2 };
 
 /**
  * --model k=v,k=v: overrides of model configuration fields (src/models/config.ts ModelConfig),

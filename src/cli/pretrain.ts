@@ -14,7 +14,7 @@ import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { UsageError } from './errors';
-import { parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
+import { MASKING_GROUPS, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
   data: string;
@@ -35,6 +35,7 @@ export interface PretrainOptions {
   eval: boolean;
   shiftRange?: string;
   maskRatio?: string;
+  masking?: string;
   model?: string;
   minutes?: string;
   minCrop?: string;
@@ -64,6 +65,10 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
+  if (o.masking !== undefined && !Object.hasOwn(MASKING_GROUPS, o.masking)) {
+    throw new UsageError(`--masking must be one of ${Object.keys(MASKING_GROUPS).join(', ')}, got '${o.masking}'`);
+  }
+  const maskGroup = o.masking !== undefined ? MASKING_GROUPS[o.masking] : undefined;
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 
@@ -77,6 +82,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     mode: method,
     seed,
     maskRatio,
+    maskGroup,
     device,
     ...overrides,
   });

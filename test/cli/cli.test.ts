@@ -110,12 +110,18 @@ describe('cmae CLI', () => {
     expect(statSync(file).size).toBeGreaterThan(100);
   });
 
-  it('trains in MAE mode on IDX files (gzipped)', () => {
+  it('trains in MAE mode on IDX files (gzipped), with its masking defaults or --masking', async () => {
     const dir = path.join(root, 'idx');
     writeIdxDataset(dir, 40, 3);
     const r = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae'), '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).method).toBe('mae');
+    const config = JSON.parse((await readSafetensors(path.join(root, 'mae', 'checkpoint.safetensors'))).metadata.config);
+    expect([config.maskRatio, config.maskGroup]).toEqual([0.75, 1]); // MAE's defaults, from config.ts
+    // --masking group: CMAE's 2x2 groups for MAE (16 patches in 4 groups: 1 of 4 visible at 0.75)
+    const grouped = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'group', '--preset', 'micro', '--steps', '1', '--batch-size', '8', '--out', path.join(root, 'mae-group'), '--no-eval', '--json');
+    expect(grouped.code, grouped.stderr).toBe(0);
+    expect(JSON.parse((await readSafetensors(path.join(root, 'mae-group', 'checkpoint.safetensors'))).metadata.config).maskGroup).toBe(2);
   });
 
   it('trains MoCo v3 and SimCLR (--method mocov3|simclr): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
@@ -189,6 +195,8 @@ describe('cmae CLI', () => {
       [['pretrain', '--device', 'tpu'], /--device must be cpu, cuda or cuda:N, got 'tpu'/],
       [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
       [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
+      [['pretrain', '--model', 'maskGroup=1'], /--model maskGroup: set it with --masking/],
+      [['pretrain', '--masking', 'amt'], /--masking must be one of random, group, got 'amt'/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
       [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],
