@@ -217,6 +217,12 @@ export interface NativeKernels {
   computeMeanStd(sources: Uint8Array, dims: readonly number[]): { mean: number[]; std: number[] };
 }
 
+export interface NativeMemoryUse {
+  reported: number;
+  cpuAllocated: number;
+  cpuScratch: number;
+}
+
 export interface NativeBinding {
   NativeTensor: abstract new () => NativeTensorHandle;
   NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
@@ -226,6 +232,7 @@ export interface NativeBinding {
   tensorEmpty(shape: readonly number[], dtype: NativeDType, device?: NativeDevice): NativeTensorHandle;
   tensorFull(shape: readonly number[], dtype: NativeDType, value: number, device?: NativeDevice): NativeTensorHandle;
   info(): NativeInfo;
+  nativeMemory(): NativeMemoryUse;
   setNumThreads(n: number): void;
   getNumThreads(): number;
   setIsa(isa: string): void;

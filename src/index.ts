@@ -17,6 +17,8 @@ export {
   supportedIsas,
   setMatmulPrecision,
   getMatmulPrecision,
+  nativeMemory,
+  type NativeMemory,
   type Isa,
   type MatmulPrecision,
   type RuntimeInfo,

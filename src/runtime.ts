@@ -60,6 +60,25 @@ export function info(): RuntimeInfo {
   };
 }
 
+export interface NativeMemory {
+  /**
+   * Bytes of native memory cmae has reported to V8 (tensors, models, optimizers alive in JS), so
+   * that the garbage collector runs sooner when handles hold much of it. process.memoryUsage()
+   * does not include this figure.
+   */
+  reportedBytes: number;
+  /** Bytes the CPU backend holds for tensors, parameter arenas and workspaces (CPU devices only). */
+  cpuAllocatedBytes: number;
+  /** Bytes of CPU kernel working memory kept between calls (per compute thread, grows to the largest use). */
+  cpuScratchBytes: number;
+}
+
+/** Native memory in use now, for monitoring a long-lived process and for leak checks. */
+export function nativeMemory(): NativeMemory {
+  const m = getBinding().nativeMemory();
+  return { reportedBytes: m.reported, cpuAllocatedBytes: m.cpuAllocated, cpuScratchBytes: m.cpuScratch };
+}
+
 /** Sets the number of compute threads used by every kernel (0 = default: all cores or OMP_NUM_THREADS). */
 export function setNumThreads(n: number): void {
   if (!Number.isInteger(n) || n < 0 || n > 1024) throw new ValueError(`threads must be an integer in [0, 1024], got ${n}`);

@@ -66,6 +66,15 @@ class Backend : public ActivationOps,
   // for and, where known, free). bytes may be 0.
   virtual void* allocate(size_t bytes) = 0;
   virtual void deallocate(void* ptr, size_t bytes) noexcept = 0;
+  // What this backend's memory holds now, for diagnostics (nativeMemory() in JS, the memory tests,
+  // bench/memory.mjs): bytes taken through allocate() and not yet given back (tensors, arenas,
+  // workspaces), and working memory its kernels keep between calls (cpu/scratch.h). Zeros where a
+  // backend does not count.
+  struct MemoryUse {
+    size_t allocated = 0;
+    size_t scratch = 0;
+  };
+  virtual MemoryUse memory_use() const { return {}; }
   virtual void fill_zero(void* dst, size_t bytes) = 0;
   // Between host memory and this backend's memory, and within this backend's memory. Host-side
   // copies return when the host buffer may be reused (copy_to_host: when the data is there).

@@ -1,9 +1,8 @@
 // The CPU backend's memory primitives and execution policy, and the backend registry's CPU entry.
 #include "cpu/cpu_backend.h"
 
-#include <sys/mman.h>
-
 #include <array>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -12,14 +11,46 @@
 #include "core/threads.h"
 #include "cpu/scratch.h"
 
+// Large blocks are mapped from the OS where the platform has anonymous mappings (POSIX); anywhere
+// else every block comes from aligned_alloc and the build still compiles. CMAE_NO_MMAP forces the
+// fallback (to compile and try it on Linux).
+#if !defined(CMAE_NO_MMAP) && defined(__has_include)
+#if __has_include(<sys/mman.h>)
+#include <sys/mman.h>
+#if defined(MAP_ANONYMOUS)
+#define CMAE_CPU_MMAP 1
+#endif
+#endif
+#endif
+
 namespace cmae::cpu {
 
-void* CpuBackend::allocate(size_t bytes) {
-  if (bytes >= kMapThreshold) {
+namespace {
+
+std::atomic<size_t> g_allocated{0};  // bytes held through CpuBackend::allocate
+std::atomic<size_t> g_scratch{0};    // bytes held by the scratch buffers of every thread
+
+// Whether a block of `bytes` is (or was) mapped: allocation and release must agree, and both are
+// given the size asked for (Storage keeps it).
+bool mapped(size_t bytes) {
+#if defined(CMAE_CPU_MMAP)
+  return bytes >= CpuBackend::kMapThreshold;
+#else
+  (void)bytes;
+  return false;
+#endif
+}
+
+// `bytes` bytes, 64-byte aligned (page aligned when mapped). Never null: a failure is the typed
+// out-of-memory error, naming the bytes asked for (a DeviceError in JS).
+void* host_allocate(size_t bytes) {
+#if defined(CMAE_CPU_MMAP)
+  if (mapped(bytes)) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) fail(ErrorKind::Device, "out of memory: cannot map ", bytes, " bytes on the cpu");
-    return p;  // page aligned
+    if (p == MAP_FAILED) fail(ErrorKind::Device, "out of memory: cannot allocate ", bytes, " bytes on the cpu");
+    return p;
   }
+#endif
   // aligned_alloc wants a multiple of the alignment; never 0 bytes.
   size_t rounded = (bytes + kTensorAlignment - 1) / kTensorAlignment * kTensorAlignment;
   if (rounded == 0) rounded = kTensorAlignment;
@@ -28,13 +59,33 @@ void* CpuBackend::allocate(size_t bytes) {
   return p;
 }
 
+void host_release(void* ptr, [[maybe_unused]] size_t bytes) noexcept {
+  if (!ptr) return;
+#if defined(CMAE_CPU_MMAP)
+  if (mapped(bytes)) {
+    munmap(ptr, bytes);  // cannot fail for a whole mapping made by host_allocate
+    return;
+  }
+#endif
+  std::free(ptr);
+}
+
+}  // namespace
+
+void* CpuBackend::allocate(size_t bytes) {
+  void* p = host_allocate(bytes);
+  g_allocated.fetch_add(bytes, std::memory_order_relaxed);
+  return p;
+}
+
 void CpuBackend::deallocate(void* ptr, size_t bytes) noexcept {
   if (!ptr) return;
-  if (bytes >= kMapThreshold) {
-    munmap(ptr, bytes);
-  } else {
-    std::free(ptr);
-  }
+  host_release(ptr, bytes);
+  g_allocated.fetch_sub(bytes, std::memory_order_relaxed);
+}
+
+Backend::MemoryUse CpuBackend::memory_use() const {
+  return {g_allocated.load(std::memory_order_relaxed), g_scratch.load(std::memory_order_relaxed)};
 }
 
 void CpuBackend::fill_zero(void* dst, size_t bytes) {
@@ -91,21 +142,28 @@ void CpuBackend::run_parts(int parts, const std::function<void(int)>& fn) {
 }
 
 void* scratch_bytes(ScratchSlot slot, size_t bytes) {
+  // Through the same allocator as tensors: a GEMM packing buffer or an attention block of a large
+  // model is megabytes, and a thread's buffers are given back when the thread ends (libuv and
+  // OpenMP threads live as long as the process, so in practice at exit).
   struct Buffer {
     void* data = nullptr;
     size_t capacity = 0;
-    ~Buffer() { std::free(data); }
+    void release() noexcept {
+      host_release(data, capacity);
+      g_scratch.fetch_sub(capacity, std::memory_order_relaxed);
+      data = nullptr;
+      capacity = 0;
+    }
+    ~Buffer() { release(); }
   };
   thread_local std::array<Buffer, static_cast<size_t>(ScratchSlot::kCount)> buffers;
   Buffer& b = buffers[static_cast<size_t>(slot)];
   if (bytes > b.capacity) {
-    std::free(b.data);
-    b.data = nullptr;
-    b.capacity = 0;
+    b.release();
     const size_t rounded = (bytes + 63) / 64 * 64;
-    b.data = std::aligned_alloc(64, rounded);
-    if (!b.data) throw std::bad_alloc();
+    b.data = host_allocate(rounded);
     b.capacity = rounded;
+    g_scratch.fetch_add(rounded, std::memory_order_relaxed);
   }
   return b.data;
 }

@@ -1,5 +1,6 @@
 // Working memory of the CPU kernels: the one facility for it. A buffer is taken on the calling
-// thread *before* a parallel region starts, so an allocation failure throws std::bad_alloc where
+// thread *before* a parallel region starts, so an allocation failure throws (the out-of-memory
+// cmae::Error of CpuBackend::allocate, large buffers mapped like tensors) where
 // the binding or the model catches it (an exception that escapes an OpenMP region terminates the
 // process); the region's threads then use disjoint slices of it (thread_slice). Buffers belong to
 // (calling thread, slot), grow to the largest size asked for and are kept: no allocation once warm.
@@ -24,7 +25,8 @@ enum class ScratchSlot : int {
   kCount,
 };
 
-// `bytes` bytes (64-byte aligned) of the calling thread's buffer for `slot`. Throws std::bad_alloc.
+// `bytes` bytes (64-byte aligned) of the calling thread's buffer for `slot`. Throws cmae::Error
+// (ErrorKind::Device, out of memory).
 void* scratch_bytes(ScratchSlot slot, size_t bytes);
 
 template <typename T>

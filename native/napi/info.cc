@@ -78,7 +78,21 @@ static Napi::Value GetMatmulPrecision(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), cmae::matmul_precision_name(DeviceArg(info, 0).matmul_precision()));
 }
 
+// nativeMemory() → { reported, cpuAllocated, cpuScratch }: what cmae has told V8 it holds
+// (AdjustExternalMemory's running total, which process.memoryUsage() does not show), and what the
+// CPU backend holds (Backend::memory_use). For leak checks and bench/memory.mjs.
+static Napi::Value NativeMemory(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const cmae::Backend::MemoryUse cpu = cmae::cpu_backend().memory_use();
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("reported", static_cast<double>(Napi::MemoryManagement::AdjustExternalMemory(env, 0)));
+  out.Set("cpuAllocated", static_cast<double>(cpu.allocated));
+  out.Set("cpuScratch", static_cast<double>(cpu.scratch));
+  return out;
+}
+
 void RegisterInfo(Napi::Env env, Napi::Object exports) {
+  CMAE_EXPORT(exports, "nativeMemory", NativeMemory);
   CMAE_EXPORT(exports, "setMatmulPrecision", SetMatmulPrecision);
   CMAE_EXPORT(exports, "getMatmulPrecision", GetMatmulPrecision);
   CMAE_EXPORT(exports, "info", Info);
