@@ -15,19 +15,20 @@ class CpuBackend final : public Backend {
   Device device() const override { return Device::CPU; }
   std::string name() const override { return "cpu"; }
 
-  // Memory: small blocks from the heap (aligned_alloc), large ones (>= kMapThreshold) mapped from
-  // and returned to the OS with mmap/munmap where the platform has them (native/README.md,
-  // principle 6). glibc serves a free()d large block's size from the heap from then on (its mmap
-  // threshold rises to the largest block freed, up to 32 MiB), and freed heap memory below the top
-  // stays in the process: 200 create/dispose cycles of a nano model grew by its arena size per
-  // cycle (50 MB -> 2.3 GB). Mapped blocks leave on munmap, whatever glibc's state.
-  // 256 KiB: every arena, workspace and batch-sized tensor is above it (a nano model's smallest
-  // arena is ~1 MB; a batch of 64 32x32 views 0.25 MB per channel), so those all return to the OS,
-  // while the many small tensors of kernels and tests stay on the heap, where a mapping (a syscall
-  // and a page fault per 4 KiB, rounding to whole pages) would cost more than the block. Above it
-  // the page rounding wastes under 1.6 %, and the mmap/munmap pair (microseconds) is small next to
-  // writing the block once. Allocations never happen inside a training step (principle 2), only
-  // per model, per workspace plan and per batch.
+  // Memory: small blocks from the heap (malloc, aligned by hand: host_allocate says why not
+  // aligned_alloc), large ones (>= kMapThreshold) mapped from and returned to the OS with
+  // mmap/munmap where the platform has them (native/README.md, principle 6). glibc keeps a freed
+  // large block's size on the heap from then on (its mmap threshold rises to the largest block
+  // freed, up to 32 MiB), and freed heap memory below the top stays in the process: create/dispose
+  // cycles of a nano model grew by its 11 MB arena per cycle (50 MB -> 2.3 GB in 200 cycles).
+  // Mapped blocks leave on munmap, whatever glibc's state.
+  // Why 256 KiB: every arena, workspace and batch-sized tensor is above it (a nano model's
+  // smallest arena is 6.6 MB; a batch of 64 32x32 views is 0.25 MB per channel), so those all
+  // return to the OS, while the many small tensors of kernels and tests stay on the heap, where a
+  // mapping (two syscalls, fresh zeroed pages every time) would cost more than the block. Above it
+  // the page rounding wastes under 1.6 %, and the mmap/munmap pair (microseconds) is small next
+  // to writing the block once. Allocations happen per model, per workspace plan and per batch,
+  // never inside a training step (principle 2).
   static constexpr size_t kMapThreshold = size_t{1} << 18;
   void* allocate(size_t bytes) override;
   void deallocate(void* ptr, size_t bytes) noexcept override;
