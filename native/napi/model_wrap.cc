@@ -214,7 +214,12 @@ Napi::Value ModelWrap::Queue(Napi::Env env, std::function<void()> work, std::fun
   return promise;
 }
 
-void ModelWrap::ReportMemory(Napi::Env env) {
+void ModelWrap::Finalize(Napi::BasicEnv env) {
+  model_.reset();
+  ReportMemory(env);
+}
+
+void ModelWrap::ReportMemory(Napi::BasicEnv env) {
   const int64_t now = model_ ? model_->memory_bytes() : 0;
   if (now != reported_) Napi::MemoryManagement::AdjustExternalMemory(env, now - reported_);
   reported_ = now;

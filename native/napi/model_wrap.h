@@ -21,11 +21,15 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   static ModelWrap* FromValue(Napi::Env env, Napi::Value value);
 
   explicit ModelWrap(const Napi::CallbackInfo& info);
+  // A model collected without dispose(): what it reported to the JS engine is taken back (the
+  // model itself is freed by the destructor that follows).
+  void Finalize(Napi::BasicEnv env) override;
 
   // The model; a DisposedError once dispose() ran.
   model::CmaeModel& model() const;
   // A BusyError while a queued call runs (and a DisposedError after dispose()).
   void CheckIdle() const;
+  bool disposed() const { return model_ == nullptr; }
   // Queues `work` on a libuv worker as this model's one call in flight (BusyError if another
   // runs). The returned Promise resolves with result(env) (undefined when null) or rejects with
   // the typed error `work` threw. `keep_alive` objects (and this model) stay referenced until the
@@ -50,8 +54,9 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
-  // Brings the JS engine's external-memory count in line with what the model holds now.
-  void ReportMemory(Napi::Env env);
+  // Brings the JS engine's external-memory count in line with what the model holds now (after
+  // each call: a first step plans a workspace; after dispose: nothing).
+  void ReportMemory(Napi::BasicEnv env);
 
   std::shared_ptr<model::CmaeModel> model_;
   std::atomic<bool> busy_{false};

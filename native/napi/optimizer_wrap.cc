@@ -45,6 +45,10 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
     });
   }
 
+  // Collected without dispose(): the moments go with it, and so does what they reported. Public:
+  // node-addon-api detects the override by taking its address (a private one is silently skipped).
+  void Finalize(Napi::BasicEnv env) override { Release(env); }
+
  private:
   template <Napi::Value (AdamWWrap::*Method)(const Napi::CallbackInfo&)>
   Napi::Value Guard(const Napi::CallbackInfo& info) {
@@ -98,13 +102,20 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
     return info.Env().Undefined();
   }
 
+  // Frees the moments now (idempotent). A BusyError while the model runs a call (it may be this
+  // optimizer's step); after the model's own dispose() no call can run, and the optimizer must
+  // still be freeable: the order of the two disposes is the caller's.
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
     if (!optimizer_) return info.Env().Undefined();
-    model_wrap_->CheckIdle();
-    optimizer_.reset();
-    Napi::MemoryManagement::AdjustExternalMemory(info.Env(), -reported_);
-    reported_ = 0;
+    if (!model_wrap_->disposed()) model_wrap_->CheckIdle();
+    Release(info.Env());
     return info.Env().Undefined();
+  }
+
+  void Release(Napi::BasicEnv env) {
+    optimizer_.reset();
+    if (reported_ != 0) Napi::MemoryManagement::AdjustExternalMemory(env, -reported_);
+    reported_ = 0;
   }
 
   ModelWrap* model_wrap_ = nullptr;

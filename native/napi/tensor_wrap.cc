@@ -54,10 +54,7 @@ TensorWrap::TensorWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Tensor
   Napi::MemoryManagement::AdjustExternalMemory(info.Env(), reported_bytes_);
 }
 
-TensorWrap::~TensorWrap() {
-  // The finalizer may run without a usable env for AdjustExternalMemory; the storage itself is
-  // released by the shared_ptr here.
-}
+void TensorWrap::Finalize(Napi::BasicEnv env) { Release(env); }
 
 const cmae::Tensor& TensorWrap::tensor(const char* name) const {
   if (!tensor_.defined()) {
@@ -66,7 +63,7 @@ const cmae::Tensor& TensorWrap::tensor(const char* name) const {
   return tensor_;
 }
 
-void TensorWrap::Release(Napi::Env env) {
+void TensorWrap::Release(Napi::BasicEnv env) {
   if (!tensor_.defined()) return;
   Napi::MemoryManagement::AdjustExternalMemory(env, -reported_bytes_);
   reported_bytes_ = 0;
@@ -116,8 +113,9 @@ Napi::Value TensorWrap::View(const Napi::CallbackInfo& info) {
   CMAE_CHECK(t.device() == cmae::Device::CPU, Device, "a zero-copy view needs a cpu tensor, this one is on ",
              cmae::device_name(t.device()), "; use toArray() for a copy");
   // The view owns a reference to the storage, so it stays valid after dispose() or GC of the
-  // tensor handle. Runtimes that forbid external buffers (Electron's memory cage) get an error that
-  // says to use toArray() instead.
+  // tensor handle. V8 counts an external ArrayBuffer's bytes as external memory by itself (until
+  // the buffer is collected), so the view reports nothing more. Runtimes that forbid external
+  // buffers (Electron's memory cage) get an error that says to use toArray() instead.
   auto* hold = new std::shared_ptr<cmae::Storage>(t.storage());
   napi_value buffer_value;
   napi_status status = napi_create_external_arraybuffer(

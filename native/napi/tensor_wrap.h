@@ -1,5 +1,8 @@
 // JS handle of a native tensor. Holds a cmae::Tensor (shared storage); dispose() drops it early,
 // the finalizer drops it otherwise. Views handed to JS keep the storage alive on their own.
+// External-memory accounting (so V8 collects sooner when handles hold much native memory): a
+// handle reports its tensor's bytes from creation to dispose() or its finalizer, exactly once. A
+// view is an external ArrayBuffer, whose bytes V8 counts by itself for as long as it lives.
 #pragma once
 #include <napi.h>
 
@@ -15,7 +18,9 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   static TensorWrap* FromValue(Napi::Env env, Napi::Value value);
 
   explicit TensorWrap(const Napi::CallbackInfo& info);
-  ~TensorWrap() override;
+  // A handle collected without dispose(): what it reported to the JS engine is taken back here
+  // (the storage itself is released by the destructor that follows).
+  void Finalize(Napi::BasicEnv env) override;
 
   // The tensor, or a DisposedError naming `name` when dispose() was called.
   const cmae::Tensor& tensor(const char* name) const;
@@ -35,10 +40,10 @@ class TensorWrap : public Napi::ObjectWrap<TensorWrap> {
   Napi::Value To(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
-  void Release(Napi::Env env);
+  void Release(Napi::BasicEnv env);
 
   cmae::Tensor tensor_;
-  int64_t reported_bytes_ = 0;  // external memory reported to V8
+  int64_t reported_bytes_ = 0;  // external memory reported to V8, taken back exactly once (Release)
 };
 
 // Factory bindings: tensorFromArray(typedArray, shape, device?), tensorEmpty(shape, dtype, device?),
