@@ -92,18 +92,40 @@ function prepare(source: PixelSource, indices: Int32Array, params: AugmentParams
   const twoViews = params.twoViews ?? true;
   const shape = [indices.length, c, params.outSize, params.outSize];
   const on = { device: out.device ?? 'cpu' };
-  const online = (out.online ?? Tensor.empty(shape, 'float32', on)) as Tensor<'float32'>;
-  const target = twoViews ? ((out.target ?? Tensor.empty(shape, 'float32', on)) as Tensor<'float32'>) : undefined;
-  const shifts = (out.shifts ?? Tensor.empty([indices.length, 2], 'int32', on)) as Tensor<'int32'>;
-  const dims = [source.size, source.height, source.width, source.channels];
-  const nativeParams = { shiftRange: 7, ...params };
-  return { online, target, shifts, dims, nativeParams };
+  // Outputs made here are freed here if the call fails (the caller never sees them).
+  const owned: Tensor[] = [];
+  const make = <T extends Tensor>(given: Tensor | undefined, s: number[], dtype: 'float32' | 'int32'): T => {
+    if (given) return given as T;
+    const t = Tensor.empty(s, dtype, on);
+    owned.push(t);
+    return t as T;
+  };
+  try {
+    const online = make<Tensor<'float32'>>(out.online, shape, 'float32');
+    const target = twoViews ? make<Tensor<'float32'>>(out.target, shape, 'float32') : undefined;
+    const shifts = make<Tensor<'int32'>>(out.shifts, [indices.length, 2], 'int32');
+    const dims = [source.size, source.height, source.width, source.channels];
+    const nativeParams = { shiftRange: 7, ...params };
+    return { online, target, shifts, dims, nativeParams, owned };
+  } catch (error) {
+    disposeAll(owned);
+    throw error;
+  }
+}
+
+function disposeAll(tensors: Tensor[]): void {
+  for (const t of tensors) t.dispose();
 }
 
 /** Builds both views of a batch synchronously, through the backend of its tensors (on the CPU: the compute pool). */
 export function makeViews(source: PixelSource, indices: Int32Array, params: AugmentParams, seed: number, stream: number, out: ViewsOutput = {}): ViewsResult {
   const p = prepare(source, indices, params, out);
-  kernelsNative().makeViews(nativeOf(p.online), nativeOf(p.target) ?? null, nativeOf(p.shifts), source.pixels, p.dims, indices, p.nativeParams, seed, stream);
+  try {
+    kernelsNative().makeViews(nativeOf(p.online), nativeOf(p.target) ?? null, nativeOf(p.shifts), source.pixels, p.dims, indices, p.nativeParams, seed, stream);
+  } catch (error) {
+    disposeAll(p.owned);
+    throw error;
+  }
   return { online: p.online, target: p.target, shifts: p.shifts };
 }
 
@@ -114,7 +136,12 @@ export function makeViews(source: PixelSource, indices: Int32Array, params: Augm
  */
 export async function makeViewsAsync(source: PixelSource, indices: Int32Array, params: AugmentParams, seed: number, stream: number, out: ViewsOutput = {}): Promise<ViewsResult> {
   const p = prepare(source, indices, params, out);
-  await kernelsNative().makeViewsAsync(nativeOf(p.online), nativeOf(p.target) ?? null, nativeOf(p.shifts), source.pixels, p.dims, indices, p.nativeParams, seed, stream);
+  try {
+    await kernelsNative().makeViewsAsync(nativeOf(p.online), nativeOf(p.target) ?? null, nativeOf(p.shifts), source.pixels, p.dims, indices, p.nativeParams, seed, stream);
+  } catch (error) {
+    disposeAll(p.owned);
+    throw error;
+  }
   return { online: p.online, target: p.target, shifts: p.shifts };
 }
 

@@ -7,7 +7,7 @@ import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
-import { CMAE } from '../models/cmae';
+import { CMAE, type LossParts } from '../models/cmae';
 import { methods } from '../models/config';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
@@ -109,90 +109,104 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, scheduleSteps);
   const optimizer = new AdamW(model, { ...options.optimizer, lr });
 
-  let step = 0;
-  let priorSeconds = 0; // training time of the run before a resume
-  if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
-  const outDir = options.outDir;
-  const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
-  const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
-  if (outDir) {
-    await mkdir(outDir, { recursive: true });
-    if (step === 0) await writeFile(metricsPath!, '');
-  }
-  const save = async () => {
-    if (!checkpointPath) return;
-    await model.save(checkpointPath, {
-      tensors: optimizer.stateTensors(),
-      metadata: {
-        ...options.metadata,
-        step: String(step),
-        optimizerStep: String(optimizer.stepCount),
-        totalSteps: String(budget !== undefined ? step : totalSteps),
-        trainedSeconds: String(trainedSeconds()),
-      },
-    });
-  };
-
-  const history: StepInfo[] = [];
-  const started = Date.now();
-  const trainedSeconds = () => priorSeconds + (Date.now() - started) / 1000;
-  // Position on the schedule axis: the step, or the budget fraction on the virtual axis.
-  const scheduleStep = () => (budget !== undefined ? Math.min(scheduleSteps - 1, Math.floor((trainedSeconds() / budget) * scheduleSteps)) : step);
-  let aborted = false;
-  let lastLoss = NaN;
-  outer: while (step < totalSteps) {
-    const epoch = Math.floor(step / stepsPerEpoch);
-    const iterator = data.batches(epoch, step % stepsPerEpoch)[Symbol.asyncIterator]();
-    while (step < totalSteps) {
-      if (signal?.aborted) {
-        aborted = true;
-        break outer;
-      }
-      if (budget !== undefined && trainedSeconds() >= budget) break outer;
-      const waitStart = performance.now();
-      const next = await iterator.next();
-      const dataWaitMs = performance.now() - waitStart;
-      if (next.done) break;
-      const stepStart = performance.now();
-      const { images, targetImages } = next.value;
-      const parts = await model.lossAndGrad({ images, targetImages });
-      if (!Number.isFinite(parts.loss)) throw new ValueError(`loss became ${parts.loss} at step ${step}; lower the learning rate`);
-      const position = scheduleStep();
-      const lrNow = lrAt(position);
-      const gradNorm = await optimizer.step({ lr: lrNow });
-      const momentum = momentumAt(position);
-      if (methods[model.config.mode].momentum && momentum < 1) await model.updateMomentum(momentum);
-      images.dispose();
-      targetImages?.dispose();
-      step++;
-      lastLoss = parts.loss;
-      const seconds = (performance.now() - stepStart) / 1000;
-      const progress = budget !== undefined ? Math.min(1, trainedSeconds() / budget) : step / totalSteps;
-      const info: StepInfo = {
-        step,
-        epoch: (step - 1) / stepsPerEpoch,
-        totalSteps: budget !== undefined ? Math.max(step, Math.round(step / Math.max(progress, 1e-9))) : totalSteps,
-        progress,
-        lr: lrNow,
-        momentum,
-        loss: parts.loss,
-        reconstruction: parts.reconstruction,
-        contrastive: parts.contrastive,
-        gradNorm,
-        imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
-        dataWaitMs,
-        elapsedSeconds: trainedSeconds(),
-      };
-      history.push(info);
-      if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
-      if (options.onStep) await options.onStep(info);
-      if (options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) await save();
+  // The moments are this run's: freed when it ends, also when it throws.
+  try {
+    let step = 0;
+    let priorSeconds = 0; // training time of the run before a resume
+    if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
+    const outDir = options.outDir;
+    const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
+    const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
+    if (outDir) {
+      await mkdir(outDir, { recursive: true });
+      if (step === 0) await writeFile(metricsPath!, '');
     }
-    await iterator.return?.();
+    const save = async () => {
+      if (!checkpointPath) return;
+      await model.save(checkpointPath, {
+        tensors: optimizer.stateTensors(),
+        metadata: {
+          ...options.metadata,
+          step: String(step),
+          optimizerStep: String(optimizer.stepCount),
+          totalSteps: String(budget !== undefined ? step : totalSteps),
+          trainedSeconds: String(trainedSeconds()),
+        },
+      });
+    };
+
+    const history: StepInfo[] = [];
+    const started = Date.now();
+    const trainedSeconds = () => priorSeconds + (Date.now() - started) / 1000;
+    // Position on the schedule axis: the step, or the budget fraction on the virtual axis.
+    const scheduleStep = () => (budget !== undefined ? Math.min(scheduleSteps - 1, Math.floor((trainedSeconds() / budget) * scheduleSteps)) : step);
+    let aborted = false;
+    let lastLoss = NaN;
+    outer: while (step < totalSteps) {
+      const epoch = Math.floor(step / stepsPerEpoch);
+      const iterator = data.batches(epoch, step % stepsPerEpoch)[Symbol.asyncIterator]();
+      // However the epoch ends (its last batch, the step budget, an abort, an error), the iterator is
+      // closed, so the loader disposes the batch it prefetched instead of leaving it to a GC.
+      try {
+        while (step < totalSteps) {
+          if (signal?.aborted) {
+            aborted = true;
+            break outer;
+          }
+          if (budget !== undefined && trainedSeconds() >= budget) break outer;
+          const waitStart = performance.now();
+          const next = await iterator.next();
+          const dataWaitMs = performance.now() - waitStart;
+          if (next.done) break;
+          const stepStart = performance.now();
+          const { images, targetImages } = next.value;
+          let parts: LossParts, lrNow: number, gradNorm: number, momentum: number;
+          try {
+            parts = await model.lossAndGrad({ images, targetImages });
+            if (!Number.isFinite(parts.loss)) throw new ValueError(`loss became ${parts.loss} at step ${step}; lower the learning rate`);
+            const position = scheduleStep();
+            lrNow = lrAt(position);
+            gradNorm = await optimizer.step({ lr: lrNow });
+            momentum = momentumAt(position);
+            if (methods[model.config.mode].momentum && momentum < 1) await model.updateMomentum(momentum);
+          } finally {
+            // The batch is this step's: freed when the step ends, also when it throws.
+            images.dispose();
+            targetImages?.dispose();
+          }
+          step++;
+          lastLoss = parts.loss;
+          const seconds = (performance.now() - stepStart) / 1000;
+          const progress = budget !== undefined ? Math.min(1, trainedSeconds() / budget) : step / totalSteps;
+          const info: StepInfo = {
+            step,
+            epoch: (step - 1) / stepsPerEpoch,
+            totalSteps: budget !== undefined ? Math.max(step, Math.round(step / Math.max(progress, 1e-9))) : totalSteps,
+            progress,
+            lr: lrNow,
+            momentum,
+            loss: parts.loss,
+            reconstruction: parts.reconstruction,
+            contrastive: parts.contrastive,
+            gradNorm,
+            imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
+            dataWaitMs,
+            elapsedSeconds: trainedSeconds(),
+          };
+          history.push(info);
+          if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
+          if (options.onStep) await options.onStep(info);
+          if (options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) await save();
+        }
+      } finally {
+        await iterator.return?.();
+      }
+    }
+    await save();
+    return { steps: step, aborted, lastLoss, checkpointPath, history };
+  } finally {
+    optimizer.dispose();
   }
-  await save();
-  optimizer.dispose();
-  return { steps: step, aborted, lastLoss, checkpointPath, history };
 }
 
 /** Loads model weights, optimizer moments, the step counter and the time trained from a trainer checkpoint. */
