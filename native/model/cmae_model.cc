@@ -196,8 +196,28 @@ void CmaeModel::update_momentum(double momentum) {
 
 // ---- workspaces -----------------------------------------------------------------------------------
 
+float* CmaeModel::workspace_for(int64_t floats, int64_t& other_batch) {
+  if (!workspace_.defined() || workspace_.numel() < floats) {
+    // Never both at once: the peak is the larger plan, not the sum.
+    workspace_ = Tensor();
+    other_batch = 0;
+    workspace_ = Tensor::empty({floats}, DType::F32, backend_);
+  }
+  return workspace_.f32();
+}
+
+// Identity ids (B, L): row b is 0..L-1 (the momentum branch and encode see every patch in order).
+static Tensor identity_ids(Backend& backend, int64_t B, int64_t L) {
+  Tensor ids = Tensor::empty({B * L}, DType::I32, backend);
+  std::vector<int32_t> host(static_cast<size_t>(B * L));
+  for (int64_t i = 0; i < B * L; ++i) host[i] = static_cast<int32_t>(i % L);
+  backend.copy_from_host(ids.i32(), host.data(), sizeof(int32_t) * host.size());
+  return ids;
+}
+
 void CmaeModel::plan_training(int64_t B) {
   if (train_batch_ == B) return;
+  train_batch_ = 0;  // until planned (an allocation failure below leaves no stale plan)
   const ModelConfig& c = config_;
   const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim, G = c.num_groups();
   const int64_t E = c.projector_dim, Hd = c.projector_hidden, V = c.views();
@@ -227,7 +247,11 @@ void CmaeModel::plan_training(int64_t B) {
     a.relu = bump.take(N * Hd);
     a.out = bump.take(N * E);
   };
-  train_memory_ = plan_workspace(backend_, [&](Bump& bump) {
+  if (c.has_momentum()) {
+    train_ids_ = Tensor();
+    train_ids_ = identity_ids(backend_, N, L);
+  }
+  plan_workspace([&](int64_t floats) { return workspace_for(floats, infer_batch_); }, [&](Bump& bump) {
     TrainActs& t = t_;
     t.patches_visible = bump.take(N * K * P);
     t.tokens = bump.take(N * K * D);
@@ -255,7 +279,7 @@ void CmaeModel::plan_training(int64_t B) {
       t.d_feature_body = bump.take(B * L * D);
     }
     if (c.has_momentum()) {
-      t.ids_all = bump.take_i32(N * L);
+      t.ids_all = train_ids_.i32();
       t.t_patches = bump.take(N * L * P);
       t.t_tokens = bump.take(N * L * D);
       t.t_x0 = bump.take(N * (1 + L) * D);
@@ -275,11 +299,6 @@ void CmaeModel::plan_training(int64_t B) {
       t.dq = bump.take(N * E);
     }
   });
-  if (c.has_momentum()) {
-    std::vector<int32_t> ids(static_cast<size_t>(N * L));
-    for (int64_t i = 0; i < N * L; ++i) ids[i] = static_cast<int32_t>(i % L);
-    backend_.copy_from_host(t_.ids_all, ids.data(), sizeof(int32_t) * ids.size());
-  }
   train_batch_ = B;
 }
 
@@ -290,23 +309,23 @@ CmaeModel::HeadActs CmaeModel::head_view(const HeadActs& a, int64_t view, int64_
 
 void CmaeModel::plan_inference(int64_t B) {
   if (infer_batch_ == B) return;
+  infer_batch_ = 0;  // until planned
   const int64_t L = config_.num_patches(), P = config_.patch_dim(), D = config_.dim;
   infer_stack_online_ = encoder_.stack;
   if (config_.has_momentum()) infer_stack_momentum_ = momentum_encoder_.stack;
-  infer_memory_ = plan_workspace(backend_, [&](Bump& bump) {
+  infer_ids_ = Tensor();
+  infer_ids_ = identity_ids(backend_, B, L);
+  plan_workspace([&](int64_t floats) { return workspace_for(floats, train_batch_); }, [&](Bump& bump) {
     i_.patches = bump.take(B * L * P);
     i_.tokens = bump.take(B * L * D);
     i_.x0 = bump.take(B * (1 + L) * D);
     i_.ln = bump.take(B * (1 + L) * D);
     i_.ln_mean = bump.take(B * (1 + L));
     i_.ln_rstd = bump.take(B * (1 + L));
-    i_.ids_all = bump.take_i32(B * L);
+    i_.ids_all = infer_ids_.i32();
     infer_stack_online_.layout(bump, backend_, B, 1 + L, false);
     if (config_.has_momentum()) infer_stack_momentum_.layout(bump, backend_, B, 1 + L, false);
   });
-  std::vector<int32_t> ids(static_cast<size_t>(B * L));
-  for (int64_t i = 0; i < B * L; ++i) ids[i] = static_cast<int32_t>(i % L);
-  backend_.copy_from_host(i_.ids_all, ids.data(), sizeof(int32_t) * ids.size());
   infer_batch_ = B;
 }
 

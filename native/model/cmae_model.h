@@ -68,12 +68,12 @@ class CmaeModel {
   const Tensor& grads() const { return grads_; }
   const Tensor& decay_mask() const { return decay_mask_; }
   // Bytes of backend memory the model holds now: its arenas (parameters, the gradient arenas, the
-  // decay mask) and the workspaces planned so far (per batch size), for the JS engine's
+  // decay mask), the workspace and the identity ids of the plans made so far, for the JS engine's
   // external-memory accounting.
   int64_t memory_bytes() const {
+    const auto bytes = [](const Tensor& t) { return t.defined() ? t.bytes() : size_t{0}; };
     return static_cast<int64_t>(params_.bytes() + grads_.bytes() + part_grads_.bytes() + decay_mask_.bytes() +
-                                (train_memory_.defined() ? train_memory_.bytes() : 0) +
-                                (infer_memory_.defined() ? infer_memory_.bytes() : 0));
+                                bytes(workspace_) + bytes(train_ids_) + bytes(infer_ids_));
   }
   uint64_t seed() const { return seed_; }
   // Number of masks drawn from the seeded RNG so far (saved in checkpoints so a resumed run
@@ -143,6 +143,9 @@ class CmaeModel {
   void initialise();
   void plan_training(int64_t B);
   void plan_inference(int64_t B);
+  // The workspace, at least `floats` long: the one there, or (when smaller) a new one, the old one
+  // freed first; the other plan's batch marker is then reset, its pointers being into the old one.
+  float* workspace_for(int64_t floats, int64_t& other_batch);
   // The images tensor of a call: float32 (B, C, S, S) on the model's device; returns B.
   int64_t check_images(const Tensor& images, const char* name) const;
 
@@ -189,9 +192,16 @@ class CmaeModel {
   Decoder pixel_decoder_, feature_decoder_;
   Head projector_, predictor_, momentum_projector_;
 
-  // Training workspace (planned for train_batch_).
+  // One workspace for training and inference (native/README.md, principle 2). A model runs one
+  // call at a time, so the two plans never run together: they share one buffer, sized for the
+  // larger (an evaluation at batch 256 before training planned 0.36 GB for a tiny model, kept
+  // beside the 0.54 GB of its training at batch 64). Nothing in it outlives a call; what must (the
+  // identity ids) has its own small tensor per plan.
+  Tensor workspace_;
+  Tensor train_ids_, infer_ids_;  // (B, L) int32: ids_all[b, l] = l, for each plan's batch size
+
+  // Training plan (for train_batch_; 0 = none).
   int64_t train_batch_ = 0;
-  Tensor train_memory_;
   struct TrainActs {
     // patches_visible (B, K, P): the visible patches, the patch embedding's input in the forward
     // and its weight gradient's in the backward; tokens (B, K, D): their embeddings.
@@ -208,9 +218,8 @@ class CmaeModel {
     HeadActs projector, predictor, momentum_projector;
   } t_{};
   TransformerStack train_momentum_stack_;
-  // Inference workspace (planned for infer_batch_).
+  // Inference plan (for infer_batch_; 0 = none).
   int64_t infer_batch_ = 0;
-  Tensor infer_memory_;
   TransformerStack infer_stack_online_, infer_stack_momentum_;
   struct InferActs {
     float *patches, *tokens, *x0, *ln, *ln_mean, *ln_rstd;

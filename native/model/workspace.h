@@ -26,15 +26,16 @@ class Bump {
   int64_t used_ = 0;
 };
 
-// Runs `layout(Bump&)` to measure, allocates on `backend`, runs it again to assign pointers.
-template <typename Layout>
-Tensor plan_workspace(Backend& backend, Layout&& layout) {
+// Runs `layout(Bump&)` to measure, asks `memory(floats)` for a buffer of at least that many floats
+// of backend memory (the owner decides whether it is new or reused), runs it again to assign
+// pointers into it.
+template <typename Memory, typename Layout>
+void plan_workspace(Memory&& memory, Layout&& layout) {
   Bump measure;
   layout(measure);
-  Tensor memory = Tensor::empty({measure.used() > 0 ? measure.used() : 1}, DType::F32, backend);
-  Bump assign(memory.f32());
+  float* base = memory(measure.used() > 0 ? measure.used() : 1);
+  Bump assign(base);
   layout(assign);
-  return memory;
 }
 
 }  // namespace cmae::model

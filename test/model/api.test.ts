@@ -2,7 +2,7 @@ import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { AdamW, BusyError, CMAE, DeviceError, DisposedError, ShapeError, ValueError, getNumThreads, kernels, presets, setNumThreads } from '../../src/index';
+import { AdamW, BusyError, CMAE, DeviceError, DisposedError, ShapeError, ValueError, getNumThreads, kernels, nativeMemory, presets, setNumThreads } from '../../src/index';
 import { getBinding } from '../../src/native';
 import { expectSameBits, randn, randu } from '../helpers/check';
 
@@ -203,6 +203,40 @@ describe('CMAE model API', () => {
     model.dispose();
     expect(model.disposed).toBe(true);
     expect(() => model.stateDict()).toThrow(DisposedError);
+  });
+
+  it('training and encode share one workspace: interleaving them changes no result, and it holds the larger plan, not both', async () => {
+    const x = images(6, 16, 3, 31);
+    const y = images(40, 16, 3, 32);
+    const held = () => nativeMemory().cpuAllocatedBytes;
+    type Run = { loss?: number; grads?: Map<string, Float32Array>; features: Float32Array[]; planned: number };
+    // steps: 'train' (one lossAndGrad at batch 6), 'encode' (40 images in one call).
+    const run = async (steps: ('train' | 'encode')[]): Promise<Run> => {
+      const model = await CMAE.create({ preset: 'micro', seed: 5 });
+      const start = held();
+      const out: Run = { features: [], planned: 0 };
+      for (const step of steps) {
+        if (step === 'train') {
+          out.loss = (await model.lossAndGrad({ images: x, targetImages: x, maskNoise: randu(6 * model.numGroups, 33) })).loss;
+          out.grads = model.gradients();
+        } else {
+          out.features.push(await model.encode(y, { batchSize: 40 }));
+        }
+      }
+      out.planned = held() - start;
+      model.dispose();
+      return out;
+    };
+    const trainOnly = await run(['train']);
+    const encodeOnly = await run(['encode']);
+    const both = await run(['encode', 'train', 'encode']);
+    expect(both.loss).toBe(trainOnly.loss);
+    for (const [name, g] of trainOnly.grads!) expectSameBits(both.grads!.get(name)!, g, name);
+    expectSameBits(both.features[0], encodeOnly.features[0], 'encode before training');
+    expectSameBits(both.features[1], encodeOnly.features[0], 'encode after training');
+    // One buffer for the larger plan; each plan's identity ids (at most 40 × 16 int32) on top.
+    expect(both.planned).toBeLessThanOrEqual(Math.max(trainOnly.planned, encodeOnly.planned) + 40 * 16 * 4 + 4096);
+    expect(both.planned).toBeLessThan(trainOnly.planned + encodeOnly.planned);
   });
 
   it('trains in MAE mode without a target view', async () => {
