@@ -104,6 +104,7 @@ class TransformerStack {
   Backend* backend_ = nullptr;  // set by layout()
   std::vector<Acts> acts_;
   float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
+  float* gelu_ = nullptr;  // save_all: every layer's GELU(h), one layer at a time (layout() says why)
 };
 
 constexpr float kLayerNormEps = 1e-6f;  // spec §1.3: eps 1e-6 everywhere
