@@ -1,15 +1,19 @@
 #!/usr/bin/env node
-// `node bench/memory.mjs [--preset tiny] [--batch 64] [--steps 20] [--data mnist|noise]`
+// `node bench/memory.mjs [--preset tiny] [--batch 64] [--steps 20] [--data mnist|noise] [--checkpoint]`
 //
 // Where the memory of a training process goes: the `cmae pretrain` set-up (the dataset, a model, its
 // AdamW, a DataLoader with prefetch, train()) run for a few steps, with the process's resident size
 // (/proc/self/status VmRSS) and its peak (VmHWM) read after each phase, and nativeMemory() (what
 // cmae reported to V8: every native allocation visible to JS, native/napi/*_wrap.cc; and the CPU
-// kernels' scratch) giving the exact size of each native piece. Prints a table; nothing is asserted (the bounds are tested
-// in test/reliability/memory.test.ts). Linux only (it reads /proc).
+// kernels' scratch) giving the exact size of each native piece. --checkpoint: train() writes its
+// checkpoint at the end (into a temporary directory), as `cmae pretrain` does. Prints a table;
+// nothing is asserted (the bounds are tested in test/reliability/memory.test.ts). Linux only (it
+// reads /proc).
 //
 // Imports the compiled package (../dist/cjs/index.js): build it with `npm run build:ts`.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { createRequire } from 'node:module';
 
 const require = createRequire(import.meta.url);
@@ -22,6 +26,7 @@ const preset = value('--preset', 'tiny');
 const batchSize = Number(value('--batch', '64'));
 const steps = Number(value('--steps', '20'));
 const data = value('--data', 'mnist');
+const outDir = argv.includes('--checkpoint') ? mkdtempSync(path.join(tmpdir(), 'cmae-memory-')) : undefined;
 
 const MB = 1024 * 1024;
 const status = () => {
@@ -85,6 +90,7 @@ await train({
   model,
   data: loader,
   steps,
+  outDir,
   onStep: () => {
     if (!firstStep) return;
     firstStep = false;
@@ -95,13 +101,14 @@ await train({
   },
 });
 const scratch = cmae.nativeMemory().cpuScratchBytes;
-phase(`${steps} steps`, `kernel scratch ${(scratch / MB).toFixed(1)} MB`);
+phase(`${steps} steps${outDir ? ' + checkpoint' : ''}`, `kernel scratch ${(scratch / MB).toFixed(1)} MB`);
+if (outDir) rmSync(outDir, { recursive: true, force: true });
 model.dispose();
 phase('model disposed');
 
 const pad = (s, n) => String(s).padEnd(n);
 const num = (b) => (b / MB).toFixed(1).padStart(8);
-console.log(`cmae memory: ${preset}, batch ${batchSize}, ${steps} steps, data ${data}`);
+console.log(`cmae memory: ${preset}, batch ${batchSize}, ${steps} steps${outDir ? ' and a checkpoint' : ''}, data ${data}`);
 console.log(`${pad('phase', 30)}     RSS   ΔRSS   peak  (MB)`);
 for (const r of rows) console.log(`${pad(r.name, 30)}${num(r.rss)}${num(r.delta)}${num(r.hwm)}  ${r.detail}`);
 const peak = status().hwm;

@@ -5,11 +5,12 @@ import * as nodePath from 'node:path';
 import { IOError } from '../errors';
 
 /**
- * Writes `bytes` to a temporary file in the same directory, fsyncs it and renames it over `path`.
+ * Writes `bytes` (or its parts, one after the other) to a temporary file in the same directory,
+ * fsyncs it and renames it over `path`.
  * On failure the temporary file is removed, any existing file at `path` is left untouched, and an
  * IOError naming the path is thrown.
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
   const dir = nodePath.dirname(nodePath.resolve(path));
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fh: fsp.FileHandle | undefined;
@@ -17,7 +18,13 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
   try {
     fh = await fsp.open(tmp, 'wx', 0o644);
     created = true;
-    await fh.writeFile(bytes);
+    if (Array.isArray(bytes)) {
+      for (const part of bytes as readonly Uint8Array[]) {
+        for (let done = 0; done < part.byteLength; ) done += (await fh.write(part, done, part.byteLength - done)).bytesWritten;
+      }
+    } else {
+      await fh.writeFile(bytes as Uint8Array | string);
+    }
     await fh.sync();
     await fh.close();
     fh = undefined;

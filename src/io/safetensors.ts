@@ -266,6 +266,15 @@ function compareCodePoints(a: string, b: string): number {
  * data length ≠ product of the shape).
  */
 export function serializeSafetensors(tensors: SafeTensorsInput, metadata?: Record<string, string>): Buffer {
+  return Buffer.concat(safetensorsParts(tensors, metadata));
+}
+
+/**
+ * The bytes of a safetensors file as consecutive parts: the length and header, then each tensor's
+ * data, a view of the caller's array where the host is little-endian (no copy). Checks as
+ * serializeSafetensors says.
+ */
+function safetensorsParts(tensors: SafeTensorsInput, metadata?: Record<string, string>): Uint8Array[] {
   const list = entriesOf(tensors);
   const names = new Set<string>();
   for (const [name, t] of list) {
@@ -313,17 +322,21 @@ export function serializeSafetensors(tensors: SafeTensorsInput, metadata?: Recor
   if (padded !== headerBytes.length) {
     headerBytes = Buffer.concat([headerBytes, Buffer.alloc(padded - headerBytes.length, 0x20)]);
   }
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let pos = 8 + headerBytes.length;
+  const head = Buffer.alloc(8 + headerBytes.length);
+  head.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(head, 8);
+  const parts: Uint8Array[] = [head];
   for (const [, t] of list) {
     const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    out.set(src, pos);
-    if (!LITTLE_ENDIAN_HOST) swapBytes(out.subarray(pos, pos + src.length), DTYPES[t.dtype].size);
-    pos += src.length;
+    if (LITTLE_ENDIAN_HOST) {
+      parts.push(src);
+    } else {
+      const swapped = Uint8Array.from(src);
+      swapBytes(swapped, DTYPES[t.dtype].size);
+      parts.push(swapped);
+    }
   }
-  return out;
+  return parts;
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -399,7 +412,10 @@ export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
  * directory, are fsync'ed, and the temp file is renamed over `path`. Invalid tensors throw (see
  * serializeSafetensors) before the disk is touched; on an I/O failure the temp file is removed,
  * any existing file at `path` is left untouched, and an `IOError` naming the path is thrown.
+ * The tensors' data are written from the arrays themselves, not from a serialised copy (a
+ * checkpoint of a tiny model and its AdamW is 100 MB): they must not change until the promise
+ * settles.
  */
 export async function writeSafetensors(path: string, tensors: SafeTensorsInput, metadata?: Record<string, string>): Promise<void> {
-  await writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+  await writeFileAtomic(path, safetensorsParts(tensors, metadata));
 }

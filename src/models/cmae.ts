@@ -162,19 +162,23 @@ export class CMAE {
     }
   }
 
-  /** Copies of the gradients of every trainable parameter, by timm name (valid after lossAndGrad). */
+  /**
+   * Copies of the gradients of every trainable parameter, by timm name (valid after lossAndGrad).
+   * The arrays are views of one fresh host copy of the arena (not of the model's memory): copying
+   * each again would hold the arena twice.
+   */
   gradients(): Map<string, Float32Array> {
     const grads = this.native.readArena('grads');
     const out = new Map<string, Float32Array>();
-    for (const p of this.table) if (p.role === 'trainable') out.set(p.name, grads.slice(p.offset, p.offset + p.numel));
+    for (const p of this.table) if (p.role === 'trainable') out.set(p.name, grads.subarray(p.offset, p.offset + p.numel));
     return out;
   }
 
-  /** Copies of every parameter and buffer, by timm/MAE name (PyTorch layouts). */
+  /** Copies of every parameter and buffer, by timm/MAE name (PyTorch layouts); views of one fresh host copy, as gradients(). */
   stateDict(): Map<string, Float32Array> {
     const params = this.native.readArena('params');
     const out = new Map<string, Float32Array>();
-    for (const p of this.table) out.set(p.name, params.slice(p.offset, p.offset + p.numel));
+    for (const p of this.table) out.set(p.name, params.subarray(p.offset, p.offset + p.numel));
     return out;
   }
 

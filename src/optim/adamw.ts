@@ -53,15 +53,18 @@ export class AdamW {
     return norm;
   }
 
-  /** Moments by parameter name (checkpoints store them as `optimizer.exp_avg.<name>` / `optimizer.exp_avg_sq.<name>`). */
+  /**
+   * Moments by parameter name (checkpoints store them as `optimizer.exp_avg.<name>` /
+   * `optimizer.exp_avg_sq.<name>`): views of one fresh host copy of each moment, as CMAE.stateDict().
+   */
   stateTensors(): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
     const m = this.native.read('expAvg');
     const v = this.native.read('expAvgSq');
     for (const p of this.model.parameters()) {
       if (p.role !== 'trainable') continue;
-      out.set(`optimizer.exp_avg.${p.name}`, m.slice(p.offset, p.offset + p.numel));
-      out.set(`optimizer.exp_avg_sq.${p.name}`, v.slice(p.offset, p.offset + p.numel));
+      out.set(`optimizer.exp_avg.${p.name}`, m.subarray(p.offset, p.offset + p.numel));
+      out.set(`optimizer.exp_avg_sq.${p.name}`, v.subarray(p.offset, p.offset + p.numel));
     }
     return out;
   }

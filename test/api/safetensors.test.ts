@@ -230,6 +230,19 @@ describe('safetensors: files', () => {
     expect(viaParse.tensors.get('a')).toEqual(out.tensors.get('a'));
   });
 
+  it('writes, part by part from the arrays themselves, exactly the bytes serializeSafetensors gives (views, several dtypes)', async () => {
+    const p = path.join(dir, 'parts.safetensors');
+    const arena = Float32Array.from({ length: 40 }, (_, i) => i * 0.5 - 3);
+    const tensors = {
+      b: { dtype: 'F32' as const, shape: [3, 4], data: arena.subarray(4, 16) },
+      a: { dtype: 'F32' as const, shape: [5], data: arena.subarray(30, 35) },
+      ids: { dtype: 'I32' as const, shape: [2], data: Int32Array.from([7, -9]) },
+      empty: { dtype: 'F32' as const, shape: [0], data: new Float32Array(0) },
+    };
+    await writeSafetensors(p, tensors, { note: 'views' });
+    expect(Buffer.compare(await fsp.readFile(p), serializeSafetensors(tensors, { note: 'views' }))).toBe(0);
+  });
+
   it('an invalid tensor throws before anything is written; the old file stays intact', async () => {
     const p = path.join(dir, 'ckpt.safetensors');
     await writeSafetensors(p, { a: { dtype: 'F32', shape: [1], data: Float32Array.from([42]) } });
