@@ -13,8 +13,8 @@
 #include "cpu/scratch.h"
 
 // Large blocks are mapped from the OS where the platform has anonymous mappings (POSIX); anywhere
-// else every block comes from aligned_alloc and the build still compiles. CMAE_NO_MMAP forces the
-// fallback (to compile and try it on Linux).
+// else every block comes from the heap (the small-block path of host_allocate) and the build still
+// compiles. CMAE_NO_MMAP forces that fallback (to compile and try it on Linux).
 #if !defined(CMAE_NO_MMAP) && defined(__has_include)
 #if __has_include(<sys/mman.h>)
 #include <sys/mman.h>
