@@ -198,7 +198,7 @@ class CmaeModel {
   // beside the 0.54 GB of its training at batch 64). Nothing in it outlives a call; what must (the
   // identity ids) has its own small tensor per plan.
   Tensor workspace_;
-  Tensor train_ids_, infer_ids_;  // (B, L) int32: ids_all[b, l] = l, for each plan's batch size
+  Tensor train_ids_, infer_ids_;  // (rows, L) int32: ids_all[r, l] = l, for each plan's rows (training: views·B)
 
   // Training plan (for train_batch_; 0 = none).
   int64_t train_batch_ = 0;
