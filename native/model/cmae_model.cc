@@ -45,6 +45,7 @@ CmaeModel::CmaeModel(const ModelConfig& config, uint64_t seed, Backend& backend)
     if (p.role != ParamRole::Trainable || !p.weight_decay) continue;
     std::fill(mask.begin() + p.offset, mask.begin() + p.offset + p.numel, 1.0f);
   }
+  if (table_.total() > running_stats_begin_) running_stats_backup_ = Tensor::empty({table_.total() - running_stats_begin_}, DType::F32, backend_);
   decay_mask_ = Tensor::empty({n}, DType::F32, backend_);
   backend_.copy_from_host(decay_mask_.f32(), mask.data(), sizeof(float) * mask.size());
   initialise();
@@ -127,6 +128,9 @@ void CmaeModel::register_parameters() {
     feature_decoder_.pos_embed =
         table_.add("feature_decoder_pos_embed", {1, 1 + L, c.feature_decoder_dim}, ParamRole::Buffer, InitKind::Fixed);
   }
+  // The BatchNorm running statistics come last, as one block (running_stats_begin_ to the end): a
+  // step whose loss is not finite puts them back as they were (loss_and_grad).
+  running_stats_begin_ = table_.total();
   for (auto* head : {&projector_, &predictor_, &momentum_projector_}) {
     if (head == &projector_ ? !c.has_projector() : !c.has_predictor()) continue;
     const std::string prefix = head == &projector_ ? "projector" : head == &predictor_ ? "predictor" : "momentum_projector";
@@ -547,6 +551,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   TrainActs& t = t_;
   const int parts = backend_.batch_parts();
   { CMAE_PROF("M.zero_grad"); backend_.fill_zero(grads_.f32(), grads_.bytes()); backend_.fill_zero(part_grads_.f32(), part_grads_.bytes()); }
+  if (running_stats_backup_.defined()) backend_.copy(running_stats_backup_.f32(), p() + running_stats_begin_, running_stats_backup_.bytes());
 
   if (mask_noise) {
     backend_.copy(t.noise, mask_noise->f32(), sizeof(float) * N * G);
@@ -642,6 +647,11 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   if (c.has_pixel_decoder()) backend_.copy_to_host(losses, t.losses, sizeof(float));
   // One contrastive loss per view for InfoNCE against the momentum branch, one NT-Xent for SimCLR.
   if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * (c.has_predictor() ? V : 1));
+  if (running_stats_backup_.defined() && !(std::isfinite(losses[0]) && std::isfinite(losses[1]) && std::isfinite(losses[2]))) {
+    // A non-finite forward would leave NaN in the running statistics (the only state a step's
+    // forward writes): they are put back, so that a caller who skips this step keeps a clean model.
+    backend_.copy(p() + running_stats_begin_, running_stats_backup_.f32(), running_stats_backup_.bytes());
+  }
   LossResult result;
   result.reconstruction = losses[0];
   result.contrastive = static_cast<double>(losses[1]) + static_cast<double>(losses[2]);

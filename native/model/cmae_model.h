@@ -92,7 +92,8 @@ class CmaeModel {
     const Tensor* q = nullptr;
     const Tensor* z_t = nullptr;
   };
-  // Forward + backward on one batch. images: (B, C, H, W) float32; target_images: the same shape,
+  // Forward + backward on one batch. A step whose loss is not finite leaves the model as it found
+  // it (the BatchNorm running statistics are restored; the gradients are not meaningful). images: (B, C, H, W) float32; target_images: the same shape,
   // required in CMAE mode (the pixel-shifted view) and MoCo v3 (the second view), ignored in MAE mode
   // (may be null); mask_noise (N, num_groups) or null to draw from the RNG. Gradients are overwritten (zero-grad
   // included).
@@ -182,6 +183,10 @@ class CmaeModel {
   uint64_t mask_counter_ = 0;
   ParameterTable table_;
   Tensor params_, grads_, decay_mask_;
+  // The BatchNorm running statistics, [running_stats_begin_, table_.total()) of the arena, and their
+  // copy from the start of the current step (undefined when the method has no BatchNorm).
+  int64_t running_stats_begin_ = 0;
+  Tensor running_stats_backup_;
   // Gradient arenas of batch parts 1.. (backend.batch_parts() − 1 of them, back to back), zeroed
   // with grads_ at the start of a step and added into it at the end.
   Tensor part_grads_;

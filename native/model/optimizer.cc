@@ -1,5 +1,6 @@
 #include "optimizer.h"
 
+#include <cfloat>
 #include <cmath>
 
 namespace cmae::model {
@@ -9,14 +10,15 @@ void AdamWHyper::validate() const {
   CMAE_CHECK(beta1 >= 0 && beta1 < 1, Value, "beta1 must be in [0, 1), got ", beta1);
   CMAE_CHECK(beta2 >= 0 && beta2 < 1, Value, "beta2 must be in [0, 1), got ", beta2);
   CMAE_CHECK(std::isfinite(eps) && eps > 0, Value, "eps must be a positive finite number, got ", eps);
-  CMAE_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, Value, "weightDecay must be a non-negative finite number, got ",
-             weight_decay);
+  CMAE_CHECK(std::isfinite(weight_decay) && weight_decay >= 0 && weight_decay <= FLT_MAX, Value,
+             "weightDecay must be a non-negative number a float32 can hold, got ", weight_decay);
   CMAE_CHECK(std::isfinite(max_grad_norm) && max_grad_norm >= 0, Value, "maxGradNorm must be a non-negative finite number, got ",
              max_grad_norm);
 }
 
 void AdamW::validate_step(double lr, int64_t step) {
-  CMAE_CHECK(std::isfinite(lr) && lr >= 0, Value, "lr must be a non-negative finite number, got ", lr);
+  // The kernels take float32 hyper-parameters: 1e39 would become an infinite step.
+  CMAE_CHECK(std::isfinite(lr) && lr >= 0 && lr <= FLT_MAX, Value, "lr must be a non-negative number a float32 can hold, got ", lr);
   CMAE_CHECK(step >= 1, Value, "step must be an integer >= 1 (the first step is 1), got ", step);
 }
 
@@ -47,11 +49,15 @@ double AdamW::step(CmaeModel& model, double lr, int64_t step) {
   float* coefficient = scalars_.f32() + 2;
   const float* grads = model.grads().f32();
   backend.global_norm(norm, grads, n);
+  // The norm is read before the update: a non-finite one (an overflow or NaN in the backward)
+  // skips it, leaving parameters and moments as they are. On a device this is one host round trip
+  // between two kernels, where the step already read the norm at its end.
+  double host_norm = 0.0;
+  backend.copy_to_host(&host_norm, norm, sizeof(double));
+  if (!std::isfinite(host_norm)) return host_norm;
   if (h.max_grad_norm > 0) backend.clip_coefficient(coefficient, norm, h.max_grad_norm);
   backend.adamw_step(model.params().f32(), m_.f32(), v_.f32(), grads, model.decay_mask().f32(), n, s,
                      h.max_grad_norm > 0 ? coefficient : nullptr);
-  double host_norm = 0.0;
-  backend.copy_to_host(&host_norm, norm, sizeof(double));
   return host_norm;
 }
 

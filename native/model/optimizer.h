@@ -28,7 +28,8 @@ class AdamW {
 
   // One update of model's trainable parameters from its current gradients, at learning rate `lr`,
   // as step number `step` (1-based: the bias corrections use β^step). Returns the global gradient
-  // norm before clipping. `model` must be the model the optimizer was made for.
+  // norm before clipping. A non-finite norm skips the update (parameters and moments untouched) and
+  // is returned as it is. `model` must be the model the optimizer was made for.
   double step(CmaeModel& model, double lr, int64_t step);
 
   // Throws ErrorKind::Value unless lr is a non-negative finite number and step >= 1.

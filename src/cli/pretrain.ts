@@ -161,7 +161,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
           total: s.totalSteps,
           fraction: s.progress,
           elapsedSeconds: (Date.now() - started) / 1000,
-          text: `loss ${s.loss.toFixed(4)} (${lossParts(method, s)}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
+          text: `${s.skipped ? `skipped (loss ${s.loss}, gradient norm ${s.gradNorm}) ` : ''}loss ${s.loss.toFixed(4)} (${lossParts(method, s)}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
         }),
     });
   } finally {

@@ -45,11 +45,17 @@ export class AdamW {
     this.native = new (getBinding().NativeAdamW)(model.native, { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay, maxGradNorm });
   }
 
-  /** One update from the model's current gradients; returns the global gradient norm (before clipping). */
+  /**
+   * One update from the model's current gradients; returns the global gradient norm (before
+   * clipping). A non-finite norm (NaN or Inf gradients) skips the update: parameters, moments and
+   * the step count stay as they were, and the norm is returned for the caller to report.
+   */
   async step(options: { lr?: number } = {}): Promise<number> {
     const step = this.stepCount + 1;
     const norm = await this.native.step(options.lr ?? this.lr, step);
-    this.stepCount = step;
+    // A non-finite gradient norm skipped the update natively: the step count stays, so that the
+    // bias corrections of the next update are those of an uninterrupted run.
+    if (Number.isFinite(norm)) this.stepCount = step;
     return norm;
   }
 

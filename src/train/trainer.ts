@@ -34,6 +34,8 @@ export interface StepInfo {
   reconstruction: number;
   contrastive: number;
   gradNorm: number;
+  /** The step's loss or gradient norm was not finite: nothing was applied (see TrainOptions.maxSkippedSteps). */
+  skipped?: boolean;
   imagesPerSecond: number;
   /** Milliseconds this step waited for its batch (0 when prefetch kept up). */
   dataWaitMs: number;
@@ -77,6 +79,11 @@ export interface TrainOptions {
    */
   seconds?: number;
   onStep?: (info: StepInfo) => void | Promise<void>;
+  /**
+   * Consecutive skipped steps (non-finite loss or gradient norm: reported with `skipped: true`, not
+   * applied) after which the run stops with a ValueError. Default 5.
+   */
+  maxSkippedSteps?: number;
   /** Extra string metadata stored in every checkpoint (e.g. the data normalisation). */
   metadata?: Record<string, string>;
 }
@@ -142,6 +149,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const scheduleStep = () => (budget !== undefined ? Math.min(scheduleSteps - 1, Math.floor((trainedSeconds() / budget) * scheduleSteps)) : step);
     let aborted = false;
     let lastLoss = NaN;
+    let consecutiveSkips = 0;
+    const maxSkips = options.maxSkippedSteps ?? 5;
+    if (!Number.isInteger(maxSkips) || maxSkips < 1) throw new ValueError(`maxSkippedSteps must be a positive integer, got ${maxSkips}`);
     outer: while (step < totalSteps) {
       const epoch = Math.floor(step / stepsPerEpoch);
       const iterator = data.batches(epoch, step % stepsPerEpoch)[Symbol.asyncIterator]();
@@ -161,21 +171,26 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           const stepStart = performance.now();
           const { images, targetImages } = next.value;
           let parts: LossParts, lrNow: number, gradNorm: number, momentum: number;
+          let skipped = false;
           try {
             parts = await model.lossAndGrad({ images, targetImages });
-            if (!Number.isFinite(parts.loss)) throw new ValueError(`loss became ${parts.loss} at step ${step}; lower the learning rate`);
             const position = scheduleStep();
             lrNow = lrAt(position);
-            gradNorm = await optimizer.step({ lr: lrNow });
             momentum = momentumAt(position);
-            if (methods[model.config.mode].momentum && momentum < 1) await model.updateMomentum(momentum);
+            // A non-finite loss or gradient norm skips the step: no update, no EMA (the model put
+            // its BatchNorm statistics back itself, and AdamW skips a non-finite norm), so the
+            // model and every checkpoint stay as they were before it.
+            gradNorm = Number.isFinite(parts.loss) ? await optimizer.step({ lr: lrNow }) : NaN;
+            skipped = !Number.isFinite(gradNorm);
+            if (!skipped && methods[model.config.mode].momentum && momentum < 1) await model.updateMomentum(momentum);
           } finally {
             // The batch is this step's: freed when the step ends, also when it throws.
             images.dispose();
             targetImages?.dispose();
           }
           step++;
-          lastLoss = parts.loss;
+          consecutiveSkips = skipped ? consecutiveSkips + 1 : 0;
+          if (!skipped) lastLoss = parts.loss;
           const seconds = (performance.now() - stepStart) / 1000;
           const progress = budget !== undefined ? Math.min(1, trainedSeconds() / budget) : step / totalSteps;
           const info: StepInfo = {
@@ -189,6 +204,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             reconstruction: parts.reconstruction,
             contrastive: parts.contrastive,
             gradNorm,
+            ...(skipped ? { skipped: true } : {}),
             imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
             dataWaitMs,
             elapsedSeconds: trainedSeconds(),
@@ -196,6 +212,12 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           history.push(info);
           if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
           if (options.onStep) await options.onStep(info);
+          if (consecutiveSkips >= maxSkips) {
+            throw new ValueError(
+              `${consecutiveSkips} consecutive steps had a non-finite loss or gradient (the last, step ${step}: loss ${parts.loss}, gradient norm ${gradNorm}); ` +
+                `none was applied and the checkpoint holds the model from before them. Lower the learning rate or check the data`,
+            );
+          }
           if (options.checkpointEvery && step % options.checkpointEvery === 0 && step < totalSteps) await save();
         }
       } finally {

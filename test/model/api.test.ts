@@ -188,9 +188,12 @@ describe('CMAE model API', () => {
     // AdamW's options are checked when it is made, naming the option.
     expect(() => new AdamW(model, { eps: 0 })).toThrow(ValueError);
     expect(() => new AdamW(model, { betas: [0.9, 1] })).toThrow(/beta2 must be in \[0, 1\)/);
-    expect(() => new AdamW(model, { lr: Number.POSITIVE_INFINITY })).toThrow(/lr must be a non-negative finite number/);
+    expect(() => new AdamW(model, { lr: Number.POSITIVE_INFINITY })).toThrow(/lr must be a non-negative number a float32 can hold, got inf/);
+    // Finite as a double, infinite as the kernels' float32: refused too.
+    expect(() => new AdamW(model, { lr: 1e39 })).toThrow(/lr must be a non-negative number a float32 can hold, got 1e\+39/);
+    expect(() => new AdamW(model, { weightDecay: Number.POSITIVE_INFINITY })).toThrow(/weightDecay must be a non-negative number a float32 can hold/);
     const opt = new AdamW(model);
-    await expect(opt.step({ lr: -1 })).rejects.toThrow(/lr must be a non-negative finite number/);
+    await expect(opt.step({ lr: -1 })).rejects.toThrow(/lr must be a non-negative number a float32 can hold, got -1/);
     // Host copies of the arenas are refused while a call runs (the native busy flag).
     const running = model.lossAndGrad({ images: images(4, 16, 3, 1), targetImages: images(4, 16, 3, 2) });
     expect(() => model.stateDict()).toThrow(BusyError);

@@ -2,10 +2,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CMAE, readSafetensors } from '../../src/index';
+import { CMAE, Tensor, readSafetensors } from '../../src/index';
+import { expectSameBits } from '../helpers/check';
 import { DataLoader } from '../../src/data/index';
 import { noiseDataset } from '../helpers/fixtures';
-import { train } from '../../src/train/trainer';
+import { type StepInfo, train } from '../../src/train/trainer';
 import { cosineWithWarmup, momentumSchedule } from '../../src/optim/schedules';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-train-'));
@@ -97,6 +98,63 @@ describe('trainer', () => {
     expect(() => new DataLoader(dataset(4), { batchSize: 8, augment: { outSize: 16, shiftRange: 3 } })).toThrow(/fewer than one batch/);
     expect(existsSync(path.join(dir, 'checkpoint.safetensors'))).toBe(true);
     other.dispose();
+    model.dispose();
+  });
+});
+
+describe('trainer faults', () => {
+  /** A BatchSource whose batches `bad` (by step) hold a NaN pixel; the others are the loader's. */
+  function poisoned(data: DataLoader, bad: Set<number>) {
+    return {
+      batchSize: data.batchSize,
+      stepsPerEpoch: data.stepsPerEpoch,
+      async *batches(epoch: number, startBatch = 0) {
+        let k = epoch * data.stepsPerEpoch + startBatch;
+        for await (const b of data.batches(epoch, startBatch)) {
+          if (bad.has(k++)) {
+            const x = b.images.toArray();
+            x[5] = NaN;
+            b.images.dispose();
+            yield { images: Tensor.from(x, b.images.shape), targetImages: b.targetImages };
+          } else {
+            yield { images: b.images, targetImages: b.targetImages };
+          }
+        }
+      },
+    };
+  }
+
+  it('a non-finite loss skips the step (no update, no EMA, BatchNorm statistics kept) and reports it; the run goes on', async () => {
+    const { model, data } = await setup(4);
+    const steps: StepInfo[] = [];
+    const before = model.stateDict();
+    // Step 1 is poisoned: it must leave the model exactly as it was.
+    const first = await train({ model, data: poisoned(data, new Set([0])), steps: 1, lr: 1e-3, onStep: (s) => void steps.push(s) });
+    expect(steps[0].skipped).toBe(true);
+    expect(Number.isNaN(steps[0].loss)).toBe(true);
+    expect(first.steps).toBe(1);
+    for (const [name, v] of model.stateDict()) expectSameBits(v, before.get(name)!, name);
+    // Then clean steps train as usual.
+    const dir = path.join(root, 'skip');
+    const rest = await train({ model, data: poisoned(data, new Set([1])), steps: 4, lr: 1e-3, outDir: dir, onStep: (s) => void steps.push(s) });
+    expect(rest.steps).toBe(4);
+    const metrics = readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.skipped === true)).toEqual([false, true, false, false]);
+    expect(Number.isFinite(rest.lastLoss)).toBe(true);
+    const after = model.stateDict();
+    expect([...after.values()].every((v) => v.every(Number.isFinite))).toBe(true);
+    model.dispose();
+  });
+
+  it('five consecutive skipped steps stop the run with a ValueError that says what happened, and write no checkpoint', async () => {
+    const { model, data } = await setup(5);
+    const dir = path.join(root, 'skips');
+    const all = new Set(Array.from({ length: 20 }, (_, i) => i));
+    await expect(train({ model, data: poisoned(data, all), steps: 10, lr: 1e-3, outDir: dir })).rejects.toThrow(
+      /5 consecutive steps had a non-finite loss or gradient \(the last, step 5: loss NaN.*none was applied/,
+    );
+    expect(existsSync(path.join(dir, 'checkpoint.safetensors'))).toBe(false);
+    await expect(train({ model, data, steps: 1, maxSkippedSteps: 0 })).rejects.toThrow(/maxSkippedSteps must be a positive integer, got 0/);
     model.dispose();
   });
 });
