@@ -226,6 +226,8 @@ export interface NativeMemoryUse {
 export interface NativeBinding {
   NativeTensor: abstract new () => NativeTensorHandle;
   NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
+  /** The parameter table a model of this (complete) config would have; allocates nothing. */
+  planParameters(config: object): NativeParameterInfo[];
   NativeAdamW: new (model: NativeModel, options: NativeAdamWOptions) => NativeAdamW;
   setErrorClasses(classes: Record<string, unknown>): void;
   tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[], device?: NativeDevice): NativeTensorHandle;

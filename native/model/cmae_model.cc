@@ -51,6 +51,17 @@ CmaeModel::CmaeModel(const ModelConfig& config, uint64_t seed, Backend& backend)
   initialise();
 }
 
+CmaeModel::CmaeModel(const ModelConfig& config, Backend& backend, PlanOnly) : config_(config), seed_(0), backend_(backend) {
+  config_.validate();
+  register_parameters();
+}
+
+ParameterTable CmaeModel::plan_parameters(const ModelConfig& config) {
+  // Registration touches no backend memory: the CPU backend is only the reference the class holds.
+  const CmaeModel plan(config, cpu_backend(), PlanOnly{});
+  return plan.table_;
+}
+
 float* CmaeModel::part_grads(int part) const {
   return part == 0 ? grads_.f32() : part_grads_.f32() + static_cast<int64_t>(part - 1) * table_.trainable_count();
 }

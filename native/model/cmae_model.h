@@ -59,6 +59,11 @@ class CmaeModel {
  public:
   CmaeModel(const ModelConfig& config, uint64_t seed, Backend& backend);
 
+  // The parameter table a model of `config` would have (names, shapes, offsets, roles), with
+  // nothing allocated: what a checkpoint's tensors are checked against before any model is built
+  // (a 500-byte file must not make the loader allocate gigabytes). Validates config.
+  static ParameterTable plan_parameters(const ModelConfig& config);
+
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return backend_; }
   const ParameterTable& table() const { return table_; }
@@ -137,6 +142,8 @@ class CmaeModel {
     TransformerStack stack;
   };
 
+  struct PlanOnly {};
+  CmaeModel(const ModelConfig& config, Backend& backend, PlanOnly);  // validate + register only
   void register_parameters();
   Head add_head(const std::string& prefix, int64_t in, ParamRole role);
   Decoder add_decoder(const std::string& prefix, const std::string& token_name, int64_t dim, int64_t depth, int64_t heads,

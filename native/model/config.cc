@@ -5,13 +5,19 @@
 namespace cmae::model {
 
 void ModelConfig::validate() const {
-  auto positive = [](int64_t v, const char* name) { CMAE_CHECK(v > 0, Value, "config.", name, " must be positive, got ", v); };
-  positive(image_size, "imageSize");
+  // Every size in (0, bound]: the bounds are far above any real model (ViT-H has dim 1280, depth
+  // 32; a 16384-px image) and keep every product of sizes below 2^63, so a hostile configuration is
+  // refused here and never overflows the arithmetic that sizes buffers.
+  auto bounded = [](int64_t v, int64_t bound, const char* name) {
+    CMAE_CHECK(v > 0 && v <= bound, Value, "config.", name, " must be in [1, ", bound, "], got ", v);
+  };
+  auto positive = [&](int64_t v, const char* name) { bounded(v, int64_t{1} << 16, name); };
+  bounded(image_size, 16384, "imageSize");
   positive(patch_size, "patchSize");
   positive(dim, "dim");
-  positive(depth, "depth");
+  bounded(depth, 1024, "depth");
   positive(heads, "heads");
-  positive(mlp_ratio, "mlpRatio");
+  bounded(mlp_ratio, 64, "mlpRatio");
   positive(mask_group, "maskGroup");
   CMAE_CHECK(channels == 1 || channels == 3, Value, "config.channels must be 1 or 3, got ", channels);
   CMAE_CHECK(image_size % patch_size == 0, Value, "config.imageSize ", image_size, " is not divisible by patchSize ", patch_size);
@@ -22,14 +28,14 @@ void ModelConfig::validate() const {
   CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " keeps no patch group visible");
   if (has_pixel_decoder()) {
     positive(decoder_dim, "decoderDim");
-    positive(decoder_depth, "decoderDepth");
+    bounded(decoder_depth, 1024, "decoderDepth");
     positive(decoder_heads, "decoderHeads");
     CMAE_CHECK(decoder_dim % decoder_heads == 0 && decoder_dim % 4 == 0, Value, "config.decoderDim ", decoder_dim,
                " must be divisible by decoderHeads and by 4");
   }
   if (has_feature_decoder()) {
     positive(feature_decoder_dim, "featureDecoderDim");
-    positive(feature_decoder_depth, "featureDecoderDepth");
+    bounded(feature_decoder_depth, 1024, "featureDecoderDepth");
     positive(feature_decoder_heads, "featureDecoderHeads");
     CMAE_CHECK(feature_decoder_dim % feature_decoder_heads == 0 && feature_decoder_dim % 4 == 0, Value,
                "config.featureDecoderDim ", feature_decoder_dim, " must be divisible by featureDecoderHeads and by 4");

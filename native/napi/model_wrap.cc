@@ -225,10 +225,9 @@ void ModelWrap::ReportMemory(Napi::BasicEnv env) {
   reported_ = now;
 }
 
-// parameterTable() → [{name, shape, offset, numel, role, weightDecay}]
-Napi::Value ModelWrap::Table(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  const auto& entries = model().table().entries();
+// [{name, shape, offset, numel, role, weightDecay}] of a parameter table.
+static Napi::Array TableToJs(Napi::Env env, const cmae::model::ParameterTable& table) {
+  const auto& entries = table.entries();
   Napi::Array out = Napi::Array::New(env, entries.size());
   for (size_t i = 0; i < entries.size(); ++i) {
     const auto& e = entries[i];
@@ -244,6 +243,15 @@ Napi::Value ModelWrap::Table(const Napi::CallbackInfo& info) {
     out.Set(static_cast<uint32_t>(i), o);
   }
   return out;
+}
+
+// parameterTable() → [{name, shape, offset, numel, role, weightDecay}]
+Napi::Value ModelWrap::Table(const Napi::CallbackInfo& info) { return TableToJs(info.Env(), model().table()); }
+
+// planParameters(config) → the parameterTable() a model of config would have; allocates nothing.
+static Napi::Value PlanParameters(const Napi::CallbackInfo& info) {
+  CMAE_CHECK(info.Length() >= 1 && info[0].IsObject(), Value, "model config must be an object");
+  return TableToJs(info.Env(), CmaeModel::plan_parameters(ParseConfig(info[0].As<Napi::Object>())));
 }
 
 Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
@@ -401,6 +409,7 @@ void RegisterModel(Napi::Env env, Napi::Object exports) {
   Napi::Function constructor = ModelWrap::Init(env);
   GetAddonData(env).model_constructor = Napi::Persistent(constructor);
   exports.Set("NativeModel", constructor);
+  CMAE_EXPORT(exports, "planParameters", PlanParameters);
 }
 
 }  // namespace cmae::napi

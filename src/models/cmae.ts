@@ -287,13 +287,29 @@ export class CMAE {
     } catch {
       throw new FormatError(`${path}: metadata.config is not valid JSON`);
     }
-    const model = await CMAE.create({ ...config, preset: undefined, seed: Number(meta.seed ?? 0), device: options.device });
+    if (typeof config !== 'object' || config === null || Array.isArray(config)) throw new FormatError(`${path}: metadata.config is not an object`);
+    // The file's tensors are checked against the configuration's parameter table before anything
+    // is allocated: a small file claiming a huge model fails here, naming what does not match.
+    const { preset: _preset, ...fields } = config as ModelConfig & { preset?: unknown };
+    const full = resolveConfig(undefined, fields);
+    const problems: string[] = [];
+    for (const p of getBinding().planParameters(full)) {
+      const entry = file.tensors.get(p.name);
+      if (!entry) problems.push(`missing '${p.name}' [${p.shape.join(', ')}]`);
+      else if (entry.shape.length !== p.shape.length || entry.shape.some((d, i) => d !== p.shape[i])) {
+        problems.push(`'${p.name}' is [${entry.shape.join(', ')}], the config needs [${p.shape.join(', ')}]`);
+      } else if (entry.dtype !== 'F32') problems.push(`'${p.name}' is ${entry.dtype}, not F32`);
+    }
+    if (problems.length > 0) {
+      const shown = problems.slice(0, 8).join('; ');
+      throw new FormatError(`${path}: the tensors do not match metadata.config (${problems.length} problem${problems.length > 1 ? 's' : ''}): ${shown}${problems.length > 8 ? '; …' : ''}`);
+    }
+    const model = await CMAE.create({ ...full, seed: Number(meta.seed ?? 0), device: options.device });
     const state = new Map<string, Float32Array>();
     const extra = new Map<string, SafeTensorEntry>();
     for (const [name, entry] of file.tensors) {
       if (model.byName.has(name)) {
-        if (entry.dtype !== 'F32') throw new FormatError(`${path}: tensor '${name}' must be F32, got ${entry.dtype}`);
-        state.set(name, entry.data as Float32Array);
+        state.set(name, entry.data as Float32Array); // dtype and shape checked above
       } else {
         extra.set(name, entry);
       }
