@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
 import { methods, type Mode, type PresetName, presets } from '../models/config';
 import { DataLoader } from '../data/loader';
-import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, train } from '../train/trainer';
+import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, checkResumable, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
 import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
 import { reconstructionRows } from '../viz/reconstruct';
@@ -86,6 +86,9 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     device,
     ...overrides,
   });
+  // A resumed run must be the same run: the checkpoint's configuration, data and teacher are
+  // compared now, before any slow work (the baselines, the data statistics).
+  if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });
   // A frozen teacher: its encoder in the momentum branch, kept there by a momentum of 1 (resume
   // restores it from the checkpoint, which holds the momentum branch).
   if (o.teacher !== undefined) await model.loadTeacher(o.teacher);

@@ -3,15 +3,16 @@
  * resume. Each step awaits native work (lossAndGrad, AdamW, EMA) that runs off the event loop,
  * so a server embedding cmae keeps serving while it trains.
  */
-import { appendFile, mkdir, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
 import { CMAE, type LossParts } from '../models/cmae';
-import { methods } from '../models/config';
+import { methods, type ModelConfig } from '../models/config';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
 import { readSafetensors } from '../io/safetensors';
+import { writeFileAtomic } from '../io/atomic';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
@@ -127,6 +128,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (outDir) {
       await mkdir(outDir, { recursive: true });
       if (step === 0) await writeFile(metricsPath!, '');
+      else await truncateMetrics(metricsPath!, step);
+      await removeStaleTemporaries(checkpointPath!);
     }
     const save = async () => {
       if (!checkpointPath) return;
@@ -231,14 +234,48 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   }
 }
 
+/**
+ * Whether the trainer checkpoint `file` can continue a run of `config` with `metadata` (e.g. the
+ * data it trains on): throws a ValueError naming every configuration field and every given
+ * metadata key whose value differs, before anything slow (the caller runs it first). Reads the
+ * file's header and metadata; builds nothing.
+ */
+export async function checkResumable(file: string, config: Readonly<ModelConfig>, metadata: Record<string, string> = {}): Promise<void> {
+  const meta = (await readSafetensors(file)).metadata;
+  let saved: Record<string, unknown>;
+  try {
+    saved = JSON.parse(meta.config ?? 'null') as Record<string, unknown>;
+  } catch {
+    throw new ValueError(`${file}: metadata.config is not valid JSON`);
+  }
+  if (typeof saved !== 'object' || saved === null) throw new ValueError(`${file} is not a trainer checkpoint (no metadata.config)`);
+  const current = config as unknown as Record<string, unknown>;
+  const keys = [...new Set([...Object.keys(saved), ...Object.keys(current)])];
+  const differ = keys.filter((k) => JSON.stringify(saved[k]) !== JSON.stringify(current[k])).map((k) => `${k} (checkpoint ${JSON.stringify(saved[k])}, now ${JSON.stringify(current[k])})`);
+  for (const [k, v] of Object.entries(metadata)) if (meta[k] !== undefined && meta[k] !== v) differ.push(`${k} (checkpoint ${JSON.stringify(meta[k])}, now ${JSON.stringify(v)})`);
+  if (differ.length > 0) throw new ValueError(`cannot resume from ${file}: it was written for another run; it differs in ${differ.join(', ')}`);
+}
+
+/**
+ * A run resumed at `step` continues metrics.jsonl from there: lines of later steps (written after
+ * the checkpoint by a run that was then killed) are dropped, so no step is listed twice.
+ */
+async function truncateMetrics(file: string, step: number): Promise<void> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return;
+  }
+  const kept = text.split('\n').filter((line) => line.trim() && (JSON.parse(line) as { step: number }).step <= step);
+  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+}
+
 /** Loads model weights, optimizer moments, the step counter and the time trained from a trainer checkpoint. */
 async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW): Promise<{ step: number; trainedSeconds: number }> {
+  await checkResumable(file, model.config);
   const parsed = await readSafetensors(file);
   const { model: loaded, extra } = await CMAE.fromCheckpointFile(parsed, file);
-  if (JSON.stringify(loaded.config) !== JSON.stringify(model.config)) {
-    loaded.dispose();
-    throw new ValueError(`${file} was written for a different model configuration`);
-  }
   model.loadStateDict(loaded.stateDict());
   model.maskCounter = loaded.maskCounter;
   loaded.dispose();
@@ -248,3 +285,27 @@ async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW):
   return { step: Number(parsed.metadata.step ?? 0), trainedSeconds: Number(parsed.metadata.trainedSeconds ?? 0) };
 }
 
+
+/**
+ * Removes what a killed writer of `file` left behind: writeFileAtomic's temporaries
+ * (`<file>.tmp-<pid>-<random>`) whose process no longer runs.
+ */
+async function removeStaleTemporaries(file: string): Promise<void> {
+  const dir = path.dirname(file);
+  const prefix = `${path.basename(file)}.tmp-`;
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isRunning(pid)) continue;
+    await unlink(path.join(dir, name)).catch(() => undefined);
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

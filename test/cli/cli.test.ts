@@ -59,6 +59,12 @@ describe('cmae CLI', () => {
     const r = run('pretrain', '--preset', 'micro', '--steps', '6', '--batch-size', '16', '--out', out, '--resume', '--no-eval', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).steps).toBe(6);
+    // Another data set, method or configuration is refused at once, naming what differs (before
+    // the baselines, which would take seconds: --no-eval is not given here).
+    const other = run('pretrain', '--data', 'fashion-mnist', '--method', 'mae', '--preset', 'micro', '--steps', '8', '--out', out, '--resume');
+    expect(other.code).toBe(2);
+    expect(other.stderr).toMatch(/cannot resume from .*checkpoint.safetensors: it was written for another run; it differs in mode \(checkpoint "cmae", now "mae"\).*data \(checkpoint "mnist", now "fashion-mnist"\)/);
+    expect(other.stderr).not.toMatch(/baselines/);
   });
 
   it('pretrain --minutes trains for the wall-time budget with the schedule following the budget', () => {

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -6,7 +6,7 @@ import { CMAE, Tensor, readSafetensors } from '../../src/index';
 import { expectSameBits } from '../helpers/check';
 import { DataLoader } from '../../src/data/index';
 import { noiseDataset } from '../helpers/fixtures';
-import { type StepInfo, train } from '../../src/train/trainer';
+import { type StepInfo, checkResumable, train } from '../../src/train/trainer';
 import { cosineWithWarmup, momentumSchedule } from '../../src/optim/schedules';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-train-'));
@@ -94,7 +94,7 @@ describe('trainer', () => {
     const dir = path.join(root, 'other');
     await train({ model, data, steps: 1, lr: 1e-3, outDir: dir });
     const other = await CMAE.create({ preset: 'micro', dim: 16, heads: 2, seed: 1 });
-    await expect(train({ model: other, data, steps: 2, resumeFrom: path.join(dir, 'checkpoint.safetensors') })).rejects.toThrow(/different model configuration/);
+    await expect(train({ model: other, data, steps: 2, resumeFrom: path.join(dir, 'checkpoint.safetensors') })).rejects.toThrow(/written for another run; it differs in dim \(checkpoint 32, now 16\)/);
     expect(() => new DataLoader(dataset(4), { batchSize: 8, augment: { outSize: 16, shiftRange: 3 } })).toThrow(/fewer than one batch/);
     expect(existsSync(path.join(dir, 'checkpoint.safetensors'))).toBe(true);
     other.dispose();
@@ -156,5 +156,38 @@ describe('trainer faults', () => {
     expect(existsSync(path.join(dir, 'checkpoint.safetensors'))).toBe(false);
     await expect(train({ model, data, steps: 1, maxSkippedSteps: 0 })).rejects.toThrow(/maxSkippedSteps must be a positive integer, got 0/);
     model.dispose();
+  });
+});
+
+describe('resume', () => {
+  it('refuses a checkpoint of another run, naming every field that differs, before building anything', async () => {
+    const { model, data } = await setup(6);
+    const dir = path.join(root, 'resume-check');
+    await train({ model, data, steps: 2, lr: 1e-3, outDir: dir, metadata: { data: 'mnist' } });
+    const file = path.join(dir, 'checkpoint.safetensors');
+    await expect(checkResumable(file, model.config, { data: 'mnist' })).resolves.toBeUndefined();
+    await expect(checkResumable(file, { ...model.config, tau: 0.2, mode: 'mae' }, { data: 'fashion-mnist' })).rejects.toThrow(
+      /it differs in mode \(checkpoint "cmae", now "mae"\), tau \(checkpoint 0.07, now 0.2\), data \(checkpoint "mnist", now "fashion-mnist"\)/,
+    );
+    model.dispose();
+  });
+
+  it('after a kill, metrics.jsonl continues from the checkpoint (no step twice) and stale temporaries are removed', async () => {
+    const { model, data } = await setup(7);
+    const dir = path.join(root, 'killed');
+    await train({ model, data, steps: 4, lr: 1e-3, outDir: dir });
+    // What a run killed after step 6 (its last checkpoint at 4) leaves: two more metric lines and
+    // a half-written checkpoint temporary of a process that is gone.
+    const metrics = path.join(dir, 'metrics.jsonl');
+    for (const step of [5, 6]) appendFileSync(metrics, `${JSON.stringify({ step, loss: 1 })}\n`);
+    const stale = path.join(dir, 'checkpoint.safetensors.tmp-999999-0123456789ab');
+    writeFileSync(stale, 'partial');
+    const again = await setup(7);
+    await train({ model: again.model, data: again.data, steps: 8, lr: 1e-3, outDir: dir, resumeFrom: path.join(dir, 'checkpoint.safetensors') });
+    const steps = readFileSync(metrics, 'utf8').trim().split('\n').map((l) => JSON.parse(l).step);
+    expect(steps).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(existsSync(stale)).toBe(false);
+    model.dispose();
+    again.model.dispose();
   });
 });
