@@ -50,4 +50,13 @@ void CudaBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_
   });
 }
 
+void CudaBackend::first_nonfinite(int32_t* index, const float* x, int64_t n) {
+  CMAE_LAUNCH(kernels::first_nonfinite_init_kernel, 1u, 1u, 0, stream_, index, n);
+  if (n > 0) {
+    CMAE_LAUNCH(kernels::first_nonfinite_kernel, stream_blocks(n, kernels::kStreamThreads, properties_.multiprocessors),
+                kernels::kStreamThreads, 0, stream_, index, x, n);
+  }
+  CMAE_LAUNCH(kernels::first_nonfinite_finish_kernel, 1u, 1u, 0, stream_, index, n);
+}
+
 CMAE_CUDA_NAMESPACE_END

@@ -13,6 +13,8 @@
 //                    256 threads moves one tile, reading src and updating dst coalesced.
 //   broadcast_row    a 2-D grid: x over the row's elements (4 at a time when aligned), y over the
 //                    destination rows.
+//   first_nonfinite  a grid-stride scan that atomicMin's the first bad index each thread meets
+//                    (so the smallest overall), between a one-thread init and a one-thread finish.
 #pragma once
 #include <cstdint>
 
@@ -102,6 +104,24 @@ __global__ void __launch_bounds__(kStreamThreads) broadcast_row_kernel(float* ds
   if (d >= D) return;
   const FloatVec<W> value = load_vec<W>(row + d);
   for (int64_t i = blockIdx.y; i < count; i += gridDim.y) store_vec<W>(dst + i * ld + d, value);
+}
+
+// first_nonfinite: *index starts at n (first_nonfinite_init_kernel); every thread that meets a
+// non-finite element in its grid-stride pass lowers it with atomicMin and stops; then n becomes −1.
+__global__ void first_nonfinite_init_kernel(int32_t* index, int64_t n) { *index = static_cast<int32_t>(n); }
+
+__global__ void __launch_bounds__(kStreamThreads) first_nonfinite_kernel(int32_t* index, const float* x, int64_t n) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
+    if (!(x[i] - x[i] == 0.0f)) {  // NaN and ±Inf give NaN
+      atomicMin(index, static_cast<int32_t>(i));
+      return;
+    }
+  }
+}
+
+__global__ void first_nonfinite_finish_kernel(int32_t* index, int64_t n) {
+  if (*index == static_cast<int32_t>(n)) *index = -1;
 }
 
 }  // namespace kernels

@@ -1,5 +1,6 @@
 // Row and reduction helpers (ops/rows.h).
 #include <algorithm>
+#include <atomic>
 
 #include "core/threads.h"
 #include "cpu/cpu_backend.h"
@@ -44,6 +45,24 @@ void CpuBackend::transpose_add(float* dst, const float* src, int64_t R, int64_t 
 
 void CpuBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) {
   for (int64_t i = 0; i < count; ++i) std::copy(row, row + D, dst + i * ld);
+}
+
+void CpuBackend::first_nonfinite(int32_t* index, const float* x, int64_t n) {
+  // Each thread scans its range up to its first bad element; the smallest wins. x − x is 0 for a
+  // finite x and NaN for NaN and ±Inf: one vectorisable test per element.
+  std::atomic<int64_t> first{n};
+  parallel_for(n, kMinElementsPerThread, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1 && i < first.load(std::memory_order_relaxed); ++i) {
+      if (!(x[i] - x[i] == 0.0f)) {
+        int64_t seen = first.load(std::memory_order_relaxed);
+        while (i < seen && !first.compare_exchange_weak(seen, i, std::memory_order_relaxed)) {
+        }
+        return;
+      }
+    }
+  });
+  const int64_t f = first.load();
+  *index = f == n ? -1 : static_cast<int32_t>(f);
 }
 
 }  // namespace cmae::cpu

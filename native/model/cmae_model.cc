@@ -344,13 +344,35 @@ void CmaeModel::plan_inference(int64_t B) {
   infer_batch_ = B;
 }
 
-int64_t CmaeModel::check_images(const Tensor& images, const char* name) const {
+void CmaeModel::expect_finite(const Tensor& t, const char* name) {
+  if (!finite_check_.defined()) finite_check_ = Tensor::empty({1}, DType::I32, backend_);
+  constexpr int64_t kChunk = int64_t{1} << 30;  // first_nonfinite takes n < 2^31
+  for (int64_t start = 0; start < t.numel(); start += kChunk) {
+    backend_.first_nonfinite(finite_check_.i32(), t.f32() + start, std::min(kChunk, t.numel() - start));
+    int32_t at = -1;
+    backend_.copy_to_host(&at, finite_check_.i32(), sizeof(int32_t));
+    if (at < 0) continue;
+    const int64_t flat = start + at;
+    float value = 0.0f;
+    backend_.copy_to_host(&value, t.f32() + flat, sizeof(float));
+    std::string where;
+    for (int64_t d = t.dim() - 1, rest = flat; d >= 0; --d) {
+      where = std::to_string(rest % t.size(d)) + (where.empty() ? "" : ", ") + where;
+      rest /= t.size(d);
+    }
+    fail(ErrorKind::Value, name, " must hold finite values: ", name, "[", where, "] is ", std::isnan(value) ? "NaN" : value > 0 ? "+Inf" : "-Inf",
+         " (the first of them, flat index ", flat, ")");
+  }
+}
+
+int64_t CmaeModel::check_images(const Tensor& images, const char* name) {
   const ModelConfig& c = config_;
   images.expect_dtype(DType::F32, name);
   CMAE_CHECK(images.dim() == 4 && images.size(0) >= 1, Shape, name, " must have shape [N, ", c.channels, ", ", c.image_size, ", ",
              c.image_size, "] with N >= 1, got ", shape_string(images.shape()));
   images.expect_shape({images.size(0), c.channels, c.image_size, c.image_size}, name);
   images.expect_backend(backend_, name);
+  expect_finite(images, name);
   return images.size(0);
 }
 
@@ -543,8 +565,12 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     target_images->expect_dtype(DType::F32, "targetImages");
     target_images->expect_shape(images.shape(), "targetImages");
     target_images->expect_backend(backend_, "targetImages");
+    expect_finite(*target_images, "targetImages");
   }
-  if (mask_noise) expect_tensor(*mask_noise, "maskNoise", DType::F32, {N, G}, backend_);
+  if (mask_noise) {
+    expect_tensor(*mask_noise, "maskNoise", DType::F32, {N, G}, backend_);
+    expect_finite(*mask_noise, "maskNoise");
+  }
   if (outputs.pred) {
     CMAE_CHECK(c.has_pixel_decoder(), Value, "outputs.pred: a mocov3 model has no pixel decoder");  // its only mode without one
     expect_tensor(*outputs.pred, "outputs.pred", DType::F32, {B, L, out_dim}, backend_);

@@ -154,8 +154,12 @@ class CmaeModel {
   // The workspace, at least `floats` long: the one there, or (when smaller) a new one, the old one
   // freed first; the other plan's batch marker is then reset, its pointers being into the old one.
   float* workspace_for(int64_t floats, int64_t& other_batch);
-  // The images tensor of a call: float32 (B, C, S, S) on the model's device; returns B.
-  int64_t check_images(const Tensor& images, const char* name) const;
+  // The images tensor of a call: float32 (B, C, S, S) on the model's device, every value finite;
+  // returns B.
+  int64_t check_images(const Tensor& images, const char* name);
+  // Throws ValueError naming `name`, the first non-finite element's index (in the tensor's shape)
+  // and its value: one scan (Backend::first_nonfinite) and one 4-byte read.
+  void expect_finite(const Tensor& t, const char* name);
 
   float* p() const { return params_.f32(); }
   // The gradient arena of batch part `part` (backend.batch_parts()): part 0 writes grads_.
@@ -194,6 +198,7 @@ class CmaeModel {
   // copy from the start of the current step (undefined when the method has no BatchNorm).
   int64_t running_stats_begin_ = 0;
   Tensor running_stats_backup_;
+  Tensor finite_check_;  // (1) int32: first_nonfinite's answer
   // Gradient arenas of batch parts 1.. (backend.batch_parts() − 1 of them, back to back), zeroed
   // with grads_ at the start of a step and added into it at the end.
   Tensor part_grads_;

@@ -22,6 +22,10 @@ struct RowOps {
   // dst[i·ld + d] = row[d] for i < count, d < D: the cls row of every sample.
   virtual void broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) = 0;
 
+  // index (1, =): the smallest i < n with x[i] NaN or ±Inf, or −1 when every element is finite; the
+  // cheap scan that lets the model refuse non-finite images with the first bad index. n < 2³¹.
+  virtual void first_nonfinite(int32_t* index, const float* x, int64_t n) = 0;
+
  protected:
   ~RowOps() = default;
 };

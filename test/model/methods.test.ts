@@ -202,3 +202,31 @@ describe('simclr', () => {
     for (const [name, g] of ab.grads) expectClose(ba.grads.get(name)!, g, { atol: 1e-6, rtol: 1e-4, label: name });
   });
 });
+
+describe('non-finite inputs', () => {
+  it('are a ValueError naming the tensor, the first bad element in its shape and its value, for every method and encode', async () => {
+    const cases = [
+      ['cmae', 'images', 1 * imageNumel + 2 * 256 + 3 * 16 + 4, NaN, /images must hold finite values: images\[1, 2, 3, 4\] is NaN \(the first of them, flat index 1332\)/],
+      ['cmae', 'targetImages', 7, Infinity, /targetImages\[0, 0, 0, 7\] is \+Inf/],
+      ['simclr', 'targetImages', 3 * imageNumel - 1, -Infinity, /targetImages\[2, 2, 15, 15\] is -Inf/],
+      ['mae', 'images', 0, NaN, /images\[0, 0, 0, 0\] is NaN/],
+    ] as const;
+    for (const [mode, which, at, value, message] of cases) {
+      const model = await CMAE.create({ preset: 'micro', mode, seed: 1 });
+      const input = { images: images(4, 1), targetImages: images(4, 2) };
+      input[which][at] = value;
+      input[which][at + 5] = NaN; // a later one: the first is named
+      await expect(model.lossAndGrad(input)).rejects.toThrow(ValueError);
+      await expect(model.lossAndGrad(input)).rejects.toThrow(message);
+      model.dispose();
+    }
+    const model = await CMAE.create({ preset: 'micro', seed: 1 });
+    const x = images(3, 4);
+    x[imageNumel + 9] = NaN;
+    await expect(model.encode(x)).rejects.toThrow(/images\[1, 0, 0, 9\] is NaN/);
+    const noise = new Float32Array(4 * model.numGroups).fill(0.5);
+    noise[6] = NaN;
+    await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), maskNoise: noise })).rejects.toThrow(/maskNoise\[1, 2\] is NaN/);
+    model.dispose();
+  });
+});

@@ -103,7 +103,11 @@ describe('trainer', () => {
 });
 
 describe('trainer faults', () => {
-  /** A BatchSource whose batches `bad` (by step) hold a NaN pixel; the others are the loader's. */
+  /**
+   * A BatchSource whose batches `bad` (by step) hold an image of ±3e38 pixels: finite (non-finite
+   * images are refused with a ValueError before any work), but the forward overflows on it, so the
+   * loss is not finite: a training fault, as an absurd learning rate makes.
+   */
   function poisoned(data: DataLoader, bad: Set<number>) {
     return {
       batchSize: data.batchSize,
@@ -113,7 +117,8 @@ describe('trainer faults', () => {
         for await (const b of data.batches(epoch, startBatch)) {
           if (bad.has(k++)) {
             const x = b.images.toArray();
-            x[5] = NaN;
+            const image = x.length / b.images.shape[0];
+            for (let i = 0; i < image; i++) x[i] = i % 2 ? 3e38 : -3e38;
             b.images.dispose();
             yield { images: Tensor.from(x, b.images.shape), targetImages: b.targetImages };
           } else {

@@ -1,6 +1,10 @@
 // Cases of ops/rows.h: the small row steps between the big ops (residual adds, bias and cls-token
 // gradient sums with a row stride, a transposed gradient, the cls row broadcast).
+#include <algorithm>
+#include <cmath>
 #include <limits>
+#include <utility>
+#include <vector>
 
 #include "harness.h"
 #include "reference.h"
@@ -68,6 +72,33 @@ void add_row_cases(CaseTable& table) {
       run.backend().broadcast_row(dst.f32(), ld, row.f32(), count, D);
       run.expect_close(dst, ref::broadcast_row(dst.host(), ld, row.host(), count, D), kExact);
     });
+  }
+
+  // The first non-finite element: none (−1, also for n = 0), one NaN, +Inf first, −Inf last, several
+  // (the smallest index wins, whichever thread saw it first), and a ViT-tiny batch of 64 images
+  // with its bad pixel near the end of a late thread's range (the thread-count case).
+  struct Bad {
+    int64_t n;
+    std::vector<std::pair<int64_t, float>> bad;
+  };
+  const float inf = std::numeric_limits<float>::infinity();
+  const Bad scans[] = {{0, {}}, {1, {}}, {1031, {}}, {1031, {{500, kNaN}}}, {1031, {{0, inf}}}, {1031, {{1030, -inf}}},
+                       {4 * 16384 + 7, {{60000, kNaN}, {20000, inf}, {40000, kNaN}}}, {64 * 3 * 32 * 32, {{64 * 3 * 32 * 32 - 5, kNaN}}}};
+  for (const Bad& b : scans) {
+    std::string label = shape_label("n", b.n) + " bad=";
+    for (const auto& [i, v] : b.bad) label += std::to_string(i) + (std::isnan(v) ? "nan," : v > 0 ? "+inf," : "-inf,");
+    table.add("rows", "first_nonfinite", label, [b](OpRun& run) {
+      Floats x = run.normal(b.n);
+      int64_t want = -1;
+      for (const auto& [i, v] : b.bad) {
+        x[static_cast<size_t>(i)] = v;
+        want = want < 0 ? i : std::min(want, i);
+      }
+      const Buffer in = run.input("x", x, {b.n});
+      const Buffer index = run.output("index", {1}, ElementType::I32);
+      run.backend().first_nonfinite(index.i32(), in.f32(), b.n);
+      run.expect_equal(index, {static_cast<int32_t>(want)});
+    }).thread_invariant = b.n == 4 * 16384 + 7;
   }
 }
 
