@@ -48,9 +48,24 @@ export function parseIdx(bytes: Uint8Array, file: string, expectedDims?: number)
   return { dims, data: bytes.subarray(headerBytes) };
 }
 
-/** Reads one IDX file (gzip detected from its first bytes). */
+/**
+ * The byte size an IDX header declares (header + data). A prefix too short for its header is the
+ * whole (inflated) file, so its own length is the size: parseIdx then names what is missing. Lets a
+ * gzipped file be inflated only as far as it claims.
+ */
+function idxDeclaredSize(header: Uint8Array): number {
+  if (header.length < 4 || header.length < 4 + 4 * header[3]) return header.length;
+  const ndim = header[3];
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
+  let count = 1;
+  for (let i = 0; i < ndim; i++) count *= view.getUint32(4 + 4 * i, false);
+  return 4 + 4 * ndim + count;
+}
+
+/** Reads one IDX file (gzip detected from its first bytes; inflated only as far as its header declares). */
 export async function readIdx(file: string, expectedDims?: number): Promise<IdxArray> {
-  return parseIdx(await readMaybeGzip(file), file, expectedDims);
+  // 4 + 4·255: the longest IDX header.
+  return parseIdx(await readMaybeGzip(file, { headerBytes: 1024, expectedSize: idxDeclaredSize }), file, expectedDims);
 }
 
 /** Encodes unsigned-byte data as IDX (for tests and exports). */

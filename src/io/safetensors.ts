@@ -16,6 +16,7 @@
  * spaces so that the data buffer starts at a multiple of 8 bytes.
  */
 import { writeFileAtomic } from './atomic';
+import { requireRegularFile } from './regular-file';
 import { promises as fsp } from 'node:fs';
 import { FormatError, IOError, ShapeError, DTypeError, ValueError } from '../errors';
 
@@ -369,6 +370,7 @@ async function readFully(fh: fsp.FileHandle, dst: Uint8Array, position: number, 
  * Throws `IOError` when the file cannot be opened/read, `FormatError` when it is malformed.
  */
 export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
+  await requireRegularFile(path);
   let fh: fsp.FileHandle;
   try {
     fh = await fsp.open(path, 'r');
