@@ -9,7 +9,7 @@ import { runInfo } from './info';
 import { runPretrain } from './pretrain';
 import { runEval } from './eval';
 import { runReconstruct } from './reconstruct';
-import { UsageError } from './errors';
+import { Interrupted, UsageError } from './errors';
 import { DATA_HELP } from './data-spec';
 
 const DEVICE_HELP = 'where the model runs: cpu, cuda or cuda:N (cmae info lists the devices)';
@@ -92,6 +92,8 @@ export async function main(argv: string[]): Promise<number> {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
   } catch (error) {
+    // Stopped by Ctrl-C after saving (the command printed what it saved): the shell's 128 + SIGINT.
+    if (error instanceof Interrupted) return 130;
     if (error instanceof CommanderError) {
       // commander already printed its message (help and version exit with code 0).
       return error.exitCode === 0 ? 0 : 2;

@@ -13,7 +13,7 @@ import { getMatmulPrecision, setMatmulPrecision, setNumThreads } from '../runtim
 import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
-import { UsageError } from './errors';
+import { Interrupted, UsageError } from './errors';
 import { MASKING_GROUPS, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
@@ -212,14 +212,16 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     );
   }
   model.dispose();
+  if (result.aborted) {
+    // Interrupted (Ctrl-C): the checkpoint is saved; say so, then exit with 130 as a shell expects.
+    if (o.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else process.stdout.write(`stopped at step ${result.steps}; checkpoint saved to ${checkpoint} (continue with --resume)\n`);
+    throw new Interrupted();
+  }
   if (o.json) {
     process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
   } else {
-    process.stdout.write(
-      result.aborted
-        ? `stopped at step ${result.steps}; checkpoint saved to ${checkpoint} (continue with --resume)\n`
-        : `done: ${result.steps} steps in ${formatDuration(Number(summary.seconds))}; wrote ${(summary.outputs as string[]).join(', ')}\n`,
-    );
+    process.stdout.write(`done: ${result.steps} steps in ${formatDuration(Number(summary.seconds))}; wrote ${(summary.outputs as string[]).join(', ')}\n`);
   }
 }
 

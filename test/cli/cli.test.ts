@@ -80,7 +80,7 @@ describe('cmae CLI', () => {
     expect(Date.now() - started).toBeLessThan(60_000);
   });
 
-  it('Ctrl-C (SIGINT) saves a checkpoint and exits cleanly', async () => {
+  it('Ctrl-C (SIGINT) saves a checkpoint and exits with 130', async () => {
     const dir = path.join(root, 'interrupted');
     const child = spawn(process.execPath, [cliPath, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval'], {
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -93,7 +93,7 @@ describe('cmae CLI', () => {
       if (/\] \d+\/100000/.test(stderr) && !child.killed) child.kill('SIGINT'); // after the first progress line
     });
     const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
-    expect(code, stderr).toBe(0);
+    expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/interrupted: finishing the current step and saving a checkpoint/);
     expect(stdout).toMatch(/stopped at step \d+; checkpoint saved to .*checkpoint\.safetensors \(continue with --resume\)/);
     expect(statSync(path.join(dir, 'checkpoint.safetensors')).size).toBeGreaterThan(1000);
