@@ -9,7 +9,7 @@
  * the disposed state, and its errors arrive here already typed.
  */
 import { getBinding } from '../native';
-import { FormatError, ShapeError, ValueError } from '../errors';
+import { DisposedError, FormatError, ShapeError, ValueError } from '../errors';
 import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeLossOutputs, NativeModel } from '../binding-types';
 import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
@@ -123,6 +123,7 @@ export class CMAE {
 
   /** Every parameter and buffer, in arena order. */
   parameters(): ParameterInfo[] {
+    this.expectAlive();
     return this.table.map((p) => ({ ...p, shape: [...p.shape] }));
   }
 
@@ -325,6 +326,7 @@ export class CMAE {
    * must have this model's architecture (the fields that shape it are compared by name).
    */
   async loadTeacher(path: string): Promise<void> {
+    this.expectAlive();
     if (!methods[this.config.mode].momentum) throw new ValueError(`a ${this.config.mode} model has no momentum encoder to hold a teacher`);
     const file = await readSafetensors(path);
     if (file.metadata.format !== CHECKPOINT_FORMAT) throw new FormatError(`${path}: not a cmae checkpoint (metadata.format is '${file.metadata.format ?? 'missing'}')`);
@@ -349,6 +351,11 @@ export class CMAE {
       state.set(p.name, entry.data as Float32Array);
     }
     this.loadStateDict(state, { strict: false });
+  }
+
+  /** DisposedError for the methods that would otherwise answer from JS-side state or read a file first. */
+  private expectAlive(): void {
+    if (this.native.disposed()) throw new DisposedError('model was disposed and can no longer be used');
   }
 
   /** Frees native memory. Idempotent; later calls throw DisposedError (a BusyError while a call runs). */
