@@ -6,6 +6,7 @@
  * sees the same batches, and prefetching never changes what is produced.
  */
 import { ValueError } from '../errors';
+import { objectArg } from '../args';
 import type { Device, Tensor } from '../tensor';
 import { augmentStream, computeMeanStd, makeViewsAsync, type AugmentParams, type PixelSource } from '../kernels/data';
 import { type Dataset, isInMemory, gatherPixels, validateDataset } from './dataset';
@@ -103,8 +104,8 @@ export class DataLoader {
   private norm?: Promise<Normalization>;
 
   constructor(dataset: Dataset, options: DataLoaderOptions) {
-    validateDataset(dataset);
-    const { batchSize, seed = 0, shuffle = true, dropLast = true, targetView = 'shifted', normalize = 'dataset', statsImages = 1024, prefetch = true, device = 'cpu' } = options;
+    validateDataset(objectArg(dataset, 'dataset'));
+    const { batchSize, seed = 0, shuffle = true, dropLast = true, targetView = 'shifted', normalize = 'dataset', statsImages = 1024, prefetch = true, device = 'cpu' } = objectArg(options, 'options');
     if (!Number.isInteger(batchSize) || batchSize <= 0) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new ValueError(`seed must be a non-negative safe integer, got ${seed}`);
     if (!options.augment || !Number.isInteger(options.augment.outSize) || options.augment.outSize <= 0) {

@@ -10,6 +10,7 @@
  */
 import { getBinding } from '../native';
 import { DisposedError, FormatError, ShapeError, ValueError } from '../errors';
+import { describeValue, objectArg, stringArg } from '../args';
 import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeLossOutputs, NativeModel } from '../binding-types';
 import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
@@ -88,8 +89,8 @@ export class CMAE {
   }
 
   /** Builds a model from a preset (default 'tiny') and overrides, initialised from `seed`. */
-  static async create(options: CreateOptions = {}): Promise<CMAE> {
-    const { preset, seed = 0, device = 'cpu', ...overrides } = options;
+  static async create(options?: CreateOptions): Promise<CMAE> {
+    const { preset, seed = 0, device = 'cpu', ...overrides } = objectArg(options, 'options', true);
     if (!Number.isInteger(seed) || seed < 0 || seed > Number.MAX_SAFE_INTEGER) throw new ValueError(`seed must be a non-negative integer, got ${seed}`);
     return new CMAE(resolveConfig(preset, overrides), seed, device);
   }
@@ -139,6 +140,9 @@ export class CMAE {
    * DeviceError.
    */
   async lossAndGrad(input: LossAndGradInput): Promise<LossParts> {
+    objectArg(input, 'input');
+    if (input.images === undefined) throw new ValueError('input.images is required (NCHW float32 images, a Float32Array or a Tensor)');
+    if (input.outputs !== undefined) objectArg(input.outputs, 'input.outputs');
     const { channels: C, imageSize: S } = this.config;
     const owned: Tensor[] = [];
     const tensor = (value: ImagesInput | undefined, name: string, shape?: number[]): Tensor | undefined => {
@@ -190,7 +194,8 @@ export class CMAE {
    * the online weights into the momentum branch.
    */
   loadStateDict(state: Map<string, Float32Array | ArrayLike<number>>, options: { strict?: boolean } = {}): void {
-    const strict = options.strict ?? true;
+    if (!(state instanceof Map)) throw new ValueError(`state must be a Map of parameter name to values, got ${describeValue(state)}`);
+    const strict = objectArg(options, 'options').strict ?? true;
     const params = this.native.readArena('params');
     for (const [name, values] of state) {
       const p = this.byName.get(name);
@@ -217,8 +222,8 @@ export class CMAE {
    * the final LayerNorm. Images on the CPU are copied to the model's device by the native job, off the
    * event loop.
    */
-  async encode(images: ImagesInput, options: EncodeOptions = {}): Promise<Float32Array> {
-    const { pool = 'cls', branch = 'online', batchSize = 256 } = options;
+  async encode(images: ImagesInput, options?: EncodeOptions): Promise<Float32Array> {
+    const { pool = 'cls', branch = 'online', batchSize = 256 } = objectArg(options, 'options', true);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     const { channels: C, imageSize: S, dim: D } = this.config;
     const all = toImages(images, C, S, 'images');
@@ -252,6 +257,8 @@ export class CMAE {
 
   /** Saves parameters, config and `extra` tensors/metadata to a .safetensors file (atomically). */
   async save(path: string, extra: { tensors?: Map<string, Float32Array>; metadata?: Record<string, string> } = {}): Promise<void> {
+    stringArg(path, 'path');
+    objectArg(extra, 'extra');
     const state = this.stateDict();
     const tensors = new Map<string, SafeTensorEntry>();
     for (const p of this.table) tensors.set(p.name, { dtype: 'F32', shape: p.shape, data: state.get(p.name)! });
@@ -269,7 +276,8 @@ export class CMAE {
 
   /** Loads a checkpoint written by save(): config, parameters and RNG position. */
   static async load(path: string, options: { device?: Device } = {}): Promise<CMAE> {
-    const file = await readSafetensors(path);
+    const file = await readSafetensors(stringArg(path, 'path'));
+    objectArg(options, 'options');
     const { model } = await CMAE.fromCheckpointFile(file, path, options);
     return model;
   }

@@ -153,7 +153,8 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Partial
   const base = (presets as Record<string, ModelConfig>)[name];
   if (!base) throw new ValueError(`unknown preset '${name}' (expected one of ${Object.keys(presets).join(', ')})`);
   for (const key of Object.keys(overrides)) {
-    if (!(key in base)) throw new ValueError(`unknown model option '${key}'`);
+    // Own keys only: 'toString' or '__proto__' are not model options.
+    if (!Object.hasOwn(base, key)) throw new ValueError(`unknown model option '${key}'`);
   }
   const given = stripUndefined(overrides);
   const mode = given.mode ?? base.mode;

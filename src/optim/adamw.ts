@@ -8,7 +8,8 @@
 import { getBinding } from '../native';
 import type { NativeAdamW } from '../binding-types';
 import { ValueError } from '../errors';
-import type { CMAE } from '../models/cmae';
+import { CMAE } from '../models/cmae';
+import { describeValue, objectArg } from '../args';
 
 export interface AdamWOptions {
   lr?: number;
@@ -33,9 +34,10 @@ export class AdamW {
   stepCount = 0;
   private readonly native: NativeAdamW;
 
-  constructor(model: CMAE, options: AdamWOptions = {}) {
+  constructor(model: CMAE, options?: AdamWOptions) {
+    if (!(model instanceof CMAE)) throw new ValueError(`model must be a CMAE, got ${describeValue(model)}`);
     const d = adamwDefaults;
-    const { lr = d.lr, betas = d.betas, eps = d.eps, weightDecay = d.weightDecay, maxGradNorm = d.maxGradNorm } = options;
+    const { lr = d.lr, betas = d.betas, eps = d.eps, weightDecay = d.weightDecay, maxGradNorm = d.maxGradNorm } = objectArg(options, 'options', true);
     this.model = model;
     this.lr = lr;
     this.betas = [betas[0], betas[1]];

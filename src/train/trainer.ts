@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
 import { CMAE, type LossParts } from '../models/cmae';
+import { describeValue, objectArg } from '../args';
 import { methods, type ModelConfig } from '../models/config';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
@@ -101,7 +102,11 @@ export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
 
 export async function train(options: TrainOptions): Promise<TrainResult> {
-  const { model, data, signal } = options;
+  const { model, data, signal } = objectArg(options, 'options');
+  if (!(model instanceof CMAE)) throw new ValueError(`options.model must be a CMAE, got ${describeValue(model)}`);
+  if (typeof data?.batches !== 'function' || !Number.isInteger(data.batchSize) || !Number.isInteger(data.stepsPerEpoch)) {
+    throw new ValueError(`options.data must be a batch source (a DataLoader, or { batchSize, stepsPerEpoch, batches() }), got ${describeValue(data)}`);
+  }
   const batchSize = data.batchSize;
   const stepsPerEpoch = data.stepsPerEpoch;
   if (!(stepsPerEpoch >= 1)) throw new ValueError('the data source yields no full batch; lower batchSize or add data');
