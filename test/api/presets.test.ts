@@ -1,0 +1,42 @@
+/**
+ * Each preset is what the README's table documents, and the shared defaults are the method spec's
+ * (the golden tests build from their fixtures' own configs, so without this a changed default
+ * would pass them). The README is parsed, so the table and the code cannot drift apart.
+ */
+import { readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { methods, presets, resolveConfig } from '../../src/index';
+
+const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+
+describe('presets', () => {
+  it("match the README's table, row by row", () => {
+    const table = readme.slice(readme.indexOf('### Presets'), readme.indexOf('## On a GPU'));
+    const rows = table.split('\n').filter((l) => /^\| `\w+`/.test(l));
+    expect(rows.map((r) => /`(\w+)`/.exec(r)![1])).toEqual(Object.keys(presets));
+    for (const row of rows) {
+      const name = /`(\w+)`/.exec(row)![1] as keyof typeof presets;
+      const cells = row.split('|').slice(2, -1).map((c) => c.match(/\d+/g)!.map(Number));
+      const [[input], [patch], [dim, depth, heads], [dec, decDepth], [fdec, fdecDepth], [hIn, hidden, proj]] = cells;
+      const p = presets[name];
+      expect([p.imageSize, p.patchSize, p.dim, p.depth, p.heads], name).toEqual([input, patch, dim, depth, heads]);
+      expect([p.decoderDim, p.decoderDepth, p.featureDecoderDim, p.featureDecoderDepth], name).toEqual([dec, decDepth, fdec, fdecDepth]);
+      expect([p.dim, p.projectorHidden, p.projectorDim], name).toEqual([hIn, hidden, proj]);
+    }
+  });
+
+  it("share the method spec's defaults (τ, eps, masking, weights), and each method its own", () => {
+    for (const [name, p] of Object.entries(presets)) {
+      expect({ mode: p.mode, mlpRatio: p.mlpRatio, maskRatio: p.maskRatio, maskGroup: p.maskGroup, tau: p.tau, ctWeight: p.ctWeight, rcWeight: p.rcWeight, normPixLoss: p.normPixLoss, bnEps: p.bnEps, bnMomentum: p.bnMomentum }, name).toEqual({
+        mode: 'cmae', mlpRatio: 4, maskRatio: 0.65, maskGroup: 2, tau: 0.07, ctWeight: 1, rcWeight: 1, normPixLoss: true, bnEps: 1e-6, bnMomentum: 0.1,
+      });
+    }
+    expect(Object.keys(methods)).toEqual(['cmae', 'mae', 'mocov3', 'maskdistill', 'simclr']);
+    const of = (mode: keyof typeof methods) => resolveConfig('tiny', { mode });
+    expect([of('mae').maskRatio, of('mae').maskGroup]).toEqual([0.75, 1]);
+    expect([of('maskdistill').maskRatio, of('maskdistill').maskGroup]).toEqual([0.75, 1]);
+    expect([of('mocov3').maskRatio, of('mocov3').tau]).toEqual([0, 0.07]);
+    expect([of('simclr').maskRatio, of('simclr').tau]).toEqual([0, 0.2]);
+  });
+});
