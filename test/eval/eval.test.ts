@@ -33,6 +33,19 @@ describe('k-NN', () => {
     expect(knnClassify(train, test, { k: 1 }).predictions[0]).toBe(0);
   });
 
+  it('compares directions, not lengths: both sides are L2-normalised before the similarity', () => {
+    // Class 0 has a long training vector along x; class 1 a short one at 45°. A query at 40° is
+    // nearest class 1 by cosine (0.996 vs 0.766) but class 0 by raw dot product (7.7 vs 1.0).
+    const train = { features: Float32Array.from([10, 0, Math.SQRT1_2, Math.SQRT1_2]), labels: Int32Array.from([0, 1]), dim: 2 };
+    const q = [Math.cos((40 * Math.PI) / 180), Math.sin((40 * Math.PI) / 180)];
+    const test = { features: Float32Array.from(q), labels: Int32Array.from([1]), dim: 2 };
+    expect(knnClassify(train, test, { k: 1 }).predictions[0]).toBe(1);
+    // Scaling the query does not change the vote either (the query side is normalised too).
+    const far = { features: Float32Array.from(q.map((v) => 1000 * v)), labels: Int32Array.from([1]), dim: 2 };
+    const { predictions } = knnClassify(train, far, { k: 2, temperature: 0.07 });
+    expect(predictions[0]).toBe(1); // exp(0.996/0.07) outweighs exp(0.766/0.07); unnormalised, 1000× would swamp it
+  });
+
   it('separates well-separated clusters and is at chance on pure noise', () => {
     const train = clusters(5, 60, 16, 0.3, 1);
     const test = clusters(5, 20, 16, 0.3, 1); // same centres (same seed), fresh noise below
