@@ -4,6 +4,8 @@
  * refused with BusyError and leaves the call to finish; overlapping calls on one model are a
  * BusyError; models in one process share no hidden state.
  */
+import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { AdamW, BusyError, CMAE, DisposedError, Tensor } from '../../src/index';
 import { expectSameBits, randn } from '../helpers/check';
@@ -107,5 +109,27 @@ describe('concurrency', () => {
     expectSameBits(mb.stateDict().get('blocks.1.mlp.fc2.weight')!, b.state, 'model b');
     for (const x of [oa, ob]) x.dispose();
     for (const x of [ma, mb]) x.dispose();
+  });
+
+  it('a worker thread using the addon at the same time as the main thread gets the same results as either alone', async () => {
+    const x = Array.from({ length: 4 * image }, (_, i) => Math.sin(i * 3));
+    const here = async () => {
+      const m = await CMAE.create({ preset: 'micro', seed: 3 });
+      const o = new AdamW(m, { lr: 1e-3 });
+      const losses: number[] = [];
+      for (let s = 0; s < 3; s++) {
+        losses.push((await m.lossAndGrad({ images: Float32Array.from(x), targetImages: Float32Array.from(x) })).loss);
+        await o.step();
+      }
+      o.dispose();
+      m.dispose();
+      return losses;
+    };
+    const alone = await here();
+    const worker = new Worker(path.join(__dirname, 'worker-child.cjs'), { workerData: { seed: 3, images: x } });
+    const [inWorker, together] = await Promise.all([new Promise<number[]>((resolve, reject) => worker.on('message', resolve).on('error', reject)), here()]);
+    await worker.terminate();
+    expect(inWorker).toEqual(alone);
+    expect(together).toEqual(alone);
   });
 });
