@@ -129,7 +129,7 @@ void add_backend_cases(CaseTable& table) {
         backend.copy_from_host(block.data(), all.data(), all.size());
         const Bytes part = random_bytes(run, bytes);
         if (bytes > 0) backend.copy_from_host(block.data() + margin + offset, part.data(), bytes);
-        std::memcpy(all.data() + margin + offset, part.data(), bytes);
+        if (bytes > 0) std::memcpy(all.data() + margin + offset, part.data(), bytes);
         expect_bytes(read_back(backend, block.data(), all.size()), all, "offset " + std::to_string(offset));
         Bytes back(bytes);
         if (bytes > 0) backend.copy_to_host(back.data(), block.data() + margin + offset, bytes);
