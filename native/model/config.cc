@@ -1,5 +1,8 @@
 #include "config.h"
 
+#include <cfloat>
+#include <cmath>
+
 #include "core/errors.h"
 
 namespace cmae::model {
@@ -26,6 +29,15 @@ void ModelConfig::validate() const {
   CMAE_CHECK(dim % 4 == 0, Value, "sin-cos position embeddings need widths divisible by 4 (dim ", dim, ")");
   CMAE_CHECK(mask_ratio >= 0.0 && mask_ratio < 1.0, Value, "config.maskRatio must be in [0, 1), got ", mask_ratio);
   CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " keeps no patch group visible");
+  // The kernels take these as float32: a weight of 1e39 would become an infinite loss gradient.
+  const auto float32 = [](double v, double lo, const char* name) {
+    CMAE_CHECK(std::isfinite(v) && v >= lo && v <= FLT_MAX, Value, "config.", name, " must be a number in [", lo,
+               ", FLT_MAX] (float32), got ", v);
+  };
+  float32(ct_weight, 0.0, "ctWeight");
+  float32(rc_weight, 0.0, "rcWeight");
+  float32(bn_eps, 0.0, "bnEps");
+  CMAE_CHECK(bn_momentum >= 0.0 && bn_momentum <= 1.0, Value, "config.bnMomentum must be in [0, 1], got ", bn_momentum);
   if (has_pixel_decoder()) {
     positive(decoder_dim, "decoderDim");
     bounded(decoder_depth, 1024, "decoderDepth");
@@ -43,7 +55,7 @@ void ModelConfig::validate() const {
   if (has_projector()) {
     positive(projector_hidden, "projectorHidden");
     positive(projector_dim, "projectorDim");
-    CMAE_CHECK(tau > 0, Value, "config.tau must be positive, got ", tau);
+    CMAE_CHECK(tau > 0 && tau <= FLT_MAX, Value, "config.tau must be a positive number a float32 can hold, got ", tau);
   }
 }
 

@@ -46,6 +46,11 @@ describe('hostile checkpoints', () => {
       await expect(CMAE.load(file)).rejects.toThrow(message);
     }
     await expect(CMAE.create({ preset: 'micro', decoderDepth: 5000 })).rejects.toThrow(/config.decoderDepth must be in \[1, 1024\], got 5000/);
+    // Numbers the kernels take as float32: finite, in range, representable.
+    await expect(CMAE.create({ preset: 'micro', rcWeight: 1e39 })).rejects.toThrow(/config.rcWeight must be a number in \[0, FLT_MAX\] \(float32\), got 1e\+39/);
+    await expect(CMAE.create({ preset: 'micro', ctWeight: Number.NaN })).rejects.toThrow(/config.ctWeight must/);
+    await expect(CMAE.create({ preset: 'micro', tau: 1e40 })).rejects.toThrow(/config.tau must be a positive number a float32 can hold/);
+    await expect(CMAE.create({ preset: 'micro', bnMomentum: 2 })).rejects.toThrow(/config.bnMomentum must be in \[0, 1\], got 2/);
   });
 
   it('a tensor of the wrong shape or dtype is named with what the config needs; a config that is not an object is refused', async () => {
