@@ -7,7 +7,7 @@ export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type E
 export { methods, presets, resolveConfig, type MethodTraits, type ModelConfig, type PresetName, type Mode } from './models/config';
 export { AdamW, type AdamWOptions } from './optim/adamw';
 export { cosineWithWarmup, momentumSchedule } from './optim/schedules';
-export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors';
+export { readSafetensors, readSafetensorsMetadata, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors';
 export {
   info,
   setNumThreads,

@@ -142,6 +142,33 @@ __device__ __forceinline__ void normalized_row_gradient(float* o, double* dxhat,
     o[e] = x_norm >= kNormalizeEps ? static_cast<float>((dxhat[e] - x[e] * x_inv * proj) * x_inv) : static_cast<float>(dxhat[e] * x_inv);
 }
 
+// The row steps InfoNCE and NT-Xent share (one block per row): stage_row copies x_i into shared
+// memory and returns ||x_i|| (every thread); dot_and_norm gives one thread z_j·row and ||z_j||².
+template <int W>
+__device__ __forceinline__ double stage_row(float* row, const float* zi, int64_t E, double* scratch) {
+  double zz = 0.0;
+  for (int64_t e = threadIdx.x * W; e < E; e += blockDim.x * W) {
+    const FloatVec<W> v = load_vec<W>(zi + e);
+    store_vec<W>(row + e, v);
+    CMAE_UNROLL
+    for (int c = 0; c < W; ++c) zz += static_cast<double>(v.v[c]) * v.v[c];
+  }
+  return sqrt(block_sum(zz, scratch));  // its barriers also publish the row
+}
+
+template <int W>
+__device__ __forceinline__ void dot_and_norm(double& dot, double& zz, const float* zj, const float* row, int64_t E) {
+  dot = 0.0, zz = 0.0;
+  for (int64_t e = 0; e < E; e += W) {
+    const FloatVec<W> a = load_vec<W>(zj + e), b = load_vec<W>(row + e);
+    CMAE_UNROLL
+    for (int c = 0; c < W; ++c) {
+      dot += static_cast<double>(b.v[c]) * a.v[c];
+      zz += static_cast<double>(a.v[c]) * a.v[c];
+    }
+  }
+}
+
 // Offset of the staged q row in infonce_rows_kernel's dynamic shared memory, in doubles: after
 // logits (B), k coefficients (B) and dq̂ (E), rounded up to 16 bytes for 128-bit reads.
 __host__ __device__ __forceinline__ int64_t infonce_q_offset(int64_t B, int64_t E) { return (2 * B + E + 1) / 2 * 2; }
@@ -166,30 +193,14 @@ __global__ void __launch_bounds__(kInfoNceThreads) infonce_rows_kernel(double* r
   const unsigned tid = threadIdx.x;
 
   // q_i into shared memory, and ||q_i||.
-  const float* qi = q + i * E;
-  double qq = 0.0;
-  for (int64_t e = tid * W; e < E; e += blockDim.x * W) {
-    const FloatVec<W> v = load_vec<W>(qi + e);
-    store_vec<W>(q_row + e, v);
-    CMAE_UNROLL
-    for (int c = 0; c < W; ++c) qq += static_cast<double>(v.v[c]) * v.v[c];
-  }
-  const double nq = sqrt(block_sum(qq, scratch));  // its barriers also publish q_row
+  const double nq = stage_row<W>(q_row, q + i * E, E, scratch);  // its barriers also publish q_row
   const double q_inv = 1.0 / (nq > kNormalizeEps ? nq : kNormalizeEps);
 
   // logit_ij = (q_i·k_j) / (max(||q_i||, eps) · max(||k_j||, eps) · τ).
   double local_max = -INFINITY;
   for (int64_t j = tid; j < B; j += blockDim.x) {
-    const float* kj = k + j * E;
-    double dot = 0.0, kk = 0.0;
-    for (int64_t e = 0; e < E; e += W) {
-      const FloatVec<W> kv = load_vec<W>(kj + e), qv = load_vec<W>(q_row + e);
-      CMAE_UNROLL
-      for (int c = 0; c < W; ++c) {
-        dot += static_cast<double>(qv.v[c]) * kv.v[c];
-        kk += static_cast<double>(kv.v[c]) * kv.v[c];
-      }
-    }
+    double dot, kk;
+    dot_and_norm<W>(dot, kk, k + j * E, q_row, E);
     const double nk = sqrt(kk);
     const double coef = 1.0 / ((nk > kNormalizeEps ? nk : kNormalizeEps) * static_cast<double>(tau));
     const double s = dot * q_inv * coef;
@@ -233,33 +244,6 @@ inline std::size_t ntxent_shared_bytes(int64_t R, int64_t E) {
   return static_cast<std::size_t>(ntxent_row_offset(R, E)) * sizeof(double) + static_cast<std::size_t>(E) * sizeof(float);
 }
 
-// Stages z_i in shared memory; returns ||z_i|| (every thread).
-template <int W>
-__device__ __forceinline__ double ntxent_stage_row(float* row, const float* zi, int64_t E, double* scratch) {
-  double zz = 0.0;
-  for (int64_t e = threadIdx.x * W; e < E; e += blockDim.x * W) {
-    const FloatVec<W> v = load_vec<W>(zi + e);
-    store_vec<W>(row + e, v);
-    CMAE_UNROLL
-    for (int c = 0; c < W; ++c) zz += static_cast<double>(v.v[c]) * v.v[c];
-  }
-  return sqrt(block_sum(zz, scratch));  // its barriers also publish the row
-}
-
-// z_j · row and ||z_j||, for one thread.
-template <int W>
-__device__ __forceinline__ void ntxent_dot(double& dot, double& zz, const float* zj, const float* row, int64_t E) {
-  dot = 0.0, zz = 0.0;
-  for (int64_t e = 0; e < E; e += W) {
-    const FloatVec<W> a = load_vec<W>(zj + e), b = load_vec<W>(row + e);
-    CMAE_UNROLL
-    for (int c = 0; c < W; ++c) {
-      dot += static_cast<double>(b.v[c]) * a.v[c];
-      zz += static_cast<double>(a.v[c]) * a.v[c];
-    }
-  }
-}
-
 template <int W>
 __global__ void __launch_bounds__(kNtXentThreads) ntxent_rows_kernel(double* lse, double* row_loss, double* inv, const float* z, int64_t R,
                                                                      int64_t E, float tau) {
@@ -270,12 +254,12 @@ __global__ void __launch_bounds__(kNtXentThreads) ntxent_rows_kernel(double* lse
   float* const row = reinterpret_cast<float*>(shared + ntxent_row_offset(R, E));
   const int64_t i = blockIdx.x, positive = i < R / 2 ? i + R / 2 : i - R / 2;
   const unsigned tid = threadIdx.x;
-  const double ni = ntxent_stage_row<W>(row, z + i * E, E, scratch);
+  const double ni = stage_row<W>(row, z + i * E, E, scratch);
   const double i_inv = 1.0 / (ni > kNormalizeEps ? ni : kNormalizeEps);
   double local_max = -INFINITY;
   for (int64_t j = tid; j < R; j += blockDim.x) {
     double dot, zz;
-    ntxent_dot<W>(dot, zz, z + j * E, row, E);
+    dot_and_norm<W>(dot, zz, z + j * E, row, E);
     const double nj = sqrt(zz);
     const double s = dot * i_inv / ((nj > kNormalizeEps ? nj : kNormalizeEps) * static_cast<double>(tau));
     logits[j] = s;
@@ -305,13 +289,13 @@ __global__ void __launch_bounds__(kNtXentThreads) ntxent_grad_kernel(float* dz, 
   float* const row = reinterpret_cast<float*>(shared + ntxent_row_offset(R, E));
   const int64_t k = blockIdx.x, positive = k < R / 2 ? k + R / 2 : k - R / 2;
   const unsigned tid = threadIdx.x;
-  const double nk = ntxent_stage_row<W>(row, z + k * E, E, scratch);
+  const double nk = stage_row<W>(row, z + k * E, E, scratch);
   const double k_inv = inv[k];
   const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / (static_cast<double>(tau) * static_cast<double>(R));
   // c_j = P_kj + P_jk − 2·[j = p(k)] (s is symmetric, so P_jk = exp(s_kj − lse_j)).
   for (int64_t j = tid; j < R; j += blockDim.x) {
     double dot, zz;
-    ntxent_dot<W>(dot, zz, z + j * E, row, E);
+    dot_and_norm<W>(dot, zz, z + j * E, row, E);
     const double s = dot * k_inv * inv[j] / static_cast<double>(tau);
     coef[j] = j == k ? 0.0 : grad_coef * (exp(s - lse[k]) + exp(s - lse[j]) - (j == positive ? 2.0 : 0.0)) * inv[j];
   }

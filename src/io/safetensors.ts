@@ -364,12 +364,8 @@ async function readFully(fh: fsp.FileHandle, dst: Uint8Array, position: number, 
   }
 }
 
-/**
- * Read a safetensors file. Tensors are read straight into their own typed arrays (no whole-file
- * buffer), so files larger than Node's 2 GiB readFile limit work too.
- * Throws `IOError` when the file cannot be opened/read, `FormatError` when it is malformed.
- */
-export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
+/** Opens `path` and reads and checks its header; `body` may then read the data. */
+async function withHeader<T>(path: string, body: (fh: fsp.FileHandle, header: ParsedHeader, dataStart: number) => Promise<T>): Promise<T> {
   await requireRegularFile(path);
   let fh: fsp.FileHandle;
   try {
@@ -393,7 +389,24 @@ export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
     const headerBytes = new Uint8Array(n);
     await readFully(fh, headerBytes, 8, path);
     const dataStart = 8 + n;
-    const { entries, metadata } = parseHeader(headerBytes, size - dataStart, path);
+    return await body(fh, parseHeader(headerBytes, size - dataStart, path), dataStart);
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
+
+/** The `__metadata__` of a safetensors file, from its (checked) header alone: no tensor is read. */
+export async function readSafetensorsMetadata(path: string): Promise<Record<string, string>> {
+  return withHeader(path, async (_fh, header) => header.metadata);
+}
+
+/**
+ * Read a safetensors file. Tensors are read straight into their own typed arrays (no whole-file
+ * buffer), so files larger than Node's 2 GiB readFile limit work too.
+ * Throws `IOError` when the file cannot be opened/read, `FormatError` when it is malformed.
+ */
+export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
+  return withHeader(path, async (fh, { entries, metadata }, dataStart) => {
     const tensors = new Map<string, SafeTensorEntry>();
     for (const h of entries) {
       const info = DTYPES[h.dtype];
@@ -404,9 +417,7 @@ export async function readSafetensors(path: string): Promise<SafeTensorsFile> {
       tensors.set(h.name, { dtype: h.dtype, shape: h.shape, data: new info.ctor(ab, 0, bytes.length / info.size) });
     }
     return { tensors, metadata };
-  } finally {
-    await fh.close().catch(() => undefined);
-  }
+  });
 }
 
 /**

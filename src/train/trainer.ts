@@ -12,7 +12,7 @@ import { describeValue, objectArg } from '../args';
 import { methods, type ModelConfig } from '../models/config';
 import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
-import { readSafetensors } from '../io/safetensors';
+import { readSafetensors, readSafetensorsMetadata } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
@@ -243,10 +243,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
  * Whether the trainer checkpoint `file` can continue a run of `config` with `metadata` (e.g. the
  * data it trains on): throws a ValueError naming every configuration field and every given
  * metadata key whose value differs, before anything slow (the caller runs it first). Reads the
- * file's header and metadata; builds nothing.
+ * file's header only; builds nothing.
  */
 export async function checkResumable(file: string, config: Readonly<ModelConfig>, metadata: Record<string, string> = {}): Promise<void> {
-  const meta = (await readSafetensors(file)).metadata;
+  const meta = await readSafetensorsMetadata(file);
   let saved: Record<string, unknown>;
   try {
     saved = JSON.parse(meta.config ?? 'null') as Record<string, unknown>;

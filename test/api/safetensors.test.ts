@@ -5,6 +5,7 @@ import * as path from 'node:path';
 import {
   parseSafetensors,
   readSafetensors,
+  readSafetensorsMetadata,
   serializeSafetensors,
   writeSafetensors,
   type SafeTensorInput,
@@ -275,6 +276,18 @@ describe('safetensors: files', () => {
     expect(err.message).toMatch(/ENOENT/);
     expect(existsSync(path.join(dir, 'gone'))).toBe(false);
     expect(await tempFiles(dir)).toEqual([]);
+  });
+
+  it('readSafetensorsMetadata gives the metadata from the header alone, with the same checks', async () => {
+    const p = path.join(dir, 'meta.safetensors');
+    await writeSafetensors(p, new Map([f32('a', [4], [1, 2, 3, 4])]), { config: '{"dim":8}', step: '3' });
+    expect(await readSafetensorsMetadata(p)).toEqual((await readSafetensors(p)).metadata);
+    expect(await readSafetensorsMetadata(p)).toEqual({ config: '{"dim":8}', step: '3' });
+    // A header whose offsets run past the file is refused as readSafetensors refuses it.
+    const bytes = await fsp.readFile(p);
+    const cut = path.join(dir, 'cut.safetensors');
+    await fsp.writeFile(cut, bytes.subarray(0, bytes.length - 4));
+    await expect(readSafetensorsMetadata(cut)).rejects.toThrow(FormatError);
   });
 
   it('reading a missing file or a directory throws IOError naming the path', async () => {
