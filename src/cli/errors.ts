@@ -3,3 +3,20 @@ export class UsageError extends Error {}
 
 /** Thrown by a command that stopped on Ctrl-C after saving its state: the process exits with 130. */
 export class Interrupted extends Error {}
+
+/**
+ * Ctrl-C during a long command: the first SIGINT logs `message` and aborts `signal` (the command
+ * stops cleanly at its next step), a second one exits with 130 at once. release() stops listening.
+ */
+export function catchInterrupts(log: (message: string) => void, message: string): { signal: AbortSignal; release(): void } {
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSigint = () => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    log(`${message} (Ctrl-C again to quit now)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
+}

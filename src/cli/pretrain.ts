@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
 import { methods, type Mode, type PresetName, presets } from '../models/config';
-import { DataLoader } from '../data/loader';
+import { DataLoader, resizeOnly } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, checkResumable, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
 import { renderLossPlot, renderReconstructionGrid } from '../viz/pictures';
@@ -13,7 +13,7 @@ import { getMatmulPrecision, setMatmulPrecision, setNumThreads } from '../runtim
 import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
-import { Interrupted, UsageError } from './errors';
+import { Interrupted, UsageError, catchInterrupts } from './errors';
 import { MASKING_GROUPS, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
@@ -131,15 +131,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
 
   if (minutes !== undefined) progress.log(`time budget ${minutes} min: the LR and momentum schedules follow the fraction of the budget used`);
 
-  const controller = new AbortController();
-  let interrupts = 0;
-  const onSigint = () => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    progress.log('interrupted: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: finishing the current step and saving a checkpoint');
   const started = Date.now();
   let result;
   setMatmulPrecision(matmulPrecision, device);
@@ -154,7 +146,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       outDir: o.out,
       checkpointEvery: 200,
       resumeFrom: o.resume ? checkpoint : undefined,
-      signal: controller.signal,
+      signal: interrupt.signal,
       seconds: minutes !== undefined ? minutes * 60 : undefined,
       ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
       metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
@@ -168,7 +160,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
         }),
     });
   } finally {
-    process.off('SIGINT', onSigint);
+    interrupt.release();
     progress.done();
     setMatmulPrecision('fp32', device);
   }
@@ -261,7 +253,7 @@ export async function drawReconstructions(
     seed,
     targetView: 'none',
     normalize: normalization,
-    augment: { outSize: model.config.imageSize, shiftRange: 0, randomCrop: false, flipP: 0 },
+    augment: resizeOnly(model.config.imageSize),
   });
   for await (const batch of loader.batches(0)) {
     const images: Tensor = batch.images;

@@ -128,6 +128,15 @@ async function decodeImage(file: string, size: number, channels: 1 | 3): Promise
   return out;
 }
 
+/**
+ * The side a folder's images are decoded at for a model of `imageSize` (at least 64; the views are
+ * resampled from it). Every command that reads a folder for a model uses it, so that embeddings see
+ * a folder's images as training and evaluation did.
+ */
+export function folderDecodeSize(imageSize: number): number {
+  return Math.max(64, imageSize);
+}
+
 /** Lists an image folder and returns a lazy dataset over it (nothing is decoded yet). */
 export async function loadImageFolder(dir: string, options: ImageFolderOptions): Promise<ImageFolderDataset> {
   const { size, channels = 3, cacheSize = 4096, concurrency = 4 } = options;

@@ -15,6 +15,14 @@ import { permutation } from './shuffle';
 /** Augmentation options: AugmentParams without the normalisation (set by `normalize`). */
 export type AugmentOptions = Omit<AugmentParams, 'mean' | 'std' | 'twoViews'>;
 
+/**
+ * The deterministic view of evaluation, reconstructions and embeddings: the whole image resized to
+ * outSize, no crop, flip or shift (and, with one view, no colour augmentation).
+ */
+export function resizeOnly(outSize: number): AugmentOptions {
+  return { outSize, shiftRange: 0, randomCrop: false, flipP: 0 };
+}
+
 export interface Normalization {
   mean: number[];
   std: number[];
@@ -273,12 +281,14 @@ function checkEpoch(epoch: number): void {
   if (!Number.isInteger(epoch) || epoch < 0) throw new ValueError(`epoch must be a non-negative integer, got ${epoch}`);
 }
 
-function checkNormalization(n: Normalization, channels: number): void {
+/** ValueError unless `n` holds `channels` (or 1, broadcast) finite means and positive stds. */
+export function checkNormalization(n: Normalization, channels: number, name = 'normalize'): void {
+  if (typeof n !== 'object' || n === null) throw new ValueError(`${name} must be {mean, std}, got ${String(n)}`);
   for (const key of ['mean', 'std'] as const) {
     const v = n[key];
     if (!Array.isArray(v) || (v.length !== channels && v.length !== 1) || !v.every((x) => Number.isFinite(x))) {
-      throw new ValueError(`normalize.${key} must be an array of ${channels} finite numbers`);
+      throw new ValueError(`${name}.${key} must be an array of ${channels} finite numbers, got ${JSON.stringify(v)}`);
     }
   }
-  if (!n.std.every((x) => x > 0)) throw new ValueError('normalize.std entries must be > 0');
+  if (!n.std.every((x) => x > 0)) throw new ValueError(`${name}.std entries must be > 0, got ${JSON.stringify(n.std)}`);
 }

@@ -5,7 +5,7 @@
  */
 import type { CMAE } from '../models/cmae';
 import type { Device } from '../tensor';
-import { DataLoader, type Normalization } from '../data/loader';
+import { DataLoader, resizeOnly, type Normalization } from '../data/loader';
 import type { Dataset } from '../data/dataset';
 import { ValueError } from '../errors';
 import { knnClassify } from './knn';
@@ -33,7 +33,7 @@ async function forEachBatch(
     dropLast: false,
     targetView: 'none',
     normalize: options.normalization,
-    augment: { outSize: options.imageSize, shiftRange: 0, randomCrop: false, flipP: 0 },
+    augment: resizeOnly(options.imageSize),
   });
   for await (const batch of loader.batches(0)) {
     try {
