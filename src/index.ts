@@ -33,3 +33,6 @@ export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSo
 export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
 export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';
 export { encoderFeatures, pixelFeatures } from './eval/evaluate';
+export { embed, type Embedding, type EmbedOptions, type EmbedProgress, type EmbeddingStream, type SkippedImage } from './embed/embed';
+export { writeEmbeddings, formatFloat32, type WriteEmbeddingsOptions, type WrittenEmbeddings } from './embed/writers';
+export { NpyWriter } from './io/npy';

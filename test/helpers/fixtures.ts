@@ -38,3 +38,38 @@ export function runCli(...args: string[]): { code: number | null; stdout: string
   const result = spawnSync(process.execPath, [cliPath, ...args], { encoding: 'utf8', env: { ...process.env, CMAE_ISA: undefined } });
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
+
+/**
+ * Writes a small image folder of real files, encoded by sharp: classes `cats/` (PNG) and `dogs/`
+ * (JPEG, one PNG in a nested folder), each image a different smooth pattern of its own size, and
+ * `dogs/broken.png`, bytes that are no image. Returns every file written (not in the folder's order).
+ */
+export async function writeImageFolder(dir: string, perClass = 5): Promise<{ files: string[]; broken: string }> {
+  const { default: sharp } = await import('sharp');
+  const files: string[] = [];
+  for (const [c, cls] of ['cats', 'dogs'].entries()) {
+    mkdirSync(path.join(dir, cls, 'more'), { recursive: true });
+    for (let i = 0; i < perClass; i++) {
+      const w = 24 + 7 * i;
+      const h = 20 + 5 * ((i + c) % 3);
+      const rgb = Buffer.alloc(w * h * 3);
+      for (let y = 0; y < h; y++) {
+        for (let x = 0; x < w; x++) {
+          const o = 3 * (y * w + x);
+          rgb[o] = (x * 9 + i * 40) & 0xff;
+          rgb[o + 1] = (y * 11 + c * 90) & 0xff;
+          rgb[o + 2] = ((x + y) * 5 + i * 13) & 0xff;
+        }
+      }
+      const image = sharp(rgb, { raw: { width: w, height: h, channels: 3 } });
+      const nested = c === 1 && i === perClass - 1;
+      const file = path.join(dir, cls, ...(nested ? ['more'] : []), `img${i}.${c === 0 || nested ? 'png' : 'jpg'}`);
+      await (file.endsWith('.png') ? image.png() : image.jpeg({ quality: 90 })).toFile(file);
+      files.push(file);
+    }
+  }
+  const broken = path.join(dir, 'dogs', 'broken.png');
+  writeFileSync(broken, Buffer.from('this is not a PNG file, whatever its name says'));
+  files.push(broken);
+  return { files, broken };
+}
