@@ -1,11 +1,12 @@
 /** `--data` specifications shared by the CLI commands: mnist | fashion-mnist | idx:DIR | cifar10:DIR | folder:DIR. */
+import * as path from 'node:path';
 import { UsageError } from './errors';
 import { type Dataset, holdoutSplit, isInMemory } from '../data/dataset';
 import { computeMeanStd } from '../kernels/data';
 import { loadMnist } from '../data/mnist';
 import { loadFashionMnist, loadIdx } from '../data/idx';
 import { loadCifar10 } from '../data/cifar';
-import { loadImageFolder } from '../data/image-folder';
+import { folderDecodeSize, loadImageFolder } from '../data/image-folder';
 
 export const DATA_HELP = 'mnist (bundled digits) | fashion-mnist (Debian dataset-fashion-mnist) | idx:DIR | cifar10:DIR | folder:DIR';
 
@@ -16,11 +17,16 @@ export interface Splits {
   test: Dataset;
 }
 
-export async function loadSplits(spec: string, options: { seed?: number; imageSize?: number } = {}): Promise<Splits> {
+/** A spec's kind and argument (`idx:DIR` → idx, DIR); the kinds that read a directory require one. */
+function parseSpec(spec: string): { kind: string; arg: string } {
   const [kind, ...rest] = spec.split(':');
   const arg = rest.join(':');
-  const needsDir = ['idx', 'cifar10', 'folder'].includes(kind);
-  if (needsDir && !arg) throw new UsageError(`--data ${kind} needs a directory: --data ${kind}:DIR`);
+  if (['idx', 'cifar10', 'folder'].includes(kind) && !arg) throw new UsageError(`--data ${kind} needs a directory: --data ${kind}:DIR`);
+  return { kind, arg };
+}
+
+export async function loadSplits(spec: string, options: { seed?: number; imageSize?: number } = {}): Promise<Splits> {
+  const { kind, arg } = parseSpec(spec);
   switch (kind) {
     case 'mnist': {
       const all = await loadMnist();
@@ -34,9 +40,41 @@ export async function loadSplits(spec: string, options: { seed?: number; imageSi
     case 'cifar10':
       return { name: `cifar10:${arg}`, train: await loadCifar10(arg, { split: 'train' }), test: await loadCifar10(arg, { split: 'test' }) };
     case 'folder': {
-      const all = await loadImageFolder(arg, { size: Math.max(64, options.imageSize ?? 64) });
+      const all = await loadImageFolder(arg, { size: folderDecodeSize(options.imageSize ?? 64) });
       const { train, test } = holdoutSplit(all, { testFraction: 0.1, seed: options.seed ?? 0 });
       return { name: `folder:${arg}`, train, test };
+    }
+    default:
+      throw new UsageError(`unknown --data '${spec}' (expected ${DATA_HELP})`);
+  }
+}
+
+/**
+ * Every image of a `--data` spec, in the format's order, for a model of `imageSize` and `channels`
+ * (embeddings): mnist is all bundled digits; idx, cifar10 and fashion-mnist one official split
+ * (train by default); a folder is every image, decoded as `loadSplits` decodes it (images are
+ * converted to the model's channels), without a cache since each is read once.
+ */
+export async function loadAll(
+  spec: string,
+  options: { imageSize: number; channels: 1 | 3; split?: 'train' | 'test' },
+): Promise<{ name: string; data: Dataset; root?: string }> {
+  const { kind, arg } = parseSpec(spec);
+  const hasSplits = ['idx', 'cifar10', 'fashion-mnist'].includes(kind);
+  if (options.split !== undefined && !hasSplits) throw new UsageError(`--split is for data with official splits (idx, cifar10, fashion-mnist), not '${kind}'`);
+  const split = options.split ?? 'train';
+  switch (kind) {
+    case 'mnist':
+      return { name: 'mnist', data: await loadMnist() };
+    case 'fashion-mnist':
+      return { name: `fashion-mnist[${split}]`, data: await loadFashionMnist({ split }) };
+    case 'idx':
+      return { name: `idx:${arg}[${split}]`, data: await loadIdx(arg, { split }) };
+    case 'cifar10':
+      return { name: `cifar10:${arg}[${split}]`, data: await loadCifar10(arg, { split }) };
+    case 'folder': {
+      const data = await loadImageFolder(arg, { size: folderDecodeSize(options.imageSize), channels: options.channels, cacheSize: 0 });
+      return { name: `folder:${arg}`, data, root: path.resolve(arg) };
     }
     default:
       throw new UsageError(`unknown --data '${spec}' (expected ${DATA_HELP})`);

@@ -9,6 +9,7 @@ import { runInfo } from './info';
 import { runPretrain } from './pretrain';
 import { runEval } from './eval';
 import { runReconstruct } from './reconstruct';
+import { runEmbed } from './embed';
 import { Interrupted, UsageError } from './errors';
 import { DATA_HELP } from './data-spec';
 
@@ -76,6 +77,21 @@ function buildProgram(): Command {
     .option('--device <d>', DEVICE_HELP, 'cpu')
     .option('--json', 'print one JSON line')
     .action(runReconstruct);
+
+  program
+    .command('embed')
+    .description('write the encoder\'s embedding of every image of a data set (e.g. a folder of JPEG/PNG files) to .npy or .jsonl')
+    .option('--checkpoint <file>', 'a checkpoint written by cmae pretrain')
+    .option('--data <spec>', DATA_HELP)
+    .option('--out <file>', 'FILE.npy (float32 [N, dim], with FILE.rows.jsonl: index, path, label of each row) or FILE.jsonl (one object per image with its embedding)')
+    .option('--pool <pool>', 'features: cls token or mean of patch tokens', 'cls')
+    .option('--batch-size <n>', 'images per encoder call', '64')
+    .option('--split <s>', 'idx, cifar10, fashion-mnist: train (default) or test')
+    .option('--force', 'overwrite existing output files')
+    .option('--threads <n>', 'compute threads')
+    .option('--device <d>', DEVICE_HELP, 'cpu')
+    .option('--json', 'print one JSON line')
+    .action(runEmbed);
 
   program
     .command('info')
