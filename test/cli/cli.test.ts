@@ -2,12 +2,11 @@
  * The `cmae` command end to end, as a user runs it (the compiled CLI in dist/, built by `npm ci`),
  * each command on a tiny budget.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliPath, runCli, writeIdxDataset } from '../helpers/fixtures';
+import { cliPath, interruptCli, runCli, writeIdxDataset } from '../helpers/fixtures';
 import { info, readSafetensors } from '../../src/index';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-'));
@@ -82,17 +81,8 @@ describe('cmae CLI', () => {
 
   it('Ctrl-C (SIGINT) saves a checkpoint and exits with 130', async () => {
     const dir = path.join(root, 'interrupted');
-    const child = spawn(process.execPath, [cliPath, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (/\] \d+\/100000/.test(stderr) && !child.killed) child.kill('SIGINT'); // after the first progress line
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    // After the first progress line.
+    const { code, stdout, stderr } = await interruptCli(/\] \d+\/100000/, 'pretrain', '--preset', 'micro', '--steps', '100000', '--batch-size', '16', '--out', dir, '--no-eval');
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/interrupted: finishing the current step and saving a checkpoint/);
     expect(stdout).toMatch(/stopped at step \d+; checkpoint saved to .*checkpoint\.safetensors \(continue with --resume\)/);

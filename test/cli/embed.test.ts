@@ -3,13 +3,12 @@
  * and .jsonl, equal to the library's stream; the corrupt file named and counted; --force; Ctrl-C;
  * bad checkpoints and arguments as one line and exit code 2.
  */
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CMAE, embed, readSafetensors, writeSafetensors, type Embedding } from '../../src/index';
-import { cliPath, runCli as run, writeImageFolder } from '../helpers/fixtures';
+import { cliPath, interruptCli, runCli as run, writeImageFolder } from '../helpers/fixtures';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-embed-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -90,17 +89,7 @@ describe('cmae embed', () => {
     const dir = path.join(root, 'interrupted');
     mkdirSync(dir);
     // The bundled MNIST digits (10,000 images) at batch 8: long enough to be interrupted.
-    const child = spawn(process.execPath, [cliPath, 'embed', '--checkpoint', greyCheckpoint, '--data', 'mnist', '--out', path.join(dir, 'e.jsonl'), '--batch-size', '8'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => {
-      stderr += d;
-      if (/\] \d+\/10000/.test(stderr) && !child.killed) child.kill('SIGINT'); // after the first progress line
-    });
-    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    const { code, stdout, stderr } = await interruptCli(/\] \d+\/10000/, 'embed', '--checkpoint', greyCheckpoint, '--data', 'mnist', '--out', path.join(dir, 'e.jsonl'), '--batch-size', '8');
     expect(code, stderr).toBe(130);
     expect(stderr).toMatch(/interrupted: stopping after the current batch; no output is written/);
     expect(stdout).toMatch(/^interrupted after \d+ of 10000 images; nothing written\n$/);

@@ -1,5 +1,5 @@
 /** Small shared test inputs: a noise image dataset, and the compiled CLI run as a user runs it. */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -72,4 +72,18 @@ export async function writeImageFolder(dir: string, perClass = 5): Promise<{ fil
   writeFileSync(broken, Buffer.from('this is not a PNG file, whatever its name says'));
   files.push(broken);
   return { files, broken };
+}
+
+/** Runs `cmae ...args` and sends it SIGINT (Ctrl-C) once its stderr matches `when` (a progress line). */
+export async function interruptCli(when: RegExp, ...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [cliPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, CMAE_ISA: undefined } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d) => (stdout += d));
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (when.test(stderr) && !child.killed) child.kill('SIGINT');
+  });
+  const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+  return { code, stdout, stderr };
 }
