@@ -7,6 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writePhotos, PHOTO_SOURCE } from './photos.mjs';
 
 const require = createRequire(import.meta.url);
 const sharp = require('sharp');
@@ -16,25 +17,6 @@ const argv = process.argv.slice(2);
 const images = Number(argv[argv.indexOf('--images') + 1] || 256) || 256;
 const json = argv.includes('--json');
 const cores = os.availableParallelism();
-
-// Smooth colour fields with a little noise: JPEG sizes like photographs (~60–120 kB), not noise.
-async function writeImages(dir) {
-  const [W, H] = [500, 375];
-  for (let i = 0; i < images; i++) {
-    const px = Buffer.alloc(W * H * 3);
-    let s = i * 2654435761 + 1;
-    for (let y = 0; y < H; y++)
-      for (let x = 0; x < W; x++) {
-        s = (s * 1103515245 + 12345) >>> 0;
-        const n = (s >>> 24) & 31;
-        const o = (y * W + x) * 3;
-        px[o] = (x * 255) / W + n;
-        px[o + 1] = (y * 255) / H + n;
-        px[o + 2] = ((x + y + i * 17) % 256) ^ n;
-      }
-    await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toFile(path.join(dir, `${String(i).padStart(5, '0')}.jpg`));
-  }
-}
 
 async function rate(dataset, concurrencyNote) {
   const all = Int32Array.from({ length: dataset.size }, (_, i) => i);
@@ -49,7 +31,7 @@ async function rate(dataset, concurrencyNote) {
 
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cmae-decode-'));
 try {
-  await writeImages(dir);
+  await writePhotos(dir, images);
   const rows = [];
   // Per core: libvips single-threaded, one image at a time.
   sharp.concurrency(1);
@@ -59,7 +41,7 @@ try {
   const pool = Number(process.env.UV_THREADPOOL_SIZE || 4);
   rows.push(await rate(await loadImageFolder(dir, { size: 224, cacheSize: 0, concurrency: cores }), `${cores} images at a time (${cores} cores, libuv pool ${pool})`));
   const perCore = rows[0].imagesPerSecond;
-  const result = { cores, images, source: '500x375 JPEG q90', target: '224x224 RGB', rows, coresFor5000ImagesPerSecond: Math.ceil(5000 / perCore) };
+  const result = { cores, images, source: PHOTO_SOURCE, target: '224x224 RGB', rows, coresFor5000ImagesPerSecond: Math.ceil(5000 / perCore) };
   if (json) console.log(JSON.stringify(result));
   else {
     console.log(`decode + resize to 224x224, ${images} synthetic 500x375 JPEGs, ${cores} cores`);

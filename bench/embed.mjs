@@ -7,9 +7,9 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { writePhotos, PHOTO_SOURCE } from './photos.mjs';
 
 const require = createRequire(import.meta.url);
-const sharp = require('sharp');
 const { CMAE, embed, writeEmbeddings, loadImageFolder, getNumThreads } = require('../dist/cjs/index.js');
 
 const argv = process.argv.slice(2);
@@ -19,29 +19,11 @@ const presets = String(arg('--presets', 'nano,tiny')).split(',');
 const json = argv.includes('--json');
 const normalization = { mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] };
 
-async function writeImages(dir) {
-  const [W, H] = [500, 375];
-  for (let i = 0; i < images; i++) {
-    const px = Buffer.alloc(W * H * 3);
-    let s = i * 2654435761 + 1;
-    for (let y = 0; y < H; y++)
-      for (let x = 0; x < W; x++) {
-        s = (s * 1103515245 + 12345) >>> 0;
-        const n = (s >>> 24) & 31;
-        const o = (y * W + x) * 3;
-        px[o] = (x * 255) / W + n;
-        px[o + 1] = (y * 255) / H + n;
-        px[o + 2] = ((x + y + i * 17) % 256) ^ n;
-      }
-    await sharp(px, { raw: { width: W, height: H, channels: 3 } }).jpeg({ quality: 90 }).toFile(path.join(dir, `${String(i).padStart(5, '0')}.jpg`));
-  }
-}
-
 const dir = mkdtempSync(path.join(os.tmpdir(), 'cmae-embed-bench-'));
 try {
   const photos = path.join(dir, 'photos');
   mkdirSync(photos);
-  await writeImages(photos);
+  await writePhotos(photos, images);
   const rows = [];
   for (const preset of presets) {
     const model = await CMAE.create({ preset, channels: 3, seed: 0 });
@@ -68,7 +50,7 @@ try {
     rows.push({ preset, imageSize: S, dim: written.dim, endToEnd, decode, encoder });
     rmSync(out);
   }
-  const result = { images, source: '500x375 JPEG q90', cores: os.availableParallelism(), threads: getNumThreads(), uvThreadpool: Number(process.env.UV_THREADPOOL_SIZE || 4), rows };
+  const result = { images, source: PHOTO_SOURCE, cores: os.availableParallelism(), threads: getNumThreads(), uvThreadpool: Number(process.env.UV_THREADPOOL_SIZE || 4), rows };
   if (json) console.log(JSON.stringify(result));
   else {
     console.log(`embed ${images} synthetic 500x375 JPEGs, ${result.cores} cores, ${result.threads} compute threads`);
