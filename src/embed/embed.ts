@@ -70,6 +70,7 @@ export interface EmbedOptions {
 export interface EmbeddingStream extends AsyncIterable<Embedding> {
   /** Images in the data set (known once iteration has started for a folder given by path). */
   readonly total: number;
+  /** Embeddings handed out so far. */
   readonly embedded: number;
   /** The images skipped so far. */
   readonly skipped: readonly SkippedImage[];
@@ -182,11 +183,11 @@ export function embed(model: CMAE | string, data: Dataset | string, options?: Em
         }
         const done = Math.min(d.size, (step + 1) * batchSize);
         const elapsedSeconds = (performance.now() - t0) / 1000;
-        embedded += batch.indices.length;
-        o.onProgress?.({ done, total: d.size, embedded, skipped: skipped.length, elapsedSeconds, imagesPerSecond: done / Math.max(elapsedSeconds, 1e-9) });
+        o.onProgress?.({ done, total: d.size, embedded: embedded + batch.indices.length, skipped: skipped.length, elapsedSeconds, imagesPerSecond: done / Math.max(elapsedSeconds, 1e-9) });
         throwIfAborted(o.signal, embedded);
         for (let i = 0; i < batch.indices.length; i++) {
           const index = batch.indices[i];
+          embedded++;
           yield { index, path: files?.[index], label: d.labels?.[index], embedding: features!.slice(i * dim, (i + 1) * dim) };
         }
       }
