@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CMAE, embed, readSafetensors, writeSafetensors, type Embedding } from '../../src/index';
-import { cliPath, interruptCli, runCli as run, writeImageFolder } from '../helpers/fixtures';
+import { cliPath, interruptCli, runCli as run, writeIdxDataset, writeImageFolder } from '../helpers/fixtures';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cli-embed-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -94,6 +94,18 @@ describe('cmae embed', () => {
     expect(stderr).toMatch(/interrupted: stopping after the current batch; no output is written/);
     expect(stdout).toMatch(/^interrupted after \d+ of 10000 images; nothing written\n$/);
     expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('embeds IDX files, the split chosen by --split, with their labels and no paths', () => {
+    const dir = path.join(root, 'idx');
+    writeIdxDataset(dir, 12, 3);
+    const out = path.join(root, 'idx.jsonl');
+    const r = run('embed', '--checkpoint', greyCheckpoint, '--data', `idx:${dir}`, '--split', 'test', '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ data: `idx:${dir}[test]`, images: 12, embedded: 12, skipped: 0 });
+    const lines = readFileSync(out, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.map((l) => Object.keys(l))).toEqual(Array(12).fill(['index', 'label', 'embedding']));
+    expect(lines.map((l) => [l.index, l.label])).toEqual(Array.from({ length: 12 }, (_, i) => [i, i % 3]));
   });
 
   it('bad checkpoints and arguments: one line, exit code 2, nothing written', async () => {
