@@ -9,8 +9,12 @@ import { IOError } from '../errors';
  * fsyncs it and renames it over `path`.
  * On failure the temporary file is removed, any existing file at `path` is left untouched, and an
  * IOError naming the path is thrown.
+ * `overwrite: false` refuses an existing file (an IOError saying so): the finished temporary file
+ * is then hard-linked to `path`, which fails if the name exists, so no check-then-write race can
+ * replace a file that appeared meanwhile.
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string | readonly Uint8Array[], options: { overwrite?: boolean } = {}): Promise<void> {
+  const overwrite = options.overwrite ?? true;
   const dir = nodePath.dirname(nodePath.resolve(path));
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
   let fh: fsp.FileHandle | undefined;
@@ -28,12 +32,18 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string |
     await fh.sync();
     await fh.close();
     fh = undefined;
-    await fsp.rename(tmp, path);
+    if (overwrite) {
+      await fsp.rename(tmp, path);
+    } else {
+      await fsp.link(tmp, path);
+      await fsp.unlink(tmp);
+    }
     created = false;
   } catch (e) {
     if (fh) await fh.close().catch(() => undefined);
     if (created) await fsp.unlink(tmp).catch(() => undefined);
     const code = (e as NodeJS.ErrnoException).code;
+    if (!overwrite && code === 'EEXIST') throw new IOError(`${path} already exists (not overwritten; pass --force, or force: true, to replace it)`);
     throw new IOError(`cannot write ${path}${code ? ` (${code})` : ''}: ${(e as Error).message}`);
   }
   // Make the rename itself durable (best effort: not every platform can fsync a directory).
