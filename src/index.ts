@@ -33,3 +33,4 @@ export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSo
 export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
 export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';
 export { encoderFeatures, pixelFeatures } from './eval/evaluate';
+export { exportOnnx, encodeOnnx, SUPPORTED_OPSETS, type OnnxExportOptions, type OnnxExportInfo, type ClassifierHead, type ShapedTensor } from './export/onnx';
