@@ -61,7 +61,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
     process.stdout.write(
       `wrote ${info.path} (${(info.bytes / 1024).toFixed(1)} KiB, opset ${info.opset}, IR version ${info.irVersion}, ${info.nodes} nodes, ${info.initializers} initializers)\n` +
         `  input   ${info.inputs.map(io).join(', ')} float32\n` +
-        `  output  ${info.outputs.map(io).join(', ')} float32 (${classifier ? `linear head on ${o.pool} features` : `${o.pool} features`})\n` +
+        `  output  ${info.outputs.map(io).join(', ')} float32 (${classifier ? `linear head on ${o.pool} features${classifier.norm ? ' after fc_norm' : ''}` : `${o.pool} features`})\n` +
         `  images: pixels in [0, 1], then per channel (x - mean) / std${normalization ? ` with mean ${JSON.stringify(normalization.mean)}, std ${JSON.stringify(normalization.std)}` : ' (the checkpoint records no normalisation: use the training data\'s)'}\n`,
     );
   } finally {
@@ -69,13 +69,18 @@ export async function runExport(o: ExportOptions): Promise<void> {
   }
 }
 
-/** The checkpoint's head.weight / head.bias for --classifier (their shapes are checked by exportOnnx). */
+/**
+ * The checkpoint's head.weight / head.bias for --classifier, and fc_norm.weight / fc_norm.bias when
+ * it has them (MAE's global-pool head); their shapes are checked by exportOnnx.
+ */
 function headOf(extra: Map<string, SafeTensorEntry>, path: string): ClassifierHead {
   const get = (name: string): { shape: number[]; data: Float32Array } => {
     const entry = extra.get(name);
-    if (!entry) throw new FormatError(`${path}: no tensor '${name}' (--classifier needs head.weight [numClasses, dim] and head.bias [numClasses])`);
+    if (!entry) throw new FormatError(`${path}: no tensor '${name}' (--classifier needs head.weight [numClasses, dim] and head.bias [numClasses]${name.startsWith('fc_norm') ? ', and fc_norm.weight with fc_norm.bias' : ''})`);
     if (entry.dtype !== 'F32') throw new FormatError(`${path}: tensor '${name}' must be F32, got ${entry.dtype}`);
     return { shape: entry.shape, data: entry.data as Float32Array };
   };
-  return { weight: get('head.weight'), bias: get('head.bias') };
+  const head: ClassifierHead = { weight: get('head.weight'), bias: get('head.bias') };
+  if (extra.has('fc_norm.weight') || extra.has('fc_norm.bias')) head.norm = { weight: get('fc_norm.weight'), bias: get('fc_norm.bias') };
+  return head;
 }

@@ -15,7 +15,8 @@
  *                     below opset 20, the Gelu operator from 20
  *   final norm        online branch only (encode()'s momentum branch has none)
  *   pool              'cls': row 0; 'mean': the mean of the patch rows 1..L (the cls row excluded)
- *   head (optional)   Gemm(features, head.weight, head.bias, transB = 1) → logits [N, K]
+ *   head (optional)   Gemm(features, head.weight, head.bias, transB = 1) → logits [N, K]; with
+ *                     fc_norm (MAE's global-pool fine-tuning) the final norm moves after the pooling
  */
 import { AbortError, ValueError } from '../errors';
 import { objectArg, stringArg } from '../args';
@@ -45,10 +46,15 @@ export interface ShapedTensor {
 
 /** A linear classification head on the pooled features: logits = features · weightᵀ + bias. */
 export interface ClassifierHead {
-  /** [numClasses, dim], PyTorch's nn.Linear layout. */
+  /** [numClasses, dim], PyTorch's nn.Linear layout (`head.weight`). */
   weight: ShapedTensor;
-  /** [numClasses]. */
+  /** [numClasses] (`head.bias`). */
   bias: ShapedTensor;
+  /**
+   * MAE's fine-tuning with global pooling (`fc_norm`, [dim] each): the encoder's final norm is
+   * left out and this LayerNorm is applied to the pooled features instead, before the head.
+   */
+  norm?: { weight: ShapedTensor; bias: ShapedTensor };
 }
 
 export interface OnnxExportOptions {
@@ -162,7 +168,8 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
     shapes.set(`${b}attn.proj.weight`, [D, D]).set(`${b}attn.proj.bias`, [D]).set(`${b}norm2.weight`, [D]).set(`${b}norm2.bias`, [D]);
     shapes.set(`${b}mlp.fc1.weight`, [hidden, D]).set(`${b}mlp.fc1.bias`, [hidden]).set(`${b}mlp.fc2.weight`, [D, hidden]).set(`${b}mlp.fc2.bias`, [D]);
   }
-  if (branch === 'online') shapes.set('norm.weight', [D]).set('norm.bias', [D]);
+  const fcNorm = classifier?.norm;
+  if (branch === 'online' && !fcNorm) shapes.set('norm.weight', [D]).set('norm.bias', [D]);
   const tensor = (name: string): Float32Array => {
     const data = state.get(name);
     const shape = shapes.get(name)!;
@@ -195,8 +202,8 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
   let x = g.node('Concat', [cls, placed], 'tokens', [attr.int('axis', 1)]);
 
   // ---- transformer blocks
-  const layerNorm = (inp: string, name: string): string =>
-    g.node('LayerNormalization', [inp, g.float(`${name}.weight`, [D], tensor(`${name}.weight`)), g.float(`${name}.bias`, [D], tensor(`${name}.bias`))], name, [
+  const layerNorm = (inp: string, name: string, weight = tensor(`${name}.weight`), bias = tensor(`${name}.bias`)): string =>
+    g.node('LayerNormalization', [inp, g.float(`${name}.weight`, [D], weight), g.float(`${name}.bias`, [D], bias)], name, [
       attr.int('axis', -1), attr.float('epsilon', LAYER_NORM_EPS),
     ]);
   const linear = (inp: string, name: string, inDim: number, outDim: number): string => {
@@ -236,7 +243,7 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
     const h = gelu(linear(layerNorm(x1, `${b}.norm2`), `${b}.mlp.fc1`, D, hidden), `${b}.mlp.gelu`);
     x = g.node('Add', [x1, linear(h, `${b}.mlp.fc2`, hidden, D)], `${b}.residual2`);
   }
-  if (branch === 'online') x = layerNorm(x, 'norm');
+  if (branch === 'online' && !fcNorm) x = layerNorm(x, 'norm');
 
   // ---- pooling (and head)
   const FEATURES = 'features';
@@ -254,6 +261,7 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
   let output = features;
   let outputShape: Dim[] = ['batch', D];
   if (classifier) {
+    if (fcNorm) features = layerNorm(features, 'fc_norm', fcNorm.weight.data, fcNorm.bias.data);
     output = appendLinearHead(g, features, classifier, numClasses, D);
     outputShape = ['batch', numClasses];
   }
@@ -297,13 +305,20 @@ function checkHead(head: ClassifierHead, D: number): number {
     throw new ValueError(`head.weight is ${shape(weight)}, the encoder's width ${D} needs [numClasses, ${D}]`);
   }
   if (bias.shape.length !== 1 || bias.shape[0] !== K || bias.data.length !== K) throw new ValueError(`head.bias is ${shape(bias)}, head.weight ${shape(weight)} needs [${K}]`);
+  if (head.norm !== undefined) {
+    objectArg(head.norm, 'options.classifier.norm');
+    for (const part of ['weight', 'bias'] as const) {
+      const t = head.norm[part];
+      if (!t || !(t.data instanceof Float32Array) || !Array.isArray(t.shape)) throw new ValueError(`options.classifier.norm.${part} must be { shape, data: Float32Array } (fc_norm.${part})`);
+      if (t.shape.length !== 1 || t.shape[0] !== D || t.data.length !== D) throw new ValueError(`fc_norm.${part} is ${shape(t)}, the encoder's width needs [${D}]`);
+    }
+  }
   return K;
 }
 
 /**
  * The classifier hook: logits = Gemm(features, head.weight, head.bias, transB = 1), the head's
- * tensors in PyTorch's layout under their own names. A head with more pieces (a norm before it)
- * adds its nodes here.
+ * tensors in PyTorch's layout under their own names.
  */
 function appendLinearHead(g: GraphBuilder, features: string, head: ClassifierHead, K: number, D: number): string {
   const w = g.float('head.weight', [K, D], head.weight.data);

@@ -203,6 +203,40 @@ describe('exportOnnx', () => {
     }
   });
 
+  it('with fc_norm (MAE\'s global-pool head) the final norm moves after the pooling: logits = LN_fc(mean of patch tokens) · Wᵀ + b', async () => {
+    // The reference: the momentum branch of a model whose momentum encoder is a copy of the online
+    // one is encode() without the final norm; fc_norm and the head are applied here in float64.
+    const model = await CMAE.create({ preset: 'micro' });
+    model.loadStateDict(new Map([...random.stateDict()].filter(([name]) => !name.startsWith('momentum_'))), { strict: false });
+    const D = 32;
+    const K = 5;
+    const head = {
+      weight: { shape: [K, D], data: randn(K * D, 13, 0.3) },
+      bias: { shape: [K], data: randn(K, 14) },
+      norm: { weight: { shape: [D], data: randn(D, 15, 0.3).map((v) => 1 + v) }, bias: { shape: [D], data: randn(D, 16, 0.2) } },
+    };
+    const file = path.join(dir, 'head-fc-norm.onnx');
+    await exportOnnx(model, file, { pool: 'mean', classifier: head });
+    const m = ModelProto.toObject(ModelProto.decode(readFileSync(file))) as { graph: { initializer: { name: string }[] } };
+    const names = m.graph.initializer.map((t) => t.name);
+    expect(names).toContain('fc_norm.weight');
+    expect(names).not.toContain('norm.weight');
+    for (const n of [1, 5]) {
+      const images = randn(n * 3 * 16 * 16, 80 + n);
+      const pooled = await model.encode(images, { pool: 'mean', branch: 'momentum' });
+      const want = new Float64Array(n * K);
+      for (let r = 0; r < n; r++) {
+        const row = Array.from(pooled.subarray(r * D, (r + 1) * D));
+        const mean = row.reduce((a, b) => a + b, 0) / D;
+        const rstd = 1 / Math.sqrt(row.reduce((a, b) => a + (b - mean) ** 2, 0) / D + 1e-6);
+        const normed = row.map((v, d) => (v - mean) * rstd * head.norm.weight.data[d] + head.norm.bias.data[d]);
+        for (let k = 0; k < K; k++) want[r * K + k] = normed.reduce((acc, v, d) => acc + v * head.weight.data[k * D + d], head.bias.data[k]);
+      }
+      expect(maxAbsDiff((await runOnnx(file, images, [n, 3, 16, 16])).data as Float32Array, want), `batch ${n}`).toBeLessThanOrEqual(TOL);
+    }
+    model.dispose();
+  });
+
   it('rejects bad options and heads with a typed error naming what is wrong', async () => {
     const file = path.join(dir, 'never.onnx');
     const head = (w: number[], b: number[]) => ({ weight: { shape: w, data: new Float32Array(w.reduce((x, y) => x * y, 1)) }, bias: { shape: b, data: new Float32Array(b[0]) } });
@@ -213,6 +247,7 @@ describe('exportOnnx', () => {
       [{ classifier: head([3, 33], [3]) }, /head\.weight is \[3, 33\], the encoder's width 32 needs \[numClasses, 32\]/],
       [{ classifier: head([3, 32], [4]) }, /head\.bias is \[4\], head\.weight \[3, 32\] needs \[3\]/],
       [{ classifier: { weight: { shape: [3, 32], data: [1, 2] }, bias: head([3, 32], [3]).bias } }, /classifier\.weight must be/],
+      [{ classifier: { ...head([3, 32], [3]), norm: { weight: { shape: [31], data: new Float32Array(31) }, bias: { shape: [32], data: new Float32Array(32) } } } }, /fc_norm\.weight is \[31\], the encoder's width needs \[32\]/],
       [{ force: 'yes' }, /options\.force must be a boolean/],
     ];
     for (const [options, message] of cases) await expect(exportOnnx(random, file, options as never)).rejects.toThrow(message);
@@ -332,6 +367,7 @@ describe('cmae export', () => {
     const cases: [string, Record<string, { shape: number[]; data: Float32Array }>, string[], RegExp][] = [
       ['bad-qkv.safetensors', { 'blocks.0.attn.qkv.weight': { shape: [96, 33], data: new Float32Array(96 * 33) } }, [], /'blocks\.0\.attn\.qkv\.weight' is \[96, 33\], the config needs \[96, 32\]/],
       ['no-head.safetensors', {}, ['--classifier'], /no tensor 'head\.weight' \(--classifier needs head\.weight \[numClasses, dim\] and head\.bias \[numClasses\]\)/],
+      ['half-fc-norm.safetensors', { 'head.weight': { shape: [4, 32], data: new Float32Array(128) }, 'head.bias': { shape: [4], data: new Float32Array(4) }, 'fc_norm.weight': { shape: [32], data: new Float32Array(32) } }, ['--classifier'], /no tensor 'fc_norm\.bias'/],
       ['bad-head.safetensors', { 'head.weight': { shape: [4, 16], data: new Float32Array(64) }, 'head.bias': { shape: [4], data: new Float32Array(4) } }, ['--classifier'], /head\.weight is \[4, 16\], the encoder's width 32 needs \[numClasses, 32\]/],
     ];
     for (const [name, tensors, flags, message] of cases) {
