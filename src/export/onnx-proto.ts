@@ -6,6 +6,7 @@
  * skips unknown fields, and an encoder never emits absent ones. @internal
  */
 import * as protobuf from 'protobufjs';
+import { ValueError } from '../errors';
 
 /** TensorProto.DataType values used here. */
 export const DataType = { FLOAT: 1, INT64: 7 } as const;
@@ -131,6 +132,37 @@ const schema = {
 const root = protobuf.Root.fromJSON(schema);
 /** onnx.ModelProto, for encoding an exported model and for reading one back (tests). */
 export const ModelProto = root.lookupType('onnx.ModelProto');
+const GraphProto = root.lookupType('onnx.GraphProto');
+const TensorProto = root.lookupType('onnx.TensorProto');
+
+/** protobuf's limit on one message (a larger ONNX model needs external data, which we do not write). */
+const MAX_MESSAGE_BYTES = 2 ** 31 - 1;
+
+/**
+ * A ModelProto encoded as the consecutive parts of one file, without ever holding the model twice
+ * or copying it in one blocking step (protobufjs encodes a nested message by copying it into its
+ * parent, then shifting it behind its length: hundreds of MB for a base model, seconds with the
+ * event loop stopped). Each initializer is encoded on its own, `between()` runs after each (to
+ * yield, or to cancel), and the two length-delimited fields that hold them — the graph in the
+ * model, each initializer in the graph — are framed with protobufjs's Writer: key (field number <<
+ * 3 | 2) and byte length as varints, then the bytes. A message's fields may come in any order, so
+ * the parts concatenate to the ModelProto that encoding `{ ...model, graph: { ...graph,
+ * initializer } }` in one go would give, up to field order.
+ */
+export async function encodeModelParts(model: object, graph: object, initializers: readonly Initializer[], between: () => Promise<void>): Promise<Uint8Array[]> {
+  const delimited = (fieldId: number, length: number): Uint8Array => protobuf.Writer.create().uint32((fieldId << 3) | 2).uint32(length).finish();
+  const graphParts: Uint8Array[] = [GraphProto.encode(GraphProto.fromObject(graph)).finish()];
+  let graphBytes = graphParts[0].length;
+  for (const tensor of initializers) {
+    const bytes = TensorProto.encode(TensorProto.fromObject(tensor)).finish();
+    const key = delimited(GraphProto.fields.initializer.id, bytes.length);
+    graphParts.push(key, bytes);
+    graphBytes += key.length + bytes.length;
+    if (graphBytes > MAX_MESSAGE_BYTES) throw new ValueError(`the model's weights exceed the 2 GiB an ONNX file can hold without external data (${tensor.name} and before)`);
+    await between();
+  }
+  return [ModelProto.encode(ModelProto.fromObject(model)).finish(), delimited(ModelProto.fields.graph.id, graphBytes), ...graphParts];
+}
 
 // Plain-object shapes of the messages as this module writes them (protobufjs's camelCase names).
 export interface Attribute {

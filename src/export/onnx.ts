@@ -26,7 +26,7 @@ import { methods, type ModelConfig } from '../models/config';
 import { info } from '../runtime';
 import type { CMAE } from '../models/cmae';
 import {
-  AttributeType, DataType, ModelProto, tensorValueInfo,
+  AttributeType, DataType, encodeModelParts, tensorValueInfo,
   type Attribute, type Dim, type Initializer, type Node, type ValueInfo,
 } from './onnx-proto';
 
@@ -141,11 +141,12 @@ function transpose2d(data: Float32Array, rows: number, cols: number): Float32Arr
 }
 
 /**
- * The encoder (and head) as an ONNX ModelProto, encoded. `state` holds the model's tensors by timm
+ * The encoder (and head) as an ONNX ModelProto, encoded as the consecutive parts of one file
+ * (`bytes` in all). `state` holds the model's tensors by timm
  * name (CMAE.stateDict()); the tensors the graph reads are checked against `config` by element
  * count, naming the first that does not fit. Most callers want exportOnnx().
  */
-export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string, Float32Array>, options: Omit<OnnxExportOptions, 'force'> = {}): Promise<{ bytes: Uint8Array; info: Omit<OnnxExportInfo, 'path' | 'bytes'> }> {
+export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string, Float32Array>, options: Omit<OnnxExportOptions, 'force'> = {}): Promise<{ parts: Uint8Array[]; bytes: number; info: Omit<OnnxExportInfo, 'path' | 'bytes'> }> {
   const { pool = 'cls', branch = 'online', opset = DEFAULT_OPSET, classifier, normalization, signal } = objectArg(options, 'options', true);
   if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`options.pool must be 'cls' or 'mean', got ${JSON.stringify(pool)}`);
   if (branch !== 'online' && branch !== 'momentum') throw new ValueError(`options.branch must be 'online' or 'momentum', got ${JSON.stringify(branch)}`);
@@ -226,8 +227,7 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
   for (let i = 0; i < depth; i++) {
     // Between blocks the event loop runs (a base model's weights take seconds to lay out), and a
     // cancellation is seen.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (signal?.aborted) throw new AbortError('the ONNX export was cancelled');
+    await pause(signal);
     const b = `${prefix}blocks.${i}`;
     // attention: qkv [N, T, 3D] → [N, T, 3, H, hd] → [3, N, H, T, hd] (timm's reshape/permute)
     const qkv = linear(layerNorm(x, `${b}.norm1`), `${b}.attn.qkv`, D, 3 * D);
@@ -271,19 +271,20 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
   const irVersion = IR_VERSION_FOR_OPSET[opset];
   const metadata: Record<string, string> = { 'cmae.config': JSON.stringify(config), 'cmae.pool': pool, 'cmae.branch': branch };
   if (normalization) metadata['cmae.normalization'] = JSON.stringify(normalization);
-  const message = ModelProto.fromObject({
+  const model = {
     irVersion,
     opsetImport: [{ domain: '', version: opset }],
     producerName: 'cmae',
     producerVersion: info().version,
     docString: `cmae ${config.mode} ViT encoder (${classifier ? `+ linear head, ${numClasses} classes` : `${pool} features`})`,
-    graph: { name: 'cmae_encoder', node: g.nodes, initializer: g.initializers, input: inputs, output: outputs },
     metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
-  });
-  const bytes = ModelProto.encode(message).finish();
+  };
+  const graph = { name: 'cmae_encoder', node: g.nodes, input: inputs, output: outputs };
+  const parts = await encodeModelParts(model, graph, g.initializers, () => pause(signal));
   const shapeOf = (v: ValueInfo): Dim[] => v.type.tensorType.shape.dim.map((d) => ('dimParam' in d ? d.dimParam : d.dimValue));
   return {
-    bytes,
+    parts,
+    bytes: parts.reduce((n, part) => n + part.length, 0),
     info: {
       opset, irVersion,
       inputs: inputs.map((v) => ({ name: v.name, shape: shapeOf(v) })),
@@ -292,6 +293,12 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
       initializers: g.initializers.length,
     },
   };
+}
+
+/** Lets the event loop run; an AbortError once `signal` is aborted. */
+async function pause(signal: AbortSignal | undefined): Promise<void> {
+  await new Promise<void>((resolve) => setImmediate(resolve));
+  if (signal?.aborted) throw new AbortError('the ONNX export was cancelled');
 }
 
 /** Checks a head against the encoder width D; returns the number of classes. The one rule of heads. */
@@ -344,8 +351,8 @@ export async function exportOnnx(model: CMAE, path: string, options: OnnxExportO
   stringArg(path, 'path');
   const { force = false, ...rest } = objectArg(options, 'options', true);
   if (typeof force !== 'boolean') throw new ValueError(`options.force must be a boolean, got ${typeof force}`);
-  const { bytes, info: summary } = await encodeOnnx(model.config, model.stateDict(), rest);
-  if (rest.signal?.aborted) throw new AbortError('the ONNX export was cancelled');
-  await writeFileAtomic(path, bytes, { overwrite: force });
-  return { path, bytes: bytes.byteLength, ...summary };
+  const { parts, bytes, info: summary } = await encodeOnnx(model.config, model.stateDict(), rest);
+  await pause(rest.signal);
+  await writeFileAtomic(path, parts, { overwrite: force });
+  return { path, bytes, ...summary };
 }

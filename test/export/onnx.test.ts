@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, AdamW, CMAE, IOError, ValueError, encodeOnnx, exportOnnx, readSafetensors, writeSafetensors, type CreateOptions } from '../../src/index';
-import { ModelProto } from '../../src/export/onnx-proto';
+import { ModelProto, encodeModelParts, tensorValueInfo } from '../../src/export/onnx-proto';
 import { cliPath, runCli } from '../helpers/fixtures';
 import { randn } from '../helpers/check';
 
@@ -80,6 +80,32 @@ async function expectMatchesEncode(model: CMAE, label: string, opsets: number[] 
     }
   }
 }
+
+describe('encodeModelParts', () => {
+  it('gives the bytes of the same ModelProto as a one-shot protobufjs encoding, initializers framed one by one', async () => {
+    const model = { irVersion: 8, opsetImport: [{ domain: '', version: 17 }], producerName: 'cmae', metadataProps: [{ key: 'k', value: 'v' }] };
+    const graph = {
+      name: 'g',
+      node: [{ input: ['x', 'w'], output: ['y'], name: 'n', opType: 'MatMul', domain: '', attribute: [{ name: 'a', type: 2, i: 3 }] }],
+      input: [tensorValueInfo('x', ['batch', 2])],
+      output: [tensorValueInfo('y', ['batch', 300])],
+    };
+    // One initializer past 128 bytes (a two-byte length varint) and one past 16 KiB (three bytes).
+    const initializer = [
+      { name: 'w', dims: [2, 300], dataType: 1, rawData: new Uint8Array(2400).map((_, i) => i % 251) },
+      { name: 'b', dims: [5000], dataType: 1, rawData: new Uint8Array(20000).map((_, i) => (7 * i) % 253) },
+      { name: 'i', dims: [], dataType: 7, rawData: new Uint8Array(8).fill(1) },
+    ];
+    let pauses = 0;
+    const parts = await encodeModelParts(model, graph, initializer, async () => void pauses++);
+    expect(pauses).toBe(3);
+    const whole = ModelProto.encode(ModelProto.fromObject({ ...model, graph: { ...graph, initializer } })).finish();
+    const asObject = (bytes: Uint8Array) => ModelProto.toObject(ModelProto.decode(bytes), { longs: Number, bytes: Array });
+    const joined = Buffer.concat(parts);
+    expect(joined.length).toBe(whole.length);
+    expect(asObject(joined)).toEqual(asObject(whole));
+  });
+});
 
 describe('exportOnnx', () => {
   let random: CMAE;
