@@ -151,6 +151,15 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
   if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`options.pool must be 'cls' or 'mean', got ${JSON.stringify(pool)}`);
   if (branch !== 'online' && branch !== 'momentum') throw new ValueError(`options.branch must be 'online' or 'momentum', got ${JSON.stringify(branch)}`);
   if (!SUPPORTED_OPSETS.includes(opset)) throw new ValueError(`options.opset must be one of ${SUPPORTED_OPSETS.join(', ')}, got ${String(opset)}`);
+  if (normalization !== undefined) {
+    objectArg(normalization, 'options.normalization');
+    for (const key of ['mean', 'std'] as const) {
+      const v = normalization[key];
+      if (!Array.isArray(v) || v.length !== config.channels || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && (key === 'mean' || x > 0))) {
+        throw new ValueError(`options.normalization.${key} must be ${config.channels} finite numbers${key === 'std' ? ' > 0' : ''} (one per channel), got ${JSON.stringify(v)}`);
+      }
+    }
+  }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ValueError('options.signal must be an AbortSignal');
   if (branch === 'momentum' && !methods[config.mode].momentum) throw new ValueError(`options.branch: a ${config.mode} model has no momentum branch`);
   if (branch === 'momentum' && classifier) throw new ValueError('options.classifier: a classifier head sits on the online encoder (branch \'online\')');

@@ -275,6 +275,8 @@ describe('exportOnnx', () => {
       [{ classifier: { weight: { shape: [3, 32], data: [1, 2] }, bias: head([3, 32], [3]).bias } }, /classifier\.weight must be/],
       [{ classifier: { ...head([3, 32], [3]), norm: { weight: { shape: [31], data: new Float32Array(31) }, bias: { shape: [32], data: new Float32Array(32) } } } }, /fc_norm\.weight is \[31\], the encoder's width needs \[32\]/],
       [{ force: 'yes' }, /options\.force must be a boolean/],
+      [{ normalization: { mean: [0.5], std: [0.2, 0.2, 0.2] } }, /options\.normalization\.mean must be 3 finite numbers \(one per channel\), got \[0\.5\]/],
+      [{ normalization: { mean: [0, 0, 0], std: [0.2, 0, 0.2] } }, /options\.normalization\.std must be 3 finite numbers > 0/],
     ];
     for (const [options, message] of cases) await expect(exportOnnx(random, file, options as never)).rejects.toThrow(message);
     await expect(exportOnnx(random, file, { pool: 'max' } as never)).rejects.toBeInstanceOf(ValueError);
