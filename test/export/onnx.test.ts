@@ -22,7 +22,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const TOL = 1e-4;
 
 /** Every tensor of the model (buffers too) replaced by seeded random values of a sensible scale. */
-async function randomModel(options: CreateOptions, seed: number): Promise<CMAE> {
+async function randomModel(options: CreateOptions, seed: number, size = 1): Promise<CMAE> {
   const model = await CMAE.create(options);
   const state = new Map<string, Float32Array>();
   let s = seed;
@@ -30,7 +30,7 @@ async function randomModel(options: CreateOptions, seed: number): Promise<CMAE> 
     const noise = randn(p.numel, s++);
     const isNorm = /norm\d?\.weight$|\.bn\.weight$/.test(p.name);
     const isMatrix = p.shape.length >= 2 && !/token|pos_embed/.test(p.name);
-    const scale = isMatrix ? 1 / Math.sqrt(p.numel / p.shape[0]) : isNorm ? 0.3 : 0.2;
+    const scale = (isMatrix ? 1 / Math.sqrt(p.numel / p.shape[0]) : isNorm ? 0.3 : 0.2) * (isNorm ? 1 : size);
     state.set(p.name, noise.map((v) => (isNorm ? 1 : 0) + scale * v));
   }
   model.loadStateDict(state);
@@ -120,6 +120,12 @@ describe('exportOnnx', () => {
     const f = await random.encode(randn(2 * 3 * 16 * 16, 5));
     expect(maxAbsDiff(f.subarray(0, 32), f.subarray(32))).toBeGreaterThan(0.1);
     await expectMatchesEncode(random, 'random');
+  });
+
+  it('uses the native LayerNorm epsilon: matches encode() where activations are as small as it (variance ~1e-6)', async () => {
+    const small = await randomModel({ preset: 'micro', seed: 3 }, 200, 1e-3);
+    await expectMatchesEncode(small, 'small', [17]);
+    small.dispose();
   });
 
   it('matches encode() on the momentum branch (no final norm) of a cmae model', async () => {
