@@ -10,6 +10,8 @@ import { runPretrain } from './pretrain';
 import { runEval } from './eval';
 import { runReconstruct } from './reconstruct';
 import { runEmbed } from './embed';
+import { runExport } from './export';
+import { DEFAULT_OPSET, SUPPORTED_OPSETS } from '../export/onnx';
 import { Interrupted, UsageError } from './errors';
 import { DATA_HELP } from './data-spec';
 
@@ -92,6 +94,18 @@ function buildProgram(): Command {
     .option('--device <d>', DEVICE_HELP, 'cpu')
     .option('--json', 'print one JSON line')
     .action(runEmbed);
+
+  program
+    .command('export')
+    .description('write a checkpoint\'s encoder (or, with --classifier, encoder + linear head) as an ONNX file with a dynamic batch axis')
+    .option('--checkpoint <file>', 'a checkpoint written by cmae pretrain (with --classifier: holding head.weight and head.bias)')
+    .option('--onnx <file>', 'the ONNX file to write')
+    .option('--pool <pool>', 'features: cls token or mean of patch tokens, as cmae eval --pool', 'cls')
+    .option('--classifier', 'add the checkpoint\'s linear head (head.weight [classes, dim], head.bias [classes]): the output is logits')
+    .option('--opset <n>', `ONNX opset, ${SUPPORTED_OPSETS[0]} to ${SUPPORTED_OPSETS[SUPPORTED_OPSETS.length - 1]} (from 20 GELU is the Gelu operator, before it Erf-based)`, String(DEFAULT_OPSET))
+    .option('--force', 'overwrite an existing ONNX file')
+    .option('--json', 'print one JSON line')
+    .action(runExport);
 
   program
     .command('info')

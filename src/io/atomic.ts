@@ -10,6 +10,11 @@ function ioError(path: string, e: unknown): IOError {
   return new IOError(`cannot write ${path}${code ? ` (${code})` : ''}: ${(e as Error).message}`);
 }
 
+/** overwrite (default true): replace an existing file at `path`; false: refuse it (an IOError saying so). */
+export interface CommitOptions {
+  overwrite?: boolean;
+}
+
 /**
  * A file written in parts to a temporary beside `path` (`<path>.tmp-<pid>-<random>`, which
  * `train()` recognises as a killed writer's leftover) and renamed over `path` by commit(): until
@@ -51,17 +56,27 @@ export class AtomicFileWriter {
     }
   }
 
-  /** fsyncs the temporary and renames it over `path`. */
-  async commit(): Promise<void> {
+  /** fsyncs the temporary and renames it over `path` (or, with `overwrite: false`, links it there). */
+  async commit(options: CommitOptions = {}): Promise<void> {
     const fh = this.handle();
     try {
       await fh.sync();
       await fh.close();
       this.fh = undefined;
-      await fsp.rename(this.tempPath, this.path);
+      if (options.overwrite ?? true) {
+        await fsp.rename(this.tempPath, this.path);
+      } else {
+        // A hard link fails if the name exists: no check-then-write race can replace a file that
+        // appeared meanwhile.
+        await fsp.link(this.tempPath, this.path);
+        await fsp.unlink(this.tempPath).catch(() => undefined);
+      }
       this.done = true;
     } catch (e) {
       await this.abort();
+      if ((e as NodeJS.ErrnoException).code === 'EEXIST' && options.overwrite === false) {
+        throw new IOError(`${this.path} already exists (not overwritten; pass --force, or force: true, to replace it)`);
+      }
       throw ioError(this.path, e);
     }
     // Make the rename itself durable (best effort: not every platform can fsync a directory).
@@ -97,10 +112,13 @@ export class AtomicFileWriter {
  * fsyncs it and renames it over `path`.
  * On failure the temporary file is removed, any existing file at `path` is left untouched, and an
  * IOError naming the path is thrown.
+ * `overwrite: false` refuses an existing file (an IOError saying so): the finished temporary file
+ * is then hard-linked to `path`, which fails if the name exists, so no check-then-write race can
+ * replace a file that appeared meanwhile.
  */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string | readonly Uint8Array[]): Promise<void> {
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string | readonly Uint8Array[], options: CommitOptions = {}): Promise<void> {
   const writer = await AtomicFileWriter.open(path);
   const parts = typeof bytes === 'string' ? [Buffer.from(bytes, 'utf8')] : Array.isArray(bytes) ? (bytes as readonly Uint8Array[]) : [bytes as Uint8Array];
   for (const part of parts) await writer.write(part);
-  await writer.commit();
+  await writer.commit(options);
 }

@@ -327,17 +327,20 @@ function safetensorsParts(tensors: SafeTensorsInput, metadata?: Record<string, s
   head.writeBigUInt64LE(BigInt(headerBytes.length), 0);
   headerBytes.copy(head, 8);
   const parts: Uint8Array[] = [head];
-  for (const [, t] of list) {
-    const src = new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength);
-    if (LITTLE_ENDIAN_HOST) {
-      parts.push(src);
-    } else {
-      const swapped = Uint8Array.from(src);
-      swapBytes(swapped, DTYPES[t.dtype].size);
-      parts.push(swapped);
-    }
-  }
+  for (const [, t] of list) parts.push(littleEndianBytes(t.data));
   return parts;
+}
+
+/**
+ * An array's elements as little-endian bytes (the byte order of safetensors and ONNX files): a
+ * view of the array where the host is little-endian (no copy), a byte-swapped copy elsewhere. @internal
+ */
+export function littleEndianBytes(data: SafeTensorData): Uint8Array {
+  const src = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  if (LITTLE_ENDIAN_HOST) return src;
+  const swapped = Uint8Array.from(src);
+  swapBytes(swapped, data.BYTES_PER_ELEMENT);
+  return swapped;
 }
 
 // ------------------------------------------------------------------------------------------------
