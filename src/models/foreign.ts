@@ -157,6 +157,10 @@ export async function loadEncoder(path: string, options?: LoadEncoderOptions): P
     const from = { dim: 'patch_embed.proj.weight, cls_token or pos_embed', channels: 'patch_embed.proj.weight', patchSize: 'patch_embed.proj.weight', depth: 'blocks.N.*', mlpRatio: 'blocks.0.mlp.fc1.weight', imageSize: 'pos_embed and patch_embed.proj.weight' };
     throw new FormatError(`${path}: not a ViT encoder cmae can read: cannot infer ${unknown.map((k) => `${k} (from ${from[k]})`).join(', ')}`);
   }
+  if (overrides.mlpRatio === undefined && !Number.isInteger(found.mlpRatio)) {
+    const [hidden, dim] = tensors.get('blocks.0.mlp.fc1.weight')!.shape;
+    throw new FormatError(`${path}: 'blocks.0.mlp.fc1.weight' is [${hidden}, ${dim}]: cmae's MLP width must be a whole multiple of the width (mlpRatio ${hidden}/${dim} is not)`);
+  }
   const heads = overrides.heads ?? metaHeads ?? (preset !== undefined ? presets[preset].heads : undefined);
   if (heads === undefined) {
     throw new ValueError(`${path}: the number of attention heads cannot be inferred from tensor shapes: pass options.heads (timm's ViT-Ti 3, ViT-S 6, ViT-B 12, ViT-L 16) or a preset`);
@@ -276,19 +280,23 @@ export async function loadEncoder(path: string, options?: LoadEncoderOptions): P
       ? `'fc_norm' loaded as the final norm: pool 'avg' (mean of the patch tokens, then the norm) gives the checkpoint's features`
       : `'norm' loaded as the final norm: pool 'cls' (timm global_pool='token') or 'mean' (global_pool='avg', fc_norm=False)`,
   );
-  if (!clsRow) notes.push(`pos_embed has no cls row (no_embed_class): loaded with a zero cls row, which adds nothing to the cls token, as timm`);
+  if (!clsRow) notes.push(`pos_embed has no cls row (no_embed_class): nothing is added to the cls token, as in timm`);
   notes.push(`pos_embed is a fixed buffer in cmae: further pre-training keeps the loaded table`);
   if (head) notes.push(`'head' kept as a ${head.numClasses}-class classifier (result.head)`);
   const fresh = [...new Set(model.parameters().filter((p) => !state.has(p.name) && p.role !== 'momentum' && !p.name.startsWith('momentum_')).map((p) => p.name.split('.')[0]))];
   if (fresh.length > 0) notes.push(`created fresh (seed ${seed}, cmae's init): ${fresh.join(', ')}`);
   if (model.parameters().some((p) => p.role === 'momentum')) notes.push(`the momentum branch starts as a copy of the loaded encoder`);
+  // Warned once the load has succeeded: a file refused for other reasons warns of nothing.
+  for (const note of notes) if (note.startsWith(RESAMPLED)) process.emitWarning(note, { code: 'CMAE_POS_EMBED_RESAMPLED' });
   if (ignored.length > 0) notes.push(`ignored (strict: false) ${ignored.length} tensor${ignored.length > 1 ? 's' : ''} outside the encoder: ${ignored.join(', ')}`);
   return { model, pool, head, notes };
 }
 
+const RESAMPLED = 'pos_embed resampled';
+
 /**
- * The file's position table as cmae's [1, 1 + grid², D]: a zero cls row prepended when it has none,
- * its grid resampled (cls row kept) when it is not the model's, with a process warning.
+ * The file's position table as cmae's [1, 1 + grid², D] with a zero cls row (the caller folds the
+ * file's into cls_token), its grid resampled when it is not the model's (noted, warned by the caller).
  */
 function positionTable(data: Float32Array, fileGrid: number, clsRow: boolean, grid: number, dim: number, antialias: boolean, notes: string[]): Float32Array {
   const patchRows = clsRow ? data.subarray(dim) : data;
@@ -298,9 +306,7 @@ function positionTable(data: Float32Array, fileGrid: number, clsRow: boolean, gr
     return out;
   }
   out.set(resampleBicubic(patchRows, fileGrid, fileGrid, dim, grid, grid, { antialias }), dim);
-  const message = `pos_embed resampled from a ${fileGrid}×${fileGrid} grid to ${grid}×${grid} (bicubic, ${antialias ? 'antialias as timm' : 'no antialias as the MAE code'}); the cls row is kept`;
-  notes.push(message);
-  process.emitWarning(message, { code: 'CMAE_POS_EMBED_RESAMPLED' });
+  notes.push(`${RESAMPLED} from a ${fileGrid}×${fileGrid} grid to ${grid}×${grid} (bicubic, ${antialias ? 'antialias as timm' : 'no antialias as the MAE code'}); the cls row is kept`);
   return out;
 }
 

@@ -217,6 +217,13 @@ describe('CMAE.loadEncoder: bad checkpoints', () => {
     await expect(CMAE.loadEncoder(nans, { heads: HEADS })).rejects.toThrow(/'blocks\.1\.norm2\.weight' has a non-finite value \(NaN\) at flat index 3/);
     const both = await variant(avgCkpt, 'both-norms', { 'norm.weight': f32([16]), 'norm.bias': f32([16]) });
     await expect(CMAE.loadEncoder(both, { heads: HEADS })).rejects.toThrow(/'norm\.\*' beside 'fc_norm\.\*'/);
+    const warn = vi.spyOn(process, 'emitWarning').mockImplementation(() => undefined);
+    const resizedButBroken = await variant(tokenCkpt, 'resized-broken', { 'blocks.0.norm1.bias': undefined });
+    await expect(CMAE.loadEncoder(resizedButBroken, { heads: HEADS, imageSize: 20 })).rejects.toThrow(/1 problem:\n {2}missing 'blocks\.0\.norm1\.bias' \[16\]/);
+    expect(warn).not.toHaveBeenCalled(); // a refused file warns of nothing
+    warn.mockRestore();
+    const ratio = await variant(tokenCkpt, 'ratio', { 'blocks.0.mlp.fc1.weight': f32([24, 16]) });
+    await expect(CMAE.loadEncoder(ratio, { heads: HEADS })).rejects.toThrow(/'blocks\.0\.mlp\.fc1\.weight' is \[24, 16\]: cmae's MLP width must be a whole multiple/);
     const oddGrid = await variant(tokenCkpt, 'odd-grid', { pos_embed: f32([1, 15, 16]) });
     await expect(CMAE.loadEncoder(oddGrid, { heads: HEADS, imageSize: 16 })).rejects.toThrow(/mis-shaped 'pos_embed' is \[1, 15, 16\], expected \[1, 1 \+ g², 16\] or \[1, g², 16\]/);
   });
@@ -227,6 +234,29 @@ describe('CMAE.loadEncoder: bad checkpoints', () => {
     await expect(CMAE.loadEncoder(tokenCkpt, { heads: HEADS, dim: 32 })).rejects.toThrow(/mis-shaped 'patch_embed\.proj\.weight' is \[16, 3, 4, 4\], expected \[32, 3, 4, 4\]/);
     await expect(CMAE.loadEncoder(tokenCkpt, { heads: HEADS, antialias: 'yes' as unknown as boolean })).rejects.toThrow(/options.antialias must be a boolean/);
     await expect(CMAE.loadEncoder(tokenCkpt, { heads: HEADS, preset: 'huge' as 'micro' })).rejects.toThrow(/unknown preset 'huge'/);
+  });
+});
+
+describe('CMAE.loadEncoder: stored dtypes', () => {
+  it('F64, BF16 and F16 tensors are converted to float32 exactly (F16 subnormals, signs, powers of 2)', async () => {
+    const src = await readSafetensors(tokenCkpt);
+    const fc1 = src.tensors.get('blocks.0.mlp.fc1.weight')!;
+    const bf16Bits = Uint16Array.from({ length: 32 }, (_, i) => [0x3f80, 0xbf80, 0x4049, 0x0001, 0x8000, 0x3e00][i % 6]);
+    const f16Bits = Uint16Array.from({ length: 16 }, (_, i) => [0x3c00, 0xc000, 0x3800, 0x0001, 0x03ff, 0x7bff, 0x8000, 0x3555][i % 8]);
+    const file = await variant(tokenCkpt, 'dtypes', {
+      'blocks.0.mlp.fc1.weight': { dtype: 'F64', shape: fc1.shape, data: Float64Array.from(fc1.data as Float32Array) },
+      'blocks.0.mlp.fc1.bias': { dtype: 'BF16', shape: [32], data: bf16Bits },
+      'blocks.1.norm1.bias': { dtype: 'F16', shape: [16], data: f16Bits },
+    });
+    const { model } = await CMAE.loadEncoder(file, { heads: HEADS });
+    const state = model.stateDict();
+    expect(Array.from(state.get('blocks.0.mlp.fc1.weight')!)).toEqual(Array.from(fc1.data as Float32Array));
+    const bf16 = [1, -1, new Float32Array(new Uint32Array([0x40490000]).buffer)[0], new Float32Array(new Uint32Array([0x00010000]).buffer)[0], -0, 0.125];
+    expect(Array.from(state.get('blocks.0.mlp.fc1.bias')!)).toEqual(Array.from({ length: 32 }, (_, i) => bf16[i % 6]));
+    // 0x03ff: the largest subnormal; 0x7bff: the largest finite half; 0x3555: exponent 13 − 15, fraction 0x155.
+    const f16 = [1, -2, 0.5, 2 ** -24, 1023 * 2 ** -24, 65504, -0, 2 ** -2 * (1 + 0x155 / 1024)];
+    expect(Array.from(state.get('blocks.1.norm1.bias')!)).toEqual(Array.from({ length: 16 }, (_, i) => f16[i % 8]));
+    model.dispose();
   });
 });
 
