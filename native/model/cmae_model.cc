@@ -13,7 +13,8 @@ namespace cmae::model {
 Pool parse_pool(const std::string& name) {
   if (name == "cls") return Pool::Cls;
   if (name == "mean") return Pool::Mean;
-  fail(ErrorKind::Value, "pool must be 'cls' or 'mean', got '", name, "'");
+  if (name == "avg") return Pool::Avg;
+  fail(ErrorKind::Value, "pool must be 'cls', 'mean' or 'avg', got '", name, "'");
 }
 
 Branch parse_branch(const std::string& name) {
@@ -701,6 +702,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch) {
   const ModelConfig& c = config_;
   CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a ", c.mode == Mode::MAE ? "mae" : "simclr", " model has no momentum branch");
+  CMAE_CHECK(pool != Pool::Avg || branch == Branch::Online, Value, "pool 'avg' applies the final norm after pooling; only the online branch has one");
   const int64_t B = check_images(images, "images");
   expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_);
   plan_inference(B);
@@ -717,6 +719,13 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
     const int64_t r0 = b0 * (1 + L);
     embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32() + b0 * c.image_numel(), i_.ids_all, L, enc, b0, nb);
     { CMAE_PROF("M.infer_fwd"); stack.forward(p(), i_.x0, b0, nb); }
+    if (pool == Pool::Avg) {
+      // Pool the raw tokens into this part's first nb rows of the (larger) ln scratch, then norm them.
+      backend_.mean_pool_forward(i_.ln + r0 * D, y + r0 * D, nb, 1 + L, D, 1);
+      backend_.layernorm_forward(out.f32() + b0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, i_.ln + r0 * D, p() + final_norm_.weight,
+                                 p() + final_norm_.bias, nb, D, kLayerNormEps);
+      return;
+    }
     if (branch == Branch::Online) {
       backend_.layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p() + final_norm_.weight,
                                  p() + final_norm_.bias, nb * (1 + L), D, kLayerNormEps);

@@ -50,9 +50,13 @@ struct LossResult {
   double total = 0, reconstruction = 0, contrastive = 0;
 };
 
-enum class Pool : int { Cls = 0, Mean = 1 };
+// Cls: the cls token after the final norm; Mean: the mean of the normalised patch tokens (MAE's
+// and cmae's evaluation); Avg: the mean of the last block's patch tokens, then the final norm
+// (timm's global_pool='avg' with fc_norm, the official MAE code's global_pool: its final norm is an
+// fc_norm applied after pooling). Avg needs the final norm, so the online branch.
+enum class Pool : int { Cls = 0, Mean = 1, Avg = 2 };
 enum class Branch : int { Online = 0, Momentum = 1 };
-Pool parse_pool(const std::string& name);      // 'cls' | 'mean'; throws ErrorKind::Value
+Pool parse_pool(const std::string& name);      // 'cls' | 'mean' | 'avg'; throws ErrorKind::Value
 Branch parse_branch(const std::string& name);  // 'online' | 'momentum'; throws ErrorKind::Value
 
 class CmaeModel {
@@ -105,7 +109,8 @@ class CmaeModel {
   LossResult loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise, const Outputs& outputs);
 
   // Features of unmasked images into out (B, dim). Online = with the final LayerNorm (what
-  // downstream uses); momentum = the EMA encoder as it runs in training (no final norm; CMAE only).
+  // downstream uses); momentum = the EMA encoder as it runs in training (no final norm; CMAE only;
+  // pool Cls or Mean).
   void encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch);
 
   // θ_momentum ← m·θ_momentum + (1−m)·θ_online over the encoder (minus its final norm) and

@@ -15,6 +15,7 @@ import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeLossOutputs, NativeModel } from '../binding-types';
 import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
+import { loadEncoder, type LoadEncoderOptions, type LoadedEncoder } from './foreign';
 
 export interface ParameterInfo {
   name: string;
@@ -62,7 +63,12 @@ export interface LossParts {
 }
 
 export interface EncodeOptions {
-  pool?: 'cls' | 'mean';
+  /**
+   * 'cls': the cls token after the final norm; 'mean': the mean of the normalised patch tokens;
+   * 'avg': the mean of the patch tokens, then the final norm (timm's global_pool='avg' with
+   * fc_norm, the pool of an encoder loaded from an fc_norm checkpoint; online branch only).
+   */
+  pool?: 'cls' | 'mean' | 'avg';
   branch?: 'online' | 'momentum';
   /** Images per native call (bounds memory). Default 256. */
   batchSize?: number;
@@ -280,6 +286,16 @@ export class CMAE {
     objectArg(options, 'options');
     const { model } = await CMAE.fromCheckpointFile(file, path, options);
     return model;
+  }
+
+  /**
+   * Loads a ViT encoder saved by timm or the official MAE code (safetensors with timm names) into
+   * a new model: the encoder's shapes come from the file, `heads` from the options, the file's
+   * metadata or a preset; the other parts are created fresh. Returns the model, the pool that
+   * reproduces the checkpoint's features, its classifier head if any, and notes (./foreign.ts).
+   */
+  static async loadEncoder(path: string, options?: LoadEncoderOptions): Promise<LoadedEncoder> {
+    return loadEncoder(path, options);
   }
 
   /** @internal Builds a model from an already-parsed checkpoint. */

@@ -162,6 +162,7 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Partial
   return { ...base, ...methodDefaults[mode], ...given } as ModelConfig;
 }
 
-function stripUndefined<T extends object>(o: T): Partial<T> {
+/** o without its undefined fields (an option left undefined means the default). */
+export function stripUndefined<T extends object>(o: T): Partial<T> {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }

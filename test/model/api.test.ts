@@ -182,7 +182,7 @@ describe('CMAE model API', () => {
     const { tau: _tau, ...withoutTau } = presets.micro;
     expect(() => new (getBinding().NativeModel)(withoutTau, 0, 'cpu')).toThrow(/config\.tau is missing/);
     // Pool and branch names, momentum range: checked natively (typed errors).
-    await expect(model.encode(images(2, 16, 3, 1), { pool: 'max' as 'cls' })).rejects.toThrow(/pool must be 'cls' or 'mean', got 'max'/);
+    await expect(model.encode(images(2, 16, 3, 1), { pool: 'max' as 'cls' })).rejects.toThrow(/pool must be 'cls', 'mean' or 'avg', got 'max'/);
     await expect(model.encode(images(2, 16, 3, 1), { branch: 'target' as 'online' })).rejects.toThrow(/branch must be 'online' or 'momentum'/);
     await expect(model.updateMomentum(-0.1)).rejects.toThrow(/momentum must be in \[0, 1\]/);
     // AdamW's options are checked when it is made, naming the option.

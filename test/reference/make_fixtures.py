@@ -871,6 +871,149 @@ def check_checkpoint(ckpt_path: str, images_path: str, prefix: str, out_path: st
         print(f'wrote {out_path}')
 
 
+# =================================================================================================
+# Foreign checkpoints: a timm-layout ViT (CMAE.loadEncoder, test/model/foreign.test.ts)
+
+TIMM_CFG = Config(imageSize=16, channels=3, patchSize=4, dim=16, depth=2, heads=2, mlpRatio=2.0)  # mlpRatio 2: inferred, not assumed
+TIMM_CLASSES = 5
+
+
+class TimmViT(nn.Module):
+    """timm's VisionTransformer semantics under timm's state-dict names (class_token=True, no
+    register tokens, qkv_bias=True, no layer scale): pos_embed [1, 1 + L, D] added after the cls
+    token is prepended (the default), or with no_embed_class [1, L, D] added to the patch tokens
+    only; global_pool 'token' (final `norm` on every token, then x[:, 0]) or 'avg' (fc_norm: the
+    final norm is an identity, the patch tokens are averaged, then `fc_norm`); then `head`."""
+
+    def __init__(self, cfg: Config, no_embed_class: bool, global_pool: str, num_classes: int):
+        super().__init__()
+        assert global_pool in ('token', 'avg')
+        self.no_embed_class, self.global_pool = no_embed_class, global_pool
+        self.patch_embed = PatchEmbed(cfg)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, cfg.num_patches + (0 if no_embed_class else 1), cfg.dim))
+        self.blocks = nn.ModuleList([Block(cfg.dim, cfg.heads, cfg.mlpRatio, LN_EPS) for _ in range(cfg.depth)])
+        if global_pool == 'avg':
+            self.fc_norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
+        else:
+            self.norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
+        self.head = nn.Linear(cfg.dim, num_classes)
+
+    def forward(self, imgs, pos_embed=None):
+        """(pre-logits features (B, D), logits (B, classes)); pos_embed overrides self.pos_embed
+        (a resampled table for another grid)."""
+        pos = self.pos_embed if pos_embed is None else pos_embed
+        x = self.patch_embed(imgs)
+        cls = self.cls_token.expand(x.shape[0], -1, -1)
+        x = torch.cat([cls, x + pos], dim=1) if self.no_embed_class else torch.cat([cls, x], dim=1) + pos
+        for blk in self.blocks:
+            x = blk(x)
+        if self.global_pool == 'avg':
+            feats = self.fc_norm(x[:, 1:].mean(dim=1))
+        else:
+            feats = self.norm(x)[:, 0]
+        return feats, self.head(feats)
+
+    def mean_of_normed(self, imgs):
+        """timm's global_pool='avg' with fc_norm=False (a `norm` model): norm every token, average
+        the patch tokens (cmae's pool 'mean')."""
+        x = self.patch_embed(imgs)
+        x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), x], dim=1) + self.pos_embed
+        for blk in self.blocks:
+            x = blk(x)
+        return self.norm(x)[:, 1:].mean(dim=1)
+
+
+def resample_pos_embed(pos, new_grid: int, prefix: int, antialias: bool):
+    """timm's resample_abs_pos_embed (antialias=True, its default and checkpoint_filter_fn's) or the
+    official MAE code's interpolate_pos_embed (antialias=False): the prefix rows kept, the grid rows
+    resized by F.interpolate(mode='bicubic', align_corners=False). In float64 (timm casts to float32)."""
+    old = int(math.isqrt(pos.shape[1] - prefix))
+    head, grid = pos[:, :prefix], pos[:, prefix:]
+    d = pos.shape[-1]
+    grid = grid.reshape(1, old, old, d).permute(0, 3, 1, 2)
+    grid = F.interpolate(grid, size=(new_grid, new_grid), mode='bicubic', align_corners=False, antialias=antialias)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, new_grid * new_grid, d)
+    return torch.cat([head, grid], dim=1)
+
+
+def make_timm_fixture(out_dir: str) -> dict:
+    """Two timm-layout checkpoints (metadata {'format': 'pt'}, as timm's safetensors on the Hugging
+    Face hub) and one file of inputs and reference outputs:
+      timm_vit_micro_token.safetensors  pos_embed with the cls row, `norm`, global_pool 'token', head
+      timm_vit_micro_avg.safetensors    no_embed_class (pos_embed without the cls row), `fc_norm`, 'avg', head
+      timm_vit_micro_expect.safetensors images at the checkpoint's 16² and at 20² (grid 5: the
+        resized case), features/logits, resampled position tables, and a general bicubic case."""
+    cfg = TIMM_CFG
+    gen = torch.Generator().manual_seed(7)
+    models = {}
+    for name, no_embed_class, pool in (('token', False, 'token'), ('avg', True, 'avg')):
+        m = TimmViT(cfg, no_embed_class, pool, TIMM_CLASSES)
+        with torch.no_grad():
+            for n, p in m.named_parameters():
+                if n.endswith('norm1.weight') or n.endswith('norm2.weight') or n in ('norm.weight', 'fc_norm.weight'):
+                    p.copy_(1 + 0.2 * torch.randn(p.shape, generator=gen))
+                elif n in ('pos_embed', 'cls_token'):
+                    p.copy_(0.5 * torch.randn(p.shape, generator=gen))  # large enough that a wrong table shows
+                else:
+                    p.copy_(torch.randn(p.shape, generator=gen) * (0.3 if n.endswith('bias') else 1.0 / math.sqrt(p.shape[-1] if p.dim() == 2 else p[0].numel())))
+                p.copy_(p.float().double())
+        models[name] = m.eval()
+    B = 2
+    imgs16 = (torch.randn(B, 3, 16, 16, generator=gen)).float().double()
+    imgs20 = (torch.randn(B, 3, 20, 20, generator=gen)).float().double()
+    st: dict = {'input.images16': ('F32', imgs16), 'input.images20': ('F32', imgs20)}
+    with torch.no_grad():
+        for name, m in models.items():
+            feats, logits = m(imgs16)
+            st[f'expect.{name}.features'] = ('F64', feats)
+            st[f'expect.{name}.logits'] = ('F64', logits)
+            prefix = 0 if m.no_embed_class else 1
+            for aa in (True, False):
+                tag = 'aa' if aa else 'noaa'
+                pos5 = resample_pos_embed(m.pos_embed, 5, prefix, aa)
+                st[f'expect.{name}.resized5_{tag}.features'] = ('F64', m(imgs20, pos5)[0])
+                if name == 'token':
+                    st[f'expect.token.pos5_{tag}'] = ('F64', pos5)
+                    st[f'expect.token.pos3_{tag}'] = ('F64', resample_pos_embed(m.pos_embed, 3, prefix, aa))
+        st['expect.token.mean'] = ('F64', models['token'].mean_of_normed(imgs16))
+        # A general bicubic case, channel-last as a position table is: (5, 7, 3) → (9, 4) and (2, 3).
+        src = torch.randn(1, 3, 5, 7, generator=gen).float().double()
+        st['input.bicubic'] = ('F32', src.permute(0, 2, 3, 1)[0])
+        for (h, w) in ((9, 4), (2, 3)):
+            for aa in (True, False):
+                out = F.interpolate(src, size=(h, w), mode='bicubic', align_corners=False, antialias=aa)
+                st[f'expect.bicubic_{h}x{w}_{"aa" if aa else "noaa"}'] = ('F64', out.permute(0, 2, 3, 1)[0])
+    files = {}
+    for name, m in models.items():
+        path = os.path.join(out_dir, f'timm_vit_micro_{name}.safetensors')
+        write_safetensors(path, {n: ('F32', t.detach()) for n, t in m.state_dict().items()}, {'format': 'pt'})
+        files[name] = os.path.getsize(path)
+    meta = {'format': 'cmae-golden-fixture/1', 'generator': 'test/reference/make_fixtures.py', 'torch': torch.__version__}
+    path = os.path.join(out_dir, 'timm_vit_micro_expect.safetensors')
+    write_safetensors(path, st, meta)
+    files['expect'] = os.path.getsize(path)
+    info = dict(
+        encoder=dict(imageSize=cfg.imageSize, channels=cfg.channels, patchSize=cfg.patchSize, dim=cfg.dim,
+                     depth=cfg.depth, heads=cfg.heads, mlpRatio=cfg.mlpRatio, numClasses=TIMM_CLASSES, lnEps=LN_EPS),
+        checkpoints={'token': 'timm_vit_micro_token.safetensors: class_token, pos_embed [1, 17, 16] (cls row), '
+                              'norm.*, head.* (timm global_pool="token")',
+                     'avg': 'timm_vit_micro_avg.safetensors: class_token, pos_embed [1, 16, 16] (no_embed_class), '
+                            'fc_norm.*, head.* (timm global_pool="avg")'},
+        expect={'expect.<ckpt>.features / .logits': 'pre-logits features and head output on input.images16',
+                'expect.token.mean': 'the token checkpoint, mean of the normed patch tokens (cmae pool "mean")',
+                'expect.<ckpt>.resized5_<aa|noaa>.features': 'on input.images20, pos_embed resampled 4² → 5² '
+                    '(aa: timm resample_abs_pos_embed, antialias=True; noaa: MAE interpolate_pos_embed)',
+                'expect.token.pos<5|3>_<aa|noaa>': 'the token checkpoint pos_embed resampled to 5² and 3² (cls row kept)',
+                'expect.bicubic_<h>x<w>_<aa|noaa>': 'input.bicubic (5, 7, 3) channel-last, resampled by F.interpolate bicubic'},
+        tensors={n: dict(dtype=dt, shape=list(t.shape)) for n, (dt, t) in sorted(st.items())},
+        fileBytes=files, torch=torch.__version__)
+    with open(os.path.join(out_dir, 'timm_vit_micro.json'), 'w') as f:
+        json.dump(info, f, indent=1)
+        f.write('\n')
+    return info
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -879,6 +1022,8 @@ def main() -> None:
     ap.add_argument('--images', metavar='FILE.safetensors', help='tensor "images" (B, C, H, W)')
     ap.add_argument('--prefix', default='', help='name prefix of the encoder tensors in the checkpoint (e.g. "param.")')
     ap.add_argument('--out', help='also write cls/pooled to this safetensors file (F64)')
+    ap.add_argument('--only', choices=('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm'), action='append',
+                    help='write only these fixtures (repeatable; default all)')
     args = ap.parse_args()
     if args.check_checkpoint:
         if not args.images:
@@ -887,7 +1032,13 @@ def main() -> None:
         return
     os.makedirs(args.out_dir, exist_ok=True)
     self_test()
+    only = set(args.only or ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm'))
+    if 'timm' in only:
+        info = make_timm_fixture(args.out_dir)
+        print(f'timm: {info["fileBytes"]} bytes')
     for mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr'):
+        if mode not in only:
+            continue
         info = make_fixture(mode, args.out_dir)
         verify_fixture(os.path.join(args.out_dir, f'{mode}_micro.safetensors'))
         print(f'{mode}: {info["fileBytes"]} bytes, {len(info["tensors"])} tensors')
