@@ -26,7 +26,14 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 type Rng = () => number;
 const int = (rng: Rng, n: number) => Math.floor(rng() * n);
 
-/** Runs `load` on each mutated file; returns how many loaded and how many were typed errors. */
+// CI runs the cases below as written. Offline, longer runs draw other cases: CMAE_FUZZ_SCALE=k runs
+// k times as many, CMAE_FUZZ_SEED=s shifts every seed, and CMAE_FUZZ_FINDINGS=DIR keeps the input
+// of any case that fails (README, "Fuzzing").
+const scale = Math.max(1, Math.floor(Number(process.env.CMAE_FUZZ_SCALE ?? 1)));
+const seedShift = Math.floor(Number(process.env.CMAE_FUZZ_SEED ?? 0));
+const timeout = 120_000 * scale;
+
+/** Runs `load` on each mutated file; returns how many cases ran, loaded and were typed errors. */
 async function fuzz(
   cases: number,
   seed: number,
@@ -35,22 +42,28 @@ async function fuzz(
   load: (file: string) => Promise<unknown>,
   file = path.join(dir, `case-${seed}`),
 ) {
-  const rng = makeRng(seed);
-  const outcome = { loaded: 0, typed: 0 };
-  const rssBefore = process.memoryUsage().rss;
-  for (let c = 0; c < cases; c++) {
+  const rng = makeRng(seed + seedShift);
+  const outcome = { cases: cases * scale, loaded: 0, typed: 0 };
+  const rssBefore = process.memoryUsage.rss();
+  let rssPeak = rssBefore;
+  for (let c = 0; c < outcome.cases; c++) {
     const bytes = mutate(base, rng);
     writeFileSync(file, bytes);
     try {
       await load(file);
       outcome.loaded++;
     } catch (e) {
-      if (!(e instanceof CmaeError)) throw new Error(`case ${c} (seed ${seed}): ${(e as Error).constructor.name}: ${(e as Error).message}`);
+      if (!(e instanceof CmaeError)) {
+        const name = `seed-${seed + seedShift}-case-${c}${path.extname(file)}`;
+        if (process.env.CMAE_FUZZ_FINDINGS) writeFileSync(path.join(process.env.CMAE_FUZZ_FINDINGS, name), bytes);
+        throw new Error(`${name}: ${(e as Error).constructor.name}: ${(e as Error).message}`);
+      }
       outcome.typed++;
     }
+    rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   }
   // Nothing allocated beyond what such small files could hold (GC noise aside).
-  expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 * 2 ** 20);
+  expect(rssPeak - rssBefore).toBeLessThan(256 * 2 ** 20);
   return outcome;
 }
 
@@ -134,9 +147,9 @@ describe('fuzzed checkpoints', () => {
       const model = await CMAE.load(f);
       model.dispose();
     });
-    expect(outcome.typed).toBeGreaterThan(1000); // most mutations are caught...
-    expect(outcome.loaded).toBeGreaterThan(10); // ...and bit flips in the weights still load
-  }, 120_000);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 2); // most mutations are caught...
+    expect(outcome.loaded).toBeGreaterThan(outcome.cases / 200); // ...and bit flips in the weights still load
+  }, timeout);
 });
 
 describe('fuzzed datasets', () => {
@@ -151,9 +164,9 @@ describe('fuzzed datasets', () => {
       return rng() < 0.5 ? m : (rng() < 0.2 ? flipBits(gzipSync(m), rng, 64) : gzipSync(m));
     };
     const outcome = await fuzz(1500, 12, raw, mutate, (f) => readIdx(f));
-    expect(outcome.typed).toBeGreaterThan(300);
-    expect(outcome.loaded).toBeGreaterThan(100);
-  }, 120_000);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 5);
+    expect(outcome.loaded).toBeGreaterThan(outcome.cases / 15);
+  }, timeout);
 
   it('a gzip bomb is refused without inflating it: a forged header, or more data than the header declares', async () => {
     // 64 MiB of zeros behind a header that declares 1 byte of data: inflation stops after 2 bytes.
@@ -181,9 +194,9 @@ describe('fuzzed datasets', () => {
     const outcome = await fuzz(500, 13, batch, (b, rng) => (rng() < 0.5 ? b.subarray(0, int(rng, b.length + 1)) : flipBits(b, rng, b.length)), async (f) =>
       parseCifar10Batch(new Uint8Array(readFileSync(f)), f),
     );
-    expect(outcome.typed + outcome.loaded).toBe(500);
-    expect(outcome.typed).toBeGreaterThan(50);
-  });
+    expect(outcome.typed + outcome.loaded).toBe(outcome.cases);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 10);
+  }, timeout);
 
   it('a FIFO or a directory is an IOError at once, never a blocked read', async () => {
     const fifo = path.join(dir, 'pipe');
@@ -355,8 +368,8 @@ describe('fuzzed image folders (PNG, JPEG)', () => {
       writeFileSync(file, bases[0]);
       const ds = await loadImageFolder(path.dirname(file), { size, cacheSize: 0 });
       const outcome = await fuzz(cases, seed, bases[0], (_, rng) => mutate(pick(rng, bases), rng), () => loadImage(file, {}, ds), file);
-      expect(outcome.typed).toBeGreaterThan(cases / 4); // most damage is caught...
-      expect(outcome.loaded).toBeGreaterThan(cases / 20); // ...and some mutations still decode (trailing data, ancillary bits)
+      expect(outcome.typed).toBeGreaterThan(outcome.cases / 4); // most damage is caught...
+      expect(outcome.loaded).toBeGreaterThan(outcome.cases / 20); // ...and some mutations still decode (trailing data, ancillary bits)
     }
-  }, 120_000);
+  }, timeout);
 });
