@@ -19,7 +19,7 @@ import { MAX_DEFLATE_RATIO, readBytes, requireDir } from './files';
 // The part of sharp's API used here (typed locally: sharp's own typings resolve differently under
 // CommonJS and ESM module resolution).
 interface SharpPipeline {
-  metadata(): Promise<{ width?: number; height?: number; pageHeight?: number }>;
+  metadata(): Promise<{ format?: string; width?: number; height?: number; pageHeight?: number }>;
   resize(width: number, height: number, options: { fit: 'cover' }): SharpPipeline;
   toColourspace(space: string): SharpPipeline;
   removeAlpha(): SharpPipeline;
@@ -32,13 +32,16 @@ type SharpModule = (input: Buffer, options: { limitInputPixels: number | false; 
 export const MAX_IMAGE_PIXELS = 16384 * 16384;
 
 /**
- * Most pixels an image file may claim per byte of its size. No PNG holds more (deflate expands at
- * most 1032×, and a 1-bit PNG packs 8 pixels a byte); a Huffman-coded JPEG spends at least one bit
- * on each 8×8 block (at most 512 pixels a byte). A small file claiming more is forged or truncated,
- * and refusing it before decoding matters: a progressive JPEG's decoder allocates the whole
- * image's coefficients up front (an 847-byte file claiming 16000×16000 took 1.5 GB).
+ * Most pixels a PNG, JPEG or GIF file may claim per byte of its size. No PNG holds more (deflate
+ * expands at most 1032×, and a 1-bit PNG packs 8 pixels a byte); a Huffman-coded JPEG spends at
+ * least one bit on each 8×8 block (at most 512 pixels a byte), GIF's 12-bit LZW codes at most 4096
+ * pixels each. A small file claiming more is forged or truncated, and refusing it before decoding
+ * matters: a progressive JPEG's decoder allocates the whole image's coefficients up front (an
+ * 847-byte file claiming 16000×16000 took 1.5 GB). WebP, AVIF and TIFF have no such bound (an
+ * 88-byte lossless WebP holds a flat 1024×1024): only maxPixels limits them.
  */
 const MAX_PIXELS_PER_BYTE = 8 * MAX_DEFLATE_RATIO;
+const BYTE_BOUNDED_FORMATS = new Set(['png', 'jpeg', 'gif']);
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp'];
 
@@ -117,7 +120,7 @@ async function decodeImage(file: string, size: number, channels: 1 | 3, maxPixel
   const bytes = await readBytes(file);
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const cannotDecode = (error: unknown) => new FormatError(`${file}: cannot decode image (${(error as Error).message})`);
-  let claimed: { width?: number; height?: number; pageHeight?: number };
+  let claimed: Awaited<ReturnType<SharpPipeline['metadata']>>;
   try {
     // Header only (no pixel is decoded), unlimited so that the check below can say what it claims.
     claimed = await sharp(input, { limitInputPixels: false, failOn: 'warning' }).metadata();
@@ -128,7 +131,7 @@ async function decodeImage(file: string, size: number, channels: 1 | 3, maxPixel
   const height = claimed.pageHeight ?? claimed.height ?? 0; // only the first page is decoded
   const claims = `${file}: its header claims ${width}x${height} = ${width * height} pixels`;
   if (width * height > maxPixels) throw new FormatError(`${claims}, more than maxPixels ${maxPixels} (refused before decoding)`);
-  if (width * height > MAX_PIXELS_PER_BYTE * bytes.length) {
+  if (BYTE_BOUNDED_FORMATS.has(claimed.format ?? '') && width * height > MAX_PIXELS_PER_BYTE * bytes.length) {
     throw new FormatError(`${claims}, more than a ${bytes.length}-byte image file can hold (forged or truncated; refused before decoding)`);
   }
   let data: Buffer;

@@ -323,6 +323,10 @@ describe('fuzzed image folders (PNG, JPEG)', () => {
     const rss = process.memoryUsage().rss;
     await expect(loadImage(jfile)).rejects.toThrow(/case\.jpg: its header claims 16000x16000 = 256000000 pixels, more than a \d+-byte image file can hold \(forged or truncated; refused before decoding\)/);
     expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 2 ** 20);
+    // Formats without such a bound are limited by maxPixels only: an 88-byte lossless WebP holds a flat 1024×1024.
+    const webp = imageIn('flat-webp', 'flat.webp');
+    writeFileSync(webp, await sharp({ create: { width: 1024, height: 1024, channels: 3, background: { r: 9, g: 9, b: 9 } } }).webp({ lossless: true }).toBuffer());
+    expect((await loadImage(webp)).every((v) => v === 9)).toBe(true);
   });
 
   it('1,200 mutated PNG and JPEG files: every one loads or is a typed error naming the file', async () => {
