@@ -25,7 +25,7 @@ export function isGzip(bytes: Uint8Array): boolean {
 }
 
 /** Deflate's largest expansion (a stream of repeated bytes): no gzip file inflates beyond this many times its size. */
-const MAX_DEFLATE_RATIO = 1032;
+export const MAX_DEFLATE_RATIO = 1032;
 
 /** The first `count` bytes (or fewer, at its end) of a gzip stream, without inflating the rest. */
 async function gunzipPrefix(raw: Uint8Array, count: number, file: string): Promise<Uint8Array> {

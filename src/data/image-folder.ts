@@ -7,24 +7,41 @@
  * size×size (fit 'cover': scaled to cover, centre-cropped; libvips' default filter), alpha dropped
  * (not composited, like PIL's convert('RGB')), grey expanded to RGB, or for channels 1 reduced to
  * grey with PIL's luma 0.299/0.587/0.114. Decoded images live in a bounded LRU cache, so a large folder
- * never has to fit in memory.
+ * never has to fit in memory. Each file is read once and its header checked before any pixel is
+ * decoded: an image claiming more than `maxPixels` (a forged or absurd header) is refused.
  */
 import { promises as fsp } from 'node:fs';
 import * as nodePath from 'node:path';
 import { FormatError, IOError, ValueError } from '../errors';
 import type { LazyDataset } from './dataset';
-import { requireDir } from './files';
+import { MAX_DEFLATE_RATIO, readBytes, requireDir } from './files';
 
 // The part of sharp's API used here (typed locally: sharp's own typings resolve differently under
 // CommonJS and ESM module resolution).
 interface SharpPipeline {
+  metadata(): Promise<{ format?: string; width?: number; height?: number; pageHeight?: number }>;
   resize(width: number, height: number, options: { fit: 'cover' }): SharpPipeline;
   toColourspace(space: string): SharpPipeline;
   removeAlpha(): SharpPipeline;
   raw(): SharpPipeline;
   toBuffer(options: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>;
 }
-type SharpModule = (input: string) => SharpPipeline;
+type SharpModule = (input: Buffer, options: { limitInputPixels: number | false; failOn: 'warning' }) => SharpPipeline;
+
+/** Default `maxPixels`: 16384², the largest imageSize a model takes (native/model/config.cc). */
+export const MAX_IMAGE_PIXELS = 16384 * 16384;
+
+/**
+ * Most pixels a PNG, JPEG or GIF file may claim per byte of its size. No PNG holds more (deflate
+ * expands at most 1032×, and a 1-bit PNG packs 8 pixels a byte); a Huffman-coded JPEG spends at
+ * least one bit on each 8×8 block (at most 512 pixels a byte), GIF's 12-bit LZW codes at most 4096
+ * pixels each. A small file claiming more is forged or truncated, and refusing it before decoding
+ * matters: a progressive JPEG's decoder allocates the whole image's coefficients up front (an
+ * 847-byte file claiming 16000×16000 took 1.5 GB). WebP, AVIF and TIFF have no such bound (an
+ * 88-byte lossless WebP holds a flat 1024×1024): only maxPixels limits them.
+ */
+const MAX_PIXELS_PER_BYTE = 8 * MAX_DEFLATE_RATIO;
+const BYTE_BOUNDED_FORMATS = new Set(['png', 'jpeg', 'gif']);
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.tif', '.tiff', '.avif', '.bmp'];
 
@@ -37,6 +54,11 @@ export interface ImageFolderOptions {
   cacheSize?: number;
   /** Images decoded at once. Default 4. */
   concurrency?: number;
+  /**
+   * Largest image decoded, in pixels (width × height, of the first page), checked on the file's
+   * header before decoding: a header claiming more is a FormatError. Default MAX_IMAGE_PIXELS.
+   */
+  maxPixels?: number;
   /** File extensions accepted (lower case, with the dot). */
   extensions?: string[];
   name?: string;
@@ -91,25 +113,45 @@ async function listImages(dir: string, extensions: Set<string>, recursive: boole
 }
 
 /** Decodes one image file to size×size×channels uint8. */
-async function decodeImage(file: string, size: number, channels: 1 | 3): Promise<Uint8Array> {
+async function decodeImage(file: string, size: number, channels: 1 | 3, maxPixels: number): Promise<Uint8Array> {
   const sharp = loadSharp();
+  // Read once: the header check and the decode see the same bytes (not a file replaced between
+  // them), and sharp's per-filename cache never serves an older version of a rewritten file.
+  const bytes = await readBytes(file);
+  const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const cannotDecode = (error: unknown) => new FormatError(`${file}: cannot decode image (${(error as Error).message})`);
+  let claimed: Awaited<ReturnType<SharpPipeline['metadata']>>;
+  try {
+    // Header only (no pixel is decoded), unlimited so that the check below can say what it claims.
+    claimed = await sharp(input, { limitInputPixels: false, failOn: 'warning' }).metadata();
+  } catch (error) {
+    throw cannotDecode(error);
+  }
+  const width = claimed.width ?? 0;
+  const height = claimed.pageHeight ?? claimed.height ?? 0; // only the first page is decoded
+  const claims = `${file}: its header claims ${width}x${height} = ${width * height} pixels`;
+  if (width * height > maxPixels) throw new FormatError(`${claims}, more than maxPixels ${maxPixels} (refused before decoding)`);
+  if (BYTE_BOUNDED_FORMATS.has(claimed.format ?? '') && width * height > MAX_PIXELS_PER_BYTE * bytes.length) {
+    throw new FormatError(`${claims}, more than a ${bytes.length}-byte image file can hold (forged or truncated; refused before decoding)`);
+  }
   let data: Buffer;
   let got: number;
   try {
     // Always decode to sRGB; grey output is computed below with PIL's luma (sharp's greyscale
-    // works in linear light and gives different values).
-    const result = await sharp(file).resize(size, size, { fit: 'cover' }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    // works in linear light and gives different values). failOn 'warning': damaged pixel data
+    // (truncated, bad CRC) is an error, never a half-grey image. limitInputPixels again, in case
+    // the decoder disagrees with the header reader.
+    const result = await sharp(input, { limitInputPixels: maxPixels, failOn: 'warning' })
+      .resize(size, size, { fit: 'cover' })
+      .toColourspace('srgb')
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     data = result.data;
     got = result.info.channels;
     if (result.info.width !== size || result.info.height !== size) throw new Error(`decoded to ${result.info.width}x${result.info.height}`);
   } catch (error) {
-    const message = (error as Error).message;
-    try {
-      await fsp.access(file);
-    } catch {
-      throw new IOError(`cannot read image ${file}: no such file`);
-    }
-    throw new FormatError(`${file}: cannot decode image (${message})`);
+    throw cannotDecode(error);
   }
   const n = size * size;
   const out = new Uint8Array(n * channels);
@@ -139,11 +181,12 @@ export function folderDecodeSize(imageSize: number): number {
 
 /** Lists an image folder and returns a lazy dataset over it (nothing is decoded yet). */
 export async function loadImageFolder(dir: string, options: ImageFolderOptions): Promise<ImageFolderDataset> {
-  const { size, channels = 3, cacheSize = 4096, concurrency = 4 } = options;
+  const { size, channels = 3, cacheSize = 4096, concurrency = 4, maxPixels = MAX_IMAGE_PIXELS } = options;
   if (!Number.isInteger(size) || size <= 0) throw new ValueError(`size must be a positive integer, got ${size}`);
   if (channels !== 1 && channels !== 3) throw new ValueError(`channels must be 1 or 3, got ${String(channels)}`);
   if (!Number.isInteger(cacheSize) || cacheSize < 0) throw new ValueError(`cacheSize must be a non-negative integer, got ${cacheSize}`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValueError(`concurrency must be a positive integer, got ${concurrency}`);
+  if (!Number.isSafeInteger(maxPixels) || maxPixels < 1) throw new ValueError(`maxPixels must be a positive integer, got ${maxPixels}`);
   const extensions = new Set((options.extensions ?? IMAGE_EXTENSIONS).map((e) => e.toLowerCase()));
   await requireDir(dir, 'image folder');
   const root = nodePath.resolve(dir);
@@ -202,7 +245,7 @@ export async function loadImageFolder(dir: string, options: ImageFolderOptions):
     const worker = async () => {
       while (next < todo.length) {
         const k = todo[next++];
-        const pixels = await decodeImage(files[k], size, channels);
+        const pixels = await decodeImage(files[k], size, channels, maxPixels);
         for (const i of missing.get(k)!) out.set(pixels, i * imageBytes);
         remember(k, pixels);
       }

@@ -1,19 +1,22 @@
 /**
- * Seeded fuzzing of the file readers: valid checkpoints, IDX files (raw and gzipped) and CIFAR-10
- * batches, mutated the ways hostile or damaged files are (bit flips, truncation, header-length and
- * JSON edits, duplicated keys, dtype/shape/offset edits, forged dims). Every case must end in a
+ * Seeded fuzzing of the file readers: valid checkpoints, IDX files (raw and gzipped), CIFAR-10
+ * batches and PNG / JPEG images of an image folder, mutated the ways hostile or damaged files are
+ * (bit flips, truncation, header-length and JSON edits, duplicated keys, dtype/shape/offset edits,
+ * forged dims, chunk and segment lengths, CRCs, trailing garbage). Every case must end in a
  * correct load or one of the package's typed errors — never another exception, a crash or a hang —
  * and the process must not grow by more than the files could hold. Thousands of cases, seconds.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { gzipSync } from 'node:zlib';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CMAE, CmaeError, FormatError, IOError } from '../../src/index';
 import { encodeIdx, loadIdx, readIdx } from '../../src/data/idx';
 import { parseCifar10Batch } from '../../src/data/cifar';
+import { loadImageFolder, MAX_IMAGE_PIXELS, type ImageFolderDataset } from '../../src/data/image-folder';
 import { readSafetensors } from '../../src/io/safetensors';
 import { makeRng } from '../helpers/check';
 
@@ -23,25 +26,44 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 type Rng = () => number;
 const int = (rng: Rng, n: number) => Math.floor(rng() * n);
 
-/** Runs `load` on each mutated file; returns how many loaded and how many were typed errors. */
-async function fuzz(cases: number, seed: number, base: Uint8Array, mutate: (b: Uint8Array, rng: Rng) => Uint8Array, load: (file: string) => Promise<unknown>) {
-  const rng = makeRng(seed);
-  const file = path.join(dir, `case-${seed}`);
-  const outcome = { loaded: 0, typed: 0 };
-  const rssBefore = process.memoryUsage().rss;
-  for (let c = 0; c < cases; c++) {
+// CI runs the cases below as written. Offline, longer runs draw other cases: CMAE_FUZZ_SCALE=k runs
+// k times as many, CMAE_FUZZ_SEED=s shifts every seed, and CMAE_FUZZ_FINDINGS=DIR keeps the input
+// of any case that fails (README, "Fuzzing").
+const scale = Math.max(1, Math.floor(Number(process.env.CMAE_FUZZ_SCALE ?? 1)));
+const seedShift = Math.floor(Number(process.env.CMAE_FUZZ_SEED ?? 0));
+const timeout = 120_000 * scale;
+
+/** Runs `load` on each mutated file; returns how many cases ran, loaded and were typed errors. */
+async function fuzz(
+  cases: number,
+  seed: number,
+  base: Uint8Array,
+  mutate: (b: Uint8Array, rng: Rng) => Uint8Array,
+  load: (file: string) => Promise<unknown>,
+  file = path.join(dir, `case-${seed}`),
+) {
+  const rng = makeRng(seed + seedShift);
+  const outcome = { cases: cases * scale, loaded: 0, typed: 0 };
+  const rssBefore = process.memoryUsage.rss();
+  let rssPeak = rssBefore;
+  for (let c = 0; c < outcome.cases; c++) {
     const bytes = mutate(base, rng);
     writeFileSync(file, bytes);
     try {
       await load(file);
       outcome.loaded++;
     } catch (e) {
-      if (!(e instanceof CmaeError)) throw new Error(`case ${c} (seed ${seed}): ${(e as Error).constructor.name}: ${(e as Error).message}`);
+      if (!(e instanceof CmaeError)) {
+        const name = `seed-${seed + seedShift}-case-${c}${path.extname(file)}`;
+        if (process.env.CMAE_FUZZ_FINDINGS) writeFileSync(path.join(process.env.CMAE_FUZZ_FINDINGS, name), bytes);
+        throw new Error(`${name}: ${(e as Error).constructor.name}: ${(e as Error).message}`);
+      }
       outcome.typed++;
     }
+    rssPeak = Math.max(rssPeak, process.memoryUsage.rss());
   }
   // Nothing allocated beyond what such small files could hold (GC noise aside).
-  expect(process.memoryUsage().rss - rssBefore).toBeLessThan(256 * 2 ** 20);
+  expect(rssPeak - rssBefore).toBeLessThan(256 * 2 ** 20);
   return outcome;
 }
 
@@ -125,9 +147,9 @@ describe('fuzzed checkpoints', () => {
       const model = await CMAE.load(f);
       model.dispose();
     });
-    expect(outcome.typed).toBeGreaterThan(1000); // most mutations are caught...
-    expect(outcome.loaded).toBeGreaterThan(10); // ...and bit flips in the weights still load
-  }, 120_000);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 2); // most mutations are caught...
+    expect(outcome.loaded).toBeGreaterThan(outcome.cases / 200); // ...and bit flips in the weights still load
+  }, timeout);
 });
 
 describe('fuzzed datasets', () => {
@@ -142,9 +164,9 @@ describe('fuzzed datasets', () => {
       return rng() < 0.5 ? m : (rng() < 0.2 ? flipBits(gzipSync(m), rng, 64) : gzipSync(m));
     };
     const outcome = await fuzz(1500, 12, raw, mutate, (f) => readIdx(f));
-    expect(outcome.typed).toBeGreaterThan(300);
-    expect(outcome.loaded).toBeGreaterThan(100);
-  }, 120_000);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 5);
+    expect(outcome.loaded).toBeGreaterThan(outcome.cases / 15);
+  }, timeout);
 
   it('a gzip bomb is refused without inflating it: a forged header, or more data than the header declares', async () => {
     // 64 MiB of zeros behind a header that declares 1 byte of data: inflation stops after 2 bytes.
@@ -172,9 +194,9 @@ describe('fuzzed datasets', () => {
     const outcome = await fuzz(500, 13, batch, (b, rng) => (rng() < 0.5 ? b.subarray(0, int(rng, b.length + 1)) : flipBits(b, rng, b.length)), async (f) =>
       parseCifar10Batch(new Uint8Array(readFileSync(f)), f),
     );
-    expect(outcome.typed + outcome.loaded).toBe(500);
-    expect(outcome.typed).toBeGreaterThan(50);
-  });
+    expect(outcome.typed + outcome.loaded).toBe(outcome.cases);
+    expect(outcome.typed).toBeGreaterThan(outcome.cases / 10);
+  }, timeout);
 
   it('a FIFO or a directory is an IOError at once, never a blocked read', async () => {
     const fifo = path.join(dir, 'pipe');
@@ -184,4 +206,174 @@ describe('fuzzed datasets', () => {
     await expect(loadIdx({ images: fifo })).rejects.toThrow(/not a regular file/);
     await expect(readSafetensors(dir)).rejects.toThrow(/is a directory/);
   });
+});
+
+/** PNG's CRC-32 (ISO 3309), so that a forged IHDR passes the CRC check and reaches the size check. */
+function crc32(bytes: Uint8Array): number {
+  let c = ~0;
+  for (const b of bytes) {
+    c ^= b;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+/** The chunks of a PNG: offset of each length field, its type and data length. */
+function pngChunks(b: Uint8Array): { at: number; type: string; length: number }[] {
+  const view = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const out = [];
+  for (let at = 8; at + 12 <= b.length; ) {
+    const length = view.getUint32(at);
+    out.push({ at, type: String.fromCharCode(...b.subarray(at + 4, at + 8)), length });
+    at += 12 + length;
+  }
+  return out;
+}
+
+/** The segments of a JPEG up to its scan: offset of each marker, the marker and its length field. */
+function jpegSegments(b: Uint8Array): { at: number; marker: number; length: number }[] {
+  const out = [];
+  for (let at = 2; at + 4 <= b.length && b[at] === 0xff; ) {
+    const marker = b[at + 1];
+    const length = (b[at + 2] << 8) | b[at + 3];
+    out.push({ at, marker, length });
+    if (marker === 0xda) break; // start of scan: entropy-coded data follows
+    at += 2 + length;
+  }
+  return out;
+}
+
+/** A PNG whose IHDR claims width × height, with a correct CRC (or not). */
+function forgePngSize(b: Uint8Array, width: number, height: number, fixCrc = true): Uint8Array {
+  const out = Uint8Array.from(b);
+  const view = new DataView(out.buffer);
+  view.setUint32(16, width); // IHDR data starts at 16: signature 8, length 4, type 4
+  view.setUint32(20, height);
+  if (fixCrc) view.setUint32(29, crc32(out.subarray(12, 29)));
+  return out;
+}
+
+/** A JPEG whose start-of-frame claims width × height (16 bits each). */
+function forgeJpegSize(b: Uint8Array, width: number, height: number): Uint8Array {
+  const out = Uint8Array.from(b);
+  const sof = jpegSegments(out).find((s) => s.marker >= 0xc0 && s.marker <= 0xc3)!;
+  const view = new DataView(out.buffer);
+  view.setUint16(sof.at + 5, height); // marker 2, length 2, precision 1, then height, width
+  view.setUint16(sof.at + 7, width);
+  return out;
+}
+
+describe('fuzzed image folders (PNG, JPEG)', () => {
+  const size = 8;
+  let png: Uint8Array, pngAlpha: Uint8Array, pngGrey: Uint8Array, jpeg: Uint8Array, jpegProgressive: Uint8Array;
+  beforeAll(async () => {
+    // 12×10 pixels of a pattern (not flat: every decoder path and filter type has work to do).
+    const rgba = Buffer.from(Uint8Array.from({ length: 12 * 10 * 4 }, (_, i) => (i * 37 + (i >> 5) * 11) % 256));
+    const image = (channels: 3 | 4) => sharp(channels === 4 ? rgba : Buffer.from(rgba.filter((_, i) => i % 4 !== 3)), { raw: { width: 12, height: 10, channels } });
+    const bytes = async (s: ReturnType<typeof image>) => new Uint8Array(await s.toBuffer());
+    png = await bytes(image(3).png());
+    pngAlpha = await bytes(image(4).png({ compressionLevel: 9 }));
+    pngGrey = await bytes(image(3).greyscale().png());
+    jpeg = await bytes(image(3).jpeg({ quality: 90 }));
+    jpegProgressive = await bytes(image(3).jpeg({ quality: 75, progressive: true, chromaSubsampling: '4:4:4' }));
+  });
+
+  /** A folder of its own for the one image `name` of a test. */
+  const imageIn = (folder: string, name: string) => {
+    mkdirSync(path.join(dir, folder));
+    return path.join(dir, folder, name);
+  };
+
+  /** The one image of its folder, loaded as a user would; a typed error must name the file. */
+  async function loadImage(file: string, options: { maxPixels?: number } = {}, ds?: ImageFolderDataset): Promise<Uint8Array> {
+    try {
+      const pixels = await (ds ?? (await loadImageFolder(path.dirname(file), { size, cacheSize: 0, ...options }))).getPixels([0]);
+      expect(pixels.length).toBe(size * size * 3);
+      return pixels;
+    } catch (e) {
+      if (e instanceof CmaeError && !e.message.includes(file)) throw new Error(`a ${e.name} that does not name ${file}: ${e.message}`);
+      throw e;
+    }
+  }
+
+  it('valid files load; a header claiming 100000x100000, more than maxPixels or more than the file can hold is refused before decoding, naming the file and the sizes', async () => {
+    const file = imageIn('forged-png', 'case.png');
+    for (const b of [png, pngAlpha, pngGrey]) {
+      writeFileSync(file, b);
+      expect((await loadImage(file)).some((v) => v !== 0)).toBe(true);
+    }
+    writeFileSync(file, forgePngSize(png, 100000, 100000));
+    const huge = new RegExp(`case\\.png: its header claims 100000x100000 = 10000000000 pixels, more than maxPixels ${MAX_IMAGE_PIXELS} \\(refused before decoding\\)`);
+    await expect(loadImage(file)).rejects.toThrow(FormatError);
+    await expect(loadImage(file)).rejects.toThrow(huge);
+    // The limit is the option's: 12×10 = 120 pixels pass at 120 and are refused at 119.
+    writeFileSync(file, png);
+    await loadImage(file, { maxPixels: 120 });
+    await expect(loadImage(file, { maxPixels: 119 })).rejects.toThrow(/claims 12x10 = 120 pixels, more than maxPixels 119/);
+    await expect(loadImageFolder(path.dirname(file), { size, maxPixels: 0 })).rejects.toThrow(/maxPixels must be a positive integer, got 0/);
+
+    const jfile = imageIn('forged-jpeg', 'case.jpg');
+    writeFileSync(jfile, jpeg);
+    await loadImage(jfile);
+    writeFileSync(jfile, forgeJpegSize(jpeg, 65500, 65500)); // the largest libjpeg reads
+    await expect(loadImage(jfile)).rejects.toThrow(/case\.jpg: its header claims 65500x65500 = 4290250000 pixels, more than maxPixels/);
+    // Under maxPixels but more than the file can hold: a progressive JPEG's decoder would allocate
+    // every coefficient of 16000×16000 (1.5 GB) before finding the data missing.
+    writeFileSync(jfile, forgeJpegSize(jpegProgressive, 16000, 16000));
+    const rss = process.memoryUsage().rss;
+    await expect(loadImage(jfile)).rejects.toThrow(/case\.jpg: its header claims 16000x16000 = 256000000 pixels, more than a \d+-byte image file can hold \(forged or truncated; refused before decoding\)/);
+    expect(process.memoryUsage().rss - rss).toBeLessThan(64 * 2 ** 20);
+    // Formats without such a bound are limited by maxPixels only: an 88-byte lossless WebP holds a flat 1024×1024.
+    const webp = imageIn('flat-webp', 'flat.webp');
+    writeFileSync(webp, await sharp({ create: { width: 1024, height: 1024, channels: 3, background: { r: 9, g: 9, b: 9 } } }).webp({ lossless: true }).toBuffer());
+    expect((await loadImage(webp)).every((v) => v === 9)).toBe(true);
+  });
+
+  it('1,200 mutated PNG and JPEG files: every one loads or is a typed error naming the file', async () => {
+    const dims = [0, 1, 3, 12, 4000, 16000, 65535, 100000, 2 ** 31 - 1, 2 ** 32 - 1];
+    const pick = <T,>(rng: Rng, list: readonly T[]) => list[int(rng, list.length)];
+    const common = (b: Uint8Array, rng: Rng): Uint8Array => {
+      switch (int(rng, 4)) {
+        case 0: return flipBits(b, rng, 64); // the signature and headers
+        case 1: return flipBits(b, rng, b.length);
+        case 2: return b.subarray(0, int(rng, b.length));
+        default: return Uint8Array.from([...b, ...Array.from({ length: 1 + int(rng, 64) }, () => int(rng, 256))]); // trailing garbage
+      }
+    };
+    const pngMutation = (b: Uint8Array, rng: Rng): Uint8Array => {
+      const out = Uint8Array.from(b);
+      const view = new DataView(out.buffer);
+      const chunk = pick(rng, pngChunks(out));
+      switch (int(rng, 5)) {
+        case 0: return common(b, rng);
+        case 1: return forgePngSize(b, pick(rng, dims), pick(rng, dims), rng() < 0.8);
+        case 2: view.setUint32(chunk.at, pick(rng, [0, 1, chunk.length - 1, chunk.length + 1, 2 ** 31 - 1, 2 ** 32 - 1])); return out; // chunk length
+        case 3: out[chunk.at + 8 + chunk.length + int(rng, 4)] ^= 1 + int(rng, 255); return out; // that chunk's CRC
+        default: out[24 + int(rng, 5)] = int(rng, 256); return out; // IHDR bit depth, colour type, compression, filter, interlace
+      }
+    };
+    const jpegMutation = (b: Uint8Array, rng: Rng): Uint8Array => {
+      const out = Uint8Array.from(b);
+      const segment = pick(rng, jpegSegments(out));
+      switch (int(rng, 4)) {
+        case 0:
+        case 1: return common(b, rng);
+        case 2: return forgeJpegSize(b, pick(rng, dims) & 0xffff, pick(rng, dims) & 0xffff);
+        default: new DataView(out.buffer).setUint16(segment.at + 2, pick(rng, [0, 1, 2, segment.length - 1, segment.length + 1, 0xffff])); return out; // segment length
+      }
+    };
+    const sources = [
+      { name: 'case.png', cases: 700, seed: 21, bases: [png, pngAlpha, pngGrey], mutate: pngMutation },
+      { name: 'case.jpg', cases: 500, seed: 22, bases: [jpeg, jpegProgressive], mutate: jpegMutation },
+    ];
+    for (const { name, cases, seed, bases, mutate } of sources) {
+      // One dataset over a folder of one file, rewritten for each case (cacheSize 0: always decoded).
+      const file = imageIn(`fuzz-${seed}`, name);
+      writeFileSync(file, bases[0]);
+      const ds = await loadImageFolder(path.dirname(file), { size, cacheSize: 0 });
+      const outcome = await fuzz(cases, seed, bases[0], (_, rng) => mutate(pick(rng, bases), rng), () => loadImage(file, {}, ds), file);
+      expect(outcome.typed).toBeGreaterThan(outcome.cases / 4); // most damage is caught...
+      expect(outcome.loaded).toBeGreaterThan(outcome.cases / 20); // ...and some mutations still decode (trailing data, ancillary bits)
+    }
+  }, timeout);
 });
