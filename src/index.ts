@@ -37,4 +37,4 @@ export { encoderFeatures, pixelFeatures } from './eval/evaluate';
 export { embed, type Embedding, type EmbedOptions, type EmbedProgress, type EmbeddingStream, type SkippedImage } from './embed/embed';
 export { writeEmbeddings, formatFloat32, type WriteEmbeddingsOptions, type WrittenEmbeddings } from './embed/writers';
 export { NpyWriter } from './io/npy';
-export { exportOnnx, encodeOnnx, SUPPORTED_OPSETS, type OnnxExportOptions, type OnnxExportInfo, type ClassifierHead, type ShapedTensor } from './export/onnx';
+export { exportOnnx, encodeOnnx, SUPPORTED_OPSETS, type OnnxExportOptions, type OnnxExportInfo, type OnnxClassifierHead, type ShapedTensor } from './export/onnx';

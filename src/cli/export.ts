@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
 import { AbortError, FormatError } from '../errors';
 import { readSafetensors, type SafeTensorEntry } from '../io/safetensors';
-import { SUPPORTED_OPSETS, exportOnnx, type ClassifierHead } from '../export/onnx';
+import { SUPPORTED_OPSETS, exportOnnx, type OnnxClassifierHead } from '../export/onnx';
 import { Interrupted, UsageError } from './errors';
 
 export interface ExportOptions {
@@ -73,14 +73,14 @@ export async function runExport(o: ExportOptions): Promise<void> {
  * The checkpoint's head.weight / head.bias for --classifier, and fc_norm.weight / fc_norm.bias when
  * it has them (MAE's global-pool head); their shapes are checked by exportOnnx.
  */
-function headOf(extra: Map<string, SafeTensorEntry>, path: string): ClassifierHead {
+function headOf(extra: Map<string, SafeTensorEntry>, path: string): OnnxClassifierHead {
   const get = (name: string): { shape: number[]; data: Float32Array } => {
     const entry = extra.get(name);
     if (!entry) throw new FormatError(`${path}: no tensor '${name}' (--classifier needs head.weight [numClasses, dim] and head.bias [numClasses]${name.startsWith('fc_norm') ? ', and fc_norm.weight with fc_norm.bias' : ''})`);
     if (entry.dtype !== 'F32') throw new FormatError(`${path}: tensor '${name}' must be F32, got ${entry.dtype}`);
     return { shape: entry.shape, data: entry.data as Float32Array };
   };
-  const head: ClassifierHead = { weight: get('head.weight'), bias: get('head.bias') };
+  const head: OnnxClassifierHead = { weight: get('head.weight'), bias: get('head.bias') };
   if (extra.has('fc_norm.weight') || extra.has('fc_norm.bias')) head.norm = { weight: get('fc_norm.weight'), bias: get('fc_norm.bias') };
   return head;
 }

@@ -45,7 +45,7 @@ export interface ShapedTensor {
 }
 
 /** A linear classification head on the pooled features: logits = features · weightᵀ + bias. */
-export interface ClassifierHead {
+export interface OnnxClassifierHead {
   /** [numClasses, dim], PyTorch's nn.Linear layout (`head.weight`). */
   weight: ShapedTensor;
   /** [numClasses] (`head.bias`). */
@@ -65,7 +65,7 @@ export interface OnnxExportOptions {
   /** The ONNX opset to declare: 17 (the default) to 21. From 20 GELU is the Gelu operator. */
   opset?: number;
   /** Adds a linear head after the pooling; the graph's output is then `logits` instead of `features`. */
-  classifier?: ClassifierHead;
+  classifier?: OnnxClassifierHead;
   /** Per-channel normalisation the model was trained with (recorded in the file's metadata). */
   normalization?: { mean: number[]; std: number[] };
   /** Overwrite an existing file at the path. Default false: an existing file is an IOError. */
@@ -311,7 +311,7 @@ async function pause(signal: AbortSignal | undefined): Promise<void> {
 }
 
 /** Checks a head against the encoder width D; returns the number of classes. The one rule of heads. */
-function checkHead(head: ClassifierHead, D: number): number {
+function checkHead(head: OnnxClassifierHead, D: number): number {
   const { weight, bias } = head;
   const shape = (t: ShapedTensor | undefined): string => (t && Array.isArray(t.shape) ? `[${t.shape.join(', ')}]` : String(t));
   if (!weight || !(weight.data instanceof Float32Array) || !Array.isArray(weight.shape)) throw new ValueError('options.classifier.weight must be { shape, data: Float32Array } (head.weight)');
@@ -336,7 +336,7 @@ function checkHead(head: ClassifierHead, D: number): number {
  * The classifier hook: logits = Gemm(features, head.weight, head.bias, transB = 1), the head's
  * tensors in PyTorch's layout under their own names.
  */
-function appendLinearHead(g: GraphBuilder, features: string, head: ClassifierHead, K: number, D: number): string {
+function appendLinearHead(g: GraphBuilder, features: string, head: OnnxClassifierHead, K: number, D: number): string {
   const w = g.float('head.weight', [K, D], head.weight.data);
   const b = g.float('head.bias', [K], head.bias.data);
   return g.node('Gemm', [features, w, b], 'logits', [attr.int('transB', 1)]);
