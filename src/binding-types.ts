@@ -7,7 +7,7 @@
  * checks every argument again (types, shapes, dtypes, devices) and throws the typed errors of
  * src/errors.ts, so these types document the contract rather than enforce it.
  */
-import type { AugmentParams } from './kernels/data';
+import type { AugmentParams, SampleDraws } from './kernels/data';
 
 export type NativeDType = 'float32' | 'int32';
 /** 'cpu', 'cuda' or 'cuda:N' as arguments; a device reports itself as 'cpu' or 'cuda:N'. */
@@ -215,6 +215,7 @@ export interface NativeKernels {
     params: AugmentParams, seed: number, stream: number,
   ): Promise<void>;
   computeMeanStd(sources: Uint8Array, dims: readonly number[]): { mean: number[]; std: number[] };
+  augmentDraws(batch: number, dims: readonly number[], params: AugmentParams, seed: number, stream: number): SampleDraws[];
 }
 
 export interface NativeMemoryUse {

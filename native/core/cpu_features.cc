@@ -10,7 +10,22 @@ namespace cmae {
 
 namespace {
 std::atomic<int> g_isa{-1};
+
+// CMAE_MAX_ISA caps what the detection below reports, as if the CPU had less (like oneDNN's
+// ONEDNN_MAX_CPU_ISA): "avx2" hides AVX-512 and its BF16, "avx512" hides BF16 only. One machine
+// can then run, and test, what a lesser CPU runs; the tests report what it hides as skipped.
+// Any other value caps nothing.
+enum Level : int { kAvx2 = 0, kAvx512 = 1, kAvx512Bf16 = 2 };
+int max_level() {
+  static const int level = [] {
+    const char* env = std::getenv("CMAE_MAX_ISA");
+    if (env && std::strcmp(env, "avx2") == 0) return kAvx2;
+    if (env && std::strcmp(env, "avx512") == 0) return kAvx512;
+    return kAvx512Bf16;
+  }();
+  return level;
 }
+}  // namespace
 
 const char* isa_name(Isa isa) { return isa == Isa::AVX512 ? "avx512" : "avx2"; }
 
@@ -18,13 +33,13 @@ bool cpu_supports(Isa isa) {
   __builtin_cpu_init();
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   if (isa == Isa::AVX2) return avx2;
-  return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+  return max_level() >= kAvx512 && avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
          __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl");
 }
 
 bool cpu_supports_avx512_bf16() {
   __builtin_cpu_init();
-  return cpu_supports(Isa::AVX512) && __builtin_cpu_supports("avx512bf16");
+  return max_level() >= kAvx512Bf16 && cpu_supports(Isa::AVX512) && __builtin_cpu_supports("avx512bf16");
 }
 
 Isa best_supported_isa() { return cpu_supports(Isa::AVX512) ? Isa::AVX512 : Isa::AVX2; }

@@ -8,6 +8,7 @@ namespace cmae {
 enum class Isa : int { AVX2 = 0, AVX512 = 1 };
 
 const char* isa_name(Isa isa);
+// What the CPU has, capped by the CMAE_MAX_ISA env var ("avx2" | "avx512": report no more than that).
 bool cpu_supports(Isa isa);
 Isa best_supported_isa();
 // The ISA in use: CMAE_ISA env var ("avx2" | "avx512") at first use, else the best supported.

@@ -5,6 +5,9 @@
 //                                                           runs on the compute pool)
 //   makeViewsAsync(same arguments) → Promise<void>          CPU tensors: libuv worker, one thread
 //   computeMeanStd(sources: Uint8Array, [N, H, W, C]) → { mean: number[], std: number[] }
+//   augmentDraws(B, [H, W, C], params, seed, stream) → SampleDraws[] what makeViews draws for each
+//                                                           batch position (data/augment_math.h
+//                                                           draw_sample), for known-answer tests
 // params uses the camelCase names of AugmentParams (outSize, shiftRange, masterSize, bicubic,
 // scaleMin, scaleMax, ratioMin, ratioMax, flipP, jitterP, brightness, contrast, saturation, hue,
 // grayscaleP, blurP, blurSigmaMin, blurSigmaMax, blurReferenceSize, mean, std, randomCrop,
@@ -17,6 +20,7 @@
 
 #include "common.h"
 #include "data/augment.h"
+#include "data/augment_math.h"
 #include "kernels.h"
 
 namespace cmae::napi {
@@ -331,12 +335,51 @@ Napi::Value ComputeMeanStd(const Napi::CallbackInfo& info) {
   return out;
 }
 
+// The draws of batch positions 0..B-1 for images of (H, W, C), exactly as make_views takes them.
+Napi::Value AugmentDraws(const Napi::CallbackInfo& info) {
+  const int64_t B = IntArg(info, 0, "batch");
+  if (B < 0 || B > (1 << 20)) cmae::fail(cmae::ErrorKind::Value, "batch must be in [0, 2^20], got ", B);
+  const cmae::Shape dims = ShapeArg(info, 1, "dims");
+  if (dims.size() != 3) cmae::fail(cmae::ErrorKind::Shape, "dims must be [H, W, C], got ", cmae::shape_string(dims));
+  const int64_t H = dims[0], W = dims[1], C = dims[2];
+  const cmae::AugmentParams params = ReadParams(info[2], C);
+  const uint64_t seed = SeedArg(info, 3, "seed"), stream = SeedArg(info, 4, "stream");
+  // The parameter checks of makeViews (a batch of 0 needs no buffers).
+  cmae::data::validate_views_args(nullptr, nullptr, 0, H, W, C, nullptr, 0, params);
+  Napi::Env env = info.Env();
+  const auto numbers = [&](std::initializer_list<double> v) {
+    Napi::Array a = Napi::Array::New(env, v.size());
+    uint32_t i = 0;
+    for (double x : v) a.Set(i++, Napi::Number::New(env, x));
+    return a;
+  };
+  Napi::Array out = Napi::Array::New(env, static_cast<size_t>(B));
+  for (int64_t b = 0; b < B; ++b) {
+    const cmae::data::SampleDraws d = cmae::data::draw_sample(seed, stream, b, H, W, C, params);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("crop", numbers({static_cast<double>(d.crop.top), static_cast<double>(d.crop.left), static_cast<double>(d.crop.h),
+                        static_cast<double>(d.crop.w)}));
+    o.Set("flip", Napi::Boolean::New(env, d.flip));
+    o.Set("shift", numbers({static_cast<double>(d.dy), static_cast<double>(d.dx)}));
+    o.Set("jitter", Napi::Boolean::New(env, d.jitter));
+    o.Set("order", numbers({static_cast<double>(d.order[0]), static_cast<double>(d.order[1]), static_cast<double>(d.order[2]),
+                         static_cast<double>(d.order[3])}));
+    o.Set("factor", numbers({d.factor[0], d.factor[1], d.factor[2], d.factor[3]}));
+    o.Set("grayscale", Napi::Boolean::New(env, d.grayscale));
+    o.Set("blur", Napi::Boolean::New(env, d.blur));
+    o.Set("sigma", Napi::Number::New(env, d.sigma));
+    out.Set(static_cast<uint32_t>(b), o);
+  }
+  return out;
+}
+
 }  // namespace
 
 void RegisterDataKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "makeViews", MakeViews);
   CMAE_EXPORT(kernels, "makeViewsAsync", MakeViewsAsync);
   CMAE_EXPORT(kernels, "computeMeanStd", ComputeMeanStd);
+  CMAE_EXPORT(kernels, "augmentDraws", AugmentDraws);
 }
 
 }  // namespace cmae::napi

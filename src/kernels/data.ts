@@ -105,12 +105,17 @@ function prepare(source: PixelSource, indices: Int32Array, params: AugmentParams
     const target = twoViews ? make<Tensor<'float32'>>(out.target, shape, 'float32') : undefined;
     const shifts = make<Tensor<'int32'>>(out.shifts, [indices.length, 2], 'int32');
     const dims = [source.size, source.height, source.width, source.channels];
-    const nativeParams = { shiftRange: 7, ...params };
+    const nativeParams = withDefaults(params);
     return { online, target, shifts, dims, nativeParams, owned };
   } catch (error) {
     disposeAll(owned);
     throw error;
   }
+}
+
+/** The parameters native code receives: the one place this layer adds a default (shiftRange, documented above). */
+function withDefaults(params: AugmentParams): AugmentParams {
+  return { shiftRange: 7, ...params };
 }
 
 function disposeAll(tensors: Tensor[]): void {
@@ -149,6 +154,40 @@ export async function makeViewsAsync(source: PixelSource, indices: Int32Array, p
 export function computeMeanStd(source: PixelSource): { mean: number[]; std: number[] } {
   if (!(source.pixels instanceof Uint8Array)) throw new DTypeError('source.pixels must be a Uint8Array');
   return kernelsNative().computeMeanStd(source.pixels, [source.size, source.height, source.width, source.channels]);
+}
+
+/**
+ * What makeViews draws for one batch position (native/data/augment_math.h draw_sample). Only the
+ * fields the options use are meaningful: shift and the colour fields are 0/false with one view,
+ * order and factor only when jitter, sigma only when blur.
+ */
+export interface SampleDraws {
+  /** The RandomResizedCrop box in source pixels: top, left, height, width. */
+  crop: [number, number, number, number];
+  /** Horizontal flip (both views). */
+  flip: boolean;
+  /** The target view's offset (dy, dx) in the master. */
+  shift: [number, number];
+  /** Whether colour jitter applies (target only). */
+  jitter: boolean;
+  /** The jitter operations in the order they apply: 0 brightness, 1 contrast, 2 saturation, 3 hue. */
+  order: [number, number, number, number];
+  /** Indexed like order's values: brightness, contrast and saturation factors, hue shift (float32 values). */
+  factor: [number, number, number, number];
+  grayscale: boolean;
+  blur: boolean;
+  /** Blur σ at the view size (scaled by outSize / blurReferenceSize). */
+  sigma: number;
+}
+
+/**
+ * The draws makeViews(…, seed, stream) takes for batch positions 0..batch−1 of images of the given
+ * size: a pure function of (seed, stream, position), whatever the images and the rest of the batch.
+ * For tests and for inspecting an augmentation; makeViews itself never calls it.
+ */
+export function augmentDraws(batch: number, image: { height: number; width: number; channels: number }, params: AugmentParams, seed: number, stream: number): SampleDraws[] {
+  if (params === null || typeof params !== 'object') throw new ValueError('params must be an object');
+  return kernelsNative().augmentDraws(batch, [image.height, image.width, image.channels], withDefaults(params), seed, stream);
 }
 
 /** The stream id native code uses for augmentation of batch `counter` (make_stream(RngStream::Augment, counter)). */

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { methods, presets, resolveConfig } from '../../src/index';
+import { AdamW, CMAE, methods, presets, resolveConfig } from '../../src/index';
 
 const readme = readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
 
@@ -18,10 +18,11 @@ describe('presets', () => {
     for (const row of rows) {
       const name = /`(\w+)`/.exec(row)![1] as keyof typeof presets;
       const cells = row.split('|').slice(2, -1).map((c) => c.match(/\d+/g)!.map(Number));
-      const [[input], [patch], [dim, depth, heads], [dec, decDepth], [fdec, fdecDepth], [hIn, hidden, proj]] = cells;
+      const [[input], [patch], [dim, depth, heads], [dec, decDepth, decHeads], [fdec, fdecDepth, fdecHeads], [hIn, hidden, proj]] = cells;
       const p = presets[name];
       expect([p.imageSize, p.patchSize, p.dim, p.depth, p.heads], name).toEqual([input, patch, dim, depth, heads]);
-      expect([p.decoderDim, p.decoderDepth, p.featureDecoderDim, p.featureDecoderDepth], name).toEqual([dec, decDepth, fdec, fdecDepth]);
+      expect([p.decoderDim, p.decoderDepth, p.decoderHeads], `${name} pixel decoder`).toEqual([dec, decDepth, decHeads]);
+      expect([p.featureDecoderDim, p.featureDecoderDepth, p.featureDecoderHeads], `${name} feature decoder`).toEqual([fdec, fdecDepth, fdecHeads]);
       expect([p.dim, p.projectorHidden, p.projectorDim], name).toEqual([hIn, hidden, proj]);
     }
   });
@@ -38,5 +39,19 @@ describe('presets', () => {
     expect([of('maskdistill').maskRatio, of('maskdistill').maskGroup]).toEqual([0.75, 1]);
     expect([of('mocov3').maskRatio, of('mocov3').tau]).toEqual([0, 0.07]);
     expect([of('simclr').maskRatio, of('simclr').tau]).toEqual([0, 0.2]);
+  });
+});
+
+describe('AdamW defaults', () => {
+  it("are MAE/CMAE's recipe (lr 1.5e-4, betas (0.9, 0.95), weight decay 0.05, no clipping) with torch's eps 1e-8", async () => {
+    const model = await CMAE.create({ preset: 'micro', seed: 0 });
+    try {
+      const opt = new AdamW(model);
+      expect({ lr: opt.lr, betas: opt.betas, eps: opt.eps, weightDecay: opt.weightDecay, maxGradNorm: opt.maxGradNorm }).toEqual({
+        lr: 1.5e-4, betas: [0.9, 0.95], eps: 1e-8, weightDecay: 0.05, maxGradNorm: 0,
+      });
+    } finally {
+      model.dispose();
+    }
   });
 });

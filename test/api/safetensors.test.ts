@@ -315,6 +315,90 @@ describe('safetensors: files', () => {
   });
 });
 
+/**
+ * The exact ends of the ranges: each case is read from memory (parseSafetensors) and from a file
+ * (readSafetensors, which sizes the data buffer from the file's length), with the same outcome.
+ * The rules: the data buffer is [8 + N, file end); a tensor's [begin, end) must lie inside it and
+ * span shape × dtype bytes; non-empty ranges must not overlap. Holes and trailing bytes are
+ * tolerated (see src/io/safetensors.ts), so they load, with the bytes in them ignored.
+ */
+describe('safetensors: exact boundaries', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'cmae-st-edge-'));
+  });
+  afterEach(async () => {
+    await fsp.rm(dir, { recursive: true, force: true });
+  });
+
+  /** Reads buf both ways; returns each tensor's name → values (as numbers), identical both ways. */
+  async function load(buf: Uint8Array): Promise<Record<string, number[]>> {
+    const p = path.join(dir, 'edge.safetensors');
+    await fsp.writeFile(p, buf);
+    const values = (f: ReturnType<typeof parseSafetensors>) =>
+      Object.fromEntries(Array.from(f.tensors, ([name, t]) => [name, Array.from(t.data as ArrayLike<number>)]));
+    const fromMemory = values(parseSafetensors(buf));
+    expect(values(await readSafetensors(p))).toEqual(fromMemory);
+    return fromMemory;
+  }
+
+  /** Both readers refuse buf with a FormatError matching every pattern. */
+  async function refuse(buf: Uint8Array, ...patterns: RegExp[]): Promise<void> {
+    expectFormatError(buf, ...patterns);
+    const p = path.join(dir, 'bad.safetensors');
+    await fsp.writeFile(p, buf);
+    const err = await readSafetensors(p).catch((e) => e);
+    expect(err).toBeInstanceOf(FormatError);
+    for (const re of patterns) expect(err.message).toMatch(re);
+  }
+
+  const bytes = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  const u8 = (begin: number, end: number) => ({ dtype: 'U8', shape: [end - begin], data_offsets: [begin, end] });
+
+  it("the last tensor's data ending exactly at the end of the file loads", async () => {
+    expect(await load(build({ a: u8(0, 3), b: u8(3, 8) }, bytes(8)))).toEqual({ a: [1, 2, 3], b: [4, 5, 6, 7, 8] });
+  });
+
+  it('a tensor claiming one byte past the end, or a file one byte short, is a FormatError', async () => {
+    await refuse(build({ a: u8(0, 3), b: u8(3, 9) }, bytes(8)), /"b": data_offsets \[3, 9\] out of range: the data buffer has 8 bytes/);
+    const whole = build({ a: u8(0, 3), b: u8(3, 8) }, bytes(8));
+    await refuse(whole.subarray(0, whole.length - 1), /"b": data_offsets \[3, 8\] out of range: the data buffer has 7 bytes/);
+  });
+
+  it('a tensor ending one byte before the end loads; the trailing byte is ignored', async () => {
+    expect(await load(build({ a: u8(0, 3), b: u8(3, 7) }, bytes(8)))).toEqual({ a: [1, 2, 3], b: [4, 5, 6, 7] });
+  });
+
+  it('a header length pointing exactly at the end of the file loads (no data); one byte more is a FormatError', async () => {
+    const header = Buffer.from('{"__metadata__":{"k":"v"}}');
+    const exact = build(header.toString());
+    expect(exact.length).toBe(8 + header.length);
+    expect(parseSafetensors(exact).metadata).toEqual({ k: 'v' });
+    expect(await load(exact)).toEqual({});
+    await refuse(build(header.toString(), [], BigInt(header.length + 1)), new RegExp(`header length ${header.length + 1} is larger than the ${header.length} bytes`));
+    // At the end, with a tensor that needs data: its range is outside the (empty) data buffer.
+    await refuse(build({ a: u8(0, 1) }), /"a": data_offsets \[0, 1\] out of range: the data buffer has 0 bytes/);
+  });
+
+  it('zero-element tensors: at the very end they load (empty); one past the end is a FormatError; inside another tensor they load', async () => {
+    const empty = (at: number) => ({ dtype: 'F32', shape: [0, 4], data_offsets: [at, at] });
+    expect(await load(build({ a: u8(0, 4), z: empty(4) }, bytes(4)))).toEqual({ a: [1, 2, 3, 4], z: [] });
+    expect(await load(build({ z: empty(0) }))).toEqual({ z: [] });
+    await refuse(build({ a: u8(0, 4), z: empty(5) }, bytes(4)), /"z": data_offsets \[5, 5\] out of range: the data buffer has 4 bytes/);
+    // An empty range occupies no byte, so it overlaps nothing.
+    expect(await load(build({ a: u8(0, 4), z: empty(2) }, bytes(4)))).toEqual({ a: [1, 2, 3, 4], z: [] });
+  });
+
+  it('adjacent ranges load; one shared byte or identical ranges overlap; a hole loads', async () => {
+    expect(await load(build({ a: u8(0, 4), b: u8(4, 8) }, bytes(8)))).toEqual({ a: [1, 2, 3, 4], b: [5, 6, 7, 8] });
+    await refuse(build({ a: u8(0, 4), b: u8(3, 8) }, bytes(8)), /"a" \[0, 4\] and "b" \[3, 8\] have overlapping data_offsets/);
+    await refuse(build({ a: u8(0, 4), b: u8(0, 4) }, bytes(4)), /"a" \[0, 4\] and "b" \[0, 4\] have overlapping data_offsets/);
+    // Listed out of order, the overlap is still found (the check sorts by offset).
+    await refuse(build({ b: u8(6, 8), a: u8(0, 4), c: u8(2, 5) }, bytes(8)), /"a" \[0, 4\] and "c" \[2, 5\] have overlapping/);
+    expect(await load(build({ a: u8(0, 2), b: u8(5, 8) }, bytes(8)))).toEqual({ a: [1, 2], b: [6, 7, 8] });
+  });
+});
+
 describe('safetensors: golden fixtures written by test/reference/make_fixtures.py', () => {
   const fixtures = path.join(__dirname, '..', 'fixtures');
 

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, DTypeError, getNumThreads, kernels, setNumThreads } from '../../src/index';
 import type { AugmentParams, PixelSource } from '../../src/kernels/data';
 import { expectClose } from '../helpers/check';
-import { at, coordinateImages, resizeRef } from './reference';
+import { at, coordinateImages, defaultDrawParams, drawSampleRef, philox, philoxBlock, resizeRef, type DrawParams } from './reference';
 
-const { makeViews, makeViewsAsync, computeMeanStd, augmentStream } = kernels;
+const { makeViews, makeViewsAsync, computeMeanStd, augmentStream, augmentDraws } = kernels;
 
 const noColour: Partial<AugmentParams> = { jitterP: 0, grayscaleP: 0, blurP: 0 };
 
@@ -221,6 +221,156 @@ describe('makeViews randomness', () => {
   });
 });
 
+describe('makeViews draws (known answers)', () => {
+  it('the Philox reference matches Random123 known answers and the native generator', () => {
+    // Random123 kat_vectors, philox4x32 10 rounds: counter, key → result.
+    expect(philoxBlock([0, 0, 0, 0], [0, 0])).toEqual([0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]);
+    const ones = 0xffffffff;
+    expect(philoxBlock([ones, ones, ones, ones], [ones, ones])).toEqual([0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd]);
+    expect(philoxBlock([0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0])).toEqual([0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1]);
+    for (const [seed, stream, index] of [[1, 2, 3], [2 ** 40 + 7, augmentStream(2 ** 47 + 5), 2 ** 35 + 1], [2 ** 52 - 1, 2 ** 52 - 1, 2 ** 52 - 1]]) {
+      expect(philox(seed, stream, index), `${seed}, ${stream}, ${index}`).toEqual(kernels.philoxWords(seed, stream, index));
+    }
+  });
+
+  const cases: [string, number, number, 1 | 3, DrawParams][] = [
+    ['the defaults, RGB', 28, 28, 3, defaultDrawParams(32)],
+    ['grey, jitter and blur always, σ unscaled', 20, 24, 1, { ...defaultDrawParams(16), shiftRange: 3, jitterP: 1, blurP: 1, blurReferenceSize: 0 }],
+    ['no random crop, strong colour, always grey', 17, 13, 3, { ...defaultDrawParams(12), randomCrop: false, brightness: 1.5, contrast: 0, hue: 0.5, grayscaleP: 1 }],
+    ['one view', 28, 20, 3, { ...defaultDrawParams(16), twoViews: false }],
+  ];
+
+  it.each(cases)('every field of every sample equals the reference (%s)', (_label, H, W, C, p) => {
+    for (const seed of [0, 7, 2 ** 40 + 3]) {
+      for (const stream of [augmentStream(0), augmentStream(123457), augmentStream(2 ** 47 + 9)]) {
+        const got = augmentDraws(64, { height: H, width: W, channels: C }, p, seed, stream);
+        expect(got.length).toBe(64);
+        got.forEach((d, b) => expect(d, `seed ${seed}, stream ${stream}, sample ${b}`).toEqual(drawSampleRef(seed, stream, b, H, W, C, p)));
+      }
+    }
+  });
+
+  it('a crop no attempt fits falls back to the centred box of the nearest allowed aspect ratio', () => {
+    // 6×60 at area ≥ 0.9: every attempt is taller than 6, so torchvision's fallback: w = round(6·4/3) = 8, centred.
+    const p = { ...defaultDrawParams(8), scaleMin: 0.9 };
+    const got = augmentDraws(32, { height: 6, width: 60, channels: 3 }, p, 3, augmentStream(1));
+    for (const [b, d] of got.entries()) {
+      expect(d.crop, `sample ${b}`).toEqual([0, 26, 6, 8]);
+      expect(d).toEqual(drawSampleRef(3, augmentStream(1), b, 6, 60, 3, p));
+    }
+  });
+
+  it('pins the draws of seed 0, batch 0 with the default parameters (literal values)', () => {
+    const got = augmentDraws(3, { height: 28, width: 28, channels: 3 }, { outSize: 32 }, 0, augmentStream(0));
+    expect(got).toEqual(PINNED_DRAWS);
+  });
+
+  it('no two samples of a batch share draws, and a sample\'s draws do not depend on the batch', () => {
+    const p = { ...defaultDrawParams(16), jitterP: 1, blurP: 1 };
+    const img = { height: 32, width: 32, channels: 3 } as const;
+    const big = augmentDraws(512, img, p, 5, augmentStream(77));
+    // Each sample's jitter factors and σ are 24-bit floats of its own words: shared words show as equal tuples.
+    const keys = new Set(big.map((d) => JSON.stringify([d.factor, d.sigma])));
+    expect(keys.size).toBe(512);
+    const crops = new Set(big.map((d) => JSON.stringify(d.crop)));
+    expect(crops.size).toBeGreaterThan(400);
+    expect(augmentDraws(5, img, p, 5, augmentStream(77))).toEqual(big.slice(0, 5));
+    expect(augmentDraws(1, img, p, 5, augmentStream(77))).toEqual(big.slice(0, 1));
+    expect(augmentDraws(0, img, p, 5, augmentStream(77))).toEqual([]);
+  });
+
+  describe('makeViews applies each sample\'s own draws', () => {
+    const [H, W, C, S, R] = [24, 20, 3, 12, 4];
+    const src = source(6, H, W, C, 11);
+    const B = 24;
+    const idx = Int32Array.from({ length: B }, (_, b) => (5 * b + 1) % 6); // image ≠ position
+    const img = { height: H, width: W, channels: C };
+    const seed = 13;
+    const stream = augmentStream(42);
+    const base = { outSize: S, shiftRange: R, jitterP: 0, grayscaleP: 0, blurP: 0 };
+
+    /** The (y, x) pairs where the target window lies inside the online view (both show the master). */
+    function forOverlap(dy: number, dx: number, f: (y: number, x: number) => void): void {
+      for (let y = 0; y + dy < S; y++) for (let x = 0; x + dx < S; x++) f(y, x);
+    }
+
+    it('crop box and flip (the online view is the reference resize of the drawn box) and the shift', () => {
+      const draws = augmentDraws(B, img, base, seed, stream);
+      expect(new Set(draws.map((d) => d.flip))).toEqual(new Set([true, false]));
+      const r = makeViews(src, idx, base, seed, stream);
+      const o = r.online.toArray();
+      expect(Array.from(r.shifts.toArray())).toEqual(draws.flatMap((d) => d.shift));
+      const M = S + R;
+      draws.forEach((d, b) => {
+        const ref = resizeRef(src.pixels, idx[b], H, W, C, M, true, d.crop, d.flip);
+        const want: number[] = [];
+        const got: number[] = [];
+        for (let c = 0; c < C; c++) for (let y = 0; y < S; y++) for (let x = 0; x < S; x++) {
+          want.push(ref[(y * M + x) * C + c]);
+          got.push(at(o, C, S, b, c, y, x));
+        }
+        expectResizeClose(got, want, `sample ${b} crop ${d.crop} flip ${d.flip}`);
+      });
+    });
+
+    it('jitter flag and brightness factor (exact: clamp01(v · f) in float32)', () => {
+      const p = { ...base, jitterP: 0.5, brightness: 0.6, contrast: 0, saturation: 0, hue: 0 };
+      const draws = augmentDraws(B, img, p, seed, stream);
+      expect(new Set(draws.map((d) => d.jitter))).toEqual(new Set([true, false]));
+      const r = makeViews(src, idx, p, seed, stream);
+      const [o, t] = [r.online.toArray(), r.target!.toArray()];
+      draws.forEach(({ jitter, factor, shift: [dy, dx] }, b) => {
+        for (let c = 0; c < C; c++) forOverlap(dy, dx, (y, x) => {
+          const v = at(o, C, S, b, c, y + dy, x + dx);
+          const want = jitter ? Math.min(1, Math.max(0, Math.fround(v * factor[0]))) : v;
+          const got = at(t, C, S, b, c, y, x);
+          if (got !== want) throw new Error(`sample ${b} (jitter ${jitter}, f ${factor[0]}) c${c} y${y} x${x}: ${got} != ${want}`);
+        });
+      });
+    });
+
+    it('grayscale and blur flags', () => {
+      for (const p of [{ ...base, grayscaleP: 0.5 }, { ...base, blurP: 0.5, blurSigmaMin: 1, blurSigmaMax: 2, blurReferenceSize: 0 }]) {
+        const draws = augmentDraws(B, img, p, seed, stream);
+        const r = makeViews(src, idx, p, seed, stream);
+        const [o, t] = [r.online.toArray(), r.target!.toArray()];
+        const flags = draws.map((d) => (p.grayscaleP > 0 ? d.grayscale : d.blur));
+        expect(new Set(flags)).toEqual(new Set([true, false]));
+        draws.forEach(({ shift: [dy, dx] }, b) => {
+          let grey = true;
+          let same = true;
+          for (let c = 0; c < C; c++) forOverlap(dy, dx, (y, x) => {
+            const got = at(t, C, S, b, c, y, x);
+            if (got !== at(t, C, S, b, 0, y, x)) grey = false;
+            if (got !== at(o, C, S, b, c, y + dy, x + dx)) same = false;
+          });
+          if (p.grayscaleP > 0) expect(grey, `sample ${b} grey`).toBe(flags[b]);
+          expect(same, `sample ${b} unchanged`).toBe(!flags[b]);
+        });
+      }
+    });
+
+    it('a sample\'s views depend on its position and image only, not on the other images or the batch size', () => {
+      const p = { ...base, jitterP: 1, grayscaleP: 0.5, blurP: 0.5, blurReferenceSize: 0 };
+      const full = makeViews(src, idx, p, seed, stream);
+      const other = Int32Array.from(idx, (v, b) => (b === 9 ? v : (v + 1 + (b % 5)) % 6));
+      const mixed = makeViews(src, other.subarray(0, 12), p, seed, stream);
+      const n = C * S * S;
+      expect(mixed.online.toArray().slice(9 * n, 10 * n)).toEqual(full.online.toArray().slice(9 * n, 10 * n));
+      expect(mixed.target!.toArray().slice(9 * n, 10 * n)).toEqual(full.target!.toArray().slice(9 * n, 10 * n));
+      expect(mixed.shifts.toArray()).toEqual(full.shifts.toArray().slice(0, 24));
+    });
+  });
+
+  it('rejects bad arguments like makeViews does', () => {
+    const img = { height: 8, width: 8, channels: 3 };
+    expect(() => augmentDraws(2, img, { outSize: 8, flipP: 2 }, 0, 0)).toThrowError(/flipP must be in \[0, 1\]/);
+    expect(() => augmentDraws(2, { ...img, channels: 2 }, { outSize: 8 }, 0, 0)).toThrowError(ShapeError);
+    expect(() => augmentDraws(-1, img, { outSize: 8 }, 0, 0)).toThrowError(ValueError);
+    expect(() => augmentDraws(2, img, { outSize: 8 }, -1, 0)).toThrowError(/seed must be a non-negative safe integer/);
+  });
+});
+
 describe('makeViews colour ops', () => {
   const S = 16;
   const B = 16;
@@ -345,3 +495,23 @@ describe('computeMeanStd', () => {
     }
   });
 });
+
+/**
+ * augmentDraws(3, 28×28×3, { outSize: 32 }, seed 0, augmentStream(0)), written down once (the
+ * reference test above derives the same values): a change to the layout, the defaults or the
+ * arithmetic of the draws changes them, and every run's batches with them.
+ */
+const PINNED_DRAWS: ReturnType<typeof augmentDraws> = [
+  {
+    crop: [0, 0, 20, 16], flip: true, shift: [0, 1], jitter: true, order: [0, 3, 2, 1],
+    factor: [1.006518840789795, 0.8071534633636475, 0.6995403170585632, 0.059392962604761124], grayscale: false, blur: true, sigma: 0.20917713711304323,
+  },
+  {
+    crop: [12, 7, 16, 21], flip: true, shift: [7, 6], jitter: true, order: [0, 1, 3, 2],
+    factor: [0.8962934613227844, 0.6193340420722961, 1.0097986459732056, -0.0730927586555481], grayscale: true, blur: false, sigma: 0,
+  },
+  {
+    crop: [2, 2, 26, 26], flip: true, shift: [7, 2], jitter: true, order: [2, 1, 0, 3],
+    factor: [0.7808180451393127, 1.1509793996810913, 0.6606453061103821, 0.025587111711502075], grayscale: false, blur: false, sigma: 0,
+  },
+];

@@ -190,6 +190,20 @@ describe('DataLoader', () => {
     }
   });
 
+  it('every (epoch, step, view) draws from its own augmentation stream', () => {
+    const loader = new DataLoader(dataset, { batchSize: 8, seed: 4, targetView: 'independent', normalize: 'none', augment });
+    const n = loader.stepsPerEpoch;
+    // The layout, written down: batch counter epoch·stepsPerEpoch + step; the second view's in the upper half of 2^48.
+    expect(loader.streamOf(0, 0)).toBe(kernels.augmentStream(0));
+    expect(loader.streamOf(2, 3)).toBe(kernels.augmentStream(2 * n + 3));
+    expect(loader.streamOf(2, 3, true)).toBe(kernels.augmentStream(2 * n + 3 + 2 ** 47));
+    const seen = new Set<number>();
+    for (let epoch = 0; epoch < 50; epoch++) {
+      for (let step = 0; step < n; step++) for (const second of [false, true]) seen.add(loader.streamOf(epoch, step, second));
+    }
+    expect(seen.size).toBe(50 * n * 2);
+  });
+
   it("targetView 'independent': each view is the augmented view of its own make_views draw (MoCo v3's pairs)", async () => {
     const loader = new DataLoader(dataset, { batchSize: 8, seed: 4, targetView: 'independent', normalize: 'none', augment });
     const pairs = await collect(loader, 1);

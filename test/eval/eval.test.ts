@@ -46,6 +46,18 @@ describe('k-NN', () => {
     expect(predictions[0]).toBe(1); // exp(0.996/0.07) outweighs exp(0.766/0.07); unnormalised, 1000× would swamp it
   });
 
+  it('votes with the exact cosine: the temperature decides between one close and two far neighbours', () => {
+    // Query along x; class 0 one neighbour at cosine 0.9, class 1 two at cosine 0.5. Votes
+    // exp(0.9/T) vs 2·exp(0.5/T): class 0 wins iff 0.4/T > ln 2, i.e. for T = 0.5 but not T = 0.6.
+    // Every vector has a norm far from 1, so similarities that are not exactly cosines (no or a
+    // wrong normalisation on either side: scaled by a factor outside [0.87, 1.04]) flip a vote.
+    const at = (cos: number, sign: number, norm: number) => [norm * cos, sign * norm * Math.sqrt(1 - cos * cos)];
+    const train = { features: Float32Array.from([...at(0.9, 1, 0.2), ...at(0.5, 1, 5), ...at(0.5, -1, 7)]), labels: Int32Array.from([0, 1, 1]), dim: 2 };
+    const test = { features: Float32Array.from([3, 0]), labels: Int32Array.from([0]), dim: 2 };
+    expect(knnClassify(train, test, { k: 3, temperature: 0.5 }).predictions[0]).toBe(0);
+    expect(knnClassify(train, test, { k: 3, temperature: 0.6 }).predictions[0]).toBe(1);
+  });
+
   it('separates well-separated clusters and is at chance on pure noise', () => {
     const train = clusters(5, 60, 16, 0.3, 1);
     const test = clusters(5, 20, 16, 0.3, 1); // same centres (same seed), fresh noise below

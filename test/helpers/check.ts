@@ -3,8 +3,8 @@
  * (|a − r| ≤ atol + rtol·|r| for every element, first mismatches printed), an NMSE summary
  * (ggml), and central finite differences for float64 references.
  */
-import { expect } from 'vitest';
-import { Tensor, getNumThreads, setNumThreads, supportedIsas, setIsa, type Isa } from '../../src/index';
+import { beforeEach, expect } from 'vitest';
+import { Tensor, getNumThreads, info, setNumThreads, supportedIsas, setIsa, type Isa } from '../../src/index';
 
 export { makeRng } from '../../src/eval/rng';
 import { makeRng } from '../../src/eval/rng';
@@ -85,9 +85,30 @@ export function toF64(a: ArrayLike<number>): Float64Array {
   return Float64Array.from(a as ArrayLike<number>);
 }
 
-/** The SIMD paths this CPU can run; tests loop over them so both paths are covered. */
+/**
+ * Every SIMD path, whatever this CPU runs: tests loop over them so both paths are covered, and a
+ * suite for a path the CPU lacks calls skipWithoutIsa, so its tests show as skipped, not passed.
+ */
 export function isas(): Isa[] {
-  return supportedIsas();
+  return ['avx2', 'avx512'];
+}
+
+const isaFeature: Record<Isa, string> = { avx2: 'AVX2 + FMA', avx512: 'AVX-512 (F, BW, DQ, VL)' };
+
+/** Why a feature is absent: the CPU lacks it, or CMAE_MAX_ISA hides it (native/core/cpu_features.h). */
+function absent(feature: string): string {
+  const cap = process.env.CMAE_MAX_ISA;
+  return `${feature} is missing on this CPU${cap ? ` or hidden by CMAE_MAX_ISA=${cap}` : ''}`;
+}
+
+/** Inside a describe for one ISA: on a CPU without it, every test there is reported skipped, saying why. */
+export function skipWithoutIsa(isa: Isa): void {
+  if (!supportedIsas().includes(isa)) beforeEach((ctx) => ctx.skip(absent(isaFeature[isa])));
+}
+
+/** Inside a describe: on a CPU without AVX512_BF16, every test there is reported skipped, saying why. */
+export function skipWithoutBf16(): void {
+  if (!info().bf16) beforeEach((ctx) => ctx.skip(absent('AVX512_BF16')));
 }
 
 /** Runs fn with the given ISA forced, restoring the previous one afterwards. */

@@ -118,6 +118,26 @@ export function describeGolden(device: Device): void {
       model.dispose();
     });
 
+    it('encode() matches the reference features: cls and mean pooling, online and momentum branches', async () => {
+      const { json, file } = await loadFixture(name);
+      const model = await modelFromFixture(json, file, device);
+      const images = tensorData(file, 'input.images') as Float32Array;
+      const branches = methods[json.config.mode].momentum ? (['online', 'momentum'] as const) : (['online'] as const);
+      for (const branch of branches) {
+        for (const pool of ['cls', 'mean'] as const) {
+          const ref = tensorData(file, `expect.encode.${branch}.${pool}`);
+          // batchSize 3: four images in two native calls, so the chunking is compared too.
+          const got = await model.encode(images, { pool, branch, batchSize: 3 });
+          expect(got.length, `${branch} ${pool}`).toBe(ref.length);
+          expectClose(got, ref, { atol: 1e-5 * maxAbs(ref), rtol: 1e-4, label: `encode ${branch} ${pool}` });
+        }
+      }
+      // The defaults are the online branch's cls token.
+      expectClose(await model.encode(images), tensorData(file, 'expect.encode.online.cls'), { atol: 1e-5 * maxAbs(tensorData(file, 'expect.encode.online.cls')), rtol: 1e-4, label: 'encode defaults' });
+      if (!methods[json.config.mode].momentum) await expect(model.encode(images, { branch: 'momentum' })).rejects.toThrow(/has no momentum branch/);
+      model.dispose();
+    });
+
     it('three AdamW + EMA steps end at the reference parameters', async () => {
       const { json, file } = await loadFixture(name);
       const model = await modelFromFixture(json, file, device);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Tensor, kernels } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, skipWithoutIsa, randn, toF64, withIsa } from '../helpers/check';
 import { erf, gelu, geluGrad } from '../reference/math';
 
 const sizes = [1, 7, 33, 1000, 70_001]; // odd sizes: not multiples of any SIMD width or chunk
@@ -12,6 +12,7 @@ describe('reference erf', () => {
 });
 
 describe.each(isas())('activations (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(sizes)('gelu forward and backward match the float64 reference, n=%i', (n) => {
     withIsa(isa, () => {
       const x = randn(n, 11 + n, 2.5);

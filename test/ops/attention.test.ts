@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, isas, makeRng, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
+import { dot, expectClose, isas, skipWithoutIsa, makeRng, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
 import * as ref from '../reference/attention';
 
 // (B, N, D, H): one token and one head; tiny odd sizes (hd = 4: less than a vector); 21 tokens
@@ -73,6 +73,7 @@ describe('attention reference', () => {
 });
 
 describe.each(isas())('attention (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(shapes.map((d) => [label(d), d] as const))('forward and backward match the float64 reference, %s', (_, dims) => {
     withIsa(isa, () => {
       const [B, N, D, H] = dims;

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor, kernels } from '../../src/index';
 import { getBinding } from '../../src/native';
 import { nativeOf } from '../../src/tensor';
-import { expectClose, expectSameBits, isas, randn, withIsa, withThreads } from '../helpers/check';
+import { expectClose, expectSameBits, isas, skipWithoutIsa, randn, withIsa, withThreads } from '../helpers/check';
 import { gelu, geluGrad } from '../reference/math';
 import { layernorm } from '../reference/norm';
 
@@ -28,6 +28,7 @@ function geluGradOf(dout: Float32Array, x: Float32Array): Float32Array {
 }
 
 describe.each(isas())('fused kernels (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(sizes)('vectorised GELU forward and backward match the float64 reference, n=%i', (n) => {
     withIsa(isa, () => {
       const x = randn(n, 11 + n, 2.5);

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, ValueError, getMatmulPrecision, getNumThreads, info, kernels, setMatmulPrecision, setNumThreads } from '../../src/index';
-import { dot, expectClose, expectSameBits, finiteDifference, isas, randn, toF64, withIsa, sameBits } from '../helpers/check';
+import { dot, expectClose, expectSameBits, finiteDifference, isas, skipWithoutBf16, skipWithoutIsa, randn, toF64, withIsa, sameBits } from '../helpers/check';
 import { gelu, geluGrad } from '../reference/math';
 import { linearBackwardRef, linearForwardRef, matmulRef } from '../reference/linear';
 
@@ -74,6 +74,7 @@ describe('reference linear backward', () => {
 });
 
 describe.each(isas())('matmul family (%s)', (isa) => {
+  skipWithoutIsa(isa);
   describe.each(transposes)('transA=%s transB=%s', (transA, transB) => {
     it.each(shapes)('sgemm M=%i N=%i K=%i matches the float64 reference', (M, N, K) => {
       withIsa(isa, () => {
@@ -229,6 +230,7 @@ const mlpShapes: [number, number, number][] = [
 ];
 
 describe.each(isas())('Linear + GELU epilogue fusion (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(mlpShapes)('linearGeluForward R=%i C=%i OC=%i: pre and GELU(pre) match float64, bit-identical to the two kernels', (R, C, OC) => {
     withIsa(isa, () => {
       const x = randn(R * C, 51 + C);
@@ -363,8 +365,10 @@ describe('bf16 matmul precision (opt-in)', () => {
       expect(() => setMatmulPrecision('bf16')).toThrowError(/AVX512_BF16/);
     }
   });
+});
 
-  if (!info().bf16) return;
+describe('bf16 matmul products (AVX512_BF16)', () => {
+  skipWithoutBf16();
 
   /** Runs fn with bf16 products, restoring fp32 afterwards. */
   function withBf16<T>(fn: () => T): T {

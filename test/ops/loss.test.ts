@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, makeRng, randn, toF64, withIsa, withThreads, nanTensor, sameBits } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, skipWithoutIsa, makeRng, randn, toF64, withIsa, withThreads, nanTensor, sameBits } from '../helpers/check';
 import * as ref from '../reference/loss';
 
 /** A 0/1 mask of n entries with about `ratio` ones (and at least one 1 and one 0 when n ≥ 2). */
@@ -71,6 +71,7 @@ describe('float64 loss references agree with central finite differences', () => 
 });
 
 describe.each(isas())('loss kernels (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each([
     [1, 1, 1, 0],
     [3, 7, 33, 0],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, skipWithoutIsa, randn, toF64, withIsa, withThreads, expectSameBits, nanTensor } from '../helpers/check';
 import * as ref from '../reference/norm';
 
 // (rows, C): a single row, a single channel, odd sizes (no SIMD width or block multiple), the ViT
@@ -77,6 +77,7 @@ describe('float64 references agree with finite differences of L = Σ dout·out',
 });
 
 describe.each(isas())('layernorm (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(layernormShapes)('forward and backward match the float64 reference, (%i, %i)', (R, C) => {
     withIsa(isa, () => {
       const eps = 1e-6;
@@ -165,6 +166,7 @@ describe.each(isas())('layernorm (%s)', (isa) => {
 });
 
 describe.each(isas())('batchnorm (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(batchnormShapes)('forward, backward and running statistics match the float64 reference, (%i, %i)', (B, C) => {
     withIsa(isa, () => {
       const eps = 1e-5;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { expectClose, isas, makeRng, randn, toF64, withIsa, withThreads, sameBits } from '../helpers/check';
+import { expectClose, isas, skipWithoutIsa, makeRng, randn, toF64, withIsa, withThreads, sameBits } from '../helpers/check';
 import { adamwRefStep, emaRef, globalNormRef, type AdamwRefHyper } from '../reference/optim';
 
 /** A 0/1 decay mask mixing both values in runs (like biases between weight matrices). */
@@ -20,6 +20,7 @@ function decayMask(n: number, seed: number): Float32Array {
 const sizes = [1, 7, 1001, 70_001];
 
 describe.each(isas())('optimiser kernels (%s)', (isa) => {
+  skipWithoutIsa(isa);
   it.each(sizes)('AdamW matches a float64 torch.optim.AdamW for 3 steps, decay mask and grad scale, n=%i', (n) => {
     withIsa(isa, () => {
       const hyper: AdamwRefHyper = { lr: 1e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.05 };

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { DTypeError, ShapeError, Tensor, ValueError, getNumThreads, kernels, setNumThreads } from '../../src/index';
-import { dot, expectClose, finiteDifference, isas, randn, randu, toF64, withIsa, withThreads, expectSameBits } from '../helpers/check';
+import { dot, expectClose, finiteDifference, isas, skipWithoutIsa, randn, randu, toF64, withIsa, withThreads, expectSameBits } from '../helpers/check';
 import * as ref from '../reference/patch';
 
 type Layout = 'pixels-last' | 'channels-first';
@@ -55,6 +55,7 @@ function maskCase(c: MaskCase, seed: number) {
 }
 
 describe.each(isas())('patch kernels (%s)', (isa) => {
+  skipWithoutIsa(isa);
   describe('patchify / unpatchify', () => {
     it.each(patchShapes)('match MAE reshape + einsum and invert each other, B=%i C=%i %ix%i p=%i', (B, C, H, W, p) => {
       withIsa(isa, () => {

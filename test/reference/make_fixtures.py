@@ -692,6 +692,16 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     st['input.mask_noise'] = ('F32', noise)
     if tgt_arg is not None:
         st['input.target_images'] = ('F32', target)
+    # encode() of the initial weights on input.images (whole images, no masking): the cls token and
+    # the mean of the patch tokens (cls excluded), after the final LayerNorm for the online encoder,
+    # without one for the momentum encoder (as it runs in training).
+    with torch.no_grad():
+        branches = [('online', encoder_forward(model, images))]
+        if hasattr(model, 'momentum_encoder'):
+            branches.append(('momentum', encoder_forward(model.momentum_encoder, images)))
+        for branch, tokens in branches:
+            st[f'expect.encode.{branch}.cls'] = ('F64', tokens[:, 0].clone())
+            st[f'expect.encode.{branch}.mean'] = ('F64', tokens[:, 1:].mean(dim=1))
 
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in trainable if decays(n, model)]

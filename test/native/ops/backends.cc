@@ -1,6 +1,8 @@
 // The backends under test (see harness.h, "Backends under test"). Each line here makes every case
 // of the table run on one more backend.
+#include <cstdlib>
 #include <memory>
+#include <string>
 
 #include "core/cpu_features.h"
 #include "core/threads.h"
@@ -18,7 +20,8 @@ namespace {
 
 // The CPU backend with one SIMD path and one matmul precision. Settings are process-wide, so setup
 // saves what was there and restore puts it back.
-void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only) {
+// `unavailable`: the CPU feature this machine lacks for it (its cases are then reported skipped).
+void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only, std::string unavailable) {
   struct Saved {
     Isa isa = Isa::AVX2;
     MatmulPrecision precision = MatmulPrecision::FP32;
@@ -45,7 +48,15 @@ void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only) {
   // 3 on a 2-core machine still splits the work differently from 2 (and oversubscribes).
   b.thread_counts = {1, 2, 3};
   b.set_threads = [](int n) { set_num_threads(n); };
+  b.unavailable = std::move(unavailable);
   register_backend_under_test(std::move(b));
+}
+
+// Why the CPU cannot run a path ("" when it can); CMAE_MAX_ISA may hide what it has (core/cpu_features.h).
+std::string missing(bool supported, const char* feature) {
+  if (supported) return "";
+  const char* cap = std::getenv("CMAE_MAX_ISA");
+  return std::string(feature) + " is missing on this CPU" + (cap ? std::string(" or hidden by CMAE_MAX_ISA=") + cap : std::string());
 }
 
 // A CUDA backend at one matmul precision (set in setup, restored after). `variant` names it.
@@ -86,9 +97,11 @@ void register_cuda_emulated(emu::Schedule schedule, MatmulPrecision precision, b
 }  // namespace
 
 void register_backends() {
-  for (Isa isa : {Isa::AVX2, Isa::AVX512})
-    if (cpu_supports(isa)) register_cpu(isa, MatmulPrecision::FP32, /*matmul_cases_only=*/false);
-  if (cpu_supports_avx512_bf16()) register_cpu(Isa::AVX512, MatmulPrecision::BF16, /*matmul_cases_only=*/true);
+  // Every CPU path is registered; those this CPU lacks report their cases as skipped.
+  register_cpu(Isa::AVX2, MatmulPrecision::FP32, /*matmul_cases_only=*/false, missing(cpu_supports(Isa::AVX2), "AVX2 + FMA"));
+  register_cpu(Isa::AVX512, MatmulPrecision::FP32, /*matmul_cases_only=*/false,
+               missing(cpu_supports(Isa::AVX512), "AVX-512 (F, BW, DQ, VL)"));
+  register_cpu(Isa::AVX512, MatmulPrecision::BF16, /*matmul_cases_only=*/true, missing(cpu_supports_avx512_bf16(), "AVX512_BF16"));
 
   // The CUDA backend (cuda/cuda_api.h): FP32 products, plus its tensor-core precisions on the
   // matmul cases. A GPU's default is TF32, so setup selects each precision explicitly.

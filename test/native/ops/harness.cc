@@ -470,11 +470,15 @@ void add_table_to_suite(const CaseTable& table, testing::Suite& suite) {
     for (const OpCase& c : table.cases()) {
       if (under_test.matmul_cases_only && !c.matmul) continue;
       const std::string name = under_test.name + "/" + c.family + "/" + c.op + "/" + c.shape;
-      suite.add(name, [&under_test, &c] { return run_case(under_test, c); });
-      if (c.thread_invariant && !under_test.thread_counts.empty()) {
-        suite.add(name + "/threads=" + thread_counts_label(under_test.thread_counts),
-                  [&under_test, &c] { return run_under_thread_counts(under_test, c); });
+      const bool threads = c.thread_invariant && !under_test.thread_counts.empty();
+      const std::string threads_name = name + "/threads=" + thread_counts_label(under_test.thread_counts);
+      if (!under_test.unavailable.empty()) {
+        suite.skip(name, under_test.unavailable);
+        if (threads) suite.skip(threads_name, under_test.unavailable);
+        continue;
       }
+      suite.add(name, [&under_test, &c] { return run_case(under_test, c); });
+      if (threads) suite.add(threads_name, [&under_test, &c] { return run_under_thread_counts(under_test, c); });
     }
   }
 }

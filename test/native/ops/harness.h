@@ -139,6 +139,9 @@ struct BackendUnderTest {
   // of these counts and must give bit-identical outputs; run_parts runs under each too.
   std::vector<int> thread_counts;
   std::function<void(int)> set_threads;  // set_threads(0) restores the default
+  // Non-empty: this machine cannot run the backend (the CPU feature it lacks); its cases are
+  // listed and reported as skipped with this reason, never run.
+  std::string unavailable;
 };
 
 void register_backend_under_test(BackendUnderTest backend);
