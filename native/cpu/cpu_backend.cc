@@ -124,6 +124,15 @@ void CpuBackend::zero_2d(void* dst, size_t pitch, size_t width, size_t rows) {
   for (size_t r = 0; r < rows; ++r) std::memset(d + r * pitch, 0, width);
 }
 
+int64_t CpuBackend::chunk_rows() const {
+  static const int64_t rows = [] {
+    const char* env = std::getenv("CMAE_CHUNK_ROWS");
+    const long long given = env != nullptr ? std::atoll(env) : 0;
+    return given > 0 ? static_cast<int64_t>(given) : int64_t{512};
+  }();
+  return rows;
+}
+
 void CpuBackend::run_parts(int parts, const std::function<void(int)>& fn) {
   static const bool serial = [] {
     const char* env = std::getenv("CMAE_SERIAL_BRANCHES");

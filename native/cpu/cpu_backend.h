@@ -42,6 +42,9 @@ class CpuBackend final : public Backend {
   void synchronize() override {}
 
   int batch_parts() const override { return 2; }
+  // 512: ~8 samples of a 65-token sequence; GEMMs of ~500 rows still run at full speed here.
+  // CMAE_CHUNK_ROWS overrides it (tests run the golden models in several chunks per part).
+  int64_t chunk_rows() const override;
   // With exactly 2 compute threads (and not already inside a parallel region) the two parts run
   // side by side, one OpenMP thread each: every kernel inside then runs single-threaded
   // (parallel_for sees the enclosing region). Otherwise one after the other on the full pool.

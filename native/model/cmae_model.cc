@@ -1,6 +1,7 @@
 #include "cmae_model.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <functional>
 #include <vector>
@@ -239,20 +240,28 @@ void CmaeModel::plan_training(int64_t B) {
   const int64_t E = c.projector_dim, Hd = c.projector_hidden, V = c.views();
   const int64_t N = V * B;  // online (and momentum) samples: MoCo v3 encodes both views in one pass
   train_momentum_stack_ = momentum_encoder_.stack;
-  auto decoder_layout = [&](Bump& bump, Decoder& dec, DecoderActs& a, int64_t out_dim) {
+  // The pixel decoder's chunks (Backend::chunk_rows): as few as keep each under the row target,
+  // near-equal; its activations then hold one chunk per part (decoder batch parts · chunk_).
+  const int parts = backend_.batch_parts();
+  const int64_t per_part = (N + parts - 1) / parts, rows_target = backend_.chunk_rows();
+  const int64_t chunks = rows_target > 0 ? std::max<int64_t>(1, (per_part * (1 + L) + rows_target - 1) / rows_target) : 1;
+  chunk_ = (per_part + chunks - 1) / chunks;
+  chunks_ = (per_part + chunk_ - 1) / chunk_;
+  const int64_t chunk_batch = parts == 1 ? N : parts * chunk_;
+  auto decoder_layout = [&](Bump& bump, Decoder& dec, DecoderActs& a, int64_t out_dim, int64_t batch) {
     const int64_t Dd = dec.dim;
-    a.embed = bump.take(B * (1 + K) * Dd);
-    a.x0 = bump.take(B * (1 + L) * Dd);
-    dec.stack.layout(bump, backend_, B, 1 + L, true);
-    a.ln = bump.take(B * (1 + L) * Dd);
-    a.ln_mean = bump.take(B * (1 + L));
-    a.ln_rstd = bump.take(B * (1 + L));
-    a.ln_body = bump.take(B * L * Dd);
-    a.pred = bump.take(B * L * out_dim);
-    a.d_ln_body = bump.take(B * L * Dd);
-    a.d_ln = bump.take(B * (1 + L) * Dd);
-    a.d_x0 = bump.take(B * (1 + L) * Dd);
-    a.d_embed = bump.take(B * (1 + K) * Dd);
+    a.embed = bump.take(batch * (1 + K) * Dd);
+    a.x0 = bump.take(batch * (1 + L) * Dd);
+    dec.stack.layout(bump, backend_, batch, 1 + L, true);
+    a.ln = bump.take(batch * (1 + L) * Dd);
+    a.ln_mean = bump.take(batch * (1 + L));
+    a.ln_rstd = bump.take(batch * (1 + L));
+    a.ln_body = bump.take(batch * L * Dd);
+    a.pred = bump.take(batch * L * out_dim);
+    a.d_ln_body = bump.take(batch * L * Dd);
+    a.d_ln = bump.take(batch * (1 + L) * Dd);
+    a.d_x0 = bump.take(batch * (1 + L) * Dd);
+    a.d_embed = bump.take(batch * (1 + K) * Dd);
   };
   // N rows; BatchNorm statistics per view (head_view).
   auto head_layout = [&](Bump& bump, HeadActs& a) {
@@ -265,7 +274,7 @@ void CmaeModel::plan_training(int64_t B) {
   };
   if (c.has_momentum()) {
     train_ids_ = Tensor();
-    train_ids_ = identity_ids(backend_, N, L);
+    train_ids_ = identity_ids(backend_, std::max(N, chunk_batch), L);  // the momentum chunks' slots may reach past N
   }
   plan_workspace([&](int64_t floats) { return workspace_for(floats, infer_batch_); }, [&](Bump& bump) {
     TrainActs& t = t_;
@@ -281,6 +290,7 @@ void CmaeModel::plan_training(int64_t B) {
     t.d_visible = bump.take(N * K * D);
     t.d_patch_weight_t = bump.take(backend_.batch_parts() * P * D);
     t.losses = bump.take(1 + V);
+    t.chunk_losses = bump.take(parts * chunks_);
     if (c.has_pixel_decoder()) {
       t.latent = bump.take(B * (1 + K) * D);
       t.latent_mean = bump.take(B * (1 + K));
@@ -288,18 +298,19 @@ void CmaeModel::plan_training(int64_t B) {
       t.target_pix = bump.take(B * L * c.decoder_out_dim());
       t.dpred = bump.take(B * L * c.decoder_out_dim());
       t.d_latent = bump.take(B * (1 + K) * D);
-      decoder_layout(bump, pixel_decoder_, t.pixel, c.decoder_out_dim());
+      decoder_layout(bump, pixel_decoder_, t.pixel, c.decoder_out_dim(), chunk_batch);
     }
     if (c.has_feature_decoder()) {
-      decoder_layout(bump, feature_decoder_, t.feature, D);
+      decoder_layout(bump, feature_decoder_, t.feature, D, chunk_batch);
       t.d_feature_body = bump.take(B * L * D);
     }
     if (c.has_momentum()) {
       t.ids_all = train_ids_.i32();
-      t.t_patches = bump.take(N * L * P);
-      t.t_tokens = bump.take(N * L * D);
-      t.t_x0 = bump.take(N * (1 + L) * D);
-      train_momentum_stack_.layout(bump, backend_, N, 1 + L, false);
+      // one chunk per part, like the pixel decoder's (the same 1 + L tokens)
+      t.t_patches = bump.take(chunk_batch * L * P);
+      t.t_tokens = bump.take(chunk_batch * L * D);
+      t.t_x0 = bump.take(chunk_batch * (1 + L) * D);
+      train_momentum_stack_.layout(bump, backend_, chunk_batch, 1 + L, false);
     }
     if (c.has_projector()) {
       t.feature_pooled = bump.take(N * D);
@@ -394,14 +405,15 @@ void CmaeModel::embed_tokens(float* x0, float* tokens, float* patches, const flo
 }
 
 void CmaeModel::decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0,
-                                int64_t nb) {
+                                int64_t nb, int64_t w0) {
   const int64_t L = config_.num_patches(), K = config_.num_visible(), Dd = dec.dim;
-  const int64_t body = b0 * L, rows = b0 * (1 + L), lat = b0 * (1 + K);
-  linear_fwd(backend_, a.embed + lat * Dd, latent + lat * config_.dim, p(), dec.embed, nb * (1 + K));
+  // Rows of sample w0 in the decoder's activations; the latent and ids rows of sample b0.
+  const int64_t body = w0 * L, rows = w0 * (1 + L), lat = w0 * (1 + K);
+  linear_fwd(backend_, a.embed + lat * Dd, latent + b0 * (1 + K) * config_.dim, p(), dec.embed, nb * (1 + K));
   // mask tokens + unshuffle + decoder position embedding (cls row gets pos row 0 = zeros).
   backend_.unshuffle_forward(a.x0 + rows * Dd, a.embed + lat * Dd, p() + dec.mask_token, p() + dec.pos_embed + Dd, p() + dec.pos_embed,
-                             ids_restore + body, nb, L, K, Dd, 1);
-  const float* y = dec.stack.forward(p(), a.x0, b0, nb);
+                             ids_restore + b0 * L, nb, L, K, Dd, 1);
+  const float* y = dec.stack.forward(p(), a.x0, w0, nb);
   backend_.layernorm_forward(a.ln + rows * Dd, a.ln_mean + rows, a.ln_rstd + rows, y + rows * Dd, p() + dec.norm.weight,
                              p() + dec.norm.bias, nb * (1 + L), Dd, kLayerNormEps);
   // The prediction head sees the patch rows only (each sample's cls row dropped).
@@ -411,12 +423,13 @@ void CmaeModel::decoder_forward(Decoder& dec, DecoderActs& a, const float* laten
 }
 
 void CmaeModel::decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* d_latent, const float* d_out, const float* latent,
-                                 const int32_t* ids_restore, int64_t b0, int64_t nb) {
+                                 const int32_t* ids_restore, int64_t b0, int64_t nb, int64_t w0) {
   const int64_t L = config_.num_patches(), K = config_.num_visible(), Dd = dec.dim;
   const int64_t out_dim = dec.pred.out;
-  // Row offsets of the first sample: (B, L, ·) body rows, (B, 1+L, ·) decoder rows, (B, 1+K, ·) latent rows.
-  const int64_t body = b0 * L, rows = b0 * (1 + L), lat = b0 * (1 + K);
-  linear_bwd(backend_, a.d_ln_body + body * Dd, g, d_out + body * out_dim, a.ln_body + body * Dd, p(), dec.pred, nb * L);
+  // Row offsets of sample w0 in the decoder's activations: (·, L, ·) body rows, (·, 1+L, ·) decoder
+  // rows, (·, 1+K, ·) embedded latent rows; d_out, ids, latent and d_latent from sample b0.
+  const int64_t body = w0 * L, rows = w0 * (1 + L), lat = w0 * (1 + K);
+  linear_bwd(backend_, a.d_ln_body + body * Dd, g, d_out + b0 * L * out_dim, a.ln_body + body * Dd, p(), dec.pred, nb * L);
   // Back through the dropped cls rows: zero gradient there, the body rows' gradient elsewhere.
   const size_t row = sizeof(float) * Dd;
   backend_.zero_2d(a.d_ln + rows * Dd, (1 + L) * row, row, static_cast<size_t>(nb));
@@ -425,9 +438,10 @@ void CmaeModel::decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* 
   backend_.layernorm_backward(a.d_x0 + rows * Dd, g + dec.norm.weight, g + dec.norm.bias, a.d_ln + rows * Dd,
                               dec.stack.output() + rows * Dd, p() + dec.norm.weight, a.ln_mean + rows, a.ln_rstd + rows, nb * (1 + L),
                               Dd, /*accumulate_dinp=*/false);
-  dec.stack.backward(g, a.d_x0, p(), a.x0, b0, nb);
-  backend_.unshuffle_backward(a.d_embed + lat * Dd, g + dec.mask_token, a.d_x0 + rows * Dd, ids_restore + body, nb, L, K, Dd, 1);
-  linear_bwd(backend_, d_latent + lat * config_.dim, g, a.d_embed + lat * Dd, latent + lat * config_.dim, p(), dec.embed, nb * (1 + K));
+  dec.stack.backward(g, a.d_x0, p(), a.x0, w0, nb);
+  backend_.unshuffle_backward(a.d_embed + lat * Dd, g + dec.mask_token, a.d_x0 + rows * Dd, ids_restore + b0 * L, nb, L, K, Dd, 1);
+  const int64_t lat_b = b0 * (1 + K) * config_.dim;
+  linear_bwd(backend_, d_latent + lat_b, g, a.d_embed + lat * Dd, latent + lat_b, p(), dec.embed, nb * (1 + K));
 }
 
 void CmaeModel::head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats) {
@@ -459,11 +473,35 @@ void CmaeModel::for_each_view(int64_t B, int64_t b0, int64_t nb, const std::func
   }
 }
 
-void CmaeModel::forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb) {
+void CmaeModel::for_each_chunk(int64_t b0, int64_t nb, const std::function<void(int64_t, int64_t, int64_t)>& fn) const {
+  const int64_t chunks = (nb + chunk_ - 1) / chunk_;
+  for (int64_t j = 0; j < chunks; ++j) {
+    const int64_t s0 = b0 + nb * j / chunks, s1 = b0 + nb * (j + 1) / chunks;
+    fn(j, s0, s1 - s0);
+  }
+}
+
+double CmaeModel::reconstruction_loss(int64_t N) const {
+  const int parts = backend_.batch_parts();
+  std::vector<float> chunk(static_cast<size_t>(parts * chunks_));
+  backend_.copy_to_host(chunk.data(), t_.chunk_losses, sizeof(float) * chunk.size());
+  double loss = 0.0;
+  for (int part = 0; part < parts; ++part) {
+    const int64_t b0 = N * part / parts, nb = N * (part + 1) / parts - b0;
+    if (nb <= 0) continue;
+    for_each_chunk(b0, nb, [&](int64_t j, int64_t, int64_t n) {
+      loss += static_cast<double>(chunk[static_cast<size_t>(part * chunks_ + j)]) * static_cast<double>(n) / static_cast<double>(N);
+    });
+  }
+  return loss;
+}
+
+void CmaeModel::forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb, int part,
+                                float* g) {
   if (nb <= 0) return;
   const ModelConfig& c = config_;
   TrainActs& t = t_;
-  const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim, image = c.image_numel();
+  const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim, image = c.image_numel(), N = c.views() * B;
   const int64_t vis = b0 * (1 + K);  // first row of the sample range in (N, 1+K, ·) buffers
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
   // Online sample s of view v is image s − v·B of that view; the momentum branch sees the other
@@ -471,6 +509,30 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   // except MaskDistill's teacher, which sees the student's own image whole.
   const float* online_view[2] = {images, target_images};
   const float* momentum_view[2] = {c.mode == Mode::MASKDISTILL ? images : target_images, images};
+  if (c.has_momentum()) {
+    // momentum branch first (no gradients; MaskDistill's reconstruction targets are its output):
+    // whole view, no final norm; CMAE and MoCo v3 pool its patch tokens, MaskDistill takes them as
+    // they are
+    // Chunk by chunk through this part's slot of its activations (w0): only the pooled features
+    // (MaskDistill: the targets) outlive a chunk.
+    const int64_t w0 = part * chunk_, slot = w0 * (1 + L);
+    const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
+    for_each_view(B, b0, nb, [&](int64_t v, int64_t v0, int64_t vn) {
+      for_each_chunk(v0, vn, [&](int64_t, int64_t s0, int64_t n) {
+        embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, w0, n);
+        { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, w0, n); }
+        if (c.has_predictor()) backend_.mean_pool_forward(t.t_pooled + s0 * D, t_out + slot * D, n, 1 + L, D, 1);
+        if (c.mode == Mode::MASKDISTILL) {
+          // The teacher's patch tokens (its cls rows dropped) as the targets, standardised per token
+          // by the norm-pix loss (normPixLoss). Where we differ from MaskDistill: its teacher is a
+          // CLIP model whose features pass a LayerNorm without affine (biased variance) and it uses
+          // a smooth-L1 loss; here the norm-pix loss's unbiased standardisation and its MSE.
+          const size_t row = sizeof(float) * D;
+          backend_.copy_2d(t.target_pix + s0 * L * D, L * row, t_out + (slot + 1) * D, (1 + L) * row, L * row, static_cast<size_t>(n));
+        }
+      });
+    });
+  }
   // online encoder on the visible patches only (they are the only ones patchified and embedded;
   // patches_visible is kept for the patch embedding's weight gradient)
   {
@@ -483,29 +545,43 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
   if (c.has_pixel_decoder()) {
     backend_.layernorm_forward(t.latent + vis * D, t.latent_mean + vis, t.latent_rstd + vis, enc_out + vis * D,
                                p() + final_norm_.weight, p() + final_norm_.bias, nb * (1 + K), D, kLayerNormEps);
-    CMAE_PROF("M.pixdec_fwd");
-    decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, b0, nb);
+    // The pixel decoder's whole pass, chunk by chunk into this part's slot of its activations: the
+    // loss of a chunk is the mean over its masked patches, so its gradient is scaled by its share
+    // n / N of the batch's (every sample masks the same number of patches) and the batch's loss is
+    // put together from the chunks' (reconstruction_loss). One chunk (a GPU) scales by exactly 1.
+    CMAE_PROF("M.pixdec");
+    const int64_t out = c.decoder_out_dim(), w0 = part * chunk_;
+    for_each_chunk(b0, nb, [&](int64_t j, int64_t s0, int64_t n) {
+      decoder_forward(pixel_decoder_, t.pixel, t.latent, t.ids_restore, s0, n, w0);
+      if (c.mode != Mode::MASKDISTILL) {
+        backend_.patchify(t.target_pix + s0 * L * out, images + s0 * image, n, c.channels, c.image_size, c.image_size, c.patch_size,
+                          PatchLayout::PixelsLast);
+      }
+      const float* pred = t.pixel.pred + w0 * L * out;
+      backend_.normpix_mse_forward_backward(t.chunk_losses + part * chunks_ + j, t.dpred + s0 * L * out, pred,
+                                            t.target_pix + s0 * L * out, t.mask + s0 * L, n, L, out, c.norm_pix_loss, 1e-6f,
+                                            static_cast<float>(c.rc_weight * static_cast<double>(n) / static_cast<double>(N)));
+      if (pred_out_) backend_.copy(pred_out_->f32() + s0 * L * out, pred, sizeof(float) * n * L * out);
+      decoder_backward(pixel_decoder_, t.pixel, g, t.d_latent, t.dpred, t.latent, t.ids_restore, s0, n, w0);
+    });
   }
   if (c.has_feature_decoder()) {
-    { CMAE_PROF("M.featdec_fwd"); decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, b0, nb); }
-    backend_.mean_pool_forward(t.feature_pooled + b0 * D, t.feature.pred + b0 * L * D, nb, L, D, 0);
+    // By chunks too (the heads need every sample's pooled features before any backward): only the
+    // pooled features outlive a chunk, and backward_samples recomputes the forward of every chunk
+    // but the last.
+    CMAE_PROF("M.featdec_fwd");
+    const int64_t w0 = part * chunk_;
+    for_each_chunk(b0, nb, [&](int64_t, int64_t s0, int64_t n) {
+      decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, s0, n, w0);
+      backend_.mean_pool_forward(t.feature_pooled + s0 * D, t.feature.pred + w0 * L * D, n, L, D, 0);
+    });
   } else if (c.has_projector()) {
     // MoCo v3, SimCLR: the mean of the online encoder's patch tokens (without the final norm).
     backend_.mean_pool_forward(t.feature_pooled + b0 * D, enc_out + vis * D, nb, 1 + K, D, 1);
   }
-  if (!c.has_momentum()) return;
-  // momentum branch (no gradients): whole view, no final norm; CMAE and MoCo v3 pool its patch
-  // tokens, MaskDistill takes them as they are (the loss part below)
-  const int64_t all = b0 * (1 + L);
-  const float* t_out = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
-  for_each_view(B, b0, nb, [&](int64_t v, int64_t s0, int64_t n) {
-    embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, s0, n);
-  });
-  { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, b0, nb); }
-  if (c.has_predictor()) backend_.mean_pool_forward(t.t_pooled + b0 * D, t_out + all * D, nb, 1 + L, D, 1);
 }
 
-void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb) {
+void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb, int part) {
   if (nb <= 0) return;
   const ModelConfig& c = config_;
   TrainActs& t = t_;
@@ -515,10 +591,20 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   // d_enc: the gradient at the encoder's output (N, 1+K, D).
   float* d_enc = t.d_latent_feature;
   if (c.has_pixel_decoder()) {
-    { CMAE_PROF("M.pixdec_bwd"); decoder_backward(pixel_decoder_, t.pixel, g, t.d_latent, t.dpred, t.latent, t.ids_restore, b0, nb); }
+    // t.d_latent holds the pixel decoder's gradient already (forward_samples ran its whole pass).
     if (c.has_feature_decoder()) {
-      backend_.mean_pool_backward(t.d_feature_body + b0 * L * D, t.d_feature_pooled + b0 * D, nb, L, D, 0);
-      { CMAE_PROF("M.featdec_bwd"); decoder_backward(feature_decoder_, t.feature, g, t.d_latent_feature, t.d_feature_body, t.latent, t.ids_restore, b0, nb); }
+      // The chunks from the last back: its activations are still there from the forward; each
+      // earlier one's forward runs again (the same kernels on the same inputs: the same bits).
+      CMAE_PROF("M.featdec_bwd");
+      const int64_t w0 = part * chunk_, chunks = (nb + chunk_ - 1) / chunk_;
+      std::vector<std::array<int64_t, 2>> pieces;
+      for_each_chunk(b0, nb, [&](int64_t, int64_t s0, int64_t n) { pieces.push_back({s0, n}); });
+      for (int64_t j = chunks - 1; j >= 0; --j) {
+        const int64_t s0 = pieces[static_cast<size_t>(j)][0], n = pieces[static_cast<size_t>(j)][1];
+        if (j + 1 < chunks) decoder_forward(feature_decoder_, t.feature, t.latent, t.ids_restore, s0, n, w0);
+        backend_.mean_pool_backward(t.d_feature_body + s0 * L * D, t.d_feature_pooled + s0 * D, n, L, D, 0);
+        decoder_backward(feature_decoder_, t.feature, g, t.d_latent_feature, t.d_feature_body, t.latent, t.ids_restore, s0, n, w0);
+      }
       backend_.add_inplace(t.d_latent + lat * D, t.d_latent_feature + lat * D, nb * (1 + K) * D);
     }
     // Final norm backward writes the encoder-output gradient into d_latent_feature (free now).
@@ -585,6 +671,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   }
 
   plan_training(B);
+  pred_out_ = outputs.pred;
   CMAE_PROF("M.STEP");
   TrainActs& t = t_;
   const int parts = backend_.batch_parts();
@@ -614,26 +701,11 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     backend_.run_parts(parts, [&](int part) {
       int64_t b0, nb;
       part_range(part, b0, nb);
-      forward_samples(images.f32(), target, B, b0, nb);
+      forward_samples(images.f32(), target, B, b0, nb, part, part_grads(part));
     });
   }
 
-  // ---- losses and heads, whole batch
-  if (c.has_pixel_decoder()) {
-    if (c.mode == Mode::MASKDISTILL) {
-      // The teacher's patch tokens (its cls rows dropped) as the targets, standardised per token by
-      // the norm-pix loss (normPixLoss). Where we differ from MaskDistill: its teacher is a CLIP
-      // model whose features pass a LayerNorm without affine (biased variance) and it uses a
-      // smooth-L1 loss; here the norm-pix loss's unbiased standardisation and its MSE.
-      const float* teacher = train_momentum_stack_.depth() > 0 ? train_momentum_stack_.output() : t.t_x0;
-      const size_t row = sizeof(float) * c.dim;
-      backend_.copy_2d(t.target_pix, L * row, teacher + c.dim, (1 + L) * row, L * row, static_cast<size_t>(B));
-    } else {
-      backend_.patchify(t.target_pix, images.f32(), B, c.channels, c.image_size, c.image_size, c.patch_size, PatchLayout::PixelsLast);
-    }
-    backend_.normpix_mse_forward_backward(t.losses, t.dpred, t.pixel.pred, t.target_pix, t.mask, B, L, out_dim, c.norm_pix_loss, 1e-6f,
-                                          static_cast<float>(c.rc_weight));
-  }
+  // ---- losses and heads, whole batch (the reconstruction loss ran with the pixel decoder)
   if (c.mode == Mode::SIMCLR) {
     // SimCLR: one projector pass over both views (BatchNorm over all 2B rows, as SimCLR's global
     // BN), NT-Xent over the 2B projections (scale 1: SimCLR's plain cross-entropy).
@@ -665,7 +737,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     backend_.run_parts(parts, [&](int part) {
       int64_t b0, nb;
       part_range(part, b0, nb);
-      backward_samples(part_grads(part), t.d_patch_weight_t + part * c.patch_dim() * c.dim, b0, nb);
+      backward_samples(part_grads(part), t.d_patch_weight_t + part * c.patch_dim() * c.dim, b0, nb, part);
     });
   }
   {
@@ -673,7 +745,6 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     for (int part = 1; part < parts; ++part) backend_.add_inplace(grads_.f32(), part_grads(part), table_.trainable_count());
   }
 
-  if (outputs.pred) backend_.copy(outputs.pred->f32(), t.pixel.pred, sizeof(float) * B * L * out_dim);
   if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * N * L);
   if (outputs.ids_restore) backend_.copy(outputs.ids_restore->i32(), t.ids_restore, sizeof(int32_t) * N * L);
   if (two_views && outputs.q) backend_.copy(outputs.q->f32(), c.has_predictor() ? t.predictor.out : t.projector.out, sizeof(float) * N * E);
@@ -682,7 +753,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   // losses: [reconstruction (MaskDistill: of the teacher's features), contrastive of view 0, (of
   // view 1)]; MoCo v3 writes no reconstruction.
   float losses[3] = {0.0f, 0.0f, 0.0f};
-  if (c.has_pixel_decoder()) backend_.copy_to_host(losses, t.losses, sizeof(float));
+  if (c.has_pixel_decoder()) losses[0] = static_cast<float>(reconstruction_loss(N));
   // One contrastive loss per view for InfoNCE against the momentum branch, one NT-Xent for SimCLR.
   if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * (c.has_predictor() ? V : 1));
   if (running_stats_backup_.defined() && !(std::isfinite(losses[0]) && std::isfinite(losses[1]) && std::isfinite(losses[2]))) {

@@ -176,20 +176,30 @@ class CmaeModel {
   // read); momentum branch and encode: the identity ids, K = L. Every pointer is the whole batch's.
   void embed_tokens(float* x0, float* tokens, float* patches, const float* images, const int32_t* ids, int64_t K,
                     const Encoder& enc, int64_t b0, int64_t nb);
-  void decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0, int64_t nb);
-  // Samples [b0, b0 + nb) of the batch (all buffers are the whole batch's); gradients into g.
+  // Samples [b0, b0 + nb) of the batch: latent, ids_restore, d_latent and d_out are the whole
+  // batch's; the decoder's own activations `a` hold them from sample w0 on (a decoder laid out for
+  // chunks: w0 = the part's slot; otherwise w0 = b0). Gradients into g.
+  void decoder_forward(Decoder& dec, DecoderActs& a, const float* latent, const int32_t* ids_restore, int64_t b0, int64_t nb,
+                       int64_t w0);
   void decoder_backward(Decoder& dec, DecoderActs& a, float* g, float* d_latent, const float* d_out, const float* latent,
-                        const int32_t* ids_restore, int64_t b0, int64_t nb);
-  // The forward of every branch for samples [b0, b0 + nb).
-  // (MoCo v3's N = 2B online samples: view 0, then view 1.)
-  void forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb);
+                        const int32_t* ids_restore, int64_t b0, int64_t nb, int64_t w0);
+  // The forward of every branch for samples [b0, b0 + nb) of batch part `part`, and the pixel
+  // decoder's whole pass (forward, loss, backward into g), chunk by chunk: it needs nothing from
+  // other samples. (MoCo v3's N = 2B online samples: view 0, then view 1.)
+  void forward_samples(const float* images, const float* target_images, int64_t B, int64_t b0, int64_t nb, int part, float* g);
+  // The chunks of part samples [b0, b0 + nb): fn(j, s0, n) for chunk j, samples
+  // [s0, s0 + n), near-equal pieces of at most chunk_ samples, in order.
+  void for_each_chunk(int64_t b0, int64_t nb, const std::function<void(int64_t, int64_t, int64_t)>& fn) const;
+  // The mean-over-masked-patches reconstruction loss of the batch from the chunks' own means:
+  // every sample has the same number of masked patches, so chunk j weighs n_j / N.
+  double reconstruction_loss(int64_t N) const;
   // Calls fn(view, s0, n) for each piece [s0, s0 + n) of samples [b0, b0 + nb) that lies in one
   // view (view v holds online samples [v·B, (v+1)·B)).
   void for_each_view(int64_t B, int64_t b0, int64_t nb, const std::function<void(int64_t, int64_t, int64_t)>& fn) const;
   // The rows (and BatchNorm statistics) of view `view` in a head's activations.
   HeadActs head_view(const HeadActs& a, int64_t view, int64_t B) const;
   // The backward of samples [b0, b0 + nb) after the losses and heads, into the gradient arena g.
-  void backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb);
+  void backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb, int part);
   void head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats);
   void head_backward(const Head& head, HeadActs& a, float* d_inp, const float* d_out, const float* inp, float* d_hidden, int64_t B);
 
@@ -217,13 +227,18 @@ class CmaeModel {
   // One workspace for training and inference (native/README.md, principle 2). A model runs one
   // call at a time, so the two plans never run together: they share one buffer, sized for the
   // larger (an evaluation at batch 256 before training planned 0.36 GB for a tiny model, kept
-  // beside the 0.54 GB of its training at batch 64). Nothing in it outlives a call; what must (the
+  // beside the 0.20 GB of its training at batch 64). Nothing in it outlives a call; what must (the
   // identity ids) has its own small tensor per plan.
   Tensor workspace_;
   Tensor train_ids_, infer_ids_;  // (rows, L) int32: ids_all[r, l] = l, for each plan's rows (training: views·B)
 
   // Training plan (for train_batch_; 0 = none).
   int64_t train_batch_ = 0;
+  // The full-sequence passes (pixel and feature decoders, momentum branch) run in chunks of at most
+  // chunk_ samples per part (Backend::chunk_rows), at most chunks_ of them per part; their
+  // activations hold one chunk per part.
+  int64_t chunk_ = 0, chunks_ = 0;
+  const Tensor* pred_out_ = nullptr;  // loss_and_grad's outputs.pred, filled chunk by chunk
   struct TrainActs {
     // patches_visible (B, K, P): the visible patches, the patch embedding's input in the forward
     // and its weight gradient's in the backward; tokens (B, K, D): their embeddings.
@@ -235,7 +250,8 @@ class CmaeModel {
     float* d_patch_weight_t;  // one (P, D) block per batch part
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;
-    float* losses;  // (1 + views): reconstruction, contrastive of each view
+    float* losses;  // (1 + views): reconstruction (unused: see chunk_losses), contrastive of each view
+    float* chunk_losses;  // (parts · chunks_): each pixel-decoder chunk's mean loss, part by part
     DecoderActs pixel, feature;
     HeadActs projector, predictor, momentum_projector;
   } t_{};

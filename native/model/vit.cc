@@ -103,18 +103,24 @@ void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N
   // GELU(h) is not kept per layer for backward: fc2 consumes it at once in the forward, and the
   // backward recomputes it from h (the same vectorised GELU as the GEMM epilogue's, so the same
   // bits) into this one buffer just before fc2's weight gradient. One R x 4D buffer instead of one
-  // per layer: 0.1 GB of a tiny model's 0.54 GB training workspace at batch 64, for an
+  // per layer: 0.1 GB of a tiny model's training workspace at batch 64 (then 0.54 GB), for an
   // element-wise pass per layer (under 1 % of a step).
   gelu_ = save_all && depth() > 0 ? bump.take(R * hidden_) : nullptr;
+  // Nor are the LayerNorm outputs: each is consumed by the product right after it, and the
+  // backward recomputes it from the saved input and statistics (the same row function, so the same
+  // bits) just before that product's weight gradient. Every LayerNorm of the stack writes this one
+  // R x D buffer: 2 x depth - 1 buffers fewer (19 MB of a tiny encoder at batch 64) for two
+  // LayerNorm passes per block in the backward.
+  ln_ = save_all && depth() > 0 ? bump.take(R * D) : nullptr;
   for (Acts& a : acts_) {
-    a.ln1 = bump.take(R * D);
+    a.ln1 = save_all ? ln_ : bump.take(R * D);
     a.ln1_mean = bump.take(R);
     a.ln1_rstd = bump.take(R);
     a.qkv = bump.take(R * 3 * D);
     a.att = bump.take(B * att_per_sample_);
     a.atty = bump.take(R * D);
     a.x1 = bump.take(R * D);
-    a.ln2 = bump.take(R * D);
+    a.ln2 = save_all ? ln_ : bump.take(R * D);
     a.ln2_mean = bump.take(R);
     a.ln2_rstd = bump.take(R);
     a.h = bump.take(R * hidden_);
@@ -205,11 +211,10 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     const Block& b = blocks_[i];
     const Acts& a = acts_[i];
     const float* inp = (i == 0 ? x : acts_[i - 1].out) + r0 * D;
-    const float* ln1 = a.ln1 + r0 * D;
+    float* ln = ln_ + r0 * D;  // ln2, then ln1, recomputed
     const float* qkv = a.qkv + r0 * 3 * D;
     const float* atty = a.atty + r0 * D;
     const float* x1 = a.x1 + r0 * D;
-    const float* ln2 = a.ln2 + r0 * D;
     const float* h = a.h + r0 * hidden_;
     float* g = gelu_ + r0 * hidden_;
     { CMAE_PROF("b.gelu_recompute"); be.gelu_forward(g, h, R * hidden_); }
@@ -220,13 +225,17 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
       be.gelu_linear_backward(d_hidden, grads + b.fc2.weight, grads + b.fc2.bias, dres, g, h, params + b.fc2.weight, R, b.fc2.in,
                               b.fc2.out);
     }
-    { CMAE_PROF("b.fc1"); linear_bwd(be, d_ln, grads, d_hidden, ln2, params, b.fc1, R); }
+    { CMAE_PROF("b.ln_recompute"); be.layernorm_forward(ln, a.ln2_mean + r0, a.ln2_rstd + r0, x1, params + b.norm2.weight,
+                                                        params + b.norm2.bias, R, D, kLayerNormEps); }
+    { CMAE_PROF("b.fc1"); linear_bwd(be, d_ln, grads, d_hidden, ln, params, b.fc1, R); }
     { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm2.weight, grads + b.norm2.bias, d_ln, x1, params + b.norm2.weight,
                                                a.ln2_mean + r0, a.ln2_rstd + r0, R, D, /*accumulate_dinp=*/true); }
     // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
     { CMAE_PROF("b.proj"); linear_bwd(be, d_atty, grads, dres, atty, params, b.proj, R); }
     { CMAE_PROF("b.attn"); be.attention_backward(d_qkv, d_atty, qkv, a.att + att0, nb, N_, D, heads_); }
-    { CMAE_PROF("b.qkv"); linear_bwd(be, d_ln, grads, d_qkv, ln1, params, b.qkv, R); }
+    { CMAE_PROF("b.ln_recompute"); be.layernorm_forward(ln, a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b.norm1.weight,
+                                                        params + b.norm1.bias, R, D, kLayerNormEps); }
+    { CMAE_PROF("b.qkv"); linear_bwd(be, d_ln, grads, d_qkv, ln, params, b.qkv, R); }
     { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm1.weight, grads + b.norm1.bias, d_ln, inp, params + b.norm1.weight,
                                                a.ln1_mean + r0, a.ln1_rstd + r0, R, D, /*accumulate_dinp=*/true); }
   }

@@ -105,6 +105,7 @@ class TransformerStack {
   std::vector<Acts> acts_;
   float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
   float* gelu_ = nullptr;  // save_all: every layer's GELU(h), one layer at a time (layout() says why)
+  float* ln_ = nullptr;    // save_all: every LayerNorm output of the stack, one at a time (likewise)
 };
 
 constexpr float kLayerNormEps = 1e-6f;  // spec §1.3: eps 1e-6 everywhere
