@@ -159,6 +159,7 @@ export interface NativeKernels {
   normpixMseForwardBackward(dpred: OptionalHandle, pred: Handle, target: Handle, mask: Handle, normPix: boolean, eps: number, dloss: number): number;
   infonceForwardBackward(dq: OptionalHandle, q: Handle, k: Handle, tau: number, scale: number, dloss: number): number;
   ntxentForwardBackward(dz: OptionalHandle, z: Handle, tau: number, scale: number, dloss: number): number;
+  softmaxCrossEntropyForwardBackward(dlogits: OptionalHandle, logits: Handle, targets: Handle, dloss: number): number;
   // norm
   layernormForward(out: Handle, mean: Handle, rstd: Handle, inp: Handle, weight: Handle, bias: Handle, eps: number): void;
   layernormBackward(
