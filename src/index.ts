@@ -4,6 +4,7 @@ export {
 } from './errors';
 export { Tensor, type DType, type Device } from './tensor';
 export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type ParameterInfo } from './models/cmae';
+export { Classifier, softTargets, CLASSIFIER_FORMAT, type ClassifierConfig, type ClassifierOptions } from './models/classifier';
 export { methods, presets, resolveConfig, type MethodTraits, type ModelConfig, type PresetName, type Mode } from './models/config';
 export { AdamW, type AdamWOptions } from './optim/adamw';
 export { cosineWithWarmup, momentumSchedule } from './optim/schedules';
