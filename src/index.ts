@@ -30,6 +30,7 @@ export {
   loadMnist, loadIdx, loadFashionMnist, loadCifar10, loadImageFolder, holdoutSplit, subset,
   type Dataset, type InMemoryDataset, type LazyDataset,
 } from './data/index';
+export { finetune, scoreClassifier, finetuneDefaults, type FinetuneOptions, type FinetuneResult, type FinetuneEpoch, type FinetuneStep } from './train/finetune';
 export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSource } from './train/trainer';
 export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
 export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';
