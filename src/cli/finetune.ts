@@ -33,6 +33,8 @@ export interface FinetuneCliOptions {
   layerDecay: string;
   weightDecay: string;
   labelSmoothing: string;
+  mixup: string;
+  cutmix: string;
   pool: string;
   minCrop: string;
   seed: string;
@@ -59,6 +61,8 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
   const weightDecay = parseNumberOption(o.weightDecay, '--weight-decay', 0);
   const labelSmoothing = parseNumberOption(o.labelSmoothing, '--label-smoothing', 0, 0.99);
   const minCrop = parseNumberOption(o.minCrop, '--min-crop', 0.01, 1);
+  const mixup = parseNumberOption(o.mixup, '--mixup', 0);
+  const cutmix = parseNumberOption(o.cutmix, '--cutmix', 0);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
   const device = parseDevice(o.device);
   // Every output is checked before any slow work: an earlier run's results are never replaced silently.
@@ -129,6 +133,9 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
       layerDecay,
       weightDecay,
       labelSmoothing,
+      mixup,
+      cutmix,
+      seed,
       outDir: o.out,
       signal: controller.signal,
       metadata: { normalization: JSON.stringify(normalization), data: o.data, ...(o.checkpoint && !o.fromScratch ? { pretrained: o.checkpoint } : {}) },

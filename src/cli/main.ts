@@ -67,6 +67,8 @@ function buildProgram(): Command {
     .option('--layer-decay <d>', 'layer-wise lr decay: block i learns at lr * d^(depth - i), the embeddings at lr * d^(depth + 1)', String(f.layerDecay))
     .option('--weight-decay <w>', 'AdamW weight decay (Linear and conv weights)', String(f.weightDecay))
     .option('--label-smoothing <e>', 'label smoothing', String(f.labelSmoothing))
+    .option('--mixup <alpha>', 'mixup Beta alpha (0 = off; MAE: 0.8)', '0')
+    .option('--cutmix <alpha>', 'CutMix Beta alpha (0 = off; MAE: 1.0); with --mixup, half the batches each', '0')
     .option('--pool <pool>', 'mean (of the patch tokens, then fc_norm: MAE\'s global_pool) or cls (the cls token after the encoder\'s norm)', 'mean')
     .option('--min-crop <s>', 'smallest area fraction of the random resized crop', '0.35')
     .option('--seed <n>', 'seed for the head, the shuffling, the augmentation and the holdout split', '0')

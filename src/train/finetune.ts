@@ -15,6 +15,7 @@ import { cosineWithWarmup } from '../optim/schedules';
 import { writeFileAtomic } from '../io/atomic';
 import type { Dataset } from '../data/dataset';
 import { forEachBatch, type FeatureOptions } from '../eval/evaluate';
+import { checkMixOptions, mixBatch, type MixOptions } from './mixup';
 
 /** Batches with labels (src/data/loader.ts's DataLoader is one). */
 export interface LabeledBatchSource {
@@ -53,6 +54,12 @@ export interface FinetuneOptions {
   weightDecay?: number;
   betas?: readonly [number, number];
   labelSmoothing?: number;
+  /** Mixup / CutMix Beta α (0 = off, the default; MAE's fine-tuning: 0.8 / 1.0) and the CutMix share when both are on. */
+  mixup?: number;
+  cutmix?: number;
+  mixSwitchProb?: number;
+  /** Seed of the mixing draws. Default 0. */
+  seed?: number;
   /** Where the best checkpoint (classifier.safetensors) and metrics.jsonl go (nothing written when omitted). */
   outDir?: string;
   /** Metadata saved with the checkpoint (e.g. the normalisation and the data). */
@@ -139,6 +146,10 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
     totalSteps,
   });
   const smoothing = o.labelSmoothing ?? d.labelSmoothing;
+  const mix: MixOptions = { mixup: o.mixup ?? 0, cutmix: o.cutmix ?? 0, switchProb: o.mixSwitchProb };
+  checkMixOptions(mix);
+  const seed = o.seed ?? 0;
+  const { channels, imageSize } = model.config;
   const optimizer = new AdamW(model, {
     lr: peak,
     betas: o.betas ?? d.betas,
@@ -165,7 +176,11 @@ export async function finetune(options: FinetuneOptions): Promise<FinetuneResult
           if (!batch.labels) throw new ValueError('fine-tuning needs labelled batches (the dataset has no labels)');
           const t0 = Date.now();
           lr = schedule(step);
-          const loss = await model.lossAndGrad({ images: batch.images, targets: softTargets(batch.labels, model.numClasses, smoothing) });
+          // Mixing draws keyed by (seed, step): a run is reproducible whatever came before.
+          const n = batch.labels.length;
+          const mixed = mixBatch(batch.images.toArray() as Float32Array, n, channels, imageSize, mix, (Math.imul(step + 1, 0x9e3779b1) ^ seed) >>> 0);
+          const targets = softTargets(batch.labels, model.numClasses, smoothing, mixed);
+          const loss = await model.lossAndGrad({ images: mixed ? mixed.images : batch.images, targets });
           const gradNorm = Number.isFinite(loss) ? await optimizer.step({ lr }) : NaN;
           const skipped = !Number.isFinite(loss) || !Number.isFinite(gradNorm);
           if (!skipped) {
