@@ -60,7 +60,7 @@ function buildProgram(): Command {
     .option('--from-scratch', 'random-init encoder instead (of the checkpoint\'s architecture, or of --preset): the baseline')
     .option('--preset <name>', 'with --from-scratch and no --checkpoint: the model size', 'nano')
     .option('--data <spec>', DATA_HELP, 'mnist')
-    .option('--epochs <n>', 'passes over the training split', '10')
+    .option('--epochs <n>', 'passes over the training split', '5')
     .option('--batch-size <n>', 'images per step', '64')
     .option('--lr <lr>', 'peak learning rate (overrides --blr)')
     .option('--blr <blr>', 'base learning rate per 256 images: lr = blr * batch / 256', String(f.blr))
