@@ -8,6 +8,8 @@
 import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { Classifier } from '../models/classifier';
+import { CHECKPOINT_FORMAT } from '../models/cmae';
+import { FormatError } from '../errors';
 import { presets, type PresetName } from '../models/config';
 import { readSafetensorsMetadata } from '../io/safetensors';
 import { DataLoader } from '../data/loader';
@@ -70,9 +72,9 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
   if (existing.length > 0 && !o.force) throw new UsageError(`${existing[0]} exists (an earlier run's output); pass --force to overwrite, or another --out`);
 
   const metadata = o.checkpoint ? await readSafetensorsMetadata(o.checkpoint) : {};
+  const saved = o.checkpoint ? pretrainingConfig(metadata, o.checkpoint) : undefined;
   const pool = o.pool as 'cls' | 'mean';
-  const preset = presets[o.preset as PresetName];
-  const imageSize = o.checkpoint ? (JSON.parse(metadata.config ?? '{}') as { imageSize?: number }).imageSize ?? preset?.imageSize : preset.imageSize;
+  const imageSize = saved ? Number(saved.imageSize) : presets[o.preset as PresetName].imageSize;
   const splits = await loadSplits(o.data, { seed, imageSize });
   if (splits.train.numClasses === undefined || !splits.train.labels) throw new UsageError(`--data ${o.data} has no labels to fine-tune on`);
   const numClasses = splits.train.numClasses;
@@ -82,7 +84,7 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
     model = await Classifier.fromPretrained(o.checkpoint, { numClasses, pool, seed, device });
   } else if (o.checkpoint) {
     // The checkpoint's architecture from random init: the baseline of the same shape.
-    const { mode: _mode, ...encoder } = JSON.parse(metadata.config) as Record<string, unknown>;
+    const { mode: _mode, ...encoder } = saved!;
     model = await Classifier.create({ ...encoder, numClasses, pool, seed, device });
   } else {
     model = await Classifier.create({ preset: o.preset as PresetName, channels, numClasses, pool, seed, device });
@@ -181,6 +183,18 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
     process.stdout.write(`done: best top-1 ${pct(result.best.top1)} at epoch ${result.best.epoch + 1} of ${result.history.length} in ${formatDuration(summary.seconds)}; wrote ${summary.outputs.join(', ')}\n`);
   }
   if (result.aborted) throw new Interrupted();
+}
+
+/** The model configuration a pre-training checkpoint's metadata records (FormatError when it is not one). */
+function pretrainingConfig(metadata: Record<string, string>, file: string): Record<string, unknown> {
+  if (metadata.format !== CHECKPOINT_FORMAT) throw new FormatError(`${file}: not a cmae pre-training checkpoint (metadata.format is '${metadata.format ?? 'missing'}')`);
+  try {
+    const config = JSON.parse(metadata.config) as unknown;
+    if (typeof config === 'object' && config !== null && !Array.isArray(config)) return config as Record<string, unknown>;
+  } catch {
+    // reported below
+  }
+  throw new FormatError(`${file}: metadata.config is not a JSON object`);
 }
 
 const pct = (v: number) => `${(100 * v).toFixed(2)}%`;

@@ -84,6 +84,8 @@ describe('cmae finetune', () => {
       [['--checkpoint', pretrained, '--pool', 'max'], /--pool must be cls or mean/],
       [['--checkpoint', pretrained, '--epochs', '0'], /--epochs/],
       [['--checkpoint', pretrained, '--layer-decay', '2'], /--layer-decay/],
+      [['--checkpoint', path.join(root, 'ft', 'classifier.safetensors')], /not a cmae pre-training checkpoint/],
+      [['--checkpoint', path.join(root, 'ft', 'classifier.safetensors'), '--from-scratch'], /not a cmae pre-training checkpoint/],
     ] as const) {
       const e = run('finetune', ...args, '--out', path.join(root, 'never'));
       expect(e.code, args.join(' ')).toBe(2);
