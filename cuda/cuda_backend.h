@@ -97,6 +97,8 @@ class CudaBackend final : public Backend {
                                     int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) override;
   void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
                                float dloss) override;
+  void softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets, int64_t B,
+                                              int64_t C, float dloss) override;
   void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
                                 float scale, float dloss) override;
 

@@ -109,6 +109,10 @@ export interface NativeModel {
   writeArena(which: 'params', values: Float32Array, offset: number): void;
   lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
   encode(out: Handle, images: Handle, pool: string, branch: string): Promise<void>;
+  /** A classifier model's step (src/models/classifier.ts): resolves with the cross-entropy. */
+  classifierLossAndGrad(images: Handle, targets: Handle, logits: OptionalHandle): Promise<number>;
+  /** A classifier model's logits into out [N, numClasses]. */
+  predict(out: Handle, images: Handle): Promise<void>;
   updateMomentum(momentum: number): Promise<void>;
   resetMomentum(): void;
   setMaskCounter(counter: number): void;
@@ -124,6 +128,8 @@ export interface NativeAdamWOptions {
   eps: number;
   weightDecay: number;
   maxGradNorm: number;
+  /** Layer-wise learning-rate decay (1 = off). */
+  layerDecay: number;
 }
 
 /** native/napi/optimizer_wrap.cc: AdamW moments in the model's backend. */
@@ -159,6 +165,7 @@ export interface NativeKernels {
   normpixMseForwardBackward(dpred: OptionalHandle, pred: Handle, target: Handle, mask: Handle, normPix: boolean, eps: number, dloss: number): number;
   infonceForwardBackward(dq: OptionalHandle, q: Handle, k: Handle, tau: number, scale: number, dloss: number): number;
   ntxentForwardBackward(dz: OptionalHandle, z: Handle, tau: number, scale: number, dloss: number): number;
+  softmaxCrossEntropyForwardBackward(dlogits: OptionalHandle, logits: Handle, targets: Handle, dloss: number): number;
   // norm
   layernormForward(out: Handle, mean: Handle, rstd: Handle, inp: Handle, weight: Handle, bias: Handle, eps: number): void;
   layernormBackward(

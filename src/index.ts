@@ -5,6 +5,7 @@ export {
 export { Tensor, type DType, type Device } from './tensor';
 export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type ParameterInfo } from './models/cmae';
 export { type LoadEncoderOptions, type LoadedEncoder, type ClassifierHead } from './models/foreign';
+export { Classifier, softTargets, CLASSIFIER_FORMAT, type ClassifierConfig, type ClassifierOptions } from './models/classifier';
 export { methods, presets, resolveConfig, type MethodTraits, type ModelConfig, type PresetName, type Mode } from './models/config';
 export { AdamW, type AdamWOptions } from './optim/adamw';
 export { cosineWithWarmup, momentumSchedule } from './optim/schedules';
@@ -30,6 +31,7 @@ export {
   loadMnist, loadIdx, loadFashionMnist, loadCifar10, loadImageFolder, holdoutSplit, subset,
   type Dataset, type InMemoryDataset, type LazyDataset,
 } from './data/index';
+export { finetune, scoreClassifier, finetuneDefaults, type FinetuneOptions, type FinetuneResult, type FinetuneEpoch, type FinetuneStep } from './train/finetune';
 export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSource } from './train/trainer';
 export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
 export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';

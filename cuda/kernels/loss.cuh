@@ -303,6 +303,39 @@ __global__ void __launch_bounds__(kNtXentThreads) ntxent_grad_kernel(float* dz, 
   normalized_row_gradient(dz + k * E, dzhat, coef, z, R, E, row, nk, k_inv, scratch);
 }
 
+// ---- softmax cross-entropy ------------------------------------------------------------------------
+// One block per row b (C is the class count: small, read three times from L1): the row max, then
+// Σ exp(l − max), Σ t and Σ t·l in double (block_max, block_sum), row_loss[b] = Σt·lse − Σ t·l, and
+// dlogits (if not null) = dloss/B · (exp(l − lse)·Σt − t); then sum_kernel's mean over B.
+
+constexpr unsigned kCrossEntropyThreads = 128;
+
+__global__ void __launch_bounds__(kCrossEntropyThreads)
+    softmax_cross_entropy_rows_kernel(double* row_loss, float* dlogits, const float* logits, const float* targets, int64_t B, int64_t C,
+                                      float dloss) {
+  CMAE_SHARED(double, scratch, 32);
+  const int64_t b = blockIdx.x;
+  const float* l = logits + b * C;
+  const float* t = targets + b * C;
+  double local_max = -INFINITY;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) local_max = fmax(local_max, static_cast<double>(l[c]));
+  const double row_max = block_max(local_max, scratch);
+  double local_exp = 0.0, local_t = 0.0, local_tl = 0.0;
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x) {
+    local_exp += exp(static_cast<double>(l[c]) - row_max);
+    local_t += t[c];
+    local_tl += static_cast<double>(t[c]) * l[c];
+  }
+  const double lse = row_max + log(block_sum(local_exp, scratch));
+  const double t_sum = block_sum(local_t, scratch);
+  const double tl_sum = block_sum(local_tl, scratch);
+  if (threadIdx.x == 0) row_loss[b] = t_sum * lse - tl_sum;
+  if (dlogits == nullptr) return;
+  const double grad_coef = static_cast<double>(dloss) / static_cast<double>(B);
+  for (int64_t c = threadIdx.x; c < C; c += blockDim.x)
+    dlogits[b * C + c] = static_cast<float>(grad_coef * (exp(static_cast<double>(l[c]) - lse) * t_sum - t[c]));
+}
+
 // sum_kernel's finish of infonce_forward_backward: scale · mean_i CE_i.
 struct WriteScaledMean {
   float* loss;

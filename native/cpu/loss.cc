@@ -225,4 +225,35 @@ void CpuBackend::ntxent_forward_backward(float* loss, float* dz, const float* z,
   });
 }
 
+// ---- softmax cross-entropy (the classifier's loss) -------------------------------------------------
+
+void CpuBackend::softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets,
+                                                        int64_t B, int64_t C, float dloss) {
+  if (B <= 0) {
+    *loss = 0.0f;
+    return;
+  }
+  double* row_loss = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(B));
+  const double grad_coef = static_cast<double>(dloss) / static_cast<double>(B);
+  parallel_for(B, min_items(C), [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
+      const float* l = logits + b * C;
+      const float* t = targets + b * C;
+      float max_l = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < C; ++c) max_l = l[c] > max_l ? l[c] : max_l;
+      const double sum = lane_sum(C, [&](int64_t c) { return std::exp(static_cast<double>(l[c]) - max_l); });
+      const double lse = static_cast<double>(max_l) + std::log(sum);
+      const double t_sum = lane_sum(C, [&](int64_t c) { return static_cast<double>(t[c]); });
+      // Σ_c t_c·(lse − l_c) = Σt·lse − Σ t·l.
+      row_loss[b] = t_sum * lse - lane_sum(C, [&](int64_t c) { return static_cast<double>(t[c]) * l[c]; });
+      if (!dlogits) continue;
+      float* d = dlogits + b * C;
+      for (int64_t c = 0; c < C; ++c) d[c] = static_cast<float>(grad_coef * (std::exp(static_cast<double>(l[c]) - lse) * t_sum - t[c]));
+    }
+  });
+  double total = 0.0;
+  for (int64_t b = 0; b < B; ++b) total += row_loss[b];
+  *loss = static_cast<float>(total / static_cast<double>(B));
+}
+
 }  // namespace cmae::cpu

@@ -116,7 +116,9 @@ void CmaeModel::register_parameters() {
   encoder_ = add_encoder("", ParamRole::Trainable);
   if (c.has_projector()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
   table_.mark_ema_source_end();
-  final_norm_ = add_norm(table_, "norm", c.dim, ParamRole::Trainable);
+  // MAE's fine-tuning with global_pool replaces the encoder's norm by fc_norm after the pooling.
+  final_norm_ = add_norm(table_, c.is_classifier() && c.global_pool ? "fc_norm" : "norm", c.dim, ParamRole::Trainable);
+  if (c.is_classifier()) head_ = add_linear(table_, "head", c.dim, c.num_classes, ParamRole::Trainable, true, InitKind::HeadNormal);
   if (c.has_pixel_decoder()) {
     pixel_decoder_ = add_decoder("decoder", "mask_token", c.decoder_dim, c.decoder_depth, c.decoder_heads, c.decoder_out_dim());
   }
@@ -174,8 +176,11 @@ void CmaeModel::initialise() {
         break;
       }
       case InitKind::Normal002:
-        for (int64_t i = 0; i < info.numel; ++i) dst[i] = 0.02f * normal01(seed_, stream, static_cast<uint64_t>(i));
+      case InitKind::HeadNormal: {
+        const float std = info.init == InitKind::Normal002 ? 0.02f : 2e-5f;
+        for (int64_t i = 0; i < info.numel; ++i) dst[i] = std * normal01(seed_, stream, static_cast<uint64_t>(i));
         break;
+      }
       case InitKind::Zeros:
         std::fill(dst, dst + info.numel, 0.0f);
         break;
@@ -272,7 +277,7 @@ void CmaeModel::plan_training(int64_t B) {
     a.relu = bump.take(N * Hd);
     a.out = bump.take(N * E);
   };
-  if (c.has_momentum()) {
+  if (c.has_momentum() || c.is_classifier()) {
     train_ids_ = Tensor();
     train_ids_ = identity_ids(backend_, std::max(N, chunk_batch), L);  // the momentum chunks' slots may reach past N
   }
@@ -291,6 +296,18 @@ void CmaeModel::plan_training(int64_t B) {
     t.d_patch_weight_t = bump.take(backend_.batch_parts() * P * D);
     t.losses = bump.take(1 + V);
     t.chunk_losses = bump.take(parts * chunks_);
+    if (c.is_classifier()) {
+      const int64_t Cn = c.num_classes;
+      t.ids_all = train_ids_.i32();
+      t.pooled = bump.take(B * D);
+      t.feat = bump.take(B * D);
+      t.feat_mean = bump.take(B);
+      t.feat_rstd = bump.take(B);
+      t.logits = bump.take(B * Cn);
+      t.d_logits = bump.take(B * Cn);
+      t.d_feat = bump.take(B * D);
+      t.d_pooled = bump.take(B * D);
+    }
     if (c.has_pixel_decoder()) {
       t.latent = bump.take(B * (1 + K) * D);
       t.latent_mean = bump.take(B * (1 + K));
@@ -352,6 +369,12 @@ void CmaeModel::plan_inference(int64_t B) {
     i_.ids_all = infer_ids_.i32();
     infer_stack_online_.layout(bump, backend_, B, 1 + L, false);
     if (config_.has_momentum()) infer_stack_momentum_.layout(bump, backend_, B, 1 + L, false);
+    if (config_.is_classifier()) {
+      i_.pooled = bump.take(B * D);
+      i_.feat = bump.take(B * D);
+      i_.feat_mean = bump.take(B);
+      i_.feat_rstd = bump.take(B);
+    }
   });
   infer_batch_ = B;
 }
@@ -585,7 +608,7 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   if (nb <= 0) return;
   const ModelConfig& c = config_;
   TrainActs& t = t_;
-  const int64_t L = c.num_patches(), K = c.num_visible(), P = c.patch_dim(), D = c.dim;
+  const int64_t L = c.num_patches(), K = c.num_visible(), D = c.dim;
   const int64_t lat = b0 * (1 + K);  // first latent row of the range
   const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
   // d_enc: the gradient at the encoder's output (N, 1+K, D).
@@ -615,6 +638,13 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
     // MoCo v3: back through the mean of the patch tokens (the cls rows get zeros).
     backend_.mean_pool_backward(d_enc + lat * D, t.d_feature_pooled + b0 * D, nb, 1 + K, D, 1);
   }
+  encoder_backward(g, d_enc, d_patch_weight_t, b0, nb);
+}
+
+void CmaeModel::encoder_backward(float* g, float* d_enc, float* d_patch_weight_t, int64_t b0, int64_t nb) {
+  TrainActs& t = t_;
+  const int64_t K = config_.num_visible(), P = config_.patch_dim(), D = config_.dim;
+  const int64_t lat = b0 * (1 + K);  // first latent row of the range
   { CMAE_PROF("M.enc_bwd"); encoder_.stack.backward(g, d_enc, p(), t.x0, b0, nb); }
   // cls token: the sum of its rows' gradients.
   backend_.column_sums_add(g + encoder_.cls_token, d_enc + lat * D, nb, D, (1 + K) * D);
@@ -639,6 +669,7 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
 LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise,
                                     const Outputs& outputs) {
   const ModelConfig& c = config_;
+  CMAE_CHECK(!c.is_classifier(), Value, "a classifier model trains on labels (classifierLossAndGrad), not with a pre-training loss");
   const bool two_views = c.has_projector();  // CMAE, MoCo v3 and SimCLR take a second view; MAE and MaskDistill do not
   const int64_t B = check_images(images, "images");
   const int64_t L = c.num_patches(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
@@ -772,6 +803,8 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
 void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch) {
   const ModelConfig& c = config_;
+  // Its norm belongs to its pooling (fc_norm follows the mean): predict() is its forward.
+  CMAE_CHECK(!c.is_classifier(), Value, "a classifier model has no encode(); predict() gives its logits");
   CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a ", c.mode == Mode::MAE ? "mae" : "simclr", " model has no momentum branch");
   CMAE_CHECK(pool != Pool::Avg || branch == Branch::Online, Value, "pool 'avg' applies the final norm after pooling; only the online branch has one");
   const int64_t B = check_images(images, "images");
@@ -807,6 +840,103 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
     } else {
       backend_.mean_pool_forward(out.f32() + b0 * D, feats + r0 * D, nb, 1 + L, D, 1);
     }
+  });
+}
+
+// ---- classifier ----------------------------------------------------------------------------------
+
+void CmaeModel::classifier_pool(float* pooled, const float* enc_out, int64_t b0, int64_t nb) {
+  const int64_t L = config_.num_patches(), D = config_.dim;
+  const int64_t rows = b0 * (1 + L);
+  if (config_.global_pool) {
+    backend_.mean_pool_forward(pooled + b0 * D, enc_out + rows * D, nb, 1 + L, D, 1);
+  } else {
+    const size_t row = sizeof(float) * D;
+    backend_.copy_2d(pooled + b0 * D, row, enc_out + rows * D, (1 + L) * row, row, static_cast<size_t>(nb));
+  }
+}
+
+void CmaeModel::classifier_pool_backward(float* d_enc, const float* d_pooled, int64_t b0, int64_t nb) {
+  const int64_t L = config_.num_patches(), D = config_.dim;
+  const int64_t rows = b0 * (1 + L);
+  if (config_.global_pool) {
+    backend_.mean_pool_backward(d_enc + rows * D, d_pooled + b0 * D, nb, 1 + L, D, 1);  // zeros on the cls rows
+  } else {
+    const size_t row = sizeof(float) * D;
+    backend_.zero_2d(d_enc + rows * D, (1 + L) * row, (1 + L) * row, static_cast<size_t>(nb));
+    backend_.copy_2d(d_enc + rows * D, (1 + L) * row, d_pooled + b0 * D, row, row, static_cast<size_t>(nb));
+  }
+}
+
+double CmaeModel::classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits) {
+  const ModelConfig& c = config_;
+  CMAE_CHECK(c.is_classifier(), Value, "classifierLossAndGrad needs a classifier model, this one is a pre-training model");
+  const int64_t B = check_images(images, "images");
+  const int64_t L = c.num_patches(), D = c.dim, Cn = c.num_classes;
+  expect_tensor(targets, "targets", DType::F32, {B, Cn}, backend_);
+  expect_finite(targets, "targets");
+  if (logits) expect_tensor(*logits, "logits", DType::F32, {B, Cn}, backend_);
+  plan_training(B);
+  TrainActs& t = t_;
+  const int parts = backend_.batch_parts();
+  backend_.fill_zero(grads_.f32(), grads_.bytes());
+  backend_.fill_zero(part_grads_.f32(), part_grads_.bytes());
+  const float* enc_out = encoder_.stack.depth() > 0 ? encoder_.stack.output() : t.x0;
+  // Per-sample parts as in loss_and_grad: every patch through the encoder, then the pooling.
+  auto part_range = [&](int part, int64_t& b0, int64_t& nb) {
+    b0 = B * part / parts;
+    nb = B * (part + 1) / parts - b0;
+  };
+  backend_.run_parts(parts, [&](int part) {
+    int64_t b0, nb;
+    part_range(part, b0, nb);
+    if (nb <= 0) return;
+    embed_tokens(t.x0, t.tokens, t.patches_visible, images.f32() + b0 * c.image_numel(), t.ids_all, L, encoder_, b0, nb);
+    encoder_.stack.forward(p(), t.x0, b0, nb);
+    classifier_pool(t.pooled, enc_out, b0, nb);
+  });
+  // The norm, the head and the loss on the whole batch (B rows: small), into grads_.
+  float* g = grads_.f32();
+  backend_.layernorm_forward(t.feat, t.feat_mean, t.feat_rstd, t.pooled, p() + final_norm_.weight, p() + final_norm_.bias, B, D,
+                             kLayerNormEps);
+  linear_fwd(backend_, t.logits, t.feat, p(), head_, B);
+  backend_.softmax_cross_entropy_forward_backward(t.losses, t.d_logits, t.logits, targets.f32(), B, Cn, 1.0f);
+  linear_bwd(backend_, t.d_feat, g, t.d_logits, t.feat, p(), head_, B);
+  backend_.layernorm_backward(t.d_pooled, g + final_norm_.weight, g + final_norm_.bias, t.d_feat, t.pooled, p() + final_norm_.weight,
+                              t.feat_mean, t.feat_rstd, B, D, /*accumulate_dinp=*/false);
+  backend_.run_parts(parts, [&](int part) {
+    int64_t b0, nb;
+    part_range(part, b0, nb);
+    if (nb <= 0) return;
+    classifier_pool_backward(t.d_latent_feature, t.d_pooled, b0, nb);
+    encoder_backward(part_grads(part), t.d_latent_feature, t.d_patch_weight_t + part * c.patch_dim() * D, b0, nb);
+  });
+  for (int part = 1; part < parts; ++part) backend_.add_inplace(grads_.f32(), part_grads(part), table_.trainable_count());
+  if (logits) backend_.copy(logits->f32(), t.logits, sizeof(float) * B * Cn);
+  float loss = 0.0f;
+  backend_.copy_to_host(&loss, t.losses, sizeof(float));
+  return loss;
+}
+
+void CmaeModel::predict(const Tensor& out, const Tensor& images) {
+  const ModelConfig& c = config_;
+  CMAE_CHECK(c.is_classifier(), Value, "predict needs a classifier model, this one is a pre-training model");
+  const int64_t B = check_images(images, "images");
+  expect_tensor(out, "out", DType::F32, {B, c.num_classes}, backend_);
+  plan_inference(B);
+  const int64_t L = c.num_patches(), D = c.dim;
+  TransformerStack& stack = infer_stack_online_;
+  const float* y = stack.depth() > 0 ? stack.output() : i_.x0;
+  const int parts = backend_.batch_parts();
+  backend_.run_parts(parts, [&](int part) {
+    const int64_t b0 = B * part / parts, nb = B * (part + 1) / parts - b0;
+    if (nb <= 0) return;
+    embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32() + b0 * c.image_numel(), i_.ids_all, L, encoder_, b0, nb);
+    stack.forward(p(), i_.x0, b0, nb);
+    classifier_pool(i_.pooled, y, b0, nb);
+    backend_.layernorm_forward(i_.feat + b0 * D, i_.feat_mean + b0, i_.feat_rstd + b0, i_.pooled + b0 * D, p() + final_norm_.weight,
+                               p() + final_norm_.bias, nb, D, kLayerNormEps);
+    linear_fwd(backend_, out.f32() + b0 * c.num_classes, i_.feat + b0 * D, p(), head_, nb);
   });
 }
 

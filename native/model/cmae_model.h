@@ -29,6 +29,15 @@
 // online encoder by EMA, or stays as loaded (a cmae checkpoint's encoder) when the caller never
 // updates the momentum. Differences from the paper: the loss part in loss_and_grad.
 //
+// Classifier (Mode::CLASSIFIER): the fine-tuned model of MAE's recipe. The encoder sees every patch
+// (no masking, as in MAE's fine-tuning); its output is pooled, normalised and classified:
+// global_pool (MAE's default): mean of the patch tokens → fc_norm → head; otherwise the cls token →
+// norm → head (timm's ViT). Softmax cross-entropy against soft targets (labels smoothed or mixed by
+// the caller). Parameters: the encoder's (timm names, loadable from a pre-training checkpoint's
+// online encoder), `norm` or `fc_norm`, `head` (N(0, 2e-5²) weight, zero bias, as MAE initialises
+// it). Where we differ from MAE's fine-tuning: the position embeddings stay the fixed sin-cos ones
+// (MAE makes them a trainable copy), and no drop path.
+//
 // The model runs on one backend (backend/backend.h) and calls nothing else: its parameters live in
 // one arena (parameters.h) and its activations in a workspace planned per batch size, both in
 // that backend's memory. It owns the rules about its inputs (shapes, dtypes, devices, what each
@@ -107,6 +116,13 @@ class CmaeModel {
   // (may be null); mask_noise (N, num_groups) or null to draw from the RNG. Gradients are overwritten (zero-grad
   // included).
   LossResult loss_and_grad(const Tensor& images, const Tensor* target_images, const Tensor* mask_noise, const Outputs& outputs);
+
+  // Classifier mode: forward + backward of softmax cross-entropy on one batch; returns the loss.
+  // images (B, C, H, W); targets (B, num_classes) float32 distributions (finite); logits (B,
+  // num_classes) or null receives the forward's logits. Gradients are overwritten.
+  double classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits);
+  // Classifier mode: the logits (B, num_classes) of images into out.
+  void predict(const Tensor& out, const Tensor& images);
 
   // Features of unmasked images into out (B, dim). Online = with the final LayerNorm (what
   // downstream uses); momentum = the EMA encoder as it runs in training (no final norm; CMAE only;
@@ -200,6 +216,13 @@ class CmaeModel {
   HeadActs head_view(const HeadActs& a, int64_t view, int64_t B) const;
   // The backward of samples [b0, b0 + nb) after the losses and heads, into the gradient arena g.
   void backward_samples(float* g, float* d_patch_weight_t, int64_t b0, int64_t nb, int part);
+  // The online encoder's backward for samples [b0, b0 + nb) from d_enc, the gradient at its output
+  // (N, 1 + K, D, updated in place): the stack, the cls token and the patch embedding.
+  void encoder_backward(float* g, float* d_enc, float* d_patch_weight_t, int64_t b0, int64_t nb);
+  // Classifier mode: the pooled feature (B, D) of samples [b0, b0 + nb) from the encoder output
+  // enc_out (B, 1 + L, D), and the backward of that pooling into d_enc.
+  void classifier_pool(float* pooled, const float* enc_out, int64_t b0, int64_t nb);
+  void classifier_pool_backward(float* d_enc, const float* d_pooled, int64_t b0, int64_t nb);
   void head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats);
   void head_backward(const Head& head, HeadActs& a, float* d_inp, const float* d_out, const float* inp, float* d_hidden, int64_t B);
 
@@ -219,7 +242,8 @@ class CmaeModel {
   Tensor part_grads_;
 
   Encoder encoder_, momentum_encoder_;
-  NormRef final_norm_;
+  NormRef final_norm_;  // the classifier's fc_norm when global_pool
+  LinearRef head_;      // classifier only
   int64_t pos_embed_ = -1;
   Decoder pixel_decoder_, feature_decoder_;
   Head projector_, predictor_, momentum_projector_;
@@ -250,8 +274,10 @@ class CmaeModel {
     float* d_patch_weight_t;  // one (P, D) block per batch part
     float *feature_pooled, *d_feature_pooled, *d_feature_body;
     float *t_patches, *t_tokens, *t_x0, *t_pooled, *dq, *d_z, *d_head_hidden;
-    float* losses;  // (1 + views): reconstruction (unused: see chunk_losses), contrastive of each view
+    float* losses;  // (1 + views): reconstruction (unused: see chunk_losses), contrastive of each view (classifier: the cross-entropy)
     float* chunk_losses;  // (parts · chunks_): each pixel-decoder chunk's mean loss, part by part
+    // classifier: pooled encoder output, its norm (and statistics), the logits; their gradients (B, ·)
+    float *pooled, *feat, *feat_mean, *feat_rstd, *logits, *d_logits, *d_feat, *d_pooled;
     DecoderActs pixel, feature;
     HeadActs projector, predictor, momentum_projector;
   } t_{};
@@ -261,6 +287,7 @@ class CmaeModel {
   TransformerStack infer_stack_online_, infer_stack_momentum_;
   struct InferActs {
     float *patches, *tokens, *x0, *ln, *ln_mean, *ln_rstd;
+    float *pooled, *feat, *feat_mean, *feat_rstd;  // classifier (B, D), (B)
     int32_t* ids_all;
   } i_{};
 };

@@ -38,6 +38,11 @@ void ModelConfig::validate() const {
   float32(rc_weight, 0.0, "rcWeight");
   float32(bn_eps, 0.0, "bnEps");
   CMAE_CHECK(bn_momentum >= 0.0 && bn_momentum <= 1.0, Value, "config.bnMomentum must be in [0, 1], got ", bn_momentum);
+  if (is_classifier()) {
+    bounded(num_classes, int64_t{1} << 20, "numClasses");
+    // The classifier sees every patch: a mask ratio would silently drop patches from its input.
+    CMAE_CHECK(mask_ratio == 0.0, Value, "config.maskRatio must be 0 for a classifier (it sees every patch), got ", mask_ratio);
+  }
   if (has_pixel_decoder()) {
     positive(decoder_dim, "decoderDim");
     bounded(decoder_depth, 1024, "decoderDepth");

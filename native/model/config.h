@@ -13,7 +13,9 @@ namespace cmae::model {
 // MAE whose decoder predicts a teacher's normalised patch features instead of pixels, the teacher
 // being the momentum encoder (an EMA of the online one, or frozen after loading a checkpoint);
 // SIMCLR encodes two views online and contrasts their projections with NT-Xent over 2B samples.
-enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3, SIMCLR = 4 };
+// CLASSIFIER is no pre-training method: the fine-tuned model, the encoder on every patch (no
+// masking), a pooled and normalised feature and a linear head under softmax cross-entropy.
+enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3, SIMCLR = 4, CLASSIFIER = 5 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
@@ -33,6 +35,10 @@ struct ModelConfig {
   double tau = 0, ct_weight = 0, rc_weight = 0;
   bool norm_pix_loss = false;
   double bn_eps = 0, bn_momentum = 0;
+  // classifier (Mode::CLASSIFIER only): the head's classes, and the pooling MAE's fine-tuning
+  // calls global_pool: true = the mean of the patch tokens → fc_norm, false = the cls token → norm.
+  int64_t num_classes = 0;
+  bool global_pool = false;
 
   // What each method builds: the momentum encoder (CMAE, MoCo v3, MaskDistill); the online
   // projector and a contrastive loss (CMAE, MoCo v3, SimCLR); the predictor and momentum projector
@@ -45,6 +51,7 @@ struct ModelConfig {
   // Width of the pixel decoder's prediction per patch: pixels, or MaskDistill's teacher features.
   int64_t decoder_out_dim() const { return mode == Mode::MASKDISTILL ? dim : patch_dim(); }
   bool has_feature_decoder() const { return mode == Mode::CMAE; }
+  bool is_classifier() const { return mode == Mode::CLASSIFIER; }
   // Online samples per image of a batch: MoCo v3 encodes both views online (its loss is symmetric).
   int64_t views() const { return mode == Mode::MOCOV3 || mode == Mode::SIMCLR ? 2 : 1; }
 

@@ -14,6 +14,13 @@ void AdamWHyper::validate() const {
              "weightDecay must be a non-negative number a float32 can hold, got ", weight_decay);
   CMAE_CHECK(std::isfinite(max_grad_norm) && max_grad_norm >= 0, Value, "maxGradNorm must be a non-negative finite number, got ",
              max_grad_norm);
+  CMAE_CHECK(layer_decay > 0 && layer_decay <= 1, Value, "layerDecay must be in (0, 1], got ", layer_decay);
+}
+
+int64_t layer_id(const std::string& name, int64_t depth) {
+  if (name == "cls_token" || name == "pos_embed" || name.rfind("patch_embed.", 0) == 0) return 0;
+  if (name.rfind("blocks.", 0) == 0) return std::stoll(name.substr(7)) + 1;  // "blocks.{i}.…"
+  return depth + 1;
 }
 
 void AdamW::validate_step(double lr, int64_t step) {
@@ -29,6 +36,16 @@ AdamW::AdamW(const CmaeModel& model, const AdamWHyper& hyper) : hyper_(hyper) {
   m_ = Tensor::zeros({n}, DType::F32, backend);
   v_ = Tensor::zeros({n}, DType::F32, backend);
   scalars_ = Tensor::zeros({4}, DType::F32, backend);
+  const int64_t depth = model.config().depth;
+  for (const ParamInfo& info : model.table().entries()) {
+    if (info.role != ParamRole::Trainable) continue;
+    const double scale = std::pow(hyper_.layer_decay, static_cast<double>(depth + 1 - layer_id(info.name, depth)));
+    if (!groups_.empty() && groups_.back().lr_scale == scale && groups_.back().begin + groups_.back().count == info.offset) {
+      groups_.back().count += info.numel;
+    } else {
+      groups_.push_back({info.offset, info.numel, scale});
+    }
+  }
 }
 
 double AdamW::step(CmaeModel& model, double lr, int64_t step) {
@@ -38,7 +55,6 @@ double AdamW::step(CmaeModel& model, double lr, int64_t step) {
   const int64_t n = model.table().trainable_count();
   CMAE_CHECK(n == m_.numel() && &backend == &m_.backend(), Value, "this optimizer was made for another model");
   AdamWStep s;
-  s.lr = static_cast<float>(lr);
   s.beta1 = static_cast<float>(h.beta1);
   s.beta2 = static_cast<float>(h.beta2);
   s.eps = static_cast<float>(h.eps);
@@ -56,8 +72,13 @@ double AdamW::step(CmaeModel& model, double lr, int64_t step) {
   backend.copy_to_host(&host_norm, norm, sizeof(double));
   if (!std::isfinite(host_norm)) return host_norm;
   if (h.max_grad_norm > 0) backend.clip_coefficient(coefficient, norm, h.max_grad_norm);
-  backend.adamw_step(model.params().f32(), m_.f32(), v_.f32(), grads, model.decay_mask().f32(), n, s,
-                     h.max_grad_norm > 0 ? coefficient : nullptr);
+  // One fused pass per run of equal learning rate (one run without layer decay).
+  for (const Group& group : groups_) {
+    const int64_t b = group.begin;
+    s.lr = static_cast<float>(lr * group.lr_scale);
+    backend.adamw_step(model.params().f32() + b, m_.f32() + b, v_.f32() + b, grads + b, model.decay_mask().f32() + b, group.count, s,
+                       h.max_grad_norm > 0 ? coefficient : nullptr);
+  }
   return host_norm;
 }
 

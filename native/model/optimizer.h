@@ -5,6 +5,8 @@
 // Weight decay applies where the model's decay mask says (Linear/conv weights only).
 #pragma once
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "cmae_model.h"
 
@@ -16,10 +18,19 @@ namespace cmae::model {
 struct AdamWHyper {
   double lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   double max_grad_norm = 0;  // 0 = no clipping
+  // Layer-wise learning-rate decay (BEiT, MAE's fine-tuning): parameter p's learning rate is
+  // lr·layer_decay^(depth + 1 − layer_id(p)), layer ids as BEiT assigns them (layer_id below).
+  // 1 = every parameter at lr.
+  double layer_decay = 1;
 
   // Throws ErrorKind::Value naming the first field out of range.
   void validate() const;
 };
+
+// BEiT's layer id of a parameter of a `depth`-block encoder: the embeddings (cls_token, pos_embed,
+// patch_embed.*) 0, blocks.{i}.* i + 1, everything after the encoder (norm, fc_norm, head, decoders)
+// depth + 1.
+int64_t layer_id(const std::string& name, int64_t depth);
 
 class AdamW {
  public:
@@ -42,7 +53,13 @@ class AdamW {
   int64_t bytes() const { return static_cast<int64_t>(m_.bytes() + v_.bytes() + scalars_.bytes()); }
 
  private:
+  // A run [begin, begin + count) of the trainable arena updated at lr·lr_scale.
+  struct Group {
+    int64_t begin = 0, count = 0;
+    double lr_scale = 1;
+  };
   AdamWHyper hyper_;
+  std::vector<Group> groups_;  // consecutive parameters of one scale merged; covers the arena
   Tensor m_, v_;
   Tensor scalars_;  // the norm (one double, floats 0-1) and the clipping coefficient (float 2)
 };

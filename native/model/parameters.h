@@ -25,6 +25,7 @@ enum class InitKind : int {
   TorchDefaultLinearWeight,  // kaiming_uniform(a=√5) = U(±1/sqrt(fan_in)): projector/predictor Linear weights
   FanInUniform,   // U(±1/sqrt(fan_in)): patch-embed conv bias, projector/predictor Linear biases
   Normal002,      // N(0, 0.02²): cls and mask tokens
+  HeadNormal,     // N(0, (2e-5)²): the classifier head's weight (MAE's trunc_normal_(std=2e-5), whose ±2 bounds never bind)
   Zeros,
   Ones,
   Copy,           // momentum branch: copied from its online twin at init

@@ -134,6 +134,24 @@ static Napi::Value NtxentForwardBackward(const Napi::CallbackInfo& info) {
   return ReadLoss(info.Env(), loss);
 }
 
+// softmaxCrossEntropyForwardBackward(dlogits | null, logits, targets, dloss) → loss
+static Napi::Value SoftmaxCrossEntropyForwardBackward(const Napi::CallbackInfo& info) {
+  const cmae::Tensor* dlogits = OptionalTensorArg(info, 0, "dlogits");
+  const cmae::Tensor& logits = TensorArg(info, 1, "logits");
+  const cmae::Tensor& targets = TensorArg(info, 2, "targets");
+  ExpectRank(logits, "logits", cmae::DType::F32, 2, "(B, C)");
+  const int64_t B = logits.size(0), C = logits.size(1);
+  CMAE_CHECK(B >= 1 && C >= 1, Shape, "logits must have at least one row and one class, got ", cmae::shape_string(logits.shape()));
+  ExpectShape(targets, "targets", cmae::DType::F32, logits.shape());
+  if (dlogits) ExpectShape(*dlogits, "dlogits", cmae::DType::F32, logits.shape());
+  const double dloss = FiniteArg(info, 3, "dloss");
+  cmae::Backend& backend = BackendOf({{&logits, "logits"}, {&targets, "targets"}, {dlogits, "dlogits"}});
+  const cmae::Tensor loss = cmae::Tensor::empty({1}, cmae::DType::F32, backend);
+  backend.softmax_cross_entropy_forward_backward(loss.f32(), dlogits ? dlogits->f32() : nullptr, logits.f32(), targets.f32(), B, C,
+                                                 static_cast<float>(dloss));
+  return ReadLoss(info.Env(), loss);
+}
+
 void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "meanPoolForward", MeanPoolForward);
   CMAE_EXPORT(kernels, "meanPoolBackward", MeanPoolBackward);
@@ -142,6 +160,7 @@ void RegisterLossKernels(Napi::Env env, Napi::Object kernels) {
   CMAE_EXPORT(kernels, "normpixMseForwardBackward", NormpixMseForwardBackward);
   CMAE_EXPORT(kernels, "infonceForwardBackward", InfonceForwardBackward);
   CMAE_EXPORT(kernels, "ntxentForwardBackward", NtxentForwardBackward);
+  CMAE_EXPORT(kernels, "softmaxCrossEntropyForwardBackward", SoftmaxCrossEntropyForwardBackward);
 }
 
 }  // namespace cmae::napi

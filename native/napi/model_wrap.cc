@@ -27,7 +27,8 @@ ModelConfig ParseConfig(Napi::Object o) {
   else if (m == "mocov3") c.mode = cmae::model::Mode::MOCOV3;
   else if (m == "maskdistill") c.mode = cmae::model::Mode::MASKDISTILL;
   else if (m == "simclr") c.mode = cmae::model::Mode::SIMCLR;
-  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3', 'maskdistill' or 'simclr'");
+  else if (m == "classifier") c.mode = cmae::model::Mode::CLASSIFIER;
+  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3', 'maskdistill', 'simclr' or 'classifier'");
   struct IntField {
     const char* key;
     int64_t ModelConfig::*field;
@@ -63,6 +64,12 @@ ModelConfig ParseConfig(Napi::Object o) {
   Napi::Value norm_pix = o.Get("normPixLoss");
   CMAE_CHECK(norm_pix.IsBoolean(), Value, "config.normPixLoss must be a boolean");
   c.norm_pix_loss = norm_pix.As<Napi::Boolean>().Value();
+  if (c.mode == cmae::model::Mode::CLASSIFIER) {  // the classifier's two fields exist in its configs only
+    c.num_classes = IntProperty(o, "config", "numClasses");
+    Napi::Value global_pool = o.Get("globalPool");
+    CMAE_CHECK(global_pool.IsBoolean(), Value, "config.globalPool must be a boolean");
+    c.global_pool = global_pool.As<Napi::Boolean>().Value();
+  }
   return c;
 }
 
@@ -160,6 +167,8 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::WriteArena>>("writeArena"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::LossAndGrad>>("lossAndGrad"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Encode>>("encode"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::ClassifierLossAndGrad>>("classifierLossAndGrad"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::Predict>>("predict"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::UpdateMomentum>>("updateMomentum"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::ResetMomentum>>("resetMomentum"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetMaskCounter>>("setMaskCounter"),
@@ -369,6 +378,44 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
         cmae::Backend& backend = model_ref->backend();
         const cmae::Tensor staged_out = OutputOnBackend(out, backend);
         model_ref->encode(staged_out, OnBackend(images, backend), pool, branch);
+        DownloadInto(out, staged_out);
+      },
+      nullptr);
+}
+
+// classifierLossAndGrad(images, targets, logits | null) → Promise<loss>: a classifier model's step.
+Napi::Value ModelWrap::ClassifierLossAndGrad(const Napi::CallbackInfo& info) {
+  model();
+  const cmae::Tensor images = TensorArg(info, 0, "images");
+  const cmae::Tensor targets = TensorArg(info, 1, "targets");
+  const cmae::Tensor* logits_ptr = OptionalTensorArg(info, 2, "logits");
+  const cmae::Tensor logits = logits_ptr ? *logits_ptr : cmae::Tensor();
+  auto model_ref = model_;
+  auto loss = std::make_shared<double>(0.0);
+  return Queue(
+      info.Env(),
+      [=]() {
+        cmae::Backend& backend = model_ref->backend();
+        const cmae::Tensor staged_logits = OutputOnBackend(logits, backend);
+        *loss = model_ref->classifier_loss_and_grad(OnBackend(images, backend), OnBackend(targets, backend),
+                                                    staged_logits.defined() ? &staged_logits : nullptr);
+        if (logits.defined()) DownloadInto(logits, staged_logits);
+      },
+      [loss](Napi::Env e) { return Napi::Number::New(e, *loss); });
+}
+
+// predict(out [N, numClasses], images) → Promise<void>: a classifier model's logits.
+Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
+  model();
+  const cmae::Tensor out = TensorArg(info, 0, "out");
+  const cmae::Tensor images = TensorArg(info, 1, "images");
+  auto model_ref = model_;
+  return Queue(
+      info.Env(),
+      [=]() {
+        cmae::Backend& backend = model_ref->backend();
+        const cmae::Tensor staged_out = OutputOnBackend(out, backend);
+        model_ref->predict(staged_out, OnBackend(images, backend));
         DownloadInto(out, staged_out);
       },
       nullptr);

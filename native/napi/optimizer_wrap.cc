@@ -22,7 +22,7 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
                        });
   }
 
-  // new NativeAdamW(nativeModel, {lr, beta1, beta2, eps, weightDecay, maxGradNorm}): zero moments
+  // new NativeAdamW(nativeModel, {lr, beta1, beta2, eps, weightDecay, maxGradNorm, layerDecay}): zero moments
   // for the model's trainable arena, in its backend; the options are checked here.
   explicit AdamWWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AdamWWrap>(info) {
     TranslateErrors(info.Env(), [&] {
@@ -37,6 +37,7 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
       h.eps = NumberProperty(o, "options", "eps");
       h.weight_decay = NumberProperty(o, "options", "weightDecay");
       h.max_grad_norm = NumberProperty(o, "options", "maxGradNorm");
+      h.layer_decay = NumberProperty(o, "options", "layerDecay");
       model_ref_ = Napi::Persistent(info[0].As<Napi::Object>());
       optimizer_ = std::make_shared<cmae::model::AdamW>(model_wrap_->model(), h);
       reported_ = optimizer_->bytes();

@@ -34,6 +34,16 @@ struct LossOps {
   virtual void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
                                        float dloss) = 0;
 
+  // The classifier's softmax cross-entropy against soft targets, forward and backward fused.
+  // logits, targets: (B, C); a target row is a distribution over the C classes (one-hot, label
+  // smoothing's (1 − ε)·one-hot + ε/C, mixup's blend of two), built by the caller.
+  // loss (1) = mean_b Σ_c −targets_bc · log softmax(logits_b)_c (log-sum-exp with the row max,
+  // accumulated in double). dlogits (B, C) (=) = dloss/B · (softmax(logits_b)_c · Σ_c' targets_bc'
+  // − targets_bc) (the exact gradient, also for rows that do not sum to 1); dlogits may be null.
+  // B = 0 gives loss 0.
+  virtual void softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets,
+                                                      int64_t B, int64_t C, float dloss) = 0;
+
  protected:
   ~LossOps() = default;
 };

@@ -1,6 +1,8 @@
 /** `cmae eval`: k-NN and/or linear-probe top-1 of a checkpoint's encoder, with baselines. */
 import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
+import { Classifier } from '../models/classifier';
+import { scoreClassifier } from '../train/finetune';
 import { readSafetensors } from '../io/safetensors';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
 import { setMatmulPrecision, setNumThreads } from '../runtime';
@@ -10,6 +12,7 @@ import { parseDevice, parsePositiveInt } from './parse';
 
 export interface EvalOptions {
   checkpoint?: string;
+  classifier?: string;
   data: string;
   knn?: boolean;
   linear?: boolean;
@@ -22,7 +25,8 @@ export interface EvalOptions {
 }
 
 export async function runEval(o: EvalOptions): Promise<void> {
-  if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required');
+  if (o.classifier !== undefined) return runEvalClassifier(o, o.classifier);
+  if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required (or --classifier FILE for a fine-tuned classifier)');
   if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
   if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
@@ -61,3 +65,33 @@ export async function runEval(o: EvalOptions): Promise<void> {
   }
 }
 
+
+/** `cmae eval --classifier F`: the held-out top-1 of a fine-tuned classifier (and its confusion matrix with --json). */
+async function runEvalClassifier(o: EvalOptions, file: string): Promise<void> {
+  if (o.checkpoint !== undefined) throw new UsageError('give --checkpoint (an encoder) or --classifier (a fine-tuned classifier), not both');
+  if (o.knn || o.linear || o.baselines) throw new UsageError('--knn, --linear and --baselines score encoders; a --classifier is scored by its own head');
+  if (!existsSync(file)) throw new UsageError(`classifier not found: ${file}`);
+  if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
+  const seed = parsePositiveInt(o.seed, '--seed', true);
+  const device = parseDevice(o.device);
+  setMatmulPrecision('fp32', device);
+  const { model, metadata } = await Classifier.loadWithExtra(file, { device });
+  try {
+    const splits = await loadSplits(o.data, { seed, imageSize: model.config.imageSize });
+    if (splits.train.channels !== model.config.channels) {
+      throw new UsageError(`the classifier expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
+    }
+    if (splits.test.numClasses !== undefined && splits.test.numClasses !== model.numClasses) {
+      throw new UsageError(`the classifier has ${model.numClasses} classes, ${splits.name} has ${splits.test.numClasses}`);
+    }
+    const normalization = checkpointNormalization(metadata, splits.train);
+    const scores = await scoreClassifier(model, splits.test, { imageSize: model.config.imageSize, normalization });
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify({ data: splits.name, test: splits.test.size, top1: scores.top1, numClasses: scores.numClasses, confusion: Array.from(scores.confusion) }, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${splits.name}: ${splits.test.size} test images, classifier top-1 ${(100 * scores.top1).toFixed(2)}%\n`);
+    }
+  } finally {
+    model.dispose();
+  }
+}

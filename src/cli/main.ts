@@ -8,6 +8,8 @@ import { CmaeError } from '../errors';
 import { runInfo } from './info';
 import { runPretrain } from './pretrain';
 import { runEval } from './eval';
+import { runFinetune } from './finetune';
+import { finetuneDefaults } from '../train/finetune';
 import { runReconstruct } from './reconstruct';
 import { runEmbed } from './embed';
 import { runExport } from './export';
@@ -53,10 +55,38 @@ function buildProgram(): Command {
     .option('--json', 'print one JSON summary on stdout (progress stays on stderr)')
     .action(runPretrain);
 
+  const f = finetuneDefaults;
+  program
+    .command('finetune')
+    .description('fine-tune a checkpoint\'s encoder + a linear head end to end on the labels (MAE\'s recipe); top-1 per epoch, best checkpoint, metrics.jsonl, learning curve and confusion matrix')
+    .option('--checkpoint <file>', 'a checkpoint written by cmae pretrain (its online encoder is fine-tuned)')
+    .option('--from-scratch', 'random-init encoder instead (of the checkpoint\'s architecture, or of --preset): the baseline')
+    .option('--preset <name>', 'with --from-scratch and no --checkpoint: the model size', 'nano')
+    .option('--data <spec>', DATA_HELP, 'mnist')
+    .option('--epochs <n>', 'passes over the training split', '5')
+    .option('--batch-size <n>', 'images per step', '64')
+    .option('--lr <lr>', 'peak learning rate (overrides --blr)')
+    .option('--blr <blr>', 'base learning rate per 256 images: lr = blr * batch / 256', String(f.blr))
+    .option('--layer-decay <d>', 'layer-wise lr decay: block i learns at lr * d^(depth - i), the embeddings at lr * d^(depth + 1)', String(f.layerDecay))
+    .option('--weight-decay <w>', 'AdamW weight decay (Linear and conv weights)', String(f.weightDecay))
+    .option('--label-smoothing <e>', 'label smoothing', String(f.labelSmoothing))
+    .option('--mixup <alpha>', 'mixup Beta alpha (0 = off; MAE: 0.8)', '0')
+    .option('--cutmix <alpha>', 'CutMix Beta alpha (0 = off; MAE: 1.0); with --mixup, half the batches each', '0')
+    .option('--pool <pool>', 'mean (of the patch tokens, then fc_norm: MAE\'s global_pool) or cls (the cls token after the encoder\'s norm)', 'mean')
+    .option('--min-crop <s>', 'smallest area fraction of the random resized crop', '0.35')
+    .option('--seed <n>', 'seed for the head, the shuffling, the augmentation and the holdout split', '0')
+    .option('--threads <n>', 'compute threads (default: all cores)')
+    .option('--device <d>', DEVICE_HELP, 'cpu')
+    .option('--out <dir>', 'output directory', 'cmae-finetune')
+    .option('--force', 'overwrite the outputs of an earlier run in --out')
+    .option('--json', 'print one JSON summary on stdout (progress stays on stderr)')
+    .action(runFinetune);
+
   program
     .command('eval')
     .description('top-1 accuracy of a checkpoint\'s encoder on held-out data (k-NN by default)')
     .option('--checkpoint <file>', 'a checkpoint written by cmae pretrain')
+    .option('--classifier <file>', 'a classifier written by cmae finetune: its top-1 (and per-class accuracy with --json)')
     .option('--data <spec>', DATA_HELP, 'mnist')
     .option('--knn', 'k-NN (k=20, cosine, votes weighted by exp(sim/0.07))')
     .option('--linear', 'linear probe (BatchNorm without affine + linear head on frozen features)')

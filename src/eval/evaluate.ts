@@ -19,8 +19,8 @@ export interface FeatureOptions {
   batchSize?: number;
 }
 
-/** Iterates the dataset in order as deterministic, unaugmented views (resize only), made on `device`. */
-async function forEachBatch(
+/** Iterates the dataset in order as deterministic, unaugmented views (resize only), made on `device` (the evaluations of encoders and of classifiers). */
+export async function forEachBatch(
   dataset: Dataset,
   options: FeatureOptions,
   fn: (images: import('../tensor').Tensor, labels: Int32Array) => Promise<void>,

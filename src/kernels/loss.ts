@@ -1,4 +1,4 @@
-/** Pooling, L2 normalisation, norm-pix MSE, InfoNCE and NT-Xent (native/ops/loss.h; spec §1.6, §2.7). */
+/** Pooling, L2 normalisation, norm-pix MSE, InfoNCE, NT-Xent and softmax cross-entropy (native/ops/loss.h; spec §1.6, §2.7). */
 import { Tensor, nativeOf } from '../tensor';
 import { ShapeError } from '../errors';
 import { kernelsNative, outputLike } from './util';
@@ -132,4 +132,31 @@ export function ntxent(z: Tensor, options: NtxentOptions = {}): NtxentResult {
   const dz = withGrad ? outputLike(options.dz, z.shape, z) : undefined;
   const loss = kernelsNative().ntxentForwardBackward(nativeOf(dz) ?? null, nativeOf(z), tau, scale, dloss);
   return { loss, dz };
+}
+
+export interface SoftmaxCrossEntropyOptions {
+  /** Upstream gradient of the loss. Default 1. */
+  dloss?: number;
+  /** Compute dlogits. Default true. */
+  withGrad?: boolean;
+  /** Output for the gradient (B, C), allocated when omitted. */
+  dlogits?: Tensor;
+}
+
+export interface SoftmaxCrossEntropyResult {
+  loss: number;
+  /** dloss · d loss / d logits; undefined when withGrad is false. */
+  dlogits?: Tensor<'float32'>;
+}
+
+/**
+ * The classifier's loss: mean over rows of −Σ_c targets_c · log softmax(logits)_c, logits and
+ * targets (B, C). Targets are distributions (one-hot, label-smoothed, mixup blends): see
+ * `softTargets` in src/train/finetune.ts.
+ */
+export function softmaxCrossEntropy(logits: Tensor, targets: Tensor, options: SoftmaxCrossEntropyOptions = {}): SoftmaxCrossEntropyResult {
+  const { dloss = 1, withGrad = true } = options;
+  const dlogits = withGrad ? outputLike(options.dlogits, logits.shape, logits) : undefined;
+  const loss = kernelsNative().softmaxCrossEntropyForwardBackward(nativeOf(dlogits) ?? null, nativeOf(logits), nativeOf(targets), dloss);
+  return { loss, dlogits };
 }

@@ -12,7 +12,7 @@ import { getBinding } from '../native';
 import { DisposedError, FormatError, ShapeError, ValueError } from '../errors';
 import { describeValue, objectArg, stringArg } from '../args';
 import { Tensor, nativeOf, type Device } from '../tensor';
-import type { NativeLossOutputs, NativeModel } from '../binding-types';
+import type { NativeLossOutputs, NativeModel, NativeTensorHandle } from '../binding-types';
 import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
 import { loadEncoder, type LoadEncoderOptions, type LoadedEncoder } from './foreign';
@@ -202,24 +202,7 @@ export class CMAE {
   loadStateDict(state: Map<string, Float32Array | ArrayLike<number>>, options: { strict?: boolean } = {}): void {
     if (!(state instanceof Map)) throw new ValueError(`state must be a Map of parameter name to values, got ${describeValue(state)}`);
     const strict = objectArg(options, 'options').strict ?? true;
-    const params = this.native.readArena('params');
-    for (const [name, values] of state) {
-      const p = this.byName.get(name);
-      if (!p) {
-        if (strict) throw new ValueError(`unknown parameter '${name}' in state dict`);
-        continue;
-      }
-      if (values.length !== p.numel) {
-        throw new ShapeError(`parameter '${name}' must have ${p.numel} values (shape [${p.shape.join(', ')}]), got ${values.length}`);
-      }
-    }
-    const missing = this.table.filter((p) => !state.has(p.name));
-    if (strict && missing.length > 0) throw new ValueError(`state dict is missing ${missing.length} parameters, e.g. '${missing[0].name}'`);
-    for (const [name, values] of state) {
-      const p = this.byName.get(name);
-      if (p) params.set(values, p.offset);
-    }
-    this.native.writeArena('params', params, 0);
+    const missing = writeState(this.native, this.byName, state, strict);
     if (methods[this.config.mode].momentum && missing.some((p) => p.role === 'momentum')) this.native.resetMomentum();
   }
 
@@ -232,28 +215,7 @@ export class CMAE {
     const { pool = 'cls', branch = 'online', batchSize = 256 } = objectArg(options, 'options', true);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     const { channels: C, imageSize: S, dim: D } = this.config;
-    const all = toImages(images, C, S, 'images');
-    try {
-      const n = all.shape[0];
-      const result = new Float32Array(n * D);
-      const flat = n > batchSize ? (all.toArray() as Float32Array) : undefined;
-      const per = C * S * S;
-      for (let start = 0; start < n; start += batchSize) {
-        const count = Math.min(batchSize, n - start);
-        const chunk = flat ? Tensor.from(flat.subarray(start * per, (start + count) * per), [count, C, S, S]) : all;
-        const out = Tensor.empty([count, D]);
-        try {
-          await this.native.encode(nativeOf(out), nativeOf(chunk), pool, branch);
-          result.set(out.toArray() as Float32Array, start * D);
-        } finally {
-          out.dispose();
-          if (chunk !== all) chunk.dispose();
-        }
-      }
-      return result;
-    } finally {
-      if (!(images instanceof Tensor)) all.dispose();
-    }
+    return inBatches(images, C, S, D, batchSize, (out, chunk) => this.native.encode(out, chunk, pool, branch));
   }
 
   /** θ_momentum ← m·θ_momentum + (1 − m)·θ_online (encoder without final norm, projector); m in [0, 1]. */
@@ -317,18 +279,7 @@ export class CMAE {
     // is allocated: a small file claiming a huge model fails here, naming what does not match.
     const { preset: _preset, ...fields } = config as ModelConfig & { preset?: unknown };
     const full = resolveConfig(undefined, fields);
-    const problems: string[] = [];
-    for (const p of getBinding().planParameters(full)) {
-      const entry = file.tensors.get(p.name);
-      if (!entry) problems.push(`missing '${p.name}' [${p.shape.join(', ')}]`);
-      else if (entry.shape.length !== p.shape.length || entry.shape.some((d, i) => d !== p.shape[i])) {
-        problems.push(`'${p.name}' is [${entry.shape.join(', ')}], the config needs [${p.shape.join(', ')}]`);
-      } else if (entry.dtype !== 'F32') problems.push(`'${p.name}' is ${entry.dtype}, not F32`);
-    }
-    if (problems.length > 0) {
-      const shown = problems.slice(0, 8).join('; ');
-      throw new FormatError(`${path}: the tensors do not match metadata.config (${problems.length} problem${problems.length > 1 ? 's' : ''}): ${shown}${problems.length > 8 ? '; …' : ''}`);
-    }
+    checkTensorsFit(file.tensors, getBinding().planParameters(full), path, 'metadata.config', 'the config');
     const model = await CMAE.create({ ...full, seed: Number(meta.seed ?? 0), device: options.device });
     const state = new Map<string, Float32Array>();
     const extra = new Map<string, SafeTensorEntry>();
@@ -389,6 +340,101 @@ export class CMAE {
 
   [Symbol.dispose](): void {
     this.dispose();
+  }
+}
+
+/**
+ * Writes `state` (name → values) into a native model's params arena: every name known (strict) and
+ * every element count right, checked before anything is written; strict also wants every parameter.
+ * Returns the parameters `state` does not hold.
+ */
+export function writeState(
+  native: NativeModel,
+  byName: Map<string, ParameterInfo>,
+  state: Map<string, Float32Array | ArrayLike<number>>,
+  strict: boolean,
+): ParameterInfo[] {
+  for (const [name, values] of state) {
+    const p = byName.get(name);
+    if (!p) {
+      if (strict) throw new ValueError(`unknown parameter '${name}' in state dict`);
+      continue;
+    }
+    if (values.length !== p.numel) {
+      throw new ShapeError(`parameter '${name}' must have ${p.numel} values (shape [${p.shape.join(', ')}]), got ${values.length}`);
+    }
+  }
+  const missing = [...byName.values()].filter((p) => !state.has(p.name));
+  if (strict && missing.length > 0) throw new ValueError(`state dict is missing ${missing.length} parameters, e.g. '${missing[0].name}'`);
+  const params = native.readArena('params');
+  for (const [name, values] of state) {
+    const p = byName.get(name);
+    if (p) params.set(values, p.offset);
+  }
+  native.writeArena('params', params, 0);
+  return missing;
+}
+
+/**
+ * Runs `run(out, chunk)` on NCHW `images` in chunks of at most `batchSize`, each into a fresh
+ * [count, width] CPU tensor, and returns the rows concatenated: a flat Float32Array of N·width
+ * (encode's features, predict's logits).
+ */
+export async function inBatches(
+  images: ImagesInput,
+  channels: number,
+  size: number,
+  width: number,
+  batchSize: number,
+  run: (out: NativeTensorHandle, chunk: NativeTensorHandle) => Promise<void>,
+): Promise<Float32Array> {
+  const all = toImages(images, channels, size, 'images');
+  try {
+    const n = all.shape[0];
+    const result = new Float32Array(n * width);
+    const flat = n > batchSize ? (all.toArray() as Float32Array) : undefined;
+    const per = channels * size * size;
+    for (let start = 0; start < n; start += batchSize) {
+      const count = Math.min(batchSize, n - start);
+      const chunk = flat ? Tensor.from(flat.subarray(start * per, (start + count) * per), [count, channels, size, size]) : all;
+      const out = Tensor.empty([count, width]);
+      try {
+        await run(nativeOf(out)!, nativeOf(chunk)!);
+        result.set(out.toArray() as Float32Array, start * width);
+      } finally {
+        out.dispose();
+        if (chunk !== all) chunk.dispose();
+      }
+    }
+    return result;
+  } finally {
+    if (!(images instanceof Tensor)) all.dispose();
+  }
+}
+
+/**
+ * Throws a FormatError unless `tensors` holds every parameter of `plan` with its shape, as F32:
+ * one line naming the first problems (the tensor, its shape and the shape `needer` needs). Runs
+ * before any model is built, so a small file claiming a huge model allocates nothing.
+ */
+export function checkTensorsFit(
+  tensors: Map<string, SafeTensorEntry>,
+  plan: readonly { name: string; shape: number[] }[],
+  path: string,
+  what: string,
+  needer: string,
+): void {
+  const problems: string[] = [];
+  for (const p of plan) {
+    const entry = tensors.get(p.name);
+    if (!entry) problems.push(`missing '${p.name}' [${p.shape.join(', ')}]`);
+    else if (entry.shape.length !== p.shape.length || entry.shape.some((d, i) => d !== p.shape[i])) {
+      problems.push(`'${p.name}' is [${entry.shape.join(', ')}], ${needer} needs [${p.shape.join(', ')}]`);
+    } else if (entry.dtype !== 'F32') problems.push(`'${p.name}' is ${entry.dtype}, not F32`);
+  }
+  if (problems.length > 0) {
+    const shown = problems.slice(0, 8).join('; ');
+    throw new FormatError(`${path}: the tensors do not match ${what} (${problems.length} problem${problems.length > 1 ? 's' : ''}): ${shown}${problems.length > 8 ? '; …' : ''}`);
   }
 }
 

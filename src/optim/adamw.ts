@@ -3,12 +3,16 @@
  * model's trainable arena, with its moments in the model's backend (native/model/optimizer.h).
  * Weight decay applies only to Linear/conv weights (spec §2.10; we also exclude BatchNorm weights,
  * which the CMAE code decays by accident of its name filter). This class owns the defaults; the
- * native side checks every value's range.
+ * native side checks every value's range. `layerDecay` < 1 gives fine-tuning's layer-wise
+ * learning-rate decay (BEiT, MAE): parameter p learns at lr·layerDecay^(depth + 1 − layer_id(p)),
+ * layer ids 0 for the embeddings, i + 1 for block i, depth + 1 for the norm and head
+ * (native/model/optimizer.h).
  */
 import { getBinding } from '../native';
 import type { NativeAdamW } from '../binding-types';
 import { ValueError } from '../errors';
 import { CMAE } from '../models/cmae';
+import { Classifier } from '../models/classifier';
 import { describeValue, objectArg } from '../args';
 
 export interface AdamWOptions {
@@ -18,33 +22,37 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Clip the global gradient L2 norm to this value (0 = off, the MAE/CMAE default). */
   maxGradNorm?: number;
+  /** Layer-wise learning-rate decay in (0, 1]; 1 (default) = one learning rate for all. */
+  layerDecay?: number;
 }
 
 /** The defaults of every AdamW in cmae (MAE/CMAE's recipe): the one place they are written. */
-export const adamwDefaults = Object.freeze({ lr: 1.5e-4, betas: [0.9, 0.95] as const, eps: 1e-8, weightDecay: 0.05, maxGradNorm: 0 });
+export const adamwDefaults = Object.freeze({ lr: 1.5e-4, betas: [0.9, 0.95] as const, eps: 1e-8, weightDecay: 0.05, maxGradNorm: 0, layerDecay: 1 });
 
 export class AdamW {
-  readonly model: CMAE;
+  readonly model: CMAE | Classifier;
   lr: number;
   readonly betas: [number, number];
   readonly eps: number;
   readonly weightDecay: number;
   readonly maxGradNorm: number;
+  readonly layerDecay: number;
   /** Steps taken so far (the t of the bias corrections). */
   stepCount = 0;
   private readonly native: NativeAdamW;
 
-  constructor(model: CMAE, options?: AdamWOptions) {
-    if (!(model instanceof CMAE)) throw new ValueError(`model must be a CMAE, got ${describeValue(model)}`);
+  constructor(model: CMAE | Classifier, options?: AdamWOptions) {
+    if (!(model instanceof CMAE || model instanceof Classifier)) throw new ValueError(`model must be a CMAE or a Classifier, got ${describeValue(model)}`);
     const d = adamwDefaults;
-    const { lr = d.lr, betas = d.betas, eps = d.eps, weightDecay = d.weightDecay, maxGradNorm = d.maxGradNorm } = objectArg(options, 'options', true);
+    const { lr = d.lr, betas = d.betas, eps = d.eps, weightDecay = d.weightDecay, maxGradNorm = d.maxGradNorm, layerDecay = d.layerDecay } = objectArg(options, 'options', true);
     this.model = model;
     this.lr = lr;
     this.betas = [betas[0], betas[1]];
     this.eps = eps;
     this.weightDecay = weightDecay;
     this.maxGradNorm = maxGradNorm;
-    this.native = new (getBinding().NativeAdamW)(model.native, { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay, maxGradNorm });
+    this.layerDecay = layerDecay;
+    this.native = new (getBinding().NativeAdamW)(model.native, { lr, beta1: betas[0], beta2: betas[1], eps, weightDecay, maxGradNorm, layerDecay });
   }
 
   /**

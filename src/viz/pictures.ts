@@ -14,7 +14,7 @@ export interface LossPoint {
 
 const COLORS = { loss: '#1f77b4', reconstruction: '#2ca02c', contrastive: '#d62728' };
 
-function niceTicks(lo: number, hi: number, count: number): number[] {
+export function niceTicks(lo: number, hi: number, count: number): number[] {
   const span = hi - lo || 1;
   const raw = span / count;
   const mag = 10 ** Math.floor(Math.log10(raw));
@@ -24,7 +24,7 @@ function niceTicks(lo: number, hi: number, count: number): number[] {
   return ticks;
 }
 
-function escapeXml(s: string): string {
+export function escapeXml(s: string): string {
   return s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c] as string);
 }
 

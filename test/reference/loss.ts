@@ -189,3 +189,26 @@ export function ntxent(z: Arr, R: number, E: number, tau: number, scale: number,
   }
   return { loss: (scale * total) / R, grad: l2NormalizeBackward(dzh, z, R, E) };
 }
+
+/**
+ * Softmax cross-entropy against soft targets: mean_b −Σ_c t_bc·log p_bc, p = softmax(l_b), with its
+ * gradient dloss/B·(p·Σt − t) (the chain rule through log p_c = l_c − logsumexp(l)).
+ */
+export function softmaxCrossEntropy(logits: Arr, targets: Arr, B: number, C: number, dloss = 1): { loss: number; grad: Float64Array } {
+  const grad = new Float64Array(B * C);
+  let total = 0;
+  for (let b = 0; b < B; b++) {
+    let max = -Infinity;
+    for (let c = 0; c < C; c++) max = Math.max(max, logits[b * C + c]);
+    let sum = 0;
+    for (let c = 0; c < C; c++) sum += Math.exp(logits[b * C + c] - max);
+    const lse = max + Math.log(sum);
+    let tSum = 0;
+    for (let c = 0; c < C; c++) {
+      total -= targets[b * C + c] * (logits[b * C + c] - lse);
+      tSum += targets[b * C + c];
+    }
+    for (let c = 0; c < C; c++) grad[b * C + c] = (dloss / B) * (Math.exp(logits[b * C + c] - lse) * tSum - targets[b * C + c]);
+  }
+  return { loss: total / B, grad };
+}

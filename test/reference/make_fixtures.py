@@ -4,7 +4,9 @@
 Run by hand (never by CI); see test/reference/README.md.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 test/reference/make_fixtures.py
-        writes test/fixtures/{cmae,mae,mocov3,maskdistill,simclr}_micro.{safetensors,json}
+        writes test/fixtures/{cmae,mae,mocov3,maskdistill,simclr}_micro.{safetensors,json},
+        classifier_{cls,mean}_micro.{safetensors,json} and the timm-layout fixture
+        (--only cmae|mae|mocov3|maskdistill|simclr|timm|classifier, repeatable: just those)
 
     ... make_fixtures.py --check-checkpoint CKPT.safetensors --images IMAGES.safetensors [--prefix P] [--out F]
         prints the encoder's cls and mean-pooled patch features (no masking, final norm applied)
@@ -786,6 +788,136 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     return info
 
 
+# =================================================================================================
+# Classifier fixture (fine-tuning, MAE's recipe): the encoder on every patch, pooled (cls → norm, or
+# the mean of the patch tokens → fc_norm: MAE's global_pool), a linear head, soft-target
+# cross-entropy (label smoothing, and one mixup blend), AdamW with BEiT's layer-wise lr decay.
+
+CLS_CLASSES, CLS_SMOOTHING, CLS_LAYER_DECAY = 5, 0.1, 0.75
+
+
+class Classifier(nn.Module):
+    def __init__(self, cfg: Config, num_classes: int, global_pool: bool):
+        super().__init__()
+        self.cfg, self.global_pool = cfg, global_pool
+        build_encoder(self, cfg, final_norm=not global_pool)
+        if global_pool:
+            self.fc_norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
+        self.head = nn.Linear(cfg.dim, num_classes)
+
+    @torch.no_grad()
+    def initialize_weights(self, perturb: float) -> None:
+        """As CMAE.initialize_weights for the encoder; the head xavier (not MAE's N(0, 2e-5²), whose
+        gradients into the encoder would be too small to test) and every LN weight/bias and Linear
+        bias perturbed."""
+        cfg = self.cfg
+        self.pos_embed.copy_(sincos_pos_embed(cfg.dim, cfg.grid)[None])
+        w = self.patch_embed.proj.weight
+        nn.init.xavier_uniform_(w.view(w.shape[0], -1))
+        nn.init.normal_(self.cls_token, std=0.02)
+        for mod in self.modules():
+            if isinstance(mod, nn.Linear):
+                nn.init.xavier_uniform_(mod.weight)
+                mod.bias.uniform_(-perturb, perturb)
+            elif isinstance(mod, nn.LayerNorm):
+                mod.weight.uniform_(1 - perturb, 1 + perturb)
+                mod.bias.uniform_(-perturb, perturb)
+        for p in self.parameters():
+            p.copy_(p.float().double())
+
+    def forward(self, imgs):
+        x = encoder_forward(self, imgs)  # (B, 1 + L, D), with norm when cls pooling
+        feat = self.fc_norm(x[:, 1:, :].mean(dim=1)) if self.global_pool else x[:, 0]
+        return self.head(feat)
+
+
+def soft_cross_entropy(logits, targets):
+    return torch.sum(-targets * F.log_softmax(logits, dim=-1), dim=-1).mean()
+
+
+def layer_id(name: str, depth: int) -> int:
+    """BEiT / MAE util/lr_decay.py get_layer_id_for_vit."""
+    if name in ('cls_token', 'pos_embed') or name.startswith('patch_embed'):
+        return 0
+    if name.startswith('blocks.'):
+        return int(name.split('.')[1]) + 1
+    return depth + 1
+
+
+def make_classifier_fixture(global_pool: bool, out_dir: str) -> dict:
+    cfg = Config(maskRatio=0.0)
+    torch.manual_seed(0)
+    model = Classifier(cfg, CLS_CLASSES, global_pool)
+    model.initialize_weights(PERTURB)
+    gen = torch.Generator().manual_seed(2)
+    images, _, _ = make_inputs(cfg, gen, 1)
+    labels = torch.tensor([3, 0, 4, 1])
+    # Label smoothing as timm's LabelSmoothingCrossEntropy; row 3 mixed with row 0's label (λ = 0.7).
+    targets = torch.full((BATCH, CLS_CLASSES), CLS_SMOOTHING / CLS_CLASSES)
+    targets[torch.arange(BATCH), labels] += 1 - CLS_SMOOTHING
+    targets[3] = 0.7 * targets[3] + 0.3 * targets[0]
+    targets = targets.float().double()
+
+    st: dict = {}
+    for n, t in state_names(model).items():
+        st['param.' + n] = ('F32', t.detach().clone())
+    st['input.images'] = ('F32', images)
+    st['input.targets'] = ('F32', targets)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    # MAE's param_groups_lrd: lr scale decay^(depth + 1 − layer id); weight decay on Linear/conv weights (ours).
+    groups = {}
+    for n, p in trainable:
+        scale = CLS_LAYER_DECAY ** (cfg.depth + 1 - layer_id(n, cfg.depth))
+        wd = WD if (n == 'patch_embed.proj.weight' or (n.endswith('.weight') and isinstance(model.get_submodule(n.rpartition('.')[0]), nn.Linear))) else 0.0
+        groups.setdefault((scale, wd), []).append(p)
+    opt = torch.optim.AdamW([{'params': ps, 'lr': LR * sc, 'weight_decay': wd} for (sc, wd), ps in groups.items()],
+                            lr=LR, betas=BETAS, eps=ADAM_EPS)
+    losses = []
+    for step in range(1, STEPS + 1):
+        opt.zero_grad(set_to_none=True)
+        logits = model(images)
+        loss = soft_cross_entropy(logits, targets)
+        loss.backward()
+        losses.append({'step': step, 'total': loss.item()})
+        if step == 1:
+            st['expect.logits'] = ('F64', logits.detach().clone())
+            for n, p in trainable:
+                st['grad.' + n] = ('F32', p.grad.detach().clone())
+            # The reference's own gradient against central differences of the float64 loss.
+            with torch.no_grad():
+                for n, idx in (('head.weight', (2, 5)), ('blocks.0.attn.qkv.weight', (5, 3)), ('cls_token', (0, 0, 7)),
+                               ('patch_embed.proj.bias', (2,))):
+                    p = dict(model.named_parameters())[n]
+                    old = p[idx].item()
+                    p[idx] = old + 1e-6
+                    up = soft_cross_entropy(model(images), targets).item()
+                    p[idx] = old - 1e-6
+                    down = soft_cross_entropy(model(images), targets).item()
+                    p[idx] = old
+                    fd = (up - down) / 2e-6
+                    assert abs(fd - p.grad[idx].item()) <= 1e-6 * max(1.0, abs(fd)), (n, fd, p.grad[idx].item())
+        opt.step()
+    for n, t in state_names(model).items():
+        st['step3.' + n] = ('F32', t.detach().clone())
+    name = f'classifier_{"mean" if global_pool else "cls"}_micro'
+    config = {**asdict(cfg), 'mode': 'classifier', 'numClasses': CLS_CLASSES, 'globalPool': global_pool}
+    meta = {'format': 'cmae-golden-fixture/1', 'mode': 'classifier', 'config': json.dumps(config),
+            'torch': torch.__version__, 'generator': 'test/reference/make_fixtures.py'}
+    base = os.path.join(out_dir, name)
+    write_safetensors(base + '.safetensors', st, meta)
+    info = dict(mode='classifier', config=config,
+                train=dict(batch=BATCH, steps=STEPS, lr=LR, betas=list(BETAS), eps=ADAM_EPS, weightDecay=WD,
+                           layerDecay=CLS_LAYER_DECAY, labelSmoothing=CLS_SMOOTHING,
+                           note='targets: smoothed one-hot of input labels, row 3 mixed 0.7/0.3 with row 0; '
+                                'grad.* and expect.logits from step 1; AdamW lr per parameter = lr·0.75^(depth+1−layer_id)'),
+                losses=losses, torch=torch.__version__, python=platform.python_version(),
+                fileBytes=os.path.getsize(base + '.safetensors'))
+    with open(base + '.json', 'w') as f:
+        json.dump(info, f, indent=1)
+        f.write('\n')
+    return info
+
+
 def verify_fixture(path: str) -> None:
     """Rebuild the model from the file's param.* alone, replay the 3 steps, compare with the file."""
     t, meta = read_safetensors(path)
@@ -1024,6 +1156,9 @@ def make_timm_fixture(out_dir: str) -> dict:
     return info
 
 
+FIXTURES = ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm', 'classifier')
+
+
 def main() -> None:
     here = os.path.dirname(os.path.abspath(__file__))
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -1032,7 +1167,7 @@ def main() -> None:
     ap.add_argument('--images', metavar='FILE.safetensors', help='tensor "images" (B, C, H, W)')
     ap.add_argument('--prefix', default='', help='name prefix of the encoder tensors in the checkpoint (e.g. "param.")')
     ap.add_argument('--out', help='also write cls/pooled to this safetensors file (F64)')
-    ap.add_argument('--only', choices=('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm'), action='append',
+    ap.add_argument('--only', choices=FIXTURES, action='append',
                     help='write only these fixtures (repeatable; default all)')
     args = ap.parse_args()
     if args.check_checkpoint:
@@ -1041,8 +1176,14 @@ def main() -> None:
         check_checkpoint(args.check_checkpoint, args.images, args.prefix, args.out)
         return
     os.makedirs(args.out_dir, exist_ok=True)
+    only = set(args.only or FIXTURES)
+    if 'classifier' in only:
+        for global_pool in (False, True):
+            info = make_classifier_fixture(global_pool, args.out_dir)
+            print(f'classifier (globalPool={global_pool}): losses ' + ', '.join(f"{r['total']:.12g}" for r in info['losses']))
+    if not only - {'classifier'}:
+        return
     self_test()
-    only = set(args.only or ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm'))
     if 'timm' in only:
         info = make_timm_fixture(args.out_dir)
         print(f'timm: {info["fileBytes"]} bytes')

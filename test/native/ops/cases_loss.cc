@@ -16,6 +16,10 @@ constexpr Tolerance kNormPixGrad{1e-9, 1e-5};
 constexpr Tolerance kInfoNceLoss{1e-6, 1e-5};
 constexpr Tolerance kInfoNceGrad{1e-7, 1e-4};
 
+// Double accumulation of float32 inputs; the gradient's softmax·Σt − t rounded once to float32.
+constexpr Tolerance kCrossEntropyLoss{1e-6, 1e-6};
+constexpr Tolerance kCrossEntropyGrad{1e-9, 1e-6};
+
 constexpr float kNormPixEps = 1e-6f;  // the model's norm-pix eps
 
 struct NormPixCase {
@@ -115,6 +119,45 @@ void run_ntxent(OpRun& run, const NtXentCase& c) {
   if (with_grad) run.expect_close(dz, want.grad, kInfoNceGrad);
 }
 
+struct CrossEntropyCase {
+  int64_t B, C;
+  double smoothing = 0.1;  // the soft targets: (1 − ε)·one-hot + ε/C, blended with a second label when mixed
+  bool mixed = false;
+  bool with_grad = true;
+  float dloss = 1.0f;
+  float logit_scale = 3.0f;
+};
+
+std::string label(const CrossEntropyCase& c) {
+  std::string l = shape_label("B", c.B, "C", c.C) + " " + shape_label("smoothing", c.smoothing);
+  if (c.mixed) l += " mixed";
+  if (!c.with_grad) l += " dlogits=null";
+  if (c.dloss != 1.0f) l += " " + shape_label("dloss", c.dloss);
+  if (c.logit_scale != 3.0f) l += " " + shape_label("logit_scale", c.logit_scale);
+  return l;
+}
+
+void run_cross_entropy(OpRun& run, const CrossEntropyCase& c) {
+  const auto [B, C, smoothing, mixed, with_grad, dloss, logit_scale] = c;
+  Floats logits = run.normal(B * C, logit_scale);
+  Floats targets(static_cast<size_t>(B * C), static_cast<float>(smoothing / static_cast<double>(C)));
+  for (int64_t b = 0; b < B; ++b) {
+    const double lam = mixed ? run.rng().uniform() : 1.0;
+    const auto label_of = [&] { return std::min<int64_t>(C - 1, static_cast<int64_t>(run.rng().uniform() * static_cast<double>(C))); };
+    targets[static_cast<size_t>(b * C + label_of())] += static_cast<float>(lam * (1.0 - smoothing));
+    if (mixed) targets[static_cast<size_t>(b * C + label_of())] += static_cast<float>((1.0 - lam) * (1.0 - smoothing));
+  }
+  const Buffer logits_b = run.input("logits", logits, {B, C});
+  const Buffer targets_b = run.input("targets", targets, {B, C});
+  const Buffer loss = run.output("loss", {1});
+  const Buffer dlogits = run.output("dlogits", {with_grad ? B * C : 0});
+  run.backend().softmax_cross_entropy_forward_backward(loss.f32(), with_grad ? dlogits.f32() : nullptr, logits_b.f32(), targets_b.f32(),
+                                                       B, C, dloss);
+  const ref::LossAndGrad want = ref::softmax_cross_entropy(logits, targets, B, C, dloss);
+  run.expect_close(loss, {want.loss}, kCrossEntropyLoss);
+  if (with_grad) run.expect_close(dlogits, want.grad, kCrossEntropyGrad);
+}
+
 }  // namespace
 
 void add_loss_cases(CaseTable& table) {
@@ -144,6 +187,15 @@ void add_loss_cases(CaseTable& table) {
   const NtXentCase ntxent[] = {{2, 1}, {2, 5}, {4, 1}, {10, 7}, {128, 64}, {512, 256}, {10, 7, false}, {10, 7, true, 1.0f}};
   for (const NtXentCase& c : ntxent) {
     table.add("loss", "ntxent_forward_backward", label(c), [c](OpRun& run) { run_ntxent(run, c); }).thread_invariant = c.R == 512;
+  }
+  // One class, two classes, MNIST's 10 (plain labels, smoothed, mixed), ImageNet's 1000, a null
+  // gradient, large logits (the log-sum-exp's shift), and a thread-count case.
+  const CrossEntropyCase ce[] = {{1, 1, 0.0}, {3, 2, 0.0},  {8, 10, 0.0}, {8, 10, 0.1},          {8, 10, 0.1, true},
+                                 {4, 1000},   {5, 7, 0.1, false, false}, {5, 7, 0.2, true, true, 0.5f}, {6, 10, 0.1, false, true, 1.0f, 60.0f},
+                                 {512, 100, 0.1, true}};
+  for (const CrossEntropyCase& c : ce) {
+    table.add("loss", "softmax_cross_entropy_forward_backward", label(c), [c](OpRun& run) { run_cross_entropy(run, c); }).thread_invariant =
+        c.B == 512;
   }
 }
 

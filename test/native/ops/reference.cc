@@ -337,6 +337,27 @@ LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double sca
   return {scale * total / static_cast<double>(R), l2_normalize_vjp(dzn, z, R, E, kNormalizeEps)};
 }
 
+LossAndGrad softmax_cross_entropy(const Floats& logits, const Floats& targets, int64_t B, int64_t C, double dloss) {
+  double total = 0;
+  Doubles grad(at(B * C));
+  for (int64_t b = 0; b < B; ++b) {
+    double max = -INFINITY, sum = 0;
+    for (int64_t c = 0; c < C; ++c) max = std::max(max, static_cast<double>(logits[at(b * C + c)]));
+    for (int64_t c = 0; c < C; ++c) sum += std::exp(logits[at(b * C + c)] - max);
+    const double lse = max + std::log(sum);
+    // d(−Σ_k t_k (l_k − lse))/d l_c = −t_c + (Σ_k t_k)·p_c
+    for (int64_t k = 0; k < C; ++k) {
+      const double t = targets[at(b * C + k)];
+      total -= t * (logits[at(b * C + k)] - lse);
+      for (int64_t c = 0; c < C; ++c) {
+        const double p = std::exp(logits[at(b * C + c)] - lse);
+        grad[at(b * C + c)] += dloss / static_cast<double>(B) * t * ((c == k ? -1.0 : 0.0) + p);
+      }
+    }
+  }
+  return {total / static_cast<double>(B), grad};
+}
+
 // ---- norm ---------------------------------------------------------------------------------------
 
 Norm layernorm(const Floats& x, const Floats& weight, const Floats& bias, int64_t R, int64_t C, double eps) {

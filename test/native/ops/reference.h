@@ -56,6 +56,9 @@ LossAndGrad infonce(const Floats& q, const Floats& k, int64_t B, int64_t E, doub
 // NT-Xent over R rows (positive of i: (i + R/2) mod R), the full R×R logits with the diagonal
 // excluded, and the gradient accumulated through both uses of each row (anchor and candidate).
 LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double scale, double dloss);
+// Softmax cross-entropy of (B, C) logits against soft targets: the probabilities formed, then
+// −Σ t·log p per row, and the gradient by the chain rule through log p_c = l_c − lse.
+LossAndGrad softmax_cross_entropy(const Floats& logits, const Floats& targets, int64_t B, int64_t C, double dloss);
 
 // ---- norm.h --------------------------------------------------------------------------------------
 struct Norm {
