@@ -354,6 +354,8 @@ export function writeState(
   state: Map<string, Float32Array | ArrayLike<number>>,
   strict: boolean,
 ): ParameterInfo[] {
+  // Before any check of `state`: a disposed model says so whatever it is given.
+  if (native.disposed()) throw new DisposedError('model was disposed and can no longer be used');
   for (const [name, values] of state) {
     const p = byName.get(name);
     if (!p) {
