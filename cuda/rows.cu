@@ -13,6 +13,7 @@
 //                    cls-token gradient R 256, C 768, ld 50·768  0.8 MB                    launch-bound (2 launches, ~5 us)
 //   transpose_add    patch-embedding weight 768 x 768            7 MB (read + update)      1.6 us
 //   broadcast_row    cls rows, 256 x 768                         0.8 MB written            launch-bound (~3 us)
+//   scale_rows       drop path (fine-tuning), 256 x 197·768      8 B/elt: 310 MB          72 us
 #include "cuda_backend.h"
 #include "kernels/rows.cuh"
 
@@ -47,6 +48,15 @@ void CudaBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_
     constexpr int W = decltype(width)::value;
     const kernels::RowGrid g = kernels::row_grid(count, D / W);
     CMAE_LAUNCH(kernels::broadcast_row_kernel<W>, g.grid, g.block, 0, stream_, dst, ld, row, count, D);
+  });
+}
+
+void CudaBackend::scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) {
+  if (R <= 0 || n <= 0) return;
+  kernels::dispatch_width(n % 4 == 0 && all_aligned16(dst, src), [&](auto width) {
+    constexpr int W = decltype(width)::value;
+    const kernels::RowGrid g = kernels::row_grid(R, n / W);
+    CMAE_LAUNCH(kernels::scale_rows_kernel<W>, g.grid, g.block, 0, stream_, dst, src, scale, R, n);
   });
 }
 

@@ -13,6 +13,7 @@
 //                    256 threads moves one tile, reading src and updating dst coalesced.
 //   broadcast_row    a 2-D grid: x over the row's elements (4 at a time when aligned), y over the
 //                    destination rows.
+//   scale_rows       broadcast_row's grid, each thread scaling its W columns of every row it meets.
 //   first_nonfinite  a grid-stride scan that atomicMin's the first bad index each thread meets
 //                    (so the smallest overall), between a one-thread init and a one-thread finish.
 #pragma once
@@ -104,6 +105,22 @@ __global__ void __launch_bounds__(kStreamThreads) broadcast_row_kernel(float* ds
   if (d >= D) return;
   const FloatVec<W> value = load_vec<W>(row + d);
   for (int64_t i = blockIdx.y; i < count; i += gridDim.y) store_vec<W>(dst + i * ld + d, value);
+}
+
+// dst[r·n + i] = scale[r] · src[r·n + i]; W = 4 needs n a multiple of 4 and aligned pointers (dst
+// may alias src: each thread reads its elements before writing them). Grid as broadcast_row's.
+template <int W>
+__global__ void __launch_bounds__(kStreamThreads)
+    scale_rows_kernel(float* dst, const float* src, const float* scale, int64_t R, int64_t n) {
+  const int64_t i = row_grid_column<W>();
+  if (i >= n) return;
+  for (int64_t r = blockIdx.y; r < R; r += gridDim.y) {
+    const float s = scale[r];
+    FloatVec<W> v = load_vec<W>(src + r * n + i);
+    CMAE_UNROLL
+    for (int k = 0; k < W; ++k) v.v[k] *= s;
+    store_vec<W>(dst + r * n + i, v);
+  }
 }
 
 // first_nonfinite: *index starts at n (first_nonfinite_init_kernel); every thread that meets a

@@ -147,6 +147,7 @@ class CpuBackend final : public Backend {
   void column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) override;
   void transpose_add(float* dst, const float* src, int64_t R, int64_t C) override;
   void broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) override;
+  void scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) override;
   void first_nonfinite(int32_t* index, const float* x, int64_t n) override;
 };
 

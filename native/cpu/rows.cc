@@ -47,6 +47,18 @@ void CpuBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_t
   for (int64_t i = 0; i < count; ++i) std::copy(row, row + D, dst + i * ld);
 }
 
+void CpuBackend::scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) {
+  // Threads take element ranges of the whole (R, n) block, each walking the rows its range meets.
+  parallel_for(R * n, kMinElementsPerThread, [&](int64_t i0, int64_t i1) {
+    for (int64_t r = i0 / n; r * n < i1; ++r) {
+      const float s = scale[r];
+      const int64_t begin = std::max(i0, r * n), end = std::min(i1, (r + 1) * n);
+#pragma omp simd
+      for (int64_t i = begin; i < end; ++i) dst[i] = s * src[i];
+    }
+  });
+}
+
 void CpuBackend::first_nonfinite(int32_t* index, const float* x, int64_t n) {
   // Each thread scans its range up to its first bad element; the smallest wins. x − x is 0 for a
   // finite x and NaN for NaN and ±Inf: one vectorisable test per element.

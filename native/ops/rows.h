@@ -22,6 +22,10 @@ struct RowOps {
   // dst[i·ld + d] = row[d] for i < count, d < D: the cls row of every sample.
   virtual void broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) = 0;
 
+  // dst[r·n + i] = scale[r] · src[r·n + i] for r < R, i < n (=); dst may alias src; scale (R) in this
+  // backend's memory. Drop path's per-sample factor on a residual branch (0, or 1/keep_prob).
+  virtual void scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) = 0;
+
   // index (1, =): the smallest i < n with x[i] NaN or ±Inf, or −1 when every element is finite; the
   // cheap scan that lets the model refuse non-finite images with the first bad index. n < 2³¹.
   virtual void first_nonfinite(int32_t* index, const float* x, int64_t n) = 0;

@@ -74,6 +74,33 @@ void add_row_cases(CaseTable& table) {
     });
   }
 
+  // Drop path's per-sample factors (0, 1/keep, and arbitrary ones), out of place (NaN-filled output)
+  // and in place; n odd (the scalar CUDA path), a multiple of 4, and a tiny classifier's
+  // (65·192) rows at batch 64 across threads (the thread-count case).
+  const int64_t scaled[][2] = {{1, 1}, {3, 7}, {5, 12}, {64, 65 * 192}};
+  for (const auto& rn : scaled) {
+    const int64_t R = rn[0], n = rn[1];
+    auto factors = [R](OpRun& run) {
+      Floats s = run.normal(R);
+      if (R > 1) s[0] = 0.0f;
+      if (R > 2) s[1] = 1.0f / 0.9f;
+      return s;
+    };
+    table.add("rows", "scale_rows", shape_label("R", R, "n", n), [R, n, factors](OpRun& run) {
+      const Buffer src = run.input("src", run.normal(R * n), {R, n});
+      const Buffer scale = run.input("scale", factors(run), {R});
+      const Buffer dst = run.output("dst", {R, n});
+      run.backend().scale_rows(dst.f32(), src.f32(), scale.f32(), R, n);
+      run.expect_close(dst, ref::scale_rows(src.host(), scale.host(), R, n), kOneRounding);
+    }).thread_invariant = R == 64;
+    table.add("rows", "scale_rows", shape_label("R", R, "n", n) + " in place", [R, n, factors](OpRun& run) {
+      const Buffer x = run.accumulator("x", run.normal(R * n), {R, n});
+      const Buffer scale = run.input("scale", factors(run), {R});
+      run.backend().scale_rows(x.f32(), x.f32(), scale.f32(), R, n);
+      run.expect_close(x, ref::scale_rows(x.host(), scale.host(), R, n), kOneRounding);
+    });
+  }
+
   // The first non-finite element: none (−1, also for n = 0), one NaN, +Inf first, −Inf last, several
   // (the smallest index wins, whichever thread saw it first), and a ViT-tiny batch of 64 images
   // with its bad pixel near the end of a late thread's range (the thread-count case).

@@ -726,4 +726,11 @@ Doubles broadcast_row(const Floats& dst_before, int64_t ld, const Floats& row, i
   return out;
 }
 
+Doubles scale_rows(const Floats& src, const Floats& scale, int64_t R, int64_t n) {
+  Doubles out(src.size());
+  for (int64_t r = 0; r < R; ++r)
+    for (int64_t i = 0; i < n; ++i) out[at(r * n + i)] = static_cast<double>(scale[at(r)]) * src[at(r * n + i)];
+  return out;
+}
+
 }  // namespace cmae::op_tests::ref

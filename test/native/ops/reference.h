@@ -139,6 +139,7 @@ Doubles add(const Floats& dst, const Floats& src);
 Doubles column_sums_add(const Floats& dst, const Floats& src, int64_t R, int64_t C, int64_t ld);
 Doubles transpose_add(const Floats& dst, const Floats& src, int64_t R, int64_t C);
 Doubles broadcast_row(const Floats& dst_before, int64_t ld, const Floats& row, int64_t count, int64_t D);
+Doubles scale_rows(const Floats& src, const Floats& scale, int64_t R, int64_t n);
 
 // ---- helpers -------------------------------------------------------------------------------------
 Doubles to_doubles(const Floats& x);
