@@ -110,7 +110,7 @@ export interface NativeModel {
   lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
   encode(out: Handle, images: Handle, pool: string, branch: string): Promise<void>;
   /** A classifier model's step (src/models/classifier.ts): resolves with the cross-entropy. */
-  classifierLossAndGrad(images: Handle, targets: Handle, logits: OptionalHandle): Promise<number>;
+  classifierLossAndGrad(images: Handle, targets: Handle, logits: OptionalHandle, dropPath: number, step: number): Promise<number>;
   /** A classifier model's logits into out [N, numClasses]. */
   predict(out: Handle, images: Handle): Promise<void>;
   updateMomentum(momentum: number): Promise<void>;

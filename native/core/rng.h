@@ -66,6 +66,7 @@ enum class RngStream : uint64_t {
   Mask = 3,
   Augment = 4,
   Shuffle = 5,
+  DropPath = 6,
 };
 
 CMAE_HD uint64_t make_stream(RngStream purpose, uint64_t counter) {

@@ -307,6 +307,7 @@ void CmaeModel::plan_training(int64_t B) {
       t.d_logits = bump.take(B * Cn);
       t.d_feat = bump.take(B * D);
       t.d_pooled = bump.take(B * D);
+      t.drop_scales = bump.take(2 * c.depth * B);
     }
     if (c.has_pixel_decoder()) {
       t.latent = bump.take(B * (1 + K) * D);
@@ -868,9 +869,28 @@ void CmaeModel::classifier_pool_backward(float* d_enc, const float* d_pooled, in
   }
 }
 
-double CmaeModel::classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits) {
+void CmaeModel::draw_branch_scales(float* scales, double rate, uint64_t step, int64_t B) {
+  const int64_t depth = config_.depth;
+  std::vector<float> host(static_cast<size_t>(2 * depth * B));
+  const uint64_t stream = make_stream(RngStream::DropPath, step);
+  for (int64_t i = 0; i < depth; ++i) {
+    // timm: drop_path_rate · linspace(0, 1, depth)[i] (torch.linspace of one point is 0).
+    const double block_rate = depth > 1 ? rate * static_cast<double>(i) / static_cast<double>(depth - 1) : 0.0;
+    const float keep = static_cast<float>(1.0 - block_rate);
+    for (int64_t k = 0; k < 2 * B; ++k) {  // attention branch's samples, then the MLP branch's
+      const int64_t at = 2 * i * B + k;
+      host[static_cast<size_t>(at)] = uniform01(seed_, stream, static_cast<uint64_t>(at)) < keep ? 1.0f / keep : 0.0f;
+    }
+  }
+  backend_.copy_from_host(scales, host.data(), host.size() * sizeof(float));
+}
+
+double CmaeModel::classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits, double drop_path_rate,
+                                           uint64_t step) {
   const ModelConfig& c = config_;
   CMAE_CHECK(c.is_classifier(), Value, "classifierLossAndGrad needs a classifier model, this one is a pre-training model");
+  CMAE_CHECK(std::isfinite(drop_path_rate) && drop_path_rate >= 0.0 && drop_path_rate < 1.0, Value,
+             "dropPath must be a number in [0, 1), got ", drop_path_rate);
   const int64_t B = check_images(images, "images");
   const int64_t L = c.num_patches(), D = c.dim, Cn = c.num_classes;
   expect_tensor(targets, "targets", DType::F32, {B, Cn}, backend_);
@@ -878,6 +898,15 @@ double CmaeModel::classifier_loss_and_grad(const Tensor& images, const Tensor& t
   if (logits) expect_tensor(*logits, "logits", DType::F32, {B, Cn}, backend_);
   plan_training(B);
   TrainActs& t = t_;
+  // Drop path for this step only: cleared on every way out (a throwing op included).
+  struct ClearScales {
+    TransformerStack& stack;
+    ~ClearScales() { stack.set_branch_scales(nullptr); }
+  } clear_scales{encoder_.stack};
+  if (drop_path_rate > 0.0 && c.depth > 0) {
+    draw_branch_scales(t.drop_scales, drop_path_rate, step, B);
+    encoder_.stack.set_branch_scales(t.drop_scales);
+  }
   const int parts = backend_.batch_parts();
   backend_.fill_zero(grads_.f32(), grads_.bytes());
   backend_.fill_zero(part_grads_.f32(), part_grads_.bytes());

@@ -36,7 +36,7 @@
 // the caller). Parameters: the encoder's (timm names, loadable from a pre-training checkpoint's
 // online encoder), `norm` or `fc_norm`, `head` (N(0, 2e-5²) weight, zero bias, as MAE initialises
 // it). Where we differ from MAE's fine-tuning: the position embeddings stay the fixed sin-cos ones
-// (MAE makes them a trainable copy), and no drop path.
+// (MAE makes them a trainable copy). Drop path as timm's (classifier_loss_and_grad).
 //
 // The model runs on one backend (backend/backend.h) and calls nothing else: its parameters live in
 // one arena (parameters.h) and its activations in a workspace planned per batch size, both in
@@ -120,7 +120,11 @@ class CmaeModel {
   // Classifier mode: forward + backward of softmax cross-entropy on one batch; returns the loss.
   // images (B, C, H, W); targets (B, num_classes) float32 distributions (finite); logits (B,
   // num_classes) or null receives the forward's logits. Gradients are overwritten.
-  double classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits);
+  // drop_path_rate in [0, 1): stochastic depth as timm's ViT has it (block i drops each residual
+  // branch of each sample with probability rate·i/(depth − 1), scaling kept ones by 1/keep); the
+  // draws are a pure function of (seed, step, block, branch, sample), so a resumed run redraws them.
+  double classifier_loss_and_grad(const Tensor& images, const Tensor& targets, const Tensor* logits, double drop_path_rate = 0.0,
+                                  uint64_t step = 0);
   // Classifier mode: the logits (B, num_classes) of images into out.
   void predict(const Tensor& out, const Tensor& images);
 
@@ -223,6 +227,9 @@ class CmaeModel {
   // enc_out (B, 1 + L, D), and the backward of that pooling into d_enc.
   void classifier_pool(float* pooled, const float* enc_out, int64_t b0, int64_t nb);
   void classifier_pool_backward(float* d_enc, const float* d_pooled, int64_t b0, int64_t nb);
+  // Drop path's factors (depth, 2, B) for `step` into scales (backend memory): see
+  // classifier_loss_and_grad and TransformerStack::set_branch_scales.
+  void draw_branch_scales(float* scales, double rate, uint64_t step, int64_t B);
   void head_forward(const Head& head, HeadActs& a, const float* inp, int64_t B, bool update_running_stats);
   void head_backward(const Head& head, HeadActs& a, float* d_inp, const float* d_out, const float* inp, float* d_hidden, int64_t B);
 
@@ -278,6 +285,7 @@ class CmaeModel {
     float* chunk_losses;  // (parts · chunks_): each pixel-decoder chunk's mean loss, part by part
     // classifier: pooled encoder output, its norm (and statistics), the logits; their gradients (B, ·)
     float *pooled, *feat, *feat_mean, *feat_rstd, *logits, *d_logits, *d_feat, *d_pooled;
+    float* drop_scales;  // classifier: drop path's factors (depth, 2, B)
     DecoderActs pixel, feature;
     HeadActs projector, predictor, momentum_projector;
   } t_{};

@@ -169,6 +169,7 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     { CMAE_PROF("f.qkv"); linear_fwd(be, qkv, ln1, params, b.qkv, R); }
     { CMAE_PROF("f.attn"); be.attention_forward(atty, a.att + att0, qkv, nb, N_, D, heads_); }
     { CMAE_PROF("f.proj"); linear_fwd(be, x1, atty, params, b.proj, R); }
+    if (branch_scales_) be.scale_rows(x1, x1, branch_scale(i, 0, b0), nb, N_ * D);
     // x1 = inp + proj(...), ln2 = LayerNorm(x1): one pass.
     { CMAE_PROF("f.res_ln"); be.residual_layernorm_forward(x1, ln2, a.ln2_mean + r0, a.ln2_rstd + r0, x1, inp, params + b.norm2.weight,
                                                           params + b.norm2.bias, R, D, kLayerNormEps); }
@@ -179,6 +180,7 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     }
     // In inference mode out may be this block's input buffer: inp is fully consumed by now.
     { CMAE_PROF("f.fc2"); linear_fwd(be, out, g, params, b.fc2, R); }
+    if (branch_scales_) be.scale_rows(out, out, branch_scale(i, 1, b0), nb, N_ * D);
     if (i + 1 < depth()) {
       // out = x1 + fc2(...), and the next block's ln1 = LayerNorm(out): one pass.
       const Block& next = blocks_[i + 1];
@@ -219,10 +221,16 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     float* g = gelu_ + r0 * hidden_;
     { CMAE_PROF("b.gelu_recompute"); be.gelu_forward(g, h, R * hidden_); }
     {
-      // MLP branch: dres is the grad of out = x1 + fc2(gelu(fc1(ln2(x1)))).
+      // MLP branch: dres is the grad of out = x1 + s·fc2(gelu(fc1(ln2(x1)))) (s: drop path's factor,
+      // 1 without it; the branch's gradient s·dres goes through d_atty, free until the attention's).
       // d_hidden = (dres · W2) ⊙ GELU'(h) in one pass (derivative in the GEMM epilogue).
       CMAE_PROF("b.fc2_gelu");
-      be.gelu_linear_backward(d_hidden, grads + b.fc2.weight, grads + b.fc2.bias, dres, g, h, params + b.fc2.weight, R, b.fc2.in,
+      const float* d_branch = dres;
+      if (branch_scales_) {
+        be.scale_rows(d_atty, dres, branch_scale(i, 1, b0), nb, N_ * D);
+        d_branch = d_atty;
+      }
+      be.gelu_linear_backward(d_hidden, grads + b.fc2.weight, grads + b.fc2.bias, d_branch, g, h, params + b.fc2.weight, R, b.fc2.in,
                               b.fc2.out);
     }
     { CMAE_PROF("b.ln_recompute"); be.layernorm_forward(ln, a.ln2_mean + r0, a.ln2_rstd + r0, x1, params + b.norm2.weight,
@@ -230,8 +238,17 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     { CMAE_PROF("b.fc1"); linear_bwd(be, d_ln, grads, d_hidden, ln, params, b.fc1, R); }
     { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm2.weight, grads + b.norm2.bias, d_ln, x1, params + b.norm2.weight,
                                                a.ln2_mean + r0, a.ln2_rstd + r0, R, D, /*accumulate_dinp=*/true); }
-    // Attention branch: dres is now the grad of x1 = x + proj(attn(qkv(ln1(x)))).
-    { CMAE_PROF("b.proj"); linear_bwd(be, d_atty, grads, dres, atty, params, b.proj, R); }
+    // Attention branch: dres is now the grad of x1 = x + s·proj(attn(qkv(ln1(x)))) (s·dres through
+    // d_ln, free until the qkv product's input gradient).
+    {
+      CMAE_PROF("b.proj");
+      const float* d_branch = dres;
+      if (branch_scales_) {
+        be.scale_rows(d_ln, dres, branch_scale(i, 0, b0), nb, N_ * D);
+        d_branch = d_ln;
+      }
+      linear_bwd(be, d_atty, grads, d_branch, atty, params, b.proj, R);
+    }
     { CMAE_PROF("b.attn"); be.attention_backward(d_qkv, d_atty, qkv, a.att + att0, nb, N_, D, heads_); }
     { CMAE_PROF("b.ln_recompute"); be.layernorm_forward(ln, a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b.norm1.weight,
                                                         params + b.norm1.bias, R, D, kLayerNormEps); }

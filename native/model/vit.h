@@ -80,6 +80,12 @@ class TransformerStack {
   // its own rows of the activations and of the backward scratch.
   void backward(float* grads, float* dres, const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1);
 
+  // Drop path (stochastic depth, timm's DropPath) for the forwards and backwards that follow:
+  // scales (depth, 2, B) in backend memory hold each sample's factor (0 or 1/keep_prob) on block i's
+  // attention branch (row 2i) and MLP branch (row 2i + 1); null (the default) = no drop path. The
+  // caller owns the buffer and clears it when the step is done.
+  void set_branch_scales(const float* scales) { branch_scales_ = scales; }
+
   int64_t depth() const { return static_cast<int64_t>(blocks_.size()); }
   // The last forward's output (B, N, D) (valid until the next forward). Requires depth ≥ 1.
   const float* output() const { return acts_.back().out; }
@@ -106,6 +112,9 @@ class TransformerStack {
   float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
   float* gelu_ = nullptr;  // save_all: every layer's GELU(h), one layer at a time (layout() says why)
   float* ln_ = nullptr;    // save_all: every LayerNorm output of the stack, one at a time (likewise)
+  const float* branch_scales_ = nullptr;
+  // Sample b0's factor on block i's branch (0 attention, 1 MLP).
+  const float* branch_scale(int64_t i, int branch, int64_t b0) const { return branch_scales_ + (2 * i + branch) * B_ + b0; }
 };
 
 constexpr float kLayerNormEps = 1e-6f;  // spec §1.3: eps 1e-6 everywhere

@@ -383,13 +383,16 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
       nullptr);
 }
 
-// classifierLossAndGrad(images, targets, logits | null) → Promise<loss>: a classifier model's step.
+// classifierLossAndGrad(images, targets, logits | null, dropPath, step) → Promise<loss>: a classifier
+// model's step (dropPath in [0, 1), checked by the model; step: the drop-path draws' counter).
 Napi::Value ModelWrap::ClassifierLossAndGrad(const Napi::CallbackInfo& info) {
   model();
   const cmae::Tensor images = TensorArg(info, 0, "images");
   const cmae::Tensor targets = TensorArg(info, 1, "targets");
   const cmae::Tensor* logits_ptr = OptionalTensorArg(info, 2, "logits");
   const cmae::Tensor logits = logits_ptr ? *logits_ptr : cmae::Tensor();
+  const double drop_path = NumberArg(info, 3, "dropPath");
+  const auto step = static_cast<uint64_t>(NonNegativeIntArg(info, 4, "step"));
   auto model_ref = model_;
   auto loss = std::make_shared<double>(0.0);
   return Queue(
@@ -398,7 +401,7 @@ Napi::Value ModelWrap::ClassifierLossAndGrad(const Napi::CallbackInfo& info) {
         cmae::Backend& backend = model_ref->backend();
         const cmae::Tensor staged_logits = OutputOnBackend(logits, backend);
         *loss = model_ref->classifier_loss_and_grad(OnBackend(images, backend), OnBackend(targets, backend),
-                                                    staged_logits.defined() ? &staged_logits : nullptr);
+                                                    staged_logits.defined() ? &staged_logits : nullptr, drop_path, step);
         if (logits.defined()) DownloadInto(logits, staged_logits);
       },
       [loss](Napi::Env e) { return Napi::Number::New(e, *loss); });

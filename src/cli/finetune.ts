@@ -35,6 +35,7 @@ export interface FinetuneCliOptions {
   layerDecay: string;
   weightDecay: string;
   labelSmoothing: string;
+  dropPath: string;
   mixup: string;
   cutmix: string;
   pool: string;
@@ -62,6 +63,7 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
   const layerDecay = parseNumberOption(o.layerDecay, '--layer-decay', 1e-6, 1);
   const weightDecay = parseNumberOption(o.weightDecay, '--weight-decay', 0);
   const labelSmoothing = parseNumberOption(o.labelSmoothing, '--label-smoothing', 0, 0.99);
+  const dropPath = parseNumberOption(o.dropPath, '--drop-path', 0, 0.99);
   const minCrop = parseNumberOption(o.minCrop, '--min-crop', 0.01, 1);
   const mixup = parseNumberOption(o.mixup, '--mixup', 0);
   const cutmix = parseNumberOption(o.cutmix, '--cutmix', 0);
@@ -135,6 +137,7 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
       layerDecay,
       weightDecay,
       labelSmoothing,
+      dropPath,
       mixup,
       cutmix,
       seed,

@@ -16,7 +16,7 @@ import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeModel } from '../binding-types';
 import { type ModelConfig, type PresetName, resolveConfig } from './config';
 import { CHECKPOINT_FORMAT, checkTensorsFit, inBatches, toImages, writeState, type ImagesInput, type ParameterInfo } from './cmae';
-import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
+import { readSafetensors, writeSafetensors, type SafeTensorEntry, type SafeTensorsFile } from '../io/safetensors';
 
 /** The encoder's configuration and the head's: what a classifier checkpoint records. */
 export interface ClassifierConfig extends Omit<ModelConfig, 'mode'> {
@@ -44,6 +44,8 @@ export class Classifier {
   readonly native: NativeModel;
   private readonly table: ParameterInfo[];
   private readonly byName: Map<string, ParameterInfo>;
+  /** lossAndGrad's default `step`: one more than the last step taken. */
+  private stepsTaken = 0;
 
   private constructor(config: ClassifierConfig, seed: number, device: Device) {
     this.config = Object.freeze({ ...config });
@@ -93,6 +95,11 @@ export class Classifier {
   /** @internal load(), also returning the file's metadata. */
   static async loadWithExtra(path: string, options: { device?: Device } = {}): Promise<{ model: Classifier; metadata: Record<string, string> }> {
     const file = await readSafetensors(stringArg(path, 'path'));
+    return { model: Classifier.fromCheckpointFile(file, path, options), metadata: file.metadata };
+  }
+
+  /** @internal A classifier from a checkpoint already read (`path` names it in errors). */
+  static fromCheckpointFile(file: SafeTensorsFile, path: string, options: { device?: Device } = {}): Classifier {
     const { device = 'cpu' } = objectArg(options, 'options');
     const saved = parseConfig(file.metadata, path, CLASSIFIER_FORMAT, 'a cmae classifier checkpoint (cmae finetune writes them)') as Partial<ClassifierConfig>;
     const { mode: _mode, numClasses, globalPool, ...fields } = saved;
@@ -102,7 +109,7 @@ export class Classifier {
     const state = new Map<string, Float32Array>();
     for (const p of model.table) state.set(p.name, file.tensors.get(p.name)!.data as Float32Array);
     model.loadStateDict(state);
-    return { model, metadata: file.metadata };
+    return model;
   }
 
   get device(): Device {
@@ -127,9 +134,18 @@ export class Classifier {
   /**
    * Forward + backward of the softmax cross-entropy on one batch: images NCHW, targets [N,
    * numClasses] distributions (`softTargets` builds them from labels); resolves with the loss.
-   * `logits` [N, numClasses], when given, receives the forward's logits.
+   * `logits` [N, numClasses], when given, receives the forward's logits. `dropPath` in [0, 1)
+   * (default 0): stochastic depth as timm's ViT (block i drops each residual branch of each sample
+   * with probability dropPath·i/(depth − 1)); its draws are a pure function of (seed, `step`), `step`
+   * defaulting to the number of lossAndGrad calls made so far, so pass it when resuming.
    */
-  async lossAndGrad(input: { images: ImagesInput; targets: Float32Array | Tensor; logits?: Tensor }): Promise<number> {
+  async lossAndGrad(input: {
+    images: ImagesInput;
+    targets: Float32Array | Tensor;
+    logits?: Tensor;
+    dropPath?: number;
+    step?: number;
+  }): Promise<number> {
     objectArg(input, 'input');
     if (input.images === undefined) throw new ValueError('input.images is required (NCHW float32 images, a Float32Array or a Tensor)');
     if (input.targets === undefined) throw new ValueError('input.targets is required ([N, numClasses] float32 class distributions)');
@@ -142,7 +158,10 @@ export class Classifier {
         if (input.targets.length !== n) throw new ShapeError(`targets has ${input.targets.length} values, expected ${n} for shape [${images.shape[0]}, ${this.numClasses}]`);
         targets = Tensor.from(input.targets, [images.shape[0], this.numClasses]);
       } else throw new ValueError(`input.targets must be a Float32Array or a Tensor, got ${describeValue(input.targets)}`);
-      return await this.native.classifierLossAndGrad(nativeOf(images), nativeOf(targets), nativeOf(input.logits) ?? null);
+      const step = input.step ?? this.stepsTaken;
+      const loss = await this.native.classifierLossAndGrad(nativeOf(images), nativeOf(targets), nativeOf(input.logits) ?? null, input.dropPath ?? 0, step);
+      this.stepsTaken = step + 1;
+      return loss;
     } finally {
       if (!(input.images instanceof Tensor)) images.dispose();
       if (targets && targets !== input.targets) targets.dispose();

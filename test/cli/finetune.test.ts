@@ -84,6 +84,7 @@ describe('cmae finetune', () => {
       [['--checkpoint', pretrained, '--pool', 'max'], /--pool must be cls or mean/],
       [['--checkpoint', pretrained, '--epochs', '0'], /--epochs/],
       [['--checkpoint', pretrained, '--layer-decay', '2'], /--layer-decay/],
+      [['--checkpoint', pretrained, '--drop-path', '1'], /--drop-path/],
       [['--checkpoint', path.join(root, 'ft', 'classifier.safetensors')], /not a cmae pre-training checkpoint/],
       [['--checkpoint', path.join(root, 'ft', 'classifier.safetensors'), '--from-scratch'], /not a cmae pre-training checkpoint/],
     ] as const) {

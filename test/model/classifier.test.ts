@@ -1,102 +1,17 @@
 /**
- * The classifier (fine-tuning) against the PyTorch reference (test/reference/make_fixtures.py,
- * classifier_{cls,mean}_micro): logits, the soft-target cross-entropy, every parameter gradient,
- * and the parameters after three AdamW steps with layer-wise lr decay. Then the API: built from a
- * pre-training checkpoint, checkpoints, typed errors.
+ * The classifier (fine-tuning) on the CPU: against the PyTorch reference (classifier-golden.ts),
+ * then the API: built from a pre-training checkpoint, checkpoints, typed errors.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AdamW, CMAE, Classifier, FormatError, ShapeError, Tensor, ValueError, softTargets } from '../../src/index';
-import { readSafetensors, type SafeTensorsFile } from '../../src/io/safetensors';
-import type { ClassifierConfig } from '../../src/models/classifier';
 import { nativeOf } from '../../src/tensor';
 import { expectClose, randn } from '../helpers/check';
+import { describeClassifierGolden, maxAbs } from './classifier-golden';
 
-const fixtures = path.join(__dirname, '..', 'fixtures');
-
-interface FixtureJson {
-  config: ClassifierConfig;
-  train: { lr: number; betas: [number, number]; eps: number; weightDecay: number; layerDecay: number; steps: number };
-  losses: { step: number; total: number }[];
-}
-
-function withPrefix(file: SafeTensorsFile, prefix: string): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const [name, entry] of file.tensors) if (name.startsWith(prefix)) out.set(name.slice(prefix.length), entry.data as Float32Array);
-  return out;
-}
-
-const maxAbs = (a: ArrayLike<number>) => Array.from(a).reduce((m, v) => Math.max(m, Math.abs(v)), 0);
-
-async function fromFixture(name: string) {
-  const json = JSON.parse(readFileSync(path.join(fixtures, `${name}.json`), 'utf8')) as FixtureJson;
-  const file = await readSafetensors(path.join(fixtures, `${name}.safetensors`));
-  const { mode: _mode, numClasses, globalPool, ...encoder } = json.config;
-  const model = await Classifier.create({ ...encoder, numClasses, pool: globalPool ? 'mean' : 'cls' });
-  model.loadStateDict(withPrefix(file, 'param.')); // strict: the same parameter names as the reference
-  const images = file.tensors.get('input.images')!.data as Float32Array;
-  const targets = file.tensors.get('input.targets')!.data as Float32Array;
-  return { json, file, model, images, targets };
-}
-
-describe.each(['classifier_cls_micro', 'classifier_mean_micro'])('classifier vs PyTorch (%s)', (name) => {
-  it('logits, loss and every gradient match; predict gives the same logits', async () => {
-    const { json, file, model, images, targets } = await fromFixture(name);
-    const logits = Tensor.full([4, json.config.numClasses], NaN);
-    const loss = await model.lossAndGrad({ images, targets, logits });
-    expect(Math.abs(loss - json.losses[0].total) / json.losses[0].total).toBeLessThan(1e-5);
-    const refLogits = file.tensors.get('expect.logits')!.data as Float64Array;
-    expectClose(logits.toArray(), refLogits, { atol: 1e-5 * maxAbs(refLogits), rtol: 1e-4, label: 'logits' });
-    const grads = model.gradients();
-    const refGrads = withPrefix(file, 'grad.');
-    expect([...grads.keys()].sort()).toEqual([...refGrads.keys()].sort());
-    const globalScale = Math.max(...[...refGrads.values()].map(maxAbs));
-    for (const [param, ref] of refGrads) {
-      // The k part of qkv.bias has a zero gradient (softmax shift invariance): float32 noise natively.
-      const atol = param.endsWith('attn.qkv.bias') ? 1e-5 * globalScale : 1e-4 * Math.max(maxAbs(ref), 1e-3);
-      expectClose(grads.get(param)!, ref, { atol, rtol: 1e-4, label: `grad ${param}` });
-    }
-    const predicted = await model.predict(images);
-    expectClose(predicted, refLogits, { atol: 1e-5 * maxAbs(refLogits), rtol: 1e-4, label: 'predict' });
-    model.dispose();
-  });
-
-  it('three AdamW steps with layer-wise lr decay end at the reference parameters', async () => {
-    const { json, file, model, images, targets } = await fromFixture(name);
-    const t = json.train;
-    const optimizer = new AdamW(model, { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weightDecay, layerDecay: t.layerDecay });
-    for (let step = 0; step < t.steps; step++) {
-      const loss = await model.lossAndGrad({ images, targets });
-      expect(Math.abs(loss - json.losses[step].total) / json.losses[step].total).toBeLessThan(1e-5);
-      await optimizer.step();
-    }
-    const state = model.stateDict();
-    const refGrads = withPrefix(file, 'grad.');
-    for (const [param, ref] of withPrefix(file, 'step3.')) {
-      const got = state.get(param)!;
-      const g = refGrads.get(param);
-      // Elements whose reference gradient is below the float32 noise floor of the sums move by a
-      // sign-decided ±lr per step on both sides (as in golden.ts): bounded by 3·lr.
-      const floor = g ? 1e-5 * maxAbs(g) : 0;
-      for (let i = 0; i < ref.length; i++) {
-        const bound = g && Math.abs(g[i]) < floor ? 3 * t.lr + 1e-6 : 1e-4 * Math.max(Math.abs(ref[i]), 1e-2);
-        if (Math.abs(got[i] - ref[i]) > bound) expect.fail(`step3 ${param}[${i}]: ${got[i]} vs ${ref[i]}`);
-      }
-    }
-    // Layer decay matters here: without it the same steps end elsewhere.
-    const plain = (await fromFixture(name)).model;
-    const flat = new AdamW(plain, { lr: t.lr, betas: t.betas, eps: t.eps, weightDecay: t.weightDecay });
-    for (let step = 0; step < t.steps; step++) {
-      await plain.lossAndGrad({ images, targets });
-      await flat.step();
-    }
-    const embed = 'patch_embed.proj.weight';
-    expect(maxAbs(plain.stateDict().get(embed)!.map((v, i) => v - state.get(embed)![i]))).toBeGreaterThan(1e-4);
-    for (const m of [model, plain]) m.dispose();
-  });
-});
+describeClassifierGolden('cpu');
 
 describe('Classifier API', () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'cmae-classifier-'));
@@ -152,12 +67,18 @@ describe('Classifier API', () => {
     const nan = softTargets(Int32Array.from([0, 1]), 3, 0.1);
     nan[4] = NaN;
     await expect(clf.lossAndGrad({ images, targets: nan })).rejects.toThrow(/targets\[1, 1\] is NaN/);
+    const targets = softTargets(Int32Array.from([0, 1]), 3, 0.1);
+    await expect(clf.lossAndGrad({ images, targets, dropPath: 1 })).rejects.toThrow(/dropPath must be a number in \[0, 1\), got 1/);
+    await expect(clf.lossAndGrad({ images, targets, dropPath: -0.1 })).rejects.toThrow(/dropPath must be a number in \[0, 1\)/);
+    await expect(clf.lossAndGrad({ images, targets, dropPath: NaN })).rejects.toThrow(/dropPath/);
+    await expect(clf.lossAndGrad({ images, targets, dropPath: 0.1, step: -1 })).rejects.toThrow(/step/);
+    await expect(clf.lossAndGrad({ images, targets, dropPath: 0.1, step: 1.5 })).rejects.toThrow(/step/);
     expect(() => softTargets(Int32Array.from([3]), 3)).toThrow(/label 3 \(row 0\) is outside \[0, 3\)/);
     await expect(Classifier.create({ preset: 'micro', numClasses: 0 })).rejects.toThrow(ValueError);
     await expect(Classifier.create({ preset: 'micro', numClasses: 3, pool: 'max' as 'cls' })).rejects.toThrow(/pool must be 'cls' or 'mean'/);
     expect(() => new AdamW(clf, { layerDecay: 1.5 })).toThrow(/layerDecay must be in \(0, 1\], got 1.5/);
     const pre = await CMAE.create({ preset: 'micro', mode: 'mae' });
-    await expect(pre.native.classifierLossAndGrad(nativeOf(Tensor.from(images, [2, 3, 16, 16]))!, nativeOf(Tensor.full([2, 3], 0))!, null)).rejects.toThrow(
+    await expect(pre.native.classifierLossAndGrad(nativeOf(Tensor.from(images, [2, 3, 16, 16]))!, nativeOf(Tensor.full([2, 3], 0))!, null, 0, 0)).rejects.toThrow(
       /classifierLossAndGrad needs a classifier model/,
     );
     clf.dispose();

@@ -210,9 +210,14 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
-    def forward(self, x):
-        x = x + self.attn(self.norm1(x))
-        return x + self.mlp(self.norm2(x))
+    def forward(self, x, scales=None):
+        """scales (2, B) or None: drop path's per-sample factors on the attention and MLP branches
+        (timm's DropPath with its Bernoulli draws given, so the native model's can be replayed)."""
+        if scales is None:
+            x = x + self.attn(self.norm1(x))
+            return x + self.mlp(self.norm2(x))
+        x = x + scales[0].view(-1, 1, 1) * self.attn(self.norm1(x))
+        return x + scales[1].view(-1, 1, 1) * self.mlp(self.norm2(x))
 
 
 class PatchEmbed(nn.Module):
@@ -244,16 +249,16 @@ def build_encoder(m: nn.Module, cfg: Config, final_norm: bool) -> None:
         m.norm = nn.LayerNorm(cfg.dim, eps=LN_EPS)
 
 
-def encoder_forward(m: nn.Module, imgs, ids_keep=None, final_norm: bool = True):
+def encoder_forward(m: nn.Module, imgs, ids_keep=None, final_norm: bool = True, drop_scales=None):
     """(B, 1+K, D): cls + visible tokens (ids_keep order), final norm if the module has one (and
-    final_norm)."""
+    final_norm); drop_scales (depth, 2, B): drop path's factors (Block.forward)."""
     x = m.patch_embed(imgs) + m.pos_embed[:, 1:, :]
     if ids_keep is not None:
         x = torch.gather(x, 1, ids_keep.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
     cls = (m.cls_token + m.pos_embed[:, :1, :]).expand(x.shape[0], -1, -1)
     x = torch.cat([cls, x], dim=1)
-    for blk in m.blocks:
-        x = blk(x)
+    for i, blk in enumerate(m.blocks):
+        x = blk(x, None if drop_scales is None else drop_scales[i])
     if final_norm and hasattr(m, 'norm'):
         x = m.norm(x)
     return x
@@ -794,6 +799,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
 # cross-entropy (label smoothing, and one mixup blend), AdamW with BEiT's layer-wise lr decay.
 
 CLS_CLASSES, CLS_SMOOTHING, CLS_LAYER_DECAY = 5, 0.1, 0.75
+CLS_DROP_SEED, CLS_DROP_RATE = 3, 0.5
 
 
 class Classifier(nn.Module):
@@ -825,10 +831,43 @@ class Classifier(nn.Module):
         for p in self.parameters():
             p.copy_(p.float().double())
 
-    def forward(self, imgs):
-        x = encoder_forward(self, imgs)  # (B, 1 + L, D), with norm when cls pooling
+    def forward(self, imgs, drop_scales=None):
+        x = encoder_forward(self, imgs, drop_scales=drop_scales)  # (B, 1 + L, D), with norm when cls pooling
         feat = self.fc_norm(x[:, 1:, :].mean(dim=1)) if self.global_pool else x[:, 0]
         return self.head(feat)
+
+
+MASK32 = 0xFFFFFFFF
+
+
+def philox4x32(seed: int, stream: int, index: int) -> list:
+    """Philox-4x32-10 as native/core/rng.h: counter (index lo, hi, stream lo, hi), key = seed."""
+    c = [index & MASK32, (index >> 32) & MASK32, stream & MASK32, (stream >> 32) & MASK32]
+    k0, k1 = seed & MASK32, (seed >> 32) & MASK32
+    for _ in range(10):
+        p0, p1 = 0xD2511F53 * c[0], 0xCD9E8D57 * c[2]
+        hi0, lo0, hi1, lo1 = p0 >> 32, p0 & MASK32, p1 >> 32, p1 & MASK32
+        c = [hi1 ^ c[1] ^ k0, lo1, hi0 ^ c[3] ^ k1, lo0]
+        k0, k1 = (k0 + 0x9E3779B9) & MASK32, (k1 + 0xBB67AE85) & MASK32
+    return c
+
+
+RNG_STREAM_DROP_PATH = 6  # native/core/rng.h RngStream::DropPath
+
+
+def drop_path_scales(seed: int, step: int, rate: float, depth: int, batch: int) -> torch.Tensor:
+    """(depth, 2, B): the native classifier's drop-path factors for (seed, step) (cmae_model.cc
+    draw_branch_scales): block i keeps a branch when its uniform draw < 1 − rate·i/(depth − 1)
+    (float32), and scales it by 1/keep."""
+    stream = (RNG_STREAM_DROP_PATH << 48) | step
+    out = torch.zeros(depth, 2, batch, dtype=torch.float64)
+    for i in range(depth):
+        keep = np.float32(1.0 - (rate * i / (depth - 1) if depth > 1 else 0.0))
+        for k in range(2 * batch):
+            at = 2 * i * batch + k
+            u = np.float32((philox4x32(seed, stream, at)[0] >> 8) * (1.0 / 16777216.0))
+            out[i, k // batch, k % batch] = float(np.float32(1.0) / keep) if u < keep else 0.0
+    return out
 
 
 def soft_cross_entropy(logits, targets):
@@ -899,6 +938,19 @@ def make_classifier_fixture(global_pool: bool, out_dir: str) -> dict:
         opt.step()
     for n, t in state_names(model).items():
         st['step3.' + n] = ('F32', t.detach().clone())
+    # Drop path: one forward + backward from the step-3 parameters with the native model's draws
+    # for (CLS_DROP_SEED, step s, CLS_DROP_RATE): the first step s ≥ 5 (not the default 0) whose last block both drops and
+    # keeps some sample on each branch.
+    s = next(s for s in range(5, 1000) if all(0 < int((drop_path_scales(CLS_DROP_SEED, s, CLS_DROP_RATE, cfg.depth, BATCH)[-1, b] > 0).sum()) < BATCH
+                                           for b in (0, 1)))
+    scales = drop_path_scales(CLS_DROP_SEED, s, CLS_DROP_RATE, cfg.depth, BATCH)
+    model.zero_grad(set_to_none=True)
+    dp_loss = soft_cross_entropy(model(images, scales), targets)
+    dp_loss.backward()
+    st['drop_path.scales'] = ('F32', scales)
+    st['drop_path.loss'] = ('F64', dp_loss.detach().reshape(1))
+    for n, p in trainable:
+        st['drop_path.grad.' + n] = ('F32', p.grad.detach().clone())
     name = f'classifier_{"mean" if global_pool else "cls"}_micro'
     config = {**asdict(cfg), 'mode': 'classifier', 'numClasses': CLS_CLASSES, 'globalPool': global_pool}
     meta = {'format': 'cmae-golden-fixture/1', 'mode': 'classifier', 'config': json.dumps(config),
@@ -909,7 +961,9 @@ def make_classifier_fixture(global_pool: bool, out_dir: str) -> dict:
                 train=dict(batch=BATCH, steps=STEPS, lr=LR, betas=list(BETAS), eps=ADAM_EPS, weightDecay=WD,
                            layerDecay=CLS_LAYER_DECAY, labelSmoothing=CLS_SMOOTHING,
                            note='targets: smoothed one-hot of input labels, row 3 mixed 0.7/0.3 with row 0; '
-                                'grad.* and expect.logits from step 1; AdamW lr per parameter = lr·0.75^(depth+1−layer_id)'),
+                                'grad.* and expect.logits from step 1; AdamW lr per parameter = lr·0.75^(depth+1−layer_id); '
+                                'drop_path.*: loss and gradients from the step3.* parameters with drop path (seed, step, rate below)'),
+                dropPath=dict(seed=CLS_DROP_SEED, step=s, rate=CLS_DROP_RATE),
                 losses=losses, torch=torch.__version__, python=platform.python_version(),
                 fileBytes=os.path.getsize(base + '.safetensors'))
     with open(base + '.json', 'w') as f:

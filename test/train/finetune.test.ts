@@ -61,4 +61,22 @@ describe('finetune()', () => {
     expect(Array.from(c.model.stateDict().get('head.weight')!)).toEqual(Array.from(b.model.stateDict().get('head.weight')!));
     for (const m of [a.model, b.model, c.model]) m.dispose();
   });
+
+  it('drop path: each step draws its own drops (a run with it differs from one without, and repeats itself); bad rates are refused', async () => {
+    const runs = [];
+    for (const dropPath of [0.3, 0.3, 0]) {
+      const s = await setup();
+      const steps: number[] = [];
+      await finetune({ ...s, epochs: 1, dropPath, onStep: (info) => steps.push(info.loss) });
+      runs.push({ steps, head: Array.from(s.model.stateDict().get('head.weight')!) });
+      s.model.dispose();
+    }
+    expect(runs[1]).toEqual(runs[0]);
+    expect(runs[2].steps).not.toEqual(runs[0].steps);
+    const s = await setup();
+    for (const bad of [1, -0.1, NaN, '0.1']) {
+      await expect(finetune({ ...s, epochs: 1, dropPath: bad as number })).rejects.toThrow(/dropPath must be a number in \[0, 1\)/);
+    }
+    s.model.dispose();
+  });
 });
