@@ -1,6 +1,7 @@
 /** `cmae export`: a checkpoint's encoder (or encoder + linear head) as an ONNX file. */
 import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
+import { CLASSIFIER_FORMAT, Classifier } from '../models/classifier';
 import { AbortError, FormatError } from '../errors';
 import { readSafetensors, type SafeTensorEntry } from '../io/safetensors';
 import { SUPPORTED_OPSETS, exportOnnx, type OnnxClassifierHead } from '../export/onnx';
@@ -9,7 +10,8 @@ import { Interrupted, UsageError } from './errors';
 export interface ExportOptions {
   checkpoint?: string;
   onnx?: string;
-  pool: string;
+  /** Default: cls for a pre-training checkpoint; a classifier checkpoint's own pool. */
+  pool?: string;
   opset: string;
   classifier?: boolean;
   force?: boolean;
@@ -20,15 +22,38 @@ export async function runExport(o: ExportOptions): Promise<void> {
   if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required');
   if (!o.onnx) throw new UsageError('--onnx FILE is required (the ONNX file to write)');
   if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
-  if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
+  if (o.pool !== undefined && o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
   const opset = Number(o.opset);
   if (!SUPPORTED_OPSETS.includes(opset)) throw new UsageError(`--opset must be one of ${SUPPORTED_OPSETS.join(', ')}, got '${o.opset}'`);
   // Checked again, atomically, when the file is written; here so that a refusal comes before any work.
   if (!o.force && existsSync(o.onnx)) throw new UsageError(`${o.onnx} already exists (pass --force to overwrite it)`);
   const file = await readSafetensors(o.checkpoint);
-  const { model, extra } = await CMAE.fromCheckpointFile(file, o.checkpoint);
+  const fineTuned = file.metadata.format === CLASSIFIER_FORMAT;
+  if (fineTuned && !o.classifier) {
+    throw new UsageError(`${o.checkpoint} is a classifier checkpoint (cmae finetune wrote it): pass --classifier to export it with its head (the output is logits)`);
+  }
+  let model: CMAE | Classifier;
+  let classifier: OnnxClassifierHead | undefined;
+  let pool: 'cls' | 'mean';
+  if (fineTuned) {
+    model = Classifier.fromCheckpointFile(file, o.checkpoint);
+    pool = model.config.globalPool ? 'mean' : 'cls';
+    if (o.pool !== undefined && o.pool !== pool) {
+      model.dispose();
+      throw new UsageError(`--pool ${o.pool}: ${o.checkpoint} is a classifier fine-tuned on '${pool}' features (leave --pool out)`);
+    }
+  } else {
+    const loaded = await CMAE.fromCheckpointFile(file, o.checkpoint);
+    model = loaded.model;
+    pool = (o.pool as 'cls' | 'mean' | undefined) ?? 'cls';
+    try {
+      classifier = o.classifier ? headOf(loaded.extra, o.checkpoint) : undefined;
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
+  }
   try {
-    const classifier = o.classifier ? headOf(extra, o.checkpoint) : undefined;
     let normalization: { mean: number[]; std: number[] } | undefined;
     if (file.metadata.normalization !== undefined) {
       try {
@@ -43,7 +68,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
     process.once('SIGINT', onSigint);
     let info;
     try {
-      info = await exportOnnx(model, o.onnx, { pool: o.pool as 'cls' | 'mean', opset, classifier, normalization, force: Boolean(o.force), signal: controller.signal });
+      info = await exportOnnx(model, o.onnx, { pool, opset, classifier, normalization, force: Boolean(o.force), signal: controller.signal });
     } catch (error) {
       if (error instanceof AbortError) {
         process.stderr.write(`cmae: export cancelled, ${o.onnx} not written\n`);
@@ -54,14 +79,14 @@ export async function runExport(o: ExportOptions): Promise<void> {
       process.off('SIGINT', onSigint);
     }
     if (o.json) {
-      process.stdout.write(`${JSON.stringify({ ...info, pool: o.pool, classifier: Boolean(classifier), normalization: normalization ?? null })}\n`);
+      process.stdout.write(`${JSON.stringify({ ...info, pool, classifier: Boolean(o.classifier), normalization: normalization ?? null })}\n`);
       return;
     }
     const io = (v: { name: string; shape: (number | string)[] }): string => `${v.name} [${v.shape.join(', ')}]`;
     process.stdout.write(
       `wrote ${info.path} (${(info.bytes / 1024).toFixed(1)} KiB, opset ${info.opset}, IR version ${info.irVersion}, ${info.nodes} nodes, ${info.initializers} initializers)\n` +
         `  input   ${info.inputs.map(io).join(', ')} float32\n` +
-        `  output  ${info.outputs.map(io).join(', ')} float32 (${classifier ? `linear head on ${o.pool} features${classifier.norm ? ' after fc_norm' : ''}` : `${o.pool} features`})\n` +
+        `  output  ${info.outputs.map(io).join(', ')} float32 (${o.classifier ? `linear head on ${pool} features${fineTuned ? (pool === 'mean' ? ' after fc_norm' : '') : classifier?.norm ? ' after fc_norm' : ''}` : `${pool} features`})\n` +
         `  images: pixels in [0, 1], then per channel (x - mean) / std${normalization ? ` with mean ${JSON.stringify(normalization.mean)}, std ${JSON.stringify(normalization.std)}` : ' (the checkpoint records no normalisation: use the training data\'s)'}\n`,
     );
   } finally {

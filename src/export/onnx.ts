@@ -25,6 +25,7 @@ import { littleEndianBytes } from '../io/safetensors';
 import { methods, type ModelConfig } from '../models/config';
 import { info } from '../runtime';
 import type { CMAE } from '../models/cmae';
+import { Classifier, type ClassifierConfig } from '../models/classifier';
 import {
   AttributeType, DataType, encodeModelParts, tensorValueInfo,
   type Attribute, type Dim, type Initializer, type Node, type ValueInfo,
@@ -146,7 +147,7 @@ function transpose2d(data: Float32Array, rows: number, cols: number): Float32Arr
  * name (CMAE.stateDict()); the tensors the graph reads are checked against `config` by element
  * count, naming the first that does not fit. Most callers want exportOnnx().
  */
-export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string, Float32Array>, options: Omit<OnnxExportOptions, 'force'> = {}): Promise<{ parts: Uint8Array[]; bytes: number; info: Omit<OnnxExportInfo, 'path' | 'bytes'> }> {
+export async function encodeOnnx(config: ModelConfig | ClassifierConfig, state: ReadonlyMap<string, Float32Array>, options: Omit<OnnxExportOptions, 'force'> = {}): Promise<{ parts: Uint8Array[]; bytes: number; info: Omit<OnnxExportInfo, 'path' | 'bytes'> }> {
   const { pool = 'cls', branch = 'online', opset = DEFAULT_OPSET, classifier, normalization, signal } = objectArg(options, 'options', true);
   if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`options.pool must be 'cls' or 'mean', got ${JSON.stringify(pool)}`);
   if (branch !== 'online' && branch !== 'momentum') throw new ValueError(`options.branch must be 'online' or 'momentum', got ${JSON.stringify(branch)}`);
@@ -161,7 +162,7 @@ export async function encodeOnnx(config: ModelConfig, state: ReadonlyMap<string,
     }
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ValueError('options.signal must be an AbortSignal');
-  if (branch === 'momentum' && !methods[config.mode].momentum) throw new ValueError(`options.branch: a ${config.mode} model has no momentum branch`);
+  if (branch === 'momentum' && (config.mode === 'classifier' || !methods[config.mode].momentum)) throw new ValueError(`options.branch: a ${config.mode} model has no momentum branch`);
   if (branch === 'momentum' && classifier) throw new ValueError('options.classifier: a classifier head sits on the online encoder (branch \'online\')');
 
   const { imageSize: S, channels: C, patchSize: p, dim: D, heads: H, depth, mlpRatio } = config;
@@ -349,18 +350,38 @@ function normalizationDoc(normalization: OnnxExportOptions['normalization']): st
   return `NCHW float32 images, pixels scaled to [0, 1] then normalised ${how}`;
 }
 
+/** A fine-tuned classifier's head for encodeOnnx: head.*, and fc_norm.* with global pooling. */
+function classifierHeadOf(state: ReadonlyMap<string, Float32Array>, config: Readonly<ClassifierConfig>): OnnxClassifierHead {
+  const { numClasses, dim } = config;
+  const shaped = (name: string, shape: number[]): ShapedTensor => ({ shape, data: state.get(name)! });
+  const head: OnnxClassifierHead = { weight: shaped('head.weight', [numClasses, dim]), bias: shaped('head.bias', [numClasses]) };
+  if (config.globalPool) head.norm = { weight: shaped('fc_norm.weight', [dim]), bias: shaped('fc_norm.bias', [dim]) };
+  return head;
+}
+
 /**
  * Writes the model's encoder (online by default; optionally with a linear classifier head) as an
  * ONNX file, atomically; an existing file is an IOError unless `force`. The graph's input is
  * `images` [batch, C, H, W] (normalised as for encode()), its output `features` [batch, dim] (or
  * `logits` [batch, numClasses] with a head), and onnxruntime computes what encode() does (tested
- * within 1e-4).
+ * within 1e-4). A fine-tuned `Classifier` exports whole (its pool and head, `logits` as predict()
+ * gives them): `options.classifier` and `options.branch` are then its own, and `options.pool`, when
+ * given, must be its pool.
  */
-export async function exportOnnx(model: CMAE, path: string, options: OnnxExportOptions = {}): Promise<OnnxExportInfo> {
+export async function exportOnnx(model: CMAE | Classifier, path: string, options: OnnxExportOptions = {}): Promise<OnnxExportInfo> {
   stringArg(path, 'path');
   const { force = false, ...rest } = objectArg(options, 'options', true);
   if (typeof force !== 'boolean') throw new ValueError(`options.force must be a boolean, got ${typeof force}`);
-  const { parts, bytes, info: summary } = await encodeOnnx(model.config, model.stateDict(), rest);
+  const state = model.stateDict();
+  if (model instanceof Classifier) {
+    const pool = model.config.globalPool ? 'mean' : 'cls';
+    if (rest.classifier !== undefined) throw new ValueError('options.classifier: a Classifier exports its own head (leave it out)');
+    if (rest.branch !== undefined && rest.branch !== 'online') throw new ValueError(`options.branch: a Classifier has the online encoder only, got ${JSON.stringify(rest.branch)}`);
+    if (rest.pool !== undefined && rest.pool !== pool) throw new ValueError(`options.pool: this Classifier pools with '${pool}' (its head was trained on it), got ${JSON.stringify(rest.pool)}`);
+    rest.pool = pool;
+    rest.classifier = classifierHeadOf(state, model.config);
+  }
+  const { parts, bytes, info: summary } = await encodeOnnx(model.config, state, rest);
   await pause(rest.signal);
   await writeFileAtomic(path, parts, { overwrite: force });
   return { path, bytes, ...summary };

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, AdamW, CMAE, IOError, ValueError, encodeOnnx, exportOnnx, readSafetensors, writeSafetensors, type CreateOptions } from '../../src/index';
+import { AbortError, AdamW, CMAE, Classifier, IOError, ValueError, encodeOnnx, exportOnnx, readSafetensors, writeSafetensors, type CreateOptions } from '../../src/index';
 import { ModelProto, encodeModelParts, tensorValueInfo } from '../../src/export/onnx-proto';
 import { cliPath, runCli } from '../helpers/fixtures';
 import { randn } from '../helpers/check';
@@ -32,6 +32,20 @@ async function randomModel(options: CreateOptions, seed: number, size = 1): Prom
     const isMatrix = p.shape.length >= 2 && !/token|pos_embed/.test(p.name);
     const scale = (isMatrix ? 1 / Math.sqrt(p.numel / p.shape[0]) : isNorm ? 0.3 : 0.2) * (isNorm ? 1 : size);
     state.set(p.name, noise.map((v) => (isNorm ? 1 : 0) + scale * v));
+  }
+  model.loadStateDict(state);
+  return model;
+}
+
+/** A classifier whose every tensor (head and fc_norm included) is seeded random, as randomModel's. */
+async function randomClassifier(pool: 'cls' | 'mean', seed: number): Promise<Classifier> {
+  const model = await Classifier.create({ preset: 'micro', numClasses: 4, pool, seed });
+  const state = new Map<string, Float32Array>();
+  let s = seed;
+  for (const [name, values] of model.stateDict()) {
+    const isNorm = /norm\d?\.weight$/.test(name);
+    const noise = randn(values.length, s++);
+    state.set(name, noise.map((v) => (isNorm ? 1 + 0.3 * v : (name.endsWith('.weight') ? 0.25 : 0.2) * v)));
   }
   model.loadStateDict(state);
   return model;
@@ -269,6 +283,27 @@ describe('exportOnnx', () => {
     model.dispose();
   });
 
+  it('exports a fine-tuned Classifier whole: logits match predict() within 1e-4, for each pool, batch 1 and 5', async () => {
+    for (const pool of ['cls', 'mean'] as const) {
+      const clf = await randomClassifier(pool, 500);
+      const file = path.join(dir, `classifier-${pool}.onnx`);
+      const info = await exportOnnx(clf, file);
+      expect(info.outputs).toEqual([{ name: 'logits', shape: ['batch', 4] }]);
+      for (const n of [1, 5]) {
+        const images = randn(n * 3 * 16 * 16, 80 + n);
+        const got = await runOnnx(file, images, [n, 3, 16, 16]);
+        expect(got.dims).toEqual([n, 4]);
+        expect(maxAbsDiff(got.data as Float32Array, await clf.predict(images)), `${pool} batch ${n}`).toBeLessThanOrEqual(TOL);
+      }
+      const other = pool === 'cls' ? 'mean' : 'cls';
+      await expect(exportOnnx(clf, file, { pool: other, force: true })).rejects.toThrow(new RegExp(`options\\.pool: this Classifier pools with '${pool}'`));
+      await expect(exportOnnx(clf, file, { branch: 'momentum', force: true })).rejects.toThrow(/options\.branch: a Classifier has the online encoder only/);
+      await expect(exportOnnx(clf, file, { classifier: { weight: { shape: [4, 32], data: new Float32Array(128) }, bias: { shape: [4], data: new Float32Array(4) } }, force: true }))
+        .rejects.toThrow(/options\.classifier: a Classifier exports its own head/);
+      clf.dispose();
+    }
+  });
+
   it('rejects bad options and heads with a typed error naming what is wrong', async () => {
     const file = path.join(dir, 'never.onnx');
     const head = (w: number[], b: number[]) => ({ weight: { shape: w, data: new Float32Array(w.reduce((x, y) => x * y, 1)) }, bias: { shape: b, data: new Float32Array(b[0]) } });
@@ -395,6 +430,34 @@ describe('cmae export', () => {
       return acc;
     });
     expect(maxAbsDiff((await runOnnx(out, images, [5, 3, 16, 16])).data as Float32Array, want)).toBeLessThanOrEqual(TOL);
+  });
+
+  it('--classifier exports a cmae finetune checkpoint with its own pool and head: logits match predict()', async () => {
+    for (const pool of ['cls', 'mean'] as const) {
+      const clf = await randomClassifier(pool, 600);
+      const file = path.join(dir, `finetuned-${pool}.safetensors`);
+      await clf.save(file);
+      const out = path.join(dir, `cli-finetuned-${pool}.onnx`);
+      const r = runCli('export', '--checkpoint', file, '--onnx', out, '--classifier');
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(new RegExp(`output +logits \\[batch, 4\\] float32 \\(linear head on ${pool} features${pool === 'mean' ? ' after fc_norm' : ''}\\)`));
+      const images = randn(5 * 3 * 16 * 16, 90);
+      expect(maxAbsDiff((await runOnnx(out, images, [5, 3, 16, 16])).data as Float32Array, await clf.predict(images))).toBeLessThanOrEqual(TOL);
+      // Without --classifier, or with the other pool: one line, exit code 2, nothing written.
+      const other = pool === 'cls' ? 'mean' : 'cls';
+      for (const [flags, message] of [
+        [[], /is a classifier checkpoint \(cmae finetune wrote it\): pass --classifier/],
+        [['--classifier', '--pool', other], new RegExp(`--pool ${other}: .* is a classifier fine-tuned on '${pool}' features`)],
+      ] as [string[], RegExp][]) {
+        const refused = path.join(dir, `refused-${pool}-${flags.length}.onnx`);
+        const e = runCli('export', '--checkpoint', file, '--onnx', refused, ...flags);
+        expect(e.code, flags.join(' ')).toBe(2);
+        expect(e.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+        expect(e.stderr).toMatch(message);
+        expect(existsSync(refused)).toBe(false);
+      }
+      clf.dispose();
+    }
   });
 
   it('a checkpoint that does not fit the export is one line naming the tensor, exit code 2, nothing written', async () => {
