@@ -29,14 +29,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
   const { model, extra } = await CMAE.fromCheckpointFile(file, o.checkpoint);
   try {
     const classifier = o.classifier ? headOf(extra, o.checkpoint) : undefined;
-    let normalization: { mean: number[]; std: number[] } | undefined;
-    if (file.metadata.normalization !== undefined) {
-      try {
-        normalization = JSON.parse(file.metadata.normalization) as { mean: number[]; std: number[] };
-      } catch {
-        throw new FormatError(`${o.checkpoint}: metadata.normalization is not valid JSON`);
-      }
-    }
+    const normalization = model.normalization;
     // Ctrl-C cancels before anything is written (the write itself is atomic).
     const controller = new AbortController();
     const onSigint = (): void => controller.abort();
