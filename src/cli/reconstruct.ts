@@ -35,5 +35,5 @@ export async function runReconstruct(o: ReconstructOptions): Promise<void> {
   await drawReconstructions(model, splits.test, normalization, o.out, seed, Math.min(count, splits.test.size));
   model.dispose();
   if (o.json) process.stdout.write(`${JSON.stringify({ out: o.out, images: Math.min(count, splits.test.size) })}\n`);
-  else process.stdout.write(`wrote ${o.out} (rows: original | masked input | reconstruction)\n`);
+  else process.stdout.write(`wrote ${o.out} (a row per image; columns: original | masked input | reconstruction)\n`);
 }
