@@ -37,12 +37,16 @@ export interface RuntimeInfo {
   platform: string;
 }
 
+/** The cmae package's version (its package.json's), without loading the addon. */
+export function packageVersion(): string {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (require(path.join(packageRoot, 'package.json')) as { version: string }).version;
+}
+
 export function info(): RuntimeInfo {
   const n = getBinding().info();
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { version } = require(path.join(packageRoot, 'package.json')) as { version: string };
   return {
-    version,
+    version: packageVersion(),
     buildType: n.buildType,
     buildSystem: n.buildSystem,
     compiler: n.compiler,

@@ -3,6 +3,7 @@ import * as path from 'node:path';
 import { UsageError } from './errors';
 import { type Dataset, holdoutSplit, isInMemory } from '../data/dataset';
 import { computeMeanStd } from '../kernels/data';
+import { recordedNormalization, type Normalization } from '../data/loader';
 import { loadMnist } from '../data/mnist';
 import { loadFashionMnist, loadIdx } from '../data/idx';
 import { loadCifar10 } from '../data/cifar';
@@ -86,8 +87,9 @@ export async function loadAll(
  * the statistics of the training split (a neutral 0.5/0.25 for lazy datasets, which would need a
  * full decode).
  */
-export function checkpointNormalization(metadata: Record<string, string>, train: Dataset): { mean: number[]; std: number[] } {
-  if (metadata.normalization) return JSON.parse(metadata.normalization) as { mean: number[]; std: number[] };
+export function checkpointNormalization(metadata: Record<string, string>, path: string, train: Dataset): Normalization {
+  const recorded = recordedNormalization(metadata, path, train.channels);
+  if (recorded) return recorded;
   if (isInMemory(train)) return computeMeanStd(train);
   return { mean: Array(train.channels).fill(0.5), std: Array(train.channels).fill(0.25) };
 }

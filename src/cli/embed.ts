@@ -53,7 +53,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
     const { channels, imageSize } = model.config;
     const { name, data, root } = await loadAll(o.data, { imageSize, channels: channels as 1 | 3, split: o.split as 'train' | 'test' | undefined });
     if (data.channels !== channels) throw new UsageError(`the checkpoint expects ${channels}-channel images, ${name} has ${data.channels}`);
-    const normalization = checkpointNormalization(file.metadata, data);
+    const normalization = checkpointNormalization(file.metadata, o.checkpoint, data);
     if (!file.metadata.normalization) progress.log(`warning: ${o.checkpoint} records no normalization; using ${JSON.stringify(normalization)}`);
     const started = Date.now();
     progress.log(`cmae embed: ${data.size} image${data.size === 1 ? '' : 's'} of ${name}, ${o.pool} features (dim ${model.config.dim}), batch ${batchSize}, on ${device}, to ${outputs.files.join(' + ')}`);

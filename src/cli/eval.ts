@@ -42,7 +42,7 @@ export async function runEval(o: EvalOptions): Promise<void> {
   if (splits.train.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
   }
-  const normalization = checkpointNormalization(file.metadata, splits.train);
+  const normalization = checkpointNormalization(file.metadata, o.checkpoint, splits.train);
   const options = { imageSize: model.config.imageSize, normalization, pool: o.pool as 'cls' | 'mean' };
   const request = { knn, linear, linearOptions: { seed } };
   const rows: Record<string, EvalScores> = {};
@@ -84,7 +84,7 @@ async function runEvalClassifier(o: EvalOptions, file: string): Promise<void> {
     if (splits.test.numClasses !== undefined && splits.test.numClasses !== model.numClasses) {
       throw new UsageError(`the classifier has ${model.numClasses} classes, ${splits.name} has ${splits.test.numClasses}`);
     }
-    const normalization = checkpointNormalization(metadata, splits.train);
+    const normalization = checkpointNormalization(metadata, file, splits.train);
     const scores = await scoreClassifier(model, splits.test, { imageSize: model.config.imageSize, normalization });
     if (o.json) {
       process.stdout.write(`${JSON.stringify({ data: splits.name, test: splits.test.size, top1: scores.top1, numClasses: scores.numClasses, confusion: Array.from(scores.confusion) }, null, 2)}\n`);

@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { CMAE } from '../models/cmae';
 import { CLASSIFIER_FORMAT, Classifier } from '../models/classifier';
 import { AbortError, FormatError } from '../errors';
+import { recordedNormalization } from '../data/loader';
 import { readSafetensors, type SafeTensorEntry } from '../io/safetensors';
 import { SUPPORTED_OPSETS, exportOnnx, type OnnxClassifierHead } from '../export/onnx';
 import { Interrupted, UsageError } from './errors';
@@ -54,14 +55,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
     }
   }
   try {
-    let normalization: { mean: number[]; std: number[] } | undefined;
-    if (file.metadata.normalization !== undefined) {
-      try {
-        normalization = JSON.parse(file.metadata.normalization) as { mean: number[]; std: number[] };
-      } catch {
-        throw new FormatError(`${o.checkpoint}: metadata.normalization is not valid JSON`);
-      }
-    }
+    const normalization = recordedNormalization(file.metadata, o.checkpoint, model.config.channels);
     // Ctrl-C cancels before anything is written (the write itself is atomic).
     const controller = new AbortController();
     const onSigint = (): void => controller.abort();

@@ -96,7 +96,7 @@ export async function runFinetune(o: FinetuneCliOptions): Promise<void> {
   }
   // The pre-training's normalisation, so the encoder sees what it learned on; the data's otherwise.
   const normalization = o.checkpoint
-    ? checkpointNormalization(metadata, splits.train)
+    ? checkpointNormalization(metadata, o.checkpoint, splits.train)
     : isInMemory(splits.train)
       ? computeMeanStd(splits.train)
       : { mean: Array(channels).fill(0.5), std: Array(channels).fill(0.25) };

@@ -16,15 +16,17 @@ import { runExport } from './export';
 import { DEFAULT_OPSET, SUPPORTED_OPSETS } from '../export/onnx';
 import { Interrupted, UsageError } from './errors';
 import { DATA_HELP } from './data-spec';
+import { packageVersion } from '../runtime';
 
 const DEVICE_HELP = 'where the model runs: cpu, cuda or cuda:N (cmae info lists the devices)';
 
-function buildProgram(): Command {
+/** The `cmae` program: its commands and every option (the README's synopsis lists the same; test/cli/synopsis.test.ts). */
+export function buildProgram(): Command {
   const program = new Command();
   program
     .name('cmae')
     .description('Contrastive Masked Autoencoder pre-training for vision transformers, native and fast, from Node.js.')
-    .showHelpAfterError('(run with --help for usage)')
+    .version(packageVersion(), '-V, --version', 'print the version')
     .exitOverride();
 
   program
@@ -101,11 +103,11 @@ function buildProgram(): Command {
 
   program
     .command('reconstruct')
-    .description('draw masked inputs and their reconstructions (rows: original | masked | reconstruction)')
+    .description('draw masked inputs and their reconstructions: a row per image, in three columns (original | masked input | reconstruction)')
     .option('--checkpoint <file>', 'a checkpoint written by cmae pretrain')
     .option('--data <spec>', DATA_HELP, 'mnist')
     .option('--out <file>', 'PNG file to write', 'reconstruction.png')
-    .option('--count <n>', 'number of images', '8')
+    .option('--count <n>', 'number of images (rows of the picture)', '8')
     .option('--seed <n>', 'seed for the holdout split and the mask', '0')
     .option('--device <d>', DEVICE_HELP, 'cpu')
     .option('--json', 'print one JSON line')
@@ -144,7 +146,18 @@ function buildProgram(): Command {
     .option('--json', 'print one JSON document')
     .action(async (options: { json?: boolean }) => runInfo(options));
 
+  // commander's own errors (an unknown option or command, a missing value) are printed as every
+  // other error: one `cmae:` line, with the command whose --help tells more; exit code 2 (main).
+  for (const command of [program, ...program.commands]) {
+    const usage = command === program ? 'cmae --help' : `cmae ${command.name()} --help`;
+    command.configureOutput({ outputError: (message, write) => write(`${oneLine(message)} (see ${usage})\n`) });
+  }
   return program;
+}
+
+/** A commander error message as one `cmae:` line (its "error: " prefix and line breaks removed). */
+function oneLine(message: string): string {
+  return `cmae: ${message.trim().replace(/^error: /, '').replace(/\s*\n\s*/g, ' ')}`;
 }
 
 export async function main(argv: string[]): Promise<number> {

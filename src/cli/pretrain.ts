@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
-import { methods, type Mode, type PresetName, presets } from '../models/config';
+import { methods, minBatchSize, type Mode, type PresetName, presets } from '../models/config';
 import { DataLoader, resizeOnly } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, checkResumable, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
@@ -51,6 +51,9 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (o.teacher !== undefined && !existsSync(o.teacher)) throw new UsageError(`--teacher: no file ${o.teacher}`);
   if ([o.epochs, o.steps, o.minutes].filter((v) => v !== undefined).length > 1) throw new UsageError('give one of --epochs, --steps or --minutes');
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
+  if (batchSize < minBatchSize(method)) {
+    throw new UsageError(`--batch-size ${batchSize}: --method ${method} needs at least ${minBatchSize(method)} images per batch (BatchNorm statistics and the contrastive loss's negatives)`);
+  }
   const seed = parsePositiveInt(o.seed, '--seed', true);
   const minutes = o.minutes !== undefined ? parseNumberOption(o.minutes, '--minutes', 0.05, 10_000) : undefined;
   let steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
@@ -72,148 +75,156 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 
-  const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
-  const channels = splits.train.channels as 1 | 3;
-  const checkpoint = path.join(o.out, CHECKPOINT_FILE);
-  if (o.resume && !existsSync(checkpoint)) throw new UsageError(`--resume: no checkpoint at ${checkpoint}`);
-  const model = await CMAE.create({
-    preset: o.preset as PresetName,
-    channels,
-    mode: method,
-    seed,
-    maskRatio,
-    maskGroup,
-    device,
-    ...overrides,
-  });
-  // A resumed run must be the same run: the checkpoint's configuration, data and teacher are
-  // compared now, before any slow work (the baselines, the data statistics).
-  if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });
-  // A frozen teacher: its encoder in the momentum branch, kept there by a momentum of 1 (resume
-  // restores it from the checkpoint, which holds the momentum branch).
-  if (o.teacher !== undefined) await model.loadTeacher(o.teacher);
-  const loader = new DataLoader(splits.train, {
-    batchSize,
-    seed,
-    device, // the views are made where the model trains
-    targetView: traits.targetView,
-    augment: {
-      outSize: model.config.imageSize,
-      shiftRange: traits.targetView === 'none' ? 0 : shiftRange,
-      scaleMin: o.minCrop !== undefined ? parseNumberOption(o.minCrop, '--min-crop', 0.01, 1) : 0.2,
-    },
-  });
-  const normalization = await loader.normalization();
-  const featureOptions = { imageSize: model.config.imageSize, normalization };
-  progress.log(
-    `cmae pretrain: ${method} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
-      `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
-  );
-
-  // The baselines a learned encoder must beat: the same architecture and seed before any training,
-  // and the raw pixels, scored the same way (k-NN and the linear probe).
-  let randomInit: EvalScores = {};
-  let pixels: EvalScores = {};
-  // The matmul precision, when asked for, is for the training step only: the random-init baseline
-  // and the pictures and evaluation use fp32 products, so the k-NN figures compare encoders.
-  setMatmulPrecision('fp32', device);
-  if (o.eval) {
-    const fresh = o.resume ? await CMAE.create({ ...model.config, seed, device }) : model;
-    randomInit = await scoresOf(fresh, splits, featureOptions, seed);
-    if (fresh !== model) fresh.dispose();
-    pixels = scoreFeatures(await pixelFeatures(splits.train, featureOptions), await pixelFeatures(splits.test, featureOptions), {
-      knn: true,
-      linear: true,
-      linearOptions: { seed },
-    });
-    progress.log(`baselines: random-init encoder ${formatScores(randomInit)}; raw pixels ${formatScores(pixels)}`);
-  }
-
-  if (minutes !== undefined) progress.log(`time budget ${minutes} min: the LR and momentum schedules follow the fraction of the budget used`);
-
+  // Ctrl-C from here on (the data, the baselines, training) stops at the next step, saves a
+  // checkpoint and exits with 130; the baselines are not interruptible, so it may wait for them.
   const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: finishing the current step and saving a checkpoint');
-  const started = Date.now();
-  let result;
-  setMatmulPrecision(matmulPrecision, device);
   try {
-    result = await train({
-      model,
-      data: loader,
-      epochs,
-      steps,
-      blr,
-      lr,
-      outDir: o.out,
-      checkpointEvery: 200,
-      resumeFrom: o.resume ? checkpoint : undefined,
-      signal: interrupt.signal,
-      seconds: minutes !== undefined ? minutes * 60 : undefined,
-      ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
-      metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
-      onStep: (s: StepInfo) =>
-        progress.update({
-          step: s.step,
-          total: s.totalSteps,
-          fraction: s.progress,
-          elapsedSeconds: (Date.now() - started) / 1000,
-          text: `${s.skipped ? `skipped (loss ${s.loss}, gradient norm ${s.gradNorm}) ` : ''}loss ${s.loss.toFixed(4)} (${lossParts(method, s)}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
-        }),
+    const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
+    const channels = splits.train.channels as 1 | 3;
+    const checkpoint = path.join(o.out, CHECKPOINT_FILE);
+    if (o.resume && !existsSync(checkpoint)) throw new UsageError(`--resume: no checkpoint at ${checkpoint}`);
+    const model = await CMAE.create({
+      preset: o.preset as PresetName,
+      channels,
+      mode: method,
+      seed,
+      maskRatio,
+      maskGroup,
+      device,
+      ...overrides,
     });
+    // A resumed run must be the same run: the checkpoint's configuration, data and teacher are
+    // compared now, before any slow work (the baselines, the data statistics).
+    if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });
+    // A frozen teacher: its encoder in the momentum branch, kept there by a momentum of 1 (resume
+    // restores it from the checkpoint, which holds the momentum branch).
+    if (o.teacher !== undefined) await model.loadTeacher(o.teacher);
+    const loader = new DataLoader(splits.train, {
+      batchSize,
+      seed,
+      device, // the views are made where the model trains
+      targetView: traits.targetView,
+      augment: {
+        outSize: model.config.imageSize,
+        shiftRange: traits.targetView === 'none' ? 0 : shiftRange,
+        scaleMin: o.minCrop !== undefined ? parseNumberOption(o.minCrop, '--min-crop', 0.01, 1) : 0.2,
+      },
+    });
+    const normalization = await loader.normalization();
+    const featureOptions = { imageSize: model.config.imageSize, normalization };
+    progress.log(
+      `cmae pretrain: ${method} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
+        `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
+    );
+
+    // The baselines a learned encoder must beat: the same architecture and seed before any training,
+    // and the raw pixels, scored the same way (k-NN and the linear probe).
+    let randomInit: EvalScores = {};
+    let pixels: EvalScores = {};
+    // The matmul precision, when asked for, is for the training step only: the random-init baseline
+    // and the pictures and evaluation use fp32 products, so the k-NN figures compare encoders.
+    setMatmulPrecision('fp32', device);
+    if (o.eval) {
+      const fresh = o.resume ? await CMAE.create({ ...model.config, seed, device }) : model;
+      randomInit = await scoresOf(fresh, splits, featureOptions, seed);
+      if (fresh !== model) fresh.dispose();
+      pixels = scoreFeatures(await pixelFeatures(splits.train, featureOptions), await pixelFeatures(splits.test, featureOptions), {
+        knn: true,
+        linear: true,
+        linearOptions: { seed },
+      });
+      progress.log(`baselines: random-init encoder ${formatScores(randomInit)}; raw pixels ${formatScores(pixels)}`);
+    }
+
+    if (minutes !== undefined) progress.log(`time budget ${minutes} min: the LR and momentum schedules follow the fraction of the budget used`);
+
+    const started = Date.now();
+    let result;
+    setMatmulPrecision(matmulPrecision, device);
+    try {
+      result = await train({
+        model,
+        data: loader,
+        epochs,
+        steps,
+        blr,
+        lr,
+        outDir: o.out,
+        checkpointEvery: 200,
+        resumeFrom: o.resume ? checkpoint : undefined,
+        signal: interrupt.signal,
+        seconds: minutes !== undefined ? minutes * 60 : undefined,
+        ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
+        metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
+        onStep: (s: StepInfo) =>
+          progress.update({
+            step: s.step,
+            total: s.totalSteps,
+            fraction: s.progress,
+            elapsedSeconds: (Date.now() - started) / 1000,
+            text: `${s.skipped ? `skipped (loss ${s.loss}, gradient norm ${s.gradNorm}) ` : ''}loss ${s.loss.toFixed(4)} (${lossParts(method, s)}) | ${s.imagesPerSecond.toFixed(0)} img/s`,
+          }),
+      });
+    } finally {
+      progress.done();
+      setMatmulPrecision('fp32', device);
+    }
+
+    // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
+    const history = await readMetrics(path.join(o.out, METRICS_FILE));
+    await renderLossPlot(history, path.join(o.out, 'loss.png'), `${method.toUpperCase()} pre-training on ${splits.name}`);
+    const pictures = ['loss.png'];
+    if (traits.reconstructs === 'pixels') {
+      await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
+      pictures.push('reconstruction.png');
+    }
+
+    const summary: Record<string, unknown> = {
+      method,
+      preset: o.preset,
+      data: splits.name,
+      device,
+      matmulPrecision,
+      steps: result.steps,
+      aborted: result.aborted || interrupt.signal.aborted,
+      lastLoss: result.lastLoss,
+      seconds: (Date.now() - started) / 1000,
+      imagesPerSecond: loader.stats.batches > 0 ? mean(result.history.map((h) => h.imagesPerSecond)) : undefined,
+      dataWaitMsPerStep: loader.stats.batches > 0 ? loader.stats.waitMs / loader.stats.batches : undefined,
+      outputs: ['checkpoint.safetensors', 'metrics.jsonl', ...pictures].map((f) => path.join(o.out, f)),
+    };
+    // A Ctrl-C during the last step lets the run complete, but the user asked to stop: no evaluation, 130.
+    const interrupted = result.aborted || interrupt.signal.aborted;
+    if (o.eval && !interrupted) {
+      const learned = await scoresOf(model, splits, featureOptions, seed);
+      Object.assign(summary, {
+        knnTop1: learned.knnTop1,
+        linearTop1: learned.linearTop1,
+        randomInitKnnTop1: randomInit.knnTop1,
+        randomInitLinearTop1: randomInit.linearTop1,
+        pixelsKnnTop1: pixels.knnTop1,
+        pixelsLinearTop1: pixels.linearTop1,
+      });
+      const row = (name: string, s: EvalScores) => `  ${name.padEnd(16)} ${pct(s.knnTop1).padStart(8)} ${pct(s.linearTop1).padStart(10)}`;
+      progress.log(
+        [`top-1 on the ${splits.test.size} held-out images     k-NN     linear`, row('learned encoder', learned), row('random-init', randomInit), row('raw pixels', pixels)].join('\n'),
+      );
+    }
+    model.dispose();
+    if (interrupted) {
+      // Interrupted (Ctrl-C): the checkpoint is saved; say so, then exit with 130 as a shell expects.
+      if (o.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+      else process.stdout.write(`stopped at step ${result.steps}; checkpoint saved to ${checkpoint} (continue with --resume)\n`);
+      throw new Interrupted();
+    }
+    if (o.json) {
+      process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    } else {
+      process.stdout.write(`done: ${result.steps} steps in ${formatDuration(Number(summary.seconds))}; wrote ${(summary.outputs as string[]).join(', ')}\n`);
+    }
+
   } finally {
     interrupt.release();
-    progress.done();
-    setMatmulPrecision('fp32', device);
-  }
-
-  // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
-  const history = await readMetrics(path.join(o.out, METRICS_FILE));
-  await renderLossPlot(history, path.join(o.out, 'loss.png'), `${method.toUpperCase()} pre-training on ${splits.name}`);
-  const pictures = ['loss.png'];
-  if (traits.reconstructs === 'pixels') {
-    await drawReconstructions(model, splits.test, normalization, path.join(o.out, 'reconstruction.png'), seed);
-    pictures.push('reconstruction.png');
-  }
-
-  const summary: Record<string, unknown> = {
-    method,
-    preset: o.preset,
-    data: splits.name,
-    device,
-    matmulPrecision,
-    steps: result.steps,
-    aborted: result.aborted,
-    lastLoss: result.lastLoss,
-    seconds: (Date.now() - started) / 1000,
-    imagesPerSecond: loader.stats.batches > 0 ? mean(result.history.map((h) => h.imagesPerSecond)) : undefined,
-    dataWaitMsPerStep: loader.stats.batches > 0 ? loader.stats.waitMs / loader.stats.batches : undefined,
-    outputs: ['checkpoint.safetensors', 'metrics.jsonl', ...pictures].map((f) => path.join(o.out, f)),
-  };
-  if (o.eval && !result.aborted) {
-    const learned = await scoresOf(model, splits, featureOptions, seed);
-    Object.assign(summary, {
-      knnTop1: learned.knnTop1,
-      linearTop1: learned.linearTop1,
-      randomInitKnnTop1: randomInit.knnTop1,
-      randomInitLinearTop1: randomInit.linearTop1,
-      pixelsKnnTop1: pixels.knnTop1,
-      pixelsLinearTop1: pixels.linearTop1,
-    });
-    const row = (name: string, s: EvalScores) => `  ${name.padEnd(16)} ${pct(s.knnTop1).padStart(8)} ${pct(s.linearTop1).padStart(10)}`;
-    progress.log(
-      [`top-1 on the ${splits.test.size} held-out images     k-NN     linear`, row('learned encoder', learned), row('random-init', randomInit), row('raw pixels', pixels)].join('\n'),
-    );
-  }
-  model.dispose();
-  if (result.aborted) {
-    // Interrupted (Ctrl-C): the checkpoint is saved; say so, then exit with 130 as a shell expects.
-    if (o.json) process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else process.stdout.write(`stopped at step ${result.steps}; checkpoint saved to ${checkpoint} (continue with --resume)\n`);
-    throw new Interrupted();
-  }
-  if (o.json) {
-    process.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-  } else {
-    process.stdout.write(`done: ${result.steps} steps in ${formatDuration(Number(summary.seconds))}; wrote ${(summary.outputs as string[]).join(', ')}\n`);
   }
 }
 

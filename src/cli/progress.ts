@@ -22,6 +22,8 @@ export class ProgressBar {
   private readonly tty: boolean;
   private lastLine = 0;
   private lastPrintedTwentieth = -1;
+  /** The first update's position: the rate is measured from it, so the first step's one-time costs do not skew the ETA. */
+  private origin?: { elapsedSeconds: number; fraction: number };
 
   constructor(
     private readonly stream: NodeJS.WriteStream = process.stderr,
@@ -33,11 +35,14 @@ export class ProgressBar {
   update(state: ProgressState): void {
     if (!this.enabled) return;
     const fraction = state.fraction ?? (state.total > 0 ? state.step / state.total : 0);
-    const eta = fraction > 0 ? (state.elapsedSeconds / fraction) * (1 - fraction) : NaN;
+    this.origin ??= { elapsedSeconds: state.elapsedSeconds, fraction };
+    // No ETA until a rate has been measured between two updates.
+    const done = fraction - this.origin.fraction;
+    const eta = done > 0 ? ((state.elapsedSeconds - this.origin.elapsedSeconds) / done) * (1 - fraction) : undefined;
     const width = 24;
     const filled = Math.round(width * fraction);
     const bar = `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`;
-    const line = `${bar} ${state.step}/${state.total} ${state.text} | ETA ${formatDuration(eta)}`;
+    const line = `${bar} ${state.step}/${state.total} ${state.text}${eta !== undefined ? ` | ETA ${formatDuration(eta)}` : ''}`;
     if (this.tty) {
       const now = Date.now();
       if (now - this.lastLine < 100 && fraction < 1) return;

@@ -31,9 +31,9 @@ export async function runReconstruct(o: ReconstructOptions): Promise<void> {
   if (splits.test.channels !== model.config.channels) {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.test.channels}`);
   }
-  const normalization = checkpointNormalization(file.metadata, splits.train);
+  const normalization = checkpointNormalization(file.metadata, o.checkpoint, splits.train);
   await drawReconstructions(model, splits.test, normalization, o.out, seed, Math.min(count, splits.test.size));
   model.dispose();
   if (o.json) process.stdout.write(`${JSON.stringify({ out: o.out, images: Math.min(count, splits.test.size) })}\n`);
-  else process.stdout.write(`wrote ${o.out} (rows: original | masked input | reconstruction)\n`);
+  else process.stdout.write(`wrote ${o.out} (a row per image; columns: original | masked input | reconstruction)\n`);
 }

@@ -114,10 +114,17 @@ async function listImages(dir: string, extensions: Set<string>, recursive: boole
 
 /** Decodes one image file to size×size×channels uint8. */
 async function decodeImage(file: string, size: number, channels: 1 | 3, maxPixels: number): Promise<Uint8Array> {
-  const sharp = loadSharp();
   // Read once: the header check and the decode see the same bytes (not a file replaced between
   // them), and sharp's per-filename cache never serves an older version of a rewritten file.
-  const bytes = await readBytes(file);
+  return decodeImageBytes(await readBytes(file), file, size, channels, maxPixels);
+}
+
+/**
+ * Decodes an encoded image (PNG, JPEG, … as read from a file) to size×size×channels uint8, as an
+ * image folder does; `file` names it in errors. @internal
+ */
+export async function decodeImageBytes(bytes: Uint8Array, file: string, size: number, channels: 1 | 3, maxPixels = MAX_IMAGE_PIXELS): Promise<Uint8Array> {
+  const sharp = loadSharp();
   const input = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const cannotDecode = (error: unknown) => new FormatError(`${file}: cannot decode image (${(error as Error).message})`);
   let claimed: Awaited<ReturnType<SharpPipeline['metadata']>>;

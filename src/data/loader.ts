@@ -5,7 +5,7 @@
  * with a single thread. Everything drawn is a pure function of (seed, epoch, step), so a resumed run
  * sees the same batches, and prefetching never changes what is produced.
  */
-import { ValueError } from '../errors';
+import { FormatError, ValueError } from '../errors';
 import { objectArg } from '../args';
 import type { Device, Tensor } from '../tensor';
 import { augmentStream, computeMeanStd, makeViewsAsync, type AugmentParams, type PixelSource } from '../kernels/data';
@@ -279,6 +279,28 @@ export class DataLoader {
 
 function checkEpoch(epoch: number): void {
   if (!Number.isInteger(epoch) || epoch < 0) throw new ValueError(`epoch must be a non-negative integer, got ${epoch}`);
+}
+
+/**
+ * The normalisation a checkpoint records in its metadata (`normalization`: JSON {mean, std}, written
+ * by `cmae pretrain` and by train() from a DataLoader), or undefined when it records none. A record
+ * that is not valid JSON or not {mean, std} for `channels` is a FormatError naming `path`.
+ */
+export function recordedNormalization(metadata: Readonly<Record<string, string>>, path: string, channels: number): Normalization | undefined {
+  const text = metadata.normalization;
+  if (text === undefined) return undefined;
+  let parsed: Normalization;
+  try {
+    parsed = JSON.parse(text) as Normalization;
+  } catch {
+    throw new FormatError(`${path}: metadata.normalization is not valid JSON`);
+  }
+  try {
+    checkNormalization(parsed, channels, 'metadata.normalization');
+  } catch (error) {
+    throw new FormatError(`${path}: ${(error as Error).message}`);
+  }
+  return { mean: [...parsed.mean], std: [...parsed.std] };
 }
 
 /** ValueError unless `n` holds `channels` (or 1, broadcast) finite means and positive stds. */

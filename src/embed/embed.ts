@@ -8,12 +8,12 @@
 import { objectArg } from '../args';
 import { CMAE } from '../models/cmae';
 import type { Device, Tensor } from '../tensor';
-import { readSafetensors } from '../io/safetensors';
 import { AbortError, FormatError, IOError, ValueError } from '../errors';
 import { type Dataset, isInMemory, imageBytes, validateDataset } from '../data/dataset';
 import { folderDecodeSize, loadImageFolder } from '../data/image-folder';
-import { checkNormalization, resizeOnly, type Normalization } from '../data/loader';
-import { makeViewsAsync, type PixelSource } from '../kernels/data';
+import { checkNormalization, type Normalization } from '../data/loader';
+import type { PixelSource } from '../kernels/data';
+import { normalizedView } from './images';
 
 export interface Embedding {
   /** Position of the image in the data set (skipped images leave gaps). */
@@ -121,10 +121,10 @@ export function embed(model: CMAE | string, data: Dataset | string, options?: Em
     let normalization = o.normalization;
     const owned = typeof model === 'string';
     if (typeof model === 'string') {
-      const file = await readSafetensors(model);
-      m = (await CMAE.fromCheckpointFile(file, model, { device: o.device })).model;
+      m = await CMAE.load(model, { device: o.device });
       try {
-        if (normalization === undefined) normalization = parseNormalization(file.metadata.normalization, model);
+        normalization ??= m.normalization;
+        if (normalization === undefined) throw new FormatError(`${model}: the checkpoint records no normalization (metadata.normalization); pass options.normalization`);
         checkNormalization(normalization, m.config.channels, 'normalization');
       } catch (error) {
         m.dispose();
@@ -223,15 +223,6 @@ function checkChannels(data: Dataset, model: CMAE): void {
   }
 }
 
-function parseNormalization(text: string | undefined, path: string): Normalization {
-  if (text === undefined) throw new FormatError(`${path}: the checkpoint records no normalization (metadata.normalization); pass options.normalization`);
-  try {
-    return JSON.parse(text) as Normalization;
-  } catch {
-    throw new FormatError(`${path}: metadata.normalization is not valid JSON`);
-  }
-}
-
 /**
  * Decodes (lazy data sets: image by image, `concurrency` at a time, unreadable ones reported and
  * left out) and makes the normalised, resized views of one batch on the model's device.
@@ -275,9 +266,5 @@ async function prepareBatch(
     local = Int32Array.from({ length: kept.length }, (_, i) => i);
   }
   if (kept.length === 0) return { indices: [] };
-  const params = { ...resizeOnly(model.config.imageSize), mean: normalization.mean, std: normalization.std, twoViews: false };
-  // No random draws in a resize-only single view: seed and stream are irrelevant.
-  const views = await makeViewsAsync(source, local, params, 0, 0, { device: model.device });
-  views.shifts.dispose();
-  return { images: views.online, indices: kept };
+  return { images: await normalizedView(source, local, model, normalization), indices: kept };
 }

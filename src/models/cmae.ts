@@ -16,6 +16,8 @@ import type { NativeLossOutputs, NativeModel, NativeTensorHandle } from '../bind
 import { methods, type ModelConfig, type PresetName, resolveConfig } from './config';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/safetensors';
 import { loadEncoder, type LoadEncoderOptions, type LoadedEncoder } from './foreign';
+import { recordedNormalization, type Normalization } from '../data/loader';
+import { embedImages, type EmbedImagesOptions, type ImageSource } from '../embed/images';
 
 export interface ParameterInfo {
   name: string;
@@ -84,6 +86,8 @@ export class CMAE {
   readonly native: NativeModel;
   private readonly table: ParameterInfo[];
   private readonly byName: Map<string, ParameterInfo>;
+  private checkpointMetadata: Readonly<Record<string, string>> = Object.freeze({});
+  private checkpointNormalization?: Normalization;
 
   private constructor(config: ModelConfig, seed: number, device: Device) {
     const binding = getBinding();
@@ -126,6 +130,21 @@ export class CMAE {
   }
   get disposed(): boolean {
     return this.native.disposed();
+  }
+
+  /** The string metadata of the checkpoint this model was loaded from (CMAE.load); {} for a created model. */
+  get metadata(): Readonly<Record<string, string>> {
+    return this.checkpointMetadata;
+  }
+
+  /**
+   * The pixel normalisation (0..1 units) the checkpoint records, that its encoder was trained with
+   * (metadata.normalization, written by `cmae pretrain` and train()); undefined for a created model
+   * or a checkpoint that records none. embedImages() applies it.
+   */
+  get normalization(): Normalization | undefined {
+    const n = this.checkpointNormalization;
+    return n && { mean: [...n.mean], std: [...n.std] };
   }
 
   /** Every parameter and buffer, in arena order. */
@@ -218,6 +237,16 @@ export class CMAE {
     return inBatches(images, C, S, D, batchSize, (out, chunk) => this.native.encode(out, chunk, pool, branch));
   }
 
+  /**
+   * Features of encoded images (file paths or the bytes of PNG, JPEG, WebP, … files): decoded with
+   * sharp as an image folder is, normalised with the checkpoint's own normalisation (or
+   * `options.normalization`), encoded: a flat Float32Array of N·dim, in the order given.
+   */
+  async embedImages(images: readonly ImageSource[], options?: EmbedImagesOptions): Promise<Float32Array> {
+    this.expectAlive();
+    return embedImages(this, images, options);
+  }
+
   /** θ_momentum ← m·θ_momentum + (1 − m)·θ_online (encoder without final norm, projector); m in [0, 1]. */
   async updateMomentum(momentum: number): Promise<void> {
     await this.native.updateMomentum(momentum);
@@ -280,7 +309,10 @@ export class CMAE {
     const { preset: _preset, ...fields } = config as ModelConfig & { preset?: unknown };
     const full = resolveConfig(undefined, fields);
     checkTensorsFit(file.tensors, getBinding().planParameters(full), path, 'metadata.config', 'the config');
+    const normalization = recordedNormalization(meta, path, full.channels);
     const model = await CMAE.create({ ...full, seed: Number(meta.seed ?? 0), device: options.device });
+    model.checkpointMetadata = Object.freeze({ ...meta });
+    model.checkpointNormalization = normalization;
     const state = new Map<string, Float32Array>();
     const extra = new Map<string, SafeTensorEntry>();
     for (const [name, entry] of file.tensors) {

@@ -52,6 +52,15 @@ export const methods: Readonly<Record<Mode, MethodTraits>> = {
 };
 
 /**
+ * The fewest images a training batch of `mode` may hold: 2 for the contrastive methods (BatchNorm
+ * statistics of the projector, and the negatives of the contrastive loss), else 1. The native step
+ * enforces it; callers that can refuse a batch size before slow work (the CLI) ask here.
+ */
+export function minBatchSize(mode: Mode): number {
+  return methods[mode].contrastive ? 2 : 1;
+}
+
+/**
  * Per-method values that replace the preset's (before the caller's overrides): MAE's masking (spec
  * §1.2, also MaskDistill's, as in its paper's 75 % block-free setting), whole views for the
  * two-view contrastive methods.

@@ -14,6 +14,7 @@ import { AdamW, type AdamWOptions } from '../optim/adamw';
 import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
 import { readSafetensors, readSafetensorsMetadata } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
+import type { Normalization } from '../data/loader';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
@@ -21,6 +22,8 @@ export interface BatchSource {
   readonly stepsPerEpoch: number;
   /** Batches of one epoch, starting at batch `startBatch` (for exact resume). */
   batches(epoch: number, startBatch?: number): AsyncIterable<{ images: Tensor; targetImages?: Tensor }>;
+  /** The pixel normalisation of the batches (a DataLoader's): recorded in every checkpoint, which CMAE.load reads back as model.normalization. */
+  normalization?(): Promise<Normalization>;
 }
 
 export interface StepInfo {
@@ -86,7 +89,7 @@ export interface TrainOptions {
    * applied) after which the run stops with a ValueError. Default 5.
    */
   maxSkippedSteps?: number;
-  /** Extra string metadata stored in every checkpoint (e.g. the data normalisation). */
+  /** Extra string metadata stored in every checkpoint (the data's normalisation is recorded without it, when `data` has one). */
   metadata?: Record<string, string>;
 }
 
@@ -136,11 +139,14 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       else await truncateMetrics(metricsPath!, step);
       await removeStaleTemporaries(checkpointPath!);
     }
+    // What the encoder was trained on, so that a loaded checkpoint embeds images as it saw them.
+    const normalization = typeof data.normalization === 'function' ? JSON.stringify(await data.normalization()) : undefined;
     const save = async () => {
       if (!checkpointPath) return;
       await model.save(checkpointPath, {
         tensors: optimizer.stateTensors(),
         metadata: {
+          ...(normalization !== undefined ? { normalization } : {}),
           ...options.metadata,
           step: String(step),
           optimizerStep: String(optimizer.stepCount),

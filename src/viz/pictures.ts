@@ -1,6 +1,6 @@
 /**
  * The pictures a pre-training run leaves behind: loss curves (SVG rendered to PNG by sharp, so
- * axes carry real text) and reconstruction grids (rows: original | masked input | reconstruction).
+ * axes carry real text) and reconstruction grids (a row per image; columns: original | masked input | reconstruction).
  */
 import sharp from 'sharp';
 import { writeFileAtomic } from '../io/atomic';

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CMAE, ShapeError, Tensor, ValueError, methods, presets, resolveConfig } from '../../src/index';
 import { reconstructionRows } from '../../src/viz/reconstruct';
+import { minBatchSize } from '../../src/models/config';
 import { expectClose, expectSameBits, randn } from '../helpers/check';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'cmae-methods-'));
@@ -228,5 +229,22 @@ describe('non-finite inputs', () => {
     noise[6] = NaN;
     await expect(model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2), maskNoise: noise })).rejects.toThrow(/maskNoise\[1, 2\] is NaN/);
     model.dispose();
+  });
+});
+
+describe('minBatchSize', () => {
+  it("agrees with the native step for every method: one image fewer is its ShapeError, the minimum trains", async () => {
+    for (const mode of Object.keys(methods) as (keyof typeof methods)[]) {
+      const model = await CMAE.create({ preset: 'micro', mode, seed: 2 });
+      try {
+        const min = minBatchSize(mode);
+        const batch = (n: number) => ({ images: images(n, 5), ...(methods[mode].targetView !== 'none' ? { targetImages: images(n, 6) } : {}) });
+        const parts = await model.lossAndGrad(batch(min));
+        expect(Number.isFinite(parts.loss), mode).toBe(true);
+        if (min > 1) await expect(model.lossAndGrad(batch(min - 1)), mode).rejects.toThrow(ShapeError);
+      } finally {
+        model.dispose();
+      }
+    }
   });
 });
