@@ -25,6 +25,7 @@ export {
   type MatmulPrecision,
   type RuntimeInfo,
 } from './runtime';
+export type { AddonOrigin } from './native';
 export * as kernels from './kernels/index';
 export { DataLoader, type Batch, type DataLoaderOptions, type AugmentOptions, type Normalization } from './data/loader';
 export {
