@@ -30,6 +30,7 @@ export {
   type RuntimeInfo,
 } from './runtime';
 export type { NativeCudaInfo as CudaInfo, NativeCudaDevice as CudaDevice } from './binding-types';
+export type { AddonOrigin } from './native';
 export * as kernels from './kernels/index';
 export { DataLoader, type Batch, type DataLoaderOptions, type AugmentOptions, type Normalization, type BatchTiming, type LoaderStats } from './data/loader';
 export {

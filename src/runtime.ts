@@ -1,6 +1,6 @@
 /** Process-wide runtime settings and build facts: threads, SIMD path, CUDA. */
 import * as path from 'node:path';
-import { getBinding, packageRoot } from './native';
+import { addonOrigin, getBinding, packageRoot, type AddonOrigin } from './native';
 import { ValueError } from './errors';
 import type { NativeCudaInfo } from './binding-types';
 import type { Device } from './tensor';
@@ -35,6 +35,8 @@ export interface RuntimeInfo {
   cuda: NativeCudaInfo;
   node: string;
   platform: string;
+  /** The addon in use: from CMAE_ADDON_PATH, a local build (build/Release) or the prebuilt platform package, and its file. */
+  addon: AddonOrigin;
 }
 
 /** The cmae package's version (its package.json's), without loading the addon. */
@@ -61,6 +63,7 @@ export function info(): RuntimeInfo {
     cuda: n.cuda,
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
+    addon: addonOrigin(),
   };
 }
 
