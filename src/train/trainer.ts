@@ -89,6 +89,12 @@ export interface TrainOptions {
    * applied) after which the run stops with a ValueError. Default 5.
    */
   maxSkippedSteps?: number;
+  /**
+   * Steps kept in the result's `history`: the last N (default 1000; Infinity keeps every step). A
+   * run of a million steps would otherwise hold a million StepInfo objects; metrics.jsonl (outDir)
+   * has every step.
+   */
+  historyLimit?: number;
   /** Extra string metadata stored in every checkpoint (the data's normalisation is recorded without it, when `data` has one). */
   metadata?: Record<string, string>;
 }
@@ -98,8 +104,11 @@ export interface TrainResult {
   aborted: boolean;
   lastLoss: number;
   checkpointPath?: string;
+  /** The last `historyLimit` steps (default 1000), in order. */
   history: StepInfo[];
 }
+
+const DEFAULT_HISTORY_LIMIT = 1000;
 
 export const CHECKPOINT_FILE = 'checkpoint.safetensors';
 export const METRICS_FILE = 'metrics.jsonl';
@@ -157,6 +166,10 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     };
 
     const history: StepInfo[] = [];
+    const historyLimit = options.historyLimit ?? DEFAULT_HISTORY_LIMIT;
+    if (!(historyLimit === Infinity || (Number.isInteger(historyLimit) && historyLimit >= 0))) {
+      throw new ValueError(`historyLimit must be a non-negative integer or Infinity, got ${describeValue(historyLimit)}`);
+    }
     const started = Date.now();
     const trainedSeconds = () => priorSeconds + (Date.now() - started) / 1000;
     // Position on the schedule axis: the step, or the budget fraction on the virtual axis.
@@ -224,6 +237,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             elapsedSeconds: trainedSeconds(),
           };
           history.push(info);
+          // Trimmed in batches (amortised O(1) per step), to the limit at the end.
+          if (history.length > 2 * historyLimit) history.splice(0, history.length - historyLimit);
           if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
           if (options.onStep) await options.onStep(info);
           if (consecutiveSkips >= maxSkips) {
@@ -239,6 +254,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       }
     }
     await save();
+    if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
     return { steps: step, aborted, lastLoss, checkpointPath, history };
   } finally {
     optimizer.dispose();

@@ -151,6 +151,22 @@ describe('trainer faults', () => {
     model.dispose();
   });
 
+  it('the result keeps the last historyLimit steps (the run holds at most twice that), metrics.jsonl every step', async () => {
+    const { model, data } = await setup(6);
+    const dir = path.join(root, 'history');
+    const seen: number[] = [];
+    const result = await train({ model, data, steps: 13, lr: 1e-4, outDir: dir, historyLimit: 3, onStep: (s) => void seen.push(s.loss) });
+    expect(result.history.map((h) => h.step)).toEqual([11, 12, 13]);
+    expect(result.history.map((h) => h.loss)).toEqual(seen.slice(10));
+    expect(readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')).toHaveLength(13);
+    expect((await train({ model, data, steps: 2, lr: 1e-4, historyLimit: 0 })).history).toEqual([]);
+    expect((await train({ model, data, steps: 2, lr: 1e-4, historyLimit: Infinity })).history).toHaveLength(2);
+    for (const bad of [-1, 1.5, NaN, '3']) {
+      await expect(train({ model, data, steps: 1, historyLimit: bad as number })).rejects.toThrow(/historyLimit must be a non-negative integer or Infinity/);
+    }
+    model.dispose();
+  });
+
   it('five consecutive skipped steps stop the run with a ValueError that says what happened, and write no checkpoint', async () => {
     const { model, data } = await setup(5);
     const dir = path.join(root, 'skips');
