@@ -16,17 +16,36 @@ import { expectSameBits, makeRng } from '../helpers/check';
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-kill-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const child = path.join(__dirname, 'train-child.cjs');
-const STEPS = 40;
+// More steps than 20 kills can use up (each attempt advances at most ~5: see KillMoment), so the
+// run is still going at every kill, however fast the machine.
+const STEPS = 120;
 
-/** Runs the child until it exits, or kills it after `killAfterMs` (counted from its first step). */
-function runChild(dir: string, killAfterMs?: number): Promise<{ code: number | null; signal: string | null; stdout: string }> {
+/**
+ * When to kill: after the child has reported `afterSteps` steps, a `fraction` of one step's time
+ * later (the time between its last two step lines; up to 1.5: into the next step, or its
+ * checkpoint write). Counted in steps, not milliseconds, so that a fast or a loaded machine kills
+ * at the same kinds of moments.
+ */
+interface KillMoment {
+  afterSteps: number;
+  fraction: number;
+}
+
+/** Runs the child until it exits, or kills it at `kill`. */
+function runChild(dir: string, kill?: KillMoment): Promise<{ code: number | null; signal: string | null; stdout: string }> {
   return new Promise((resolve) => {
     const p = spawn(process.execPath, [child, dir, String(STEPS)], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let timer: NodeJS.Timeout | undefined;
+    const lineTimes: number[] = [];
     p.stdout.on('data', (d) => {
       stdout += d;
-      if (killAfterMs !== undefined && !timer) timer = setTimeout(() => p.kill('SIGKILL'), killAfterMs);
+      for (const _ of String(d).matchAll(/^step \d+$/gm)) lineTimes.push(performance.now());
+      if (kill !== undefined && !timer && lineTimes.length >= kill.afterSteps) {
+        const n = lineTimes.length;
+        const stepMs = n >= 2 ? lineTimes[n - 1] - lineTimes[n - 2] : 20;
+        timer = setTimeout(() => p.kill('SIGKILL'), Math.floor(kill.fraction * stepMs));
+      }
     });
     p.stderr.on('data', (d) => (stdout += d));
     p.on('exit', (code, signal) => {
@@ -46,9 +65,9 @@ describe('SIGKILL during training', () => {
     const rng = makeRng(20);
     let kills = 0;
     for (let attempt = 0; attempt < 60; attempt++) {
-      // Kill within 120 ms of the first step: a micro step and its checkpoint take ~10-30 ms, so the
-      // kill lands in a step, between steps or during a checkpoint write, a few steps on each time.
-      const r = await runChild(dir, kills < 20 ? Math.floor(rng() * 120) : undefined);
+      // After 1-3 steps, then up to 1.5 steps' time: the kill lands in a step, between steps or
+      // during a checkpoint write (one is written after every step), a few steps on each time.
+      const r = await runChild(dir, kills < 20 ? { afterSteps: 1 + Math.floor(rng() * 3), fraction: 1.5 * rng() } : undefined);
       if (r.code === 0) break;
       expect(r.signal, r.stdout).toBe('SIGKILL');
       kills++;
