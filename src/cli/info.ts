@@ -9,6 +9,7 @@ export async function runInfo(options: { json?: boolean }): Promise<void> {
   const rows: [string, string][] = [
     ['cmae', i.version],
     ['build', `${i.buildType} (${i.buildSystem}, ${i.compiler})`],
+    ['addon', `${i.addon.path} (${i.addon.source})`],
     ['node', `${i.node} ${i.platform}, N-API ${i.napiVersion}`],
     ['SIMD path', `${i.isa} (best on this CPU: ${i.bestIsa}; force with CMAE_ISA=avx2)`],
     ['threads', `${i.threads} (default ${i.defaultThreads}, OpenMP ${i.openmp ? 'on' : 'off'})`],

@@ -23,6 +23,7 @@ describe('cmae CLI', () => {
     const text = run('info');
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/SIMD path\s+avx(2|512)/);
+    expect(text.stdout).toMatch(/addon\s+\S+cmae(_emulated)?\.node \((local build|prebuilt|CMAE_ADDON_PATH)\)/);
     expect(text.stdout).toMatch(/CUDA/);
     const json = JSON.parse(run('info', '--json').stdout);
     expect(json.threads).toBeGreaterThanOrEqual(1);

@@ -49,6 +49,13 @@ describe('platform packages', () => {
     expect([...main.cpu].sort()).toEqual([...new Set(covered.flatMap((f) => f.cpu))].sort());
   });
 
+  it('packs every script a from-source build runs (binding.gyp\'s and the install script\'s)', () => {
+    const gyp = fs.readFileSync(path.join(root, 'binding.gyp'), 'utf8');
+    const scripts = [...new Set([...gyp.matchAll(/node (scripts\/[\w.-]+)/g)].map((m) => m[1]))];
+    expect(scripts).toContain('scripts/list-sources.cjs');
+    for (const script of [...scripts, 'scripts/install.cjs']) expect(main.files, script).toContain(script);
+  });
+
   it('ships one MIT LICENSE, as package.json says', () => {
     expect(main.license).toBe('MIT');
     expect(main.files).toContain('LICENSE');
