@@ -1,11 +1,13 @@
 #!/usr/bin/env node
-// `node bench/soak.mjs [--preset tiny] [--batch 64] [--steps 10000] [--every 100] [--out soak.jsonl]`
+// `node [--expose-gc] bench/soak.mjs [--preset tiny] [--batch 64] [--steps 10000] [--every 100] [--out soak.jsonl]`
 //
 // The soak run of the reliability issue (not in CI): train() for many steps on the bundled MNIST
 // digits, recording every `--every` steps the resident size (/proc/self/status VmRSS), the peak
 // (VmHWM), V8's heap and what cmae reported to V8 (nativeMemory()). Memory must be flat after the
 // warm-up: the summary gives the growth from the first tenth of the run to its end, per 1,000 steps.
-// Linux only (it reads /proc). Imports the compiled package (../dist/cjs/index.js).
+// With --expose-gc every sample is taken after a full GC, so the heap figure is what the run
+// retains, not garbage V8 has not collected yet. Linux only (it reads /proc). Imports the compiled
+// package (../dist/cjs/index.js).
 import { appendFileSync, readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -39,6 +41,7 @@ await cmae.train({
   model, data, steps, lr: 1e-4,
   onStep: (s) => {
     if (s.step % every !== 0 && s.step !== 1) return;
+    globalThis.gc?.();
     const { rss, hwm } = status();
     const row = { step: s.step, rssMB: rss / MB, peakMB: hwm / MB, heapMB: process.memoryUsage().heapUsed / MB, reportedMB: cmae.nativeMemory().reportedBytes / MB, seconds: (Date.now() - started) / 1000 };
     samples.push(row);
@@ -54,5 +57,5 @@ console.log(JSON.stringify({
   preset, batchSize, steps, warmStep: warm.step,
   rssMB: { warm: warm.rssMB, end: end.rssMB, growthPer1000Steps: per1000('rssMB') },
   reportedMB: { warm: warm.reportedMB, end: end.reportedMB, growthPer1000Steps: per1000('reportedMB') },
-  heapMB: { warm: warm.heapMB, end: end.heapMB }, peakMB: end.peakMB, seconds: end.seconds,
+  heapMB: { warm: warm.heapMB, end: end.heapMB, afterGc: typeof globalThis.gc === 'function' }, peakMB: end.peakMB, seconds: end.seconds,
 }, null, 1));
