@@ -105,6 +105,8 @@ export interface NativeModel {
   info(): NativeModelInfo;
   /** A host copy of an arena (from any device). */
   readArena(which: 'params' | 'grads'): Float32Array;
+  /** The same copy, made on a worker (a queued call: BusyError while another runs). */
+  readArenaAsync(which: 'params' | 'grads'): Promise<Float32Array>;
   /** Writes values into the params arena at an element offset. */
   writeArena(which: 'params', values: Float32Array, offset: number): void;
   lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
@@ -137,6 +139,7 @@ export interface NativeAdamW {
   /** One update at learning rate lr as step number `step` (1-based); resolves with the global gradient norm before clipping. */
   step(lr: number, step: number): Promise<number>;
   read(which: 'expAvg' | 'expAvgSq'): Float32Array;
+  readAsync(which: 'expAvg' | 'expAvgSq'): Promise<Float32Array>;
   write(which: 'expAvg' | 'expAvgSq', values: Float32Array): void;
   dispose(): void;
 }

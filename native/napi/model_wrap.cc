@@ -164,6 +164,7 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Table>>("parameterTable"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Info>>("info"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::ReadArena>>("readArena"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::ReadArenaAsync>>("readArenaAsync"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::WriteArena>>("writeArena"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::LossAndGrad>>("lossAndGrad"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Encode>>("encode"),
@@ -289,6 +290,22 @@ static Napi::Value ReadArenaInto(Napi::Env env, const cmae::Tensor& arena) {
 Napi::Value ModelWrap::ReadArena(const Napi::CallbackInfo& info) {
   CheckIdle();
   return ReadArenaInto(info.Env(), ArenaByName(model(), StringArg(info, 0, "which")));
+}
+
+// readArenaAsync('params' | 'grads') → Promise<Float32Array>: the same copy, made off the event loop.
+Napi::Value ModelWrap::ReadArenaAsync(const Napi::CallbackInfo& info) {
+  return QueueHostCopy(info.Env(), ArenaByName(model(), StringArg(info, 0, "which")));
+}
+
+Napi::Value ModelWrap::QueueHostCopy(Napi::Env env, const cmae::Tensor& t) {
+  CheckIdle();
+  Napi::Float32Array out = Napi::Float32Array::New(env, static_cast<size_t>(t.numel()));
+  float* dst = out.Data();
+  const cmae::Tensor source = t;  // a handle sharing the storage: alive until the call settles
+  auto result = std::make_shared<Napi::Reference<Napi::Float32Array>>(Napi::Persistent(out));
+  return Queue(
+      env, [source, dst]() { source.backend().copy_to_host(dst, source.f32(), source.bytes()); },
+      [result](Napi::Env) -> Napi::Value { return result->Value(); }, out);
 }
 
 // writeArena('params', values: Float32Array, offset): arena[offset, offset + values.length) = values.

@@ -36,6 +36,11 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // call settles.
   Napi::Value Queue(Napi::Env env, std::function<void()> work, std::function<Napi::Value(Napi::Env)> result,
                     Napi::Object keep_alive = Napi::Object());
+  // A Promise of a host copy of `t` (one of this model's or its optimizer's arenas) as a
+  // Float32Array, copied on a worker as one queued call: a base model's parameters take 0.4-2.6 s
+  // to copy, which must not pause the event loop. The array is allocated here (its pages are
+  // touched by the copy), and `t` stays referenced until the call settles.
+  Napi::Value QueueHostCopy(Napi::Env env, const cmae::Tensor& t);
 
  private:
   friend class ModelTask;
@@ -45,6 +50,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value Table(const Napi::CallbackInfo& info);
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value ReadArena(const Napi::CallbackInfo& info);
+  Napi::Value ReadArenaAsync(const Napi::CallbackInfo& info);
   Napi::Value WriteArena(const Napi::CallbackInfo& info);
   Napi::Value LossAndGrad(const Napi::CallbackInfo& info);
   Napi::Value Encode(const Napi::CallbackInfo& info);

@@ -17,6 +17,7 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
                        {
                            InstanceMethod<&AdamWWrap::Guard<&AdamWWrap::Step>>("step"),
                            InstanceMethod<&AdamWWrap::Guard<&AdamWWrap::Read>>("read"),
+                           InstanceMethod<&AdamWWrap::Guard<&AdamWWrap::ReadAsync>>("readAsync"),
                            InstanceMethod<&AdamWWrap::Guard<&AdamWWrap::Write>>("write"),
                            InstanceMethod<&AdamWWrap::Guard<&AdamWWrap::Dispose>>("dispose"),
                        });
@@ -88,6 +89,11 @@ class AdamWWrap : public Napi::ObjectWrap<AdamWWrap> {
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), static_cast<size_t>(t.numel()));
     t.backend().copy_to_host(out.Data(), t.f32(), t.bytes());
     return out;
+  }
+
+  // readAsync('expAvg' | 'expAvgSq') → Promise<Float32Array>: the same copy, made off the event loop.
+  Napi::Value ReadAsync(const Napi::CallbackInfo& info) {
+    return model_wrap_->QueueHostCopy(info.Env(), Moment(StringArg(info, 0, "which")));
   }
 
   // write('expAvg' | 'expAvgSq', values: Float32Array of the trainable count)

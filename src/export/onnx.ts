@@ -372,7 +372,7 @@ export async function exportOnnx(model: CMAE | Classifier, path: string, options
   stringArg(path, 'path');
   const { force = false, ...rest } = objectArg(options, 'options', true);
   if (typeof force !== 'boolean') throw new ValueError(`options.force must be a boolean, got ${typeof force}`);
-  const state = model.stateDict();
+  const state = await model.readStateDict();
   if (model instanceof Classifier) {
     const pool = model.config.globalPool ? 'mean' : 'cls';
     if (rest.classifier !== undefined) throw new ValueError('options.classifier: a Classifier exports its own head (leave it out)');

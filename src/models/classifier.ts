@@ -15,7 +15,7 @@ import { describeValue, objectArg, stringArg } from '../args';
 import { Tensor, nativeOf, type Device } from '../tensor';
 import type { NativeModel } from '../binding-types';
 import { type ModelConfig, type PresetName, resolveConfig } from './config';
-import { CHECKPOINT_FORMAT, checkTensorsFit, inBatches, toImages, writeState, type ImagesInput, type ParameterInfo } from './cmae';
+import { CHECKPOINT_FORMAT, checkTensorsFit, inBatches, stateViews, toImages, writeState, type ImagesInput, type ParameterInfo } from './cmae';
 import { readSafetensors, writeSafetensors, type SafeTensorEntry, type SafeTensorsFile } from '../io/safetensors';
 
 /** The encoder's configuration and the head's: what a classifier checkpoint records. */
@@ -177,12 +177,17 @@ export class Classifier {
 
   /** Gradients of every trainable parameter by name (views of one host copy of the arena; valid after lossAndGrad). */
   gradients(): Map<string, Float32Array> {
-    return this.views('grads', (p) => p.role === 'trainable');
+    return stateViews(this.table, this.native.readArena('grads'), (p) => p.role === 'trainable');
   }
 
-  /** Every parameter and buffer by timm name (views of one host copy of the arena). */
+  /** Every parameter and buffer by timm name (views of one host copy of the arena; synchronous, as CMAE.stateDict()). */
   stateDict(): Map<string, Float32Array> {
-    return this.views('params', () => true);
+    return stateViews(this.table, this.native.readArena('params'));
+  }
+
+  /** @internal stateDict(), the copy made on a worker (a queued call: BusyError while another runs). */
+  async readStateDict(): Promise<Map<string, Float32Array>> {
+    return stateViews(this.table, await this.native.readArenaAsync('params'));
   }
 
   /** Overwrites parameters by name; strict (default): every name known and every parameter given. */
@@ -195,7 +200,7 @@ export class Classifier {
   async save(path: string, metadata: Record<string, string> = {}): Promise<void> {
     stringArg(path, 'path');
     objectArg(metadata, 'metadata');
-    const state = this.stateDict();
+    const state = await this.readStateDict();
     const tensors = new Map<string, SafeTensorEntry>();
     for (const p of this.table) tensors.set(p.name, { dtype: 'F32', shape: p.shape, data: state.get(p.name)! });
     await writeSafetensors(path, tensors, { ...metadata, format: CLASSIFIER_FORMAT, version: '1', config: JSON.stringify(this.config), seed: String(this.seed) });
@@ -208,13 +213,6 @@ export class Classifier {
 
   [Symbol.dispose](): void {
     this.dispose();
-  }
-
-  private views(which: 'params' | 'grads', keep: (p: ParameterInfo) => boolean): Map<string, Float32Array> {
-    const arena = this.native.readArena(which);
-    const out = new Map<string, Float32Array>();
-    for (const p of this.table) if (keep(p)) out.set(p.name, arena.subarray(p.offset, p.offset + p.numel));
-    return out;
   }
 }
 

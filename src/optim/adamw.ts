@@ -74,9 +74,17 @@ export class AdamW {
    * `optimizer.exp_avg_sq.<name>`): views of one fresh host copy of each moment, as CMAE.stateDict().
    */
   stateTensors(): Map<string, Float32Array> {
+    return this.momentViews(this.native.read('expAvg'), this.native.read('expAvgSq'));
+  }
+
+  /** @internal stateTensors(), the copies made on a worker (train()'s checkpoints: a base model's moments are 2 × 0.4 GB). */
+  async readStateTensors(): Promise<Map<string, Float32Array>> {
+    const m = await this.native.readAsync('expAvg');
+    return this.momentViews(m, await this.native.readAsync('expAvgSq'));
+  }
+
+  private momentViews(m: Float32Array, v: Float32Array): Map<string, Float32Array> {
     const out = new Map<string, Float32Array>();
-    const m = this.native.read('expAvg');
-    const v = this.native.read('expAvgSq');
     for (const p of this.model.parameters()) {
       if (p.role !== 'trainable') continue;
       out.set(`optimizer.exp_avg.${p.name}`, m.subarray(p.offset, p.offset + p.numel));

@@ -153,7 +153,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     const save = async () => {
       if (!checkpointPath) return;
       await model.save(checkpointPath, {
-        tensors: optimizer.stateTensors(),
+        tensors: await optimizer.readStateTensors(),
         metadata: {
           ...(normalization !== undefined ? { normalization } : {}),
           ...options.metadata,

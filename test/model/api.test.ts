@@ -77,6 +77,31 @@ describe('CMAE model API', () => {
     model.dispose();
   });
 
+  it('save(), checkpoints and exports copy the arenas on a worker: the same bits as stateDict(), as a queued call', async () => {
+    const model = await CMAE.create({ preset: 'tiny', seed: 3 });
+    const optimizer = new AdamW(model);
+    await model.lossAndGrad({ images: images(4, 32, 3, 1), targetImages: images(4, 32, 3, 2) });
+    await optimizer.step();
+    // A queued call: the model is busy until the copy is done, and the event loop turns meanwhile.
+    let turned = false;
+    setImmediate(() => (turned = true));
+    const pending = model.readStateDict();
+    await expect(model.lossAndGrad({ images: images(4, 32, 3, 1), targetImages: images(4, 32, 3, 2) })).rejects.toThrow(BusyError);
+    const copied = await pending;
+    expect(turned).toBe(true);
+    const sync = model.stateDict();
+    expect([...copied.keys()]).toEqual([...sync.keys()]);
+    for (const [name, values] of sync) expectSameBits(copied.get(name)!, values, name);
+    const moments = optimizer.stateTensors();
+    const copiedMoments = await optimizer.readStateTensors();
+    expect([...copiedMoments.keys()]).toEqual([...moments.keys()]);
+    for (const [name, values] of moments) expectSameBits(copiedMoments.get(name)!, values, name);
+    optimizer.dispose();
+    await expect(optimizer.readStateTensors()).rejects.toThrow(DisposedError);
+    model.dispose();
+    await expect(model.readStateDict()).rejects.toThrow(DisposedError);
+  });
+
   it('the same seed gives bit-identical losses over 10 steps; a different seed does not', async () => {
     const a = await losses(7, 10);
     const b = await losses(7, 10);
