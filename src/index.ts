@@ -3,7 +3,7 @@ export {
   CmaeError, ShapeError, DTypeError, DeviceError, ValueError, FormatError, IOError, DisposedError, BusyError, AbortError, AddonLoadError,
 } from './errors';
 export { Tensor, type DType, type Device, type TensorOptions, type TypedArrayFor } from './tensor';
-export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type ParameterInfo, type ImagesInput } from './models/cmae';
+export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type FeaturePool, type ParameterInfo, type ImagesInput } from './models/cmae';
 export { type ImageSource, type EmbedImagesOptions } from './embed/images';
 export { type LoadEncoderOptions, type LoadedEncoder, type ClassifierHead } from './models/foreign';
 export { Classifier, softTargets, CLASSIFIER_FORMAT, type ClassifierConfig, type ClassifierOptions } from './models/classifier';

@@ -8,14 +8,14 @@ import { embeddingOutputs, writeEmbeddings } from '../embed/writers';
 import { setMatmulPrecision, setNumThreads } from '../runtime';
 import { checkpointNormalization, loadAll } from './data-spec';
 import { Interrupted, UsageError, catchInterrupts } from './errors';
-import { parseDevice, parsePositiveInt } from './parse';
+import { parseDevice, parseFeaturePool, parsePositiveInt } from './parse';
 import { ProgressBar } from './progress';
 
 export interface EmbedCliOptions {
   checkpoint?: string;
   data?: string;
   out?: string;
-  pool: string;
+  pool?: string;
   batchSize: string;
   split?: string;
   force?: boolean;
@@ -29,7 +29,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
   if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
   if (!o.data) throw new UsageError('--data is required (folder:DIR, idx:DIR, cifar10:DIR, mnist or fashion-mnist)');
   if (!o.out) throw new UsageError('--out FILE.npy or FILE.jsonl is required');
-  if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
+  const requestedPool = parseFeaturePool(o.pool);
   if (o.split !== undefined && o.split !== 'train' && o.split !== 'test') throw new UsageError(`--split must be train or test, got '${o.split}'`);
   const batchSize = parsePositiveInt(o.batchSize, '--batch-size');
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
@@ -48,6 +48,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
 
   const file = await readSafetensors(o.checkpoint);
   const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint, { device });
+  const pool = requestedPool ?? model.featurePool;
   const progress = new ProgressBar(process.stderr);
   try {
     const { channels, imageSize } = model.config;
@@ -56,14 +57,14 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
     const normalization = checkpointNormalization(file.metadata, o.checkpoint, data);
     if (!file.metadata.normalization) progress.log(`warning: ${o.checkpoint} records no normalization; using ${JSON.stringify(normalization)}`);
     const started = Date.now();
-    progress.log(`cmae embed: ${data.size} image${data.size === 1 ? '' : 's'} of ${name}, ${o.pool} features (dim ${model.config.dim}), batch ${batchSize}, on ${device}, to ${outputs.files.join(' + ')}`);
+    progress.log(`cmae embed: ${data.size} image${data.size === 1 ? '' : 's'} of ${name}, ${pool} features (dim ${model.config.dim}), batch ${batchSize}, on ${device}, to ${outputs.files.join(' + ')}`);
     const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: stopping after the current batch; no output is written');
     let stream: EmbeddingStream | undefined;
     let written;
     try {
       stream = embed(model, data, {
         normalization,
-        pool: o.pool,
+        pool,
         batchSize,
         signal: interrupt.signal,
         onSkip: (s: SkippedImage) => progress.log(`warning: skipped image ${s.index}: ${s.error.message}`),
@@ -91,10 +92,10 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
     const skipped = stream!.skipped.length;
     if (o.json) {
       process.stdout.write(
-        `${JSON.stringify({ data: name, images: data.size, embedded: written.rows, skipped, dim: written.dim, pool: o.pool, files: written.files, seconds, imagesPerSecond: data.size / seconds })}\n`,
+        `${JSON.stringify({ data: name, images: data.size, embedded: written.rows, skipped, dim: written.dim, pool, files: written.files, seconds, imagesPerSecond: data.size / seconds })}\n`,
       );
     } else {
-      process.stdout.write(`embedded ${written.rows} image${written.rows === 1 ? '' : 's'} (dim ${written.dim}, ${o.pool}) in ${seconds.toFixed(1)} s to ${written.files.join(' + ')}\n`);
+      process.stdout.write(`embedded ${written.rows} image${written.rows === 1 ? '' : 's'} (dim ${written.dim}, ${pool}) in ${seconds.toFixed(1)} s to ${written.files.join(' + ')}\n`);
       process.stdout.write(`skipped ${skipped} unreadable file${skipped === 1 ? '' : 's'}\n`);
     }
   } finally {

@@ -8,7 +8,7 @@ import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '
 import { setMatmulPrecision, setNumThreads } from '../runtime';
 import { checkpointNormalization, loadSplits } from './data-spec';
 import { UsageError } from './errors';
-import { parseDevice, parsePositiveInt } from './parse';
+import { parseDevice, parseFeaturePool, parsePositiveInt } from './parse';
 
 export interface EvalOptions {
   checkpoint?: string;
@@ -17,7 +17,7 @@ export interface EvalOptions {
   knn?: boolean;
   linear?: boolean;
   baselines?: boolean;
-  pool: string;
+  pool?: string;
   threads?: string;
   device: string;
   seed: string;
@@ -28,7 +28,7 @@ export async function runEval(o: EvalOptions): Promise<void> {
   if (o.classifier !== undefined) return runEvalClassifier(o, o.classifier);
   if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required (or --classifier FILE for a fine-tuned classifier)');
   if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
-  if (o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
+  const requestedPool = parseFeaturePool(o.pool);
   if (o.threads !== undefined) setNumThreads(parsePositiveInt(o.threads, '--threads'));
   const seed = parsePositiveInt(o.seed, '--seed', true);
   const device = parseDevice(o.device);
@@ -43,7 +43,8 @@ export async function runEval(o: EvalOptions): Promise<void> {
     throw new UsageError(`the checkpoint expects ${model.config.channels}-channel images, ${splits.name} has ${splits.train.channels}`);
   }
   const normalization = checkpointNormalization(file.metadata, o.checkpoint, splits.train);
-  const options = { imageSize: model.config.imageSize, normalization, pool: o.pool as 'cls' | 'mean' };
+  const pool = requestedPool ?? model.featurePool;
+  const options = { imageSize: model.config.imageSize, normalization, pool };
   const request = { knn, linear, linearOptions: { seed } };
   const rows: Record<string, EvalScores> = {};
   rows.checkpoint = scoreFeatures(await encoderFeatures(model, splits.train, options), await encoderFeatures(model, splits.test, options), request);
@@ -55,10 +56,10 @@ export async function runEval(o: EvalOptions): Promise<void> {
   }
   model.dispose();
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ data: splits.name, train: splits.train.size, test: splits.test.size, pool: o.pool, results: rows }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ data: splits.name, train: splits.train.size, test: splits.test.size, pool, results: rows }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${splits.name}: ${splits.train.size} train / ${splits.test.size} test images, ${o.pool} features, top-1\n`);
+  process.stdout.write(`${splits.name}: ${splits.train.size} train / ${splits.test.size} test images, ${pool} features, top-1\n`);
   for (const [name, s] of Object.entries(rows)) {
     const parts = [s.knnTop1 !== undefined ? `k-NN ${(100 * s.knnTop1).toFixed(2)}%` : '', s.linearTop1 !== undefined ? `linear ${(100 * s.linearTop1).toFixed(2)}%` : ''];
     process.stdout.write(`  ${name.padEnd(12)} ${parts.filter(Boolean).join('  ')}\n`);

@@ -1,17 +1,18 @@
 /** `cmae export`: a checkpoint's encoder (or encoder + linear head) as an ONNX file. */
 import { existsSync } from 'node:fs';
-import { CMAE } from '../models/cmae';
+import { CMAE, type FeaturePool } from '../models/cmae';
 import { CLASSIFIER_FORMAT, Classifier } from '../models/classifier';
 import { AbortError, FormatError } from '../errors';
 import { recordedNormalization } from '../data/loader';
 import { readSafetensors, type SafeTensorEntry } from '../io/safetensors';
 import { SUPPORTED_OPSETS, exportOnnx, type OnnxClassifierHead } from '../export/onnx';
 import { Interrupted, UsageError } from './errors';
+import { parseFeaturePool } from './parse';
 
 export interface ExportOptions {
   checkpoint?: string;
   onnx?: string;
-  /** Default: cls for a pre-training checkpoint; a classifier checkpoint's own pool. */
+  /** Default: the checkpoint's own (CMAE.featurePool; a classifier checkpoint's pool). */
   pool?: string;
   opset: string;
   classifier?: boolean;
@@ -23,7 +24,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
   if (!o.checkpoint) throw new UsageError('--checkpoint FILE is required');
   if (!o.onnx) throw new UsageError('--onnx FILE is required (the ONNX file to write)');
   if (!existsSync(o.checkpoint)) throw new UsageError(`checkpoint not found: ${o.checkpoint}`);
-  if (o.pool !== undefined && o.pool !== 'cls' && o.pool !== 'mean') throw new UsageError(`--pool must be cls or mean, got '${o.pool}'`);
+  const requestedPool = parseFeaturePool(o.pool);
   const opset = Number(o.opset);
   if (!SUPPORTED_OPSETS.includes(opset)) throw new UsageError(`--opset must be one of ${SUPPORTED_OPSETS.join(', ')}, got '${o.opset}'`);
   // Checked again, atomically, when the file is written; here so that a refusal comes before any work.
@@ -35,18 +36,18 @@ export async function runExport(o: ExportOptions): Promise<void> {
   }
   let model: CMAE | Classifier;
   let classifier: OnnxClassifierHead | undefined;
-  let pool: 'cls' | 'mean';
+  let pool: FeaturePool;
   if (fineTuned) {
     model = Classifier.fromCheckpointFile(file, o.checkpoint);
     pool = model.config.globalPool ? 'mean' : 'cls';
-    if (o.pool !== undefined && o.pool !== pool) {
+    if (requestedPool !== undefined && requestedPool !== pool) {
       model.dispose();
       throw new UsageError(`--pool ${o.pool}: ${o.checkpoint} is a classifier fine-tuned on '${pool}' features (leave --pool out)`);
     }
   } else {
     const loaded = await CMAE.fromCheckpointFile(file, o.checkpoint);
     model = loaded.model;
-    pool = (o.pool as 'cls' | 'mean' | undefined) ?? 'cls';
+    pool = requestedPool ?? model.featurePool;
     try {
       classifier = o.classifier ? headOf(loaded.extra, o.checkpoint) : undefined;
     } catch (error) {

@@ -1,11 +1,19 @@
 import { UsageError } from './errors';
 import { info, type MatmulPrecision } from '../runtime';
 import type { Device } from '../tensor';
+import type { FeaturePool } from '../models/cmae';
 
 export function parsePositiveInt(value: string, flag: string, allowZero = false): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < (allowZero ? 0 : 1)) throw new UsageError(`${flag} must be a ${allowZero ? 'non-negative' : 'positive'} integer, got '${value}'`);
   return n;
+}
+
+/** --pool of eval, embed and export: cls | mean | avg, or undefined (the checkpoint's own, CMAE.featurePool). */
+export function parseFeaturePool(value: string | undefined): FeaturePool | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'cls' && value !== 'mean' && value !== 'avg') throw new UsageError(`--pool must be cls, mean or avg, got '${value}'`);
+  return value;
 }
 
 export function parseNumberOption(value: string, flag: string, min = -Infinity, max = Infinity): number {

@@ -6,7 +6,7 @@
  * skipped (reported through `onSkip` and counted), never fatal.
  */
 import { objectArg } from '../args';
-import { CMAE } from '../models/cmae';
+import { CMAE, type FeaturePool } from '../models/cmae';
 import type { Device, Tensor } from '../tensor';
 import { AbortError, FormatError, IOError, ValueError } from '../errors';
 import { type Dataset, isInMemory, imageBytes, validateDataset } from '../data/dataset';
@@ -50,8 +50,8 @@ export interface EmbedOptions {
    * object; with a checkpoint path the checkpoint's own (its metadata.normalization) is the default.
    */
   normalization?: Normalization;
-  /** cls token (default) or mean of the patch tokens. */
-  pool?: 'cls' | 'mean';
+  /** cls token, mean of the patch tokens, or 'avg' (see EncodeOptions); default: the model's own (CMAE.featurePool). */
+  pool?: FeaturePool;
   /** Images per encoder call, and per decoded batch. Default 64. */
   batchSize?: number;
   /** Images of a lazy data set (a folder) decoded at once. Default 4 (libuv's thread pool). */
@@ -96,11 +96,11 @@ interface PreparedBatch {
  */
 export function embed(model: CMAE | string, data: Dataset | string, options?: EmbedOptions): EmbeddingStream {
   const o = objectArg(options, 'options', true);
-  const { pool = 'cls', batchSize = 64, concurrency = 4 } = o;
+  const { pool, batchSize = 64, concurrency = 4 } = o;
   if (!(model instanceof CMAE) && (typeof model !== 'string' || model === '')) throw new ValueError(`model must be a CMAE or a checkpoint path, got ${typeof model}`);
   if (typeof data !== 'string' && (typeof data !== 'object' || data === null)) throw new ValueError(`data must be a Dataset or an image folder path, got ${String(data)}`);
   if (typeof data === 'string' && data === '') throw new ValueError('data must be a Dataset or an image folder path, got an empty string');
-  if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`pool must be 'cls' or 'mean', got ${String(pool)}`);
+  if (pool !== undefined && pool !== 'cls' && pool !== 'mean' && pool !== 'avg') throw new ValueError(`pool must be 'cls', 'mean' or 'avg', got ${String(pool)}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValueError(`concurrency must be a positive integer, got ${concurrency}`);
   if (model instanceof CMAE && o.normalization === undefined) {

@@ -10,14 +10,14 @@ import { readBytes } from '../data/files';
 import { checkNormalization, resizeOnly, type Normalization } from '../data/loader';
 import { makeViewsAsync, type PixelSource } from '../kernels/data';
 import type { Tensor } from '../tensor';
-import type { CMAE } from '../models/cmae';
+import type { CMAE, FeaturePool } from '../models/cmae';
 
 /** An image file's path, or the bytes of an encoded image (a Buffer or Uint8Array: PNG, JPEG, WebP, …). */
 export type ImageSource = string | Uint8Array;
 
 export interface EmbedImagesOptions {
-  /** As encode(): 'cls' (default), 'mean' or 'avg'. */
-  pool?: 'cls' | 'mean' | 'avg';
+  /** As encode(): 'cls', 'mean' or 'avg'; default the model's own (CMAE.featurePool). */
+  pool?: FeaturePool;
   /** Images decoded and encoded at once (bounds memory). Default 64. */
   batchSize?: number;
   /** Images decoded at once. Default 4 (libuv's thread pool). */
@@ -28,7 +28,7 @@ export interface EmbedImagesOptions {
 
 /** The features of `images` under `model`: a flat Float32Array of N·dim, in the order given. */
 export async function embedImages(model: CMAE, images: readonly ImageSource[], options?: EmbedImagesOptions): Promise<Float32Array> {
-  const { pool = 'cls', batchSize = 64, concurrency = 4, normalization = model.normalization } = objectArg(options, 'options', true);
+  const { pool, batchSize = 64, concurrency = 4, normalization = model.normalization } = objectArg(options, 'options', true);
   if (!Array.isArray(images)) throw new ValueError(`images must be an array of file paths or encoded image bytes (Buffer or Uint8Array), got ${describeValue(images)}`);
   images.forEach((image, i) => {
     if (!(typeof image === 'string' && image !== '') && !(image instanceof Uint8Array)) {

@@ -3,7 +3,7 @@
  * augmentation) for a train and a test split, then k-NN and/or a linear probe; the same protocol
  * for the random-init and raw-pixel baselines, so the numbers compare.
  */
-import type { CMAE } from '../models/cmae';
+import type { CMAE, FeaturePool } from '../models/cmae';
 import type { Device } from '../tensor';
 import { DataLoader, resizeOnly, type Normalization } from '../data/loader';
 import type { Dataset } from '../data/dataset';
@@ -15,7 +15,8 @@ import type { LabeledFeatures } from './features';
 export interface FeatureOptions {
   imageSize: number;
   normalization: Normalization;
-  pool?: 'cls' | 'mean';
+  /** Default: the model's own (CMAE.featurePool). */
+  pool?: FeaturePool;
   batchSize?: number;
 }
 
@@ -51,7 +52,7 @@ export async function encoderFeatures(model: CMAE, dataset: Dataset, options: Fe
   const labels = new Int32Array(dataset.size);
   let row = 0;
   await forEachBatch(dataset, options, async (images, batchLabels) => {
-    const f = await model.encode(images, { pool: options.pool ?? 'cls' });
+    const f = await model.encode(images, { pool: options.pool });
     features.set(f, row * dim);
     labels.set(batchLabels, row);
     row += batchLabels.length;

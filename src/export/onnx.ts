@@ -26,6 +26,7 @@ import { methods, type ModelConfig } from '../models/config';
 import { info } from '../runtime';
 import type { CMAE } from '../models/cmae';
 import { Classifier, type ClassifierConfig } from '../models/classifier';
+import type { FeaturePool } from '../models/cmae';
 import {
   AttributeType, DataType, encodeModelParts, tensorValueInfo,
   type Attribute, type Dim, type Initializer, type Node, type ValueInfo,
@@ -59,8 +60,11 @@ export interface OnnxClassifierHead {
 }
 
 export interface OnnxExportOptions {
-  /** Features as encode() pools them: the cls token ('cls', the default) or the mean of the patch tokens. */
-  pool?: 'cls' | 'mean';
+  /**
+   * Features as encode() pools them: the cls token ('cls', the default), the mean of the patch
+   * tokens ('mean'), or their mean, then the final norm ('avg': a timm fc_norm encoder's).
+   */
+  pool?: FeaturePool;
   /** Which encoder, as encode()'s option: 'online' (the default, with the final norm) or 'momentum'. */
   branch?: 'online' | 'momentum';
   /** The ONNX opset to declare: 17 (the default) to 21. From 20 GELU is the Gelu operator. */
@@ -149,7 +153,7 @@ function transpose2d(data: Float32Array, rows: number, cols: number): Float32Arr
  */
 export async function encodeOnnx(config: ModelConfig | ClassifierConfig, state: ReadonlyMap<string, Float32Array>, options: Omit<OnnxExportOptions, 'force'> = {}): Promise<{ parts: Uint8Array[]; bytes: number; info: Omit<OnnxExportInfo, 'path' | 'bytes'> }> {
   const { pool = 'cls', branch = 'online', opset = DEFAULT_OPSET, classifier, normalization, signal } = objectArg(options, 'options', true);
-  if (pool !== 'cls' && pool !== 'mean') throw new ValueError(`options.pool must be 'cls' or 'mean', got ${JSON.stringify(pool)}`);
+  if (pool !== 'cls' && pool !== 'mean' && pool !== 'avg') throw new ValueError(`options.pool must be 'cls', 'mean' or 'avg', got ${JSON.stringify(pool)}`);
   if (branch !== 'online' && branch !== 'momentum') throw new ValueError(`options.branch must be 'online' or 'momentum', got ${JSON.stringify(branch)}`);
   if (!SUPPORTED_OPSETS.includes(opset)) throw new ValueError(`options.opset must be one of ${SUPPORTED_OPSETS.join(', ')}, got ${String(opset)}`);
   if (normalization !== undefined) {
@@ -163,6 +167,10 @@ export async function encodeOnnx(config: ModelConfig | ClassifierConfig, state: 
   }
   if (signal !== undefined && !(signal instanceof AbortSignal)) throw new ValueError('options.signal must be an AbortSignal');
   if (branch === 'momentum' && (config.mode === 'classifier' || !methods[config.mode].momentum)) throw new ValueError(`options.branch: a ${config.mode} model has no momentum branch`);
+  // 'avg' normalises after the pooling, with the online branch's final norm.
+  const normAfterPool = pool === 'avg';
+  if (normAfterPool && branch === 'momentum') throw new ValueError("options.pool 'avg' needs the final norm, which only the online branch has");
+  if (normAfterPool && classifier?.norm) throw new ValueError("options.classifier.norm: pool 'avg' already normalises the pooled features (leave the norm out, or pool 'mean')");
   if (branch === 'momentum' && classifier) throw new ValueError('options.classifier: a classifier head sits on the online encoder (branch \'online\')');
 
   const { imageSize: S, channels: C, patchSize: p, dim: D, heads: H, depth, mlpRatio } = config;
@@ -253,11 +261,11 @@ export async function encodeOnnx(config: ModelConfig | ClassifierConfig, state: 
     const h = gelu(linear(layerNorm(x1, `${b}.norm2`), `${b}.mlp.fc1`, D, hidden), `${b}.mlp.gelu`);
     x = g.node('Add', [x1, linear(h, `${b}.mlp.fc2`, hidden, D)], `${b}.residual2`);
   }
-  if (branch === 'online' && !fcNorm) x = layerNorm(x, 'norm');
+  if (branch === 'online' && !fcNorm && !normAfterPool) x = layerNorm(x, 'norm');
 
   // ---- pooling (and head)
   const FEATURES = 'features';
-  const featuresName = classifier ? 'pooled' : FEATURES;
+  const featuresName = classifier || normAfterPool ? 'pooled' : FEATURES;
   let features: string;
   if (pool === 'cls') {
     features = g.node('Gather', [x, index[0]], featuresName, [attr.int('axis', 1)]);
@@ -267,6 +275,10 @@ export async function encodeOnnx(config: ModelConfig | ClassifierConfig, state: 
     features = opset >= 18
       ? g.node('ReduceMean', [body, g.int64('axes_1', [1])], featuresName, [attr.int('keepdims', 0)])
       : g.node('ReduceMean', [body], featuresName, [attr.ints('axes', [1]), attr.int('keepdims', 0)]);
+  }
+  if (normAfterPool) {
+    features = g.node('LayerNormalization', [features, g.float('norm.weight', [D], tensor('norm.weight')), g.float('norm.bias', [D], tensor('norm.bias'))],
+      classifier ? 'pooled_norm' : FEATURES, [attr.int('axis', -1), attr.float('epsilon', LAYER_NORM_EPS)]);
   }
   let output = features;
   let outputShape: Dim[] = ['batch', D];
@@ -380,6 +392,8 @@ export async function exportOnnx(model: CMAE | Classifier, path: string, options
     if (rest.pool !== undefined && rest.pool !== pool) throw new ValueError(`options.pool: this Classifier pools with '${pool}' (its head was trained on it), got ${JSON.stringify(rest.pool)}`);
     rest.pool = pool;
     rest.classifier = classifierHeadOf(state, model.config);
+  } else if (rest.pool === undefined) {
+    rest.pool = model.featurePool;
   }
   const { parts, bytes, info: summary } = await encodeOnnx(model.config, state, rest);
   await pause(rest.signal);

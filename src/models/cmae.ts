@@ -70,11 +70,14 @@ export interface EncodeOptions {
    * 'avg': the mean of the patch tokens, then the final norm (timm's global_pool='avg' with
    * fc_norm, the pool of an encoder loaded from an fc_norm checkpoint; online branch only).
    */
-  pool?: 'cls' | 'mean' | 'avg';
+  pool?: FeaturePool;
   branch?: 'online' | 'momentum';
   /** Images per native call (bounds memory). Default 256. */
   batchSize?: number;
 }
+
+/** How encode() pools (EncodeOptions.pool). */
+export type FeaturePool = 'cls' | 'mean' | 'avg';
 
 export const CHECKPOINT_FORMAT = 'cmae-checkpoint';
 export const CHECKPOINT_VERSION = '1';
@@ -88,6 +91,7 @@ export class CMAE {
   private readonly byName: Map<string, ParameterInfo>;
   private checkpointMetadata: Readonly<Record<string, string>> = Object.freeze({});
   private checkpointNormalization?: Normalization;
+  private ownPool: FeaturePool = 'cls';
 
   private constructor(config: ModelConfig, seed: number, device: Device) {
     const binding = getBinding();
@@ -145,6 +149,21 @@ export class CMAE {
   get normalization(): Normalization | undefined {
     const n = this.checkpointNormalization;
     return n && { mean: [...n.mean], std: [...n.std] };
+  }
+
+  /**
+   * The pool that gives this encoder's own features, the default of encode(), the evaluation, the
+   * embeddings and the ONNX export: 'cls' for cmae's models; 'avg' for a timm/MAE encoder loaded
+   * with its fc_norm (loadEncoder), whose norm belongs after the pooling. Saved in checkpoints
+   * (metadata.pool), so a converted fc_norm encoder keeps it.
+   */
+  get featurePool(): FeaturePool {
+    return this.ownPool;
+  }
+  /** @internal Set by loadEncoder and load. */
+  set featurePool(pool: FeaturePool) {
+    if (pool !== 'cls' && pool !== 'mean' && pool !== 'avg') throw new ValueError(`featurePool must be 'cls', 'mean' or 'avg', got ${describeValue(pool)}`);
+    this.ownPool = pool;
   }
 
   /** Every parameter and buffer, in arena order. */
@@ -234,7 +253,7 @@ export class CMAE {
    * event loop.
    */
   async encode(images: ImagesInput, options?: EncodeOptions): Promise<Float32Array> {
-    const { pool = 'cls', branch = 'online', batchSize = 256 } = objectArg(options, 'options', true);
+    const { pool = this.featurePool, branch = 'online', batchSize = 256 } = objectArg(options, 'options', true);
     if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
     const { channels: C, imageSize: S, dim: D } = this.config;
     return inBatches(images, C, S, D, batchSize, (out, chunk) => this.native.encode(out, chunk, pool, branch));
@@ -269,6 +288,7 @@ export class CMAE {
       config: JSON.stringify(this.config),
       seed: String(this.seed),
       maskCounter: String(this.maskCounter),
+      ...(this.featurePool !== 'cls' ? { pool: this.featurePool } : {}),
       ...extra.metadata,
     };
     await writeSafetensors(path, tensors, metadata);
@@ -327,6 +347,13 @@ export class CMAE {
     }
     model.loadStateDict(state);
     model.maskCounter = Number(meta.maskCounter ?? 0);
+    if (meta.pool !== undefined) {
+      if (meta.pool !== 'cls' && meta.pool !== 'mean' && meta.pool !== 'avg') {
+        model.dispose();
+        throw new FormatError(`${path}: metadata.pool must be 'cls', 'mean' or 'avg', got ${JSON.stringify(meta.pool)}`);
+      }
+      model.featurePool = meta.pool;
+    }
     return { model, extra };
   }
 

@@ -289,6 +289,7 @@ export async function loadEncoder(path: string, options?: LoadEncoderOptions): P
   // Warned once the load has succeeded: a file refused for other reasons warns of nothing.
   for (const note of notes) if (note.startsWith(RESAMPLED)) process.emitWarning(note, { code: 'CMAE_POS_EMBED_RESAMPLED' });
   if (ignored.length > 0) notes.push(`ignored (strict: false) ${ignored.length} tensor${ignored.length > 1 ? 's' : ''} outside the encoder: ${ignored.join(', ')}`);
+  model.featurePool = pool;
   return { model, pool, head, notes };
 }
 

@@ -124,7 +124,7 @@ describe('cmae embed', () => {
       [['--checkpoint', checkpoint, '--out', out], /--data is required/],
       [['--checkpoint', checkpoint, '--data', `folder:${folder}`], /--out FILE.npy or FILE.jsonl is required/],
       [['--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', path.join(root, 'e.csv')], /--out must name a .npy or .jsonl file, got/],
-      [['--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', out, '--pool', 'max'], /--pool must be cls or mean/],
+      [['--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', out, '--pool', 'max'], /--pool must be cls, mean or avg/],
       [['--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', out, '--split', 'test'], /--split is for data with official splits/],
       [['--checkpoint', checkpoint, '--data', 'mnist', '--out', out], /the checkpoint expects 3-channel images, mnist has 1/],
       [['--checkpoint', checkpoint, '--data', `folder:${path.join(root, 'nowhere')}`, '--out', out], /nowhere/],
@@ -145,5 +145,37 @@ describe('cmae embed', () => {
     expect(none.stdout).toBe('');
     expect(none.stderr).toMatch(/warning: skipped image 0: .*a\.png: cannot decode image[^\n]*\n.*\] 1\/1 .*1 skipped.*\ncmae: no image could be embedded, so nothing was written\n$/);
     expect(existsSync(out)).toBe(false);
+  });
+
+  it("a timm fc_norm encoder converted to a cmae checkpoint embeds and exports with its own pool ('avg') unless --pool says otherwise", async () => {
+    const { model } = await CMAE.loadEncoder(path.join(__dirname, '..', 'fixtures', 'timm_vit_micro_avg.safetensors'), { heads: 2 });
+    const converted = path.join(root, 'converted-avg.safetensors');
+    await model.save(converted, { metadata: { normalization: JSON.stringify({ mean: [0.5, 0.45, 0.4], std: [0.25, 0.25, 0.3] }) } });
+    model.dispose();
+    const rowsOf = async (pool: 'avg' | 'cls') => {
+      const rows: Embedding[] = [];
+      for await (const row of embed(converted, folder, { pool, onSkip: () => undefined })) rows.push(row);
+      return rows.map((e) => Array.from(e.embedding));
+    };
+    const out = path.join(root, 'converted.jsonl');
+    const r = run('embed', '--checkpoint', converted, '--data', `folder:${folder}`, '--out', out, '--json');
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout).pool).toBe('avg');
+    // JSONL holds the shortest decimal of each float32: read back through a Float32Array.
+    const read = () => readFileSync(out, 'utf8').trim().split('\n').map((l) => Array.from(Float32Array.from(JSON.parse(l).embedding as number[])));
+    const lines = read();
+    const avg = await rowsOf('avg');
+    expect(lines).toEqual(avg);
+    const cls = run('embed', '--checkpoint', converted, '--data', `folder:${folder}`, '--out', out, '--pool', 'cls', '--force', '--json');
+    expect(cls.code, cls.stderr).toBe(0);
+    const clsLines = read();
+    expect(clsLines).toEqual(await rowsOf('cls'));
+    expect(clsLines).not.toEqual(avg);
+    const onnx = run('export', '--checkpoint', converted, '--onnx', path.join(root, 'converted.onnx'), '--json');
+    expect(onnx.code, onnx.stderr).toBe(0);
+    expect(JSON.parse(onnx.stdout).pool).toBe('avg');
+    const bad = run('embed', '--checkpoint', converted, '--data', `folder:${folder}`, '--out', out, '--pool', 'max', '--force');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe("cmae: --pool must be cls, mean or avg, got 'max'\n");
   });
 });

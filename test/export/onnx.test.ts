@@ -142,6 +142,26 @@ describe('exportOnnx', () => {
     small.dispose();
   });
 
+  it("pool 'avg' (mean of the patch tokens, then the final norm) matches encode(), and is the default of a model whose own pool it is", async () => {
+    const file = path.join(dir, 'avg.onnx');
+    const info = await exportOnnx(random, file, { pool: 'avg' });
+    expect(info.outputs).toEqual([{ name: 'features', shape: ['batch', 32] }]);
+    for (const n of [1, 5]) {
+      const images = randn(n * 3 * 16 * 16, 95 + n);
+      expect(maxAbsDiff((await runOnnx(file, images, [n, 3, 16, 16])).data as Float32Array, await random.encode(images, { pool: 'avg' })), `batch ${n}`).toBeLessThanOrEqual(TOL);
+    }
+    random.featurePool = 'avg';
+    try {
+      const byDefault = path.join(dir, 'avg-default.onnx');
+      await exportOnnx(random, byDefault);
+      const m = ModelProto.toObject(ModelProto.decode(readFileSync(byDefault))) as { metadataProps: { key: string; value: string }[] };
+      expect(m.metadataProps.find((e) => e.key === 'cmae.pool')!.value).toBe('avg');
+    } finally {
+      random.featurePool = 'cls';
+    }
+    await expect(exportOnnx(random, file, { pool: 'avg', branch: 'momentum', force: true })).rejects.toThrow(/pool 'avg' needs the final norm/);
+  });
+
   it('matches encode() on the momentum branch (no final norm) of a cmae model', async () => {
     await expectMatchesEncode(random, 'random', [17], 'momentum');
   });
@@ -308,7 +328,7 @@ describe('exportOnnx', () => {
     const file = path.join(dir, 'never.onnx');
     const head = (w: number[], b: number[]) => ({ weight: { shape: w, data: new Float32Array(w.reduce((x, y) => x * y, 1)) }, bias: { shape: b, data: new Float32Array(b[0]) } });
     const cases: [object, RegExp][] = [
-      [{ pool: 'max' }, /options\.pool must be 'cls' or 'mean', got "max"/],
+      [{ pool: 'max' }, /options\.pool must be 'cls', 'mean' or 'avg', got "max"/],
       [{ opset: 16 }, /options\.opset must be one of 17, 18, 19, 20, 21, got 16/],
       [{ branch: 'teacher' }, /options\.branch/],
       [{ classifier: head([3, 33], [3]) }, /head\.weight is \[3, 33\], the encoder's width 32 needs \[numClasses, 32\]/],
@@ -479,7 +499,7 @@ describe('cmae export', () => {
     const usage: [string[], RegExp][] = [
       [['--onnx', 'x.onnx'], /--checkpoint FILE is required/],
       [['--checkpoint', ckpt], /--onnx FILE is required/],
-      [['--checkpoint', ckpt, '--onnx', 'x.onnx', '--pool', 'max'], /--pool must be cls or mean, got 'max'/],
+      [['--checkpoint', ckpt, '--onnx', 'x.onnx', '--pool', 'max'], /--pool must be cls, mean or avg, got 'max'/],
       [['--checkpoint', ckpt, '--onnx', 'x.onnx', '--opset', '13'], /--opset must be one of 17, 18, 19, 20, 21, got '13'/],
     ];
     for (const [args, message] of usage) {

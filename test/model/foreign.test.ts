@@ -125,6 +125,25 @@ describe('CMAE.loadEncoder: timm-layout checkpoints vs the PyTorch reference', (
     expect(Array.from(model.stateDict().get('pos_embed')!.subarray(0, 16))).toEqual(new Array(16).fill(0));
     expect(notes.join('\n')).toMatch(/no cls row/);
     await expect(model.encode(images, { pool: 'avg', branch: 'momentum' })).rejects.toThrow(/only the online branch/);
+    // The encoder's own pool is its default and travels with it: saved as a cmae checkpoint and
+    // loaded back, encode() without options still gives the timm features.
+    expect(model.featurePool).toBe('avg');
+    expect(Array.from(await model.encode(images))).toEqual(Array.from(feats));
+    const converted = path.join(tmp, 'converted-avg.safetensors');
+    await model.save(converted);
+    expect((await readSafetensors(converted)).metadata.pool).toBe('avg');
+    const loaded = await CMAE.load(converted);
+    expect(loaded.featurePool).toBe('avg');
+    expect(Array.from(await loaded.encode(images))).toEqual(Array.from(feats));
+    loaded.dispose();
+    // A cmae model's own pool is cls, and a checkpoint naming another pool than the three is refused.
+    const plain = await CMAE.create({ preset: 'micro' });
+    expect(plain.featurePool).toBe('cls');
+    plain.dispose();
+    const file = await readSafetensors(converted);
+    const bad = path.join(tmp, 'bad-pool.safetensors');
+    await writeSafetensors(bad, file.tensors, { ...file.metadata, pool: 'max' });
+    await expect(CMAE.load(bad)).rejects.toThrow(/metadata\.pool must be 'cls', 'mean' or 'avg', got "max"/);
     model.dispose();
   });
 
