@@ -388,13 +388,20 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
   const cmae::Tensor images = TensorArg(info, 1, "images");
   const cmae::model::Pool pool = cmae::model::parse_pool(StringArg(info, 2, "pool"));
   const cmae::model::Branch branch = cmae::model::parse_branch(StringArg(info, 3, "branch"));
+  return QueueImagesToOutput(info.Env(), out, images, [pool, branch](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
+    m.encode(staged_out, staged_images, pool, branch);
+  });
+}
+
+Napi::Value ModelWrap::QueueImagesToOutput(Napi::Env env, const cmae::Tensor& out, const cmae::Tensor& images,
+                                           std::function<void(CmaeModel&, const cmae::Tensor&, const cmae::Tensor&)> fn) {
   auto model_ref = model_;
   return Queue(
-      info.Env(),
-      [=]() {
+      env,
+      [model_ref, out, images, fn]() {
         cmae::Backend& backend = model_ref->backend();
         const cmae::Tensor staged_out = OutputOnBackend(out, backend);
-        model_ref->encode(staged_out, OnBackend(images, backend), pool, branch);
+        fn(*model_ref, staged_out, OnBackend(images, backend));
         DownloadInto(out, staged_out);
       },
       nullptr);
@@ -429,16 +436,9 @@ Napi::Value ModelWrap::Predict(const Napi::CallbackInfo& info) {
   model();
   const cmae::Tensor out = TensorArg(info, 0, "out");
   const cmae::Tensor images = TensorArg(info, 1, "images");
-  auto model_ref = model_;
-  return Queue(
-      info.Env(),
-      [=]() {
-        cmae::Backend& backend = model_ref->backend();
-        const cmae::Tensor staged_out = OutputOnBackend(out, backend);
-        model_ref->predict(staged_out, OnBackend(images, backend));
-        DownloadInto(out, staged_out);
-      },
-      nullptr);
+  return QueueImagesToOutput(info.Env(), out, images, [](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
+    m.predict(staged_out, staged_images);
+  });
 }
 
 // updateMomentum(m) → Promise<void>

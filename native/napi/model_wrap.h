@@ -41,6 +41,10 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   // to copy, which must not pause the event loop. The array is allocated here (its pages are
   // touched by the copy), and `t` stays referenced until the call settles.
   Napi::Value QueueHostCopy(Napi::Env env, const cmae::Tensor& t);
+  // An (out, images) job (encode, predict): both staged on the model's backend (CPU tensors are
+  // uploaded and `out` downloaded by the worker), fn run on them.
+  Napi::Value QueueImagesToOutput(Napi::Env env, const cmae::Tensor& out, const cmae::Tensor& images,
+                                  std::function<void(model::CmaeModel&, const cmae::Tensor&, const cmae::Tensor&)> fn);
 
  private:
   friend class ModelTask;
