@@ -226,6 +226,17 @@ void scale_only(int64_t M, int64_t N, float* C, int64_t ldc, const Epilogue& ep)
 
 const KernelSet kKernels = {kMr, kNr, 8, 256, kMr * 24, 1536, false, false, macro_kernel};
 
+// Packed float32 rows as bf16 pairs (gemm_internal.h to_bf16_pairs), for the AVX-512 BF16 kernel
+// set, which only the avx2 build runs: no kernel set of the portable build has bf16 set, so there
+// this is never called (and to_bf16_pairs, an AVX-512 source, is not compiled off x86).
+void pack_bf16_pairs(uint32_t* dst, const float* src, int64_t k0, int64_t k1, int64_t kc, int w) {
+#if defined(CMAE_CPU_TARGET_AVX2)
+  to_bf16_pairs(dst, src, k0, k1, kc, w);
+#else
+  (void)dst, (void)src, (void)k0, (void)k1, (void)kc, (void)w;
+#endif
+}
+
 // The kernel set of the path in use: this target's, or in the avx2 build an AVX-512 one.
 const KernelSet& kernels_in_use() {
 #if defined(CMAE_CPU_TARGET_AVX2)
@@ -313,7 +324,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const int cols = static_cast<int>(std::min(nr, nc - col));
             const int w = panel_width(cols, ks.nr, ks.nr_min);
             pack_cols(bp + kb * kc_size * ncp + col * kc, B + (jc + col) * ldb + pc, ldb, kc, w, cols);
-            if (bf16) to_bf16_pairs(bp16 + kb * kcp_size * ncp + col * ((kc + 1) / 2), bp + kb * kc_size * ncp + col * kc, 0, kc, kc, w);
+            if (bf16) pack_bf16_pairs(bp16 + kb * kcp_size * ncp + col * ((kc + 1) / 2), bp + kb * kc_size * ncp + col * kc, 0, kc, kc, w);
           }
         });
       } else {
@@ -331,7 +342,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
               pack_kmajor(bp + kb * kc_size * ncp, B + pc * ldb + jc, ldb, k0, k1, kc, nc, ks.nr, static_cast<int>(last_w));
               if (bf16) {
                 for (int64_t p = 0; p < panels; ++p) {
-                  to_bf16_pairs(bp16 + kb * kcp_size * ncp + p * nr * ((kc + 1) / 2), bp + kb * kc_size * ncp + p * nr * kc, k0, k1, kc,
+                  pack_bf16_pairs(bp16 + kb * kcp_size * ncp + p * nr * ((kc + 1) / 2), bp + kb * kc_size * ncp + p * nr * kc, k0, k1, kc,
                                 p + 1 < panels ? ks.nr : static_cast<int>(last_w));
                 }
               }
@@ -381,7 +392,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const float* a_block = direct_a ? A + ic * lda + pc : ap;
             if (bf16) {  // the packed float32 micro-panels as bf16 pairs
               uint32_t* ap16 = reinterpret_cast<uint32_t*>(packed_a16.thread_slice());
-              for (int64_t q = 0; q * mr < mc; ++q) to_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
+              for (int64_t q = 0; q * mr < mc; ++q) pack_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
               a_block = reinterpret_cast<const float*>(ap16);
             }
             ks.macro(mc, n1 - n0, kc, a_block, direct_a ? lda : 0, b_block, C + ic * ldc + jc + n0, ldc,

@@ -52,12 +52,14 @@ void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only, st
   register_backend_under_test(std::move(b));
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
 // Why the CPU cannot run a path ("" when it can); CMAE_MAX_ISA may hide what it has (core/cpu_features.h).
 std::string missing(bool supported, const char* feature) {
   if (supported) return "";
   const char* cap = std::getenv("CMAE_MAX_ISA");
   return std::string(feature) + " is missing on this CPU" + (cap ? std::string(" or hidden by CMAE_MAX_ISA=") + cap : std::string());
 }
+#endif
 
 // A CUDA backend at one matmul precision (set in setup, restored after). `variant` names it.
 void register_cuda(const std::string& name, std::function<Backend&()> backend, MatmulPrecision precision, bool matmul_cases_only,
