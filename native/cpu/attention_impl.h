@@ -1,7 +1,8 @@
 // Internals of the multi-head self-attention kernels (ops/attention.h): the ISA-independent
 // algorithm, written once as templates on a vector-traits type V. attention.cc instantiates it with
-// 8-lane AVX2 traits (and dispatches on current_isa()), attention_avx512.cc with 16-lane AVX-512
-// traits; each translation unit is compiled with its own ISA flags.
+// the 8-lane traits of each compile target (portable, AVX2; the avx2 build hands the avx512 path
+// over), attention_avx512.cc with 16-lane AVX-512 traits; each translation unit is compiled with
+// its own ISA flags.
 //
 // One (b, h) pair at a time per thread, q/k/v read in place from the (B, N, 3D) qkv rows:
 //   forward:  K^T and V are copied into per-thread scratch (cpu/scratch.h), zero padded to whole vectors (Np =
