@@ -46,7 +46,8 @@ GeluBackwardRows backward_rows() {
 
 void gelu_forward(float* out, const float* inp, int64_t n) {
   const GeluForwardRows rows = forward_rows();
-  parallel_for(n, kMinElementsPerThread, [&](int64_t begin, int64_t end) { rows(out + begin, 0, inp + begin, 0, 1, end - begin); });
+  parallel_for(n, kMinElementsPerThread,
+               [&](int64_t begin, int64_t end) { rows(out + begin, 0, inp + begin, 0, 1, end - begin); });
 }
 
 void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {

@@ -7,8 +7,8 @@
 namespace cmae::cpu::CMAE_CPU_TARGET {
 
 void make_views(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H,
-                            int64_t W, int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed,
-                            uint64_t stream) {
+                int64_t W, int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed,
+                uint64_t stream) {
   data::make_views(online, target, shifts, sources, N_total, H, W, C, indices, B, params, seed, stream, /*parallel=*/true);
 }
 

@@ -421,7 +421,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
 }  // namespace gemm
 
 void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm::gemm_run(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, gemm::Epilogue{alpha, beta, nullptr});
 }
 

@@ -20,7 +20,7 @@ constexpr int64_t kPatchBlock = 16;
 // ---- normalised-pixel MSE ---------------------------------------------------------------------
 
 void normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
-                                              int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
+                                  int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
   const int64_t R = B * L;
   double mask_sum = 0.0;
   for (int64_t r = 0; r < R; ++r) mask_sum += mask[r];
@@ -81,7 +81,7 @@ void normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, 
 // ---- InfoNCE ------------------------------------------------------------------------------------
 
 void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
-                                          float scale, float dloss) {
+                              float scale, float dloss) {
   if (B <= 0) {
     *loss = 0.0f;
     return;
@@ -151,7 +151,7 @@ void infonce_forward_backward(float* loss, float* dq, const float* q, const floa
 // ---- NT-Xent --------------------------------------------------------------------------------------
 
 void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
-                                         float dloss) {
+                             float dloss) {
   if (R <= 0) {
     *loss = 0.0f;
     return;
@@ -228,7 +228,7 @@ void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, 
 // ---- softmax cross-entropy (the classifier's loss) -------------------------------------------------
 
 void softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets,
-                                                        int64_t B, int64_t C, float dloss) {
+                                            int64_t B, int64_t C, float dloss) {
   if (B <= 0) {
     *loss = 0.0f;
     return;

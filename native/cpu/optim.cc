@@ -21,7 +21,7 @@ constexpr int64_t kNormBlock = 1 << 14;
 }  // namespace
 
 void adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
-                            const AdamWStep& step, const float* grad_scale_ptr) {
+                const AdamWStep& step, const float* grad_scale_ptr) {
   const float grad_scale = grad_scale_ptr ? *grad_scale_ptr : 1.0f;
   // Vectorised (omp simd; sqrtf vectorises thanks to -fno-math-errno): the scalar loop spent ~15
   // cycles per element in divss/sqrtss and made AdamW compute-bound at ~9 GB/s per core.

@@ -61,7 +61,7 @@ void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64
 }
 
 void patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
-                                  int64_t W, int64_t p, int64_t K, PatchLayout layout) {
+                      int64_t W, int64_t p, int64_t K, PatchLayout layout) {
   const int64_t wg = W / p, P = p * p * C;
   // One task per listed patch (b, k): only those patches of the images are read.
   parallel_for(B * K, min_items(P), [&](int64_t begin, int64_t end) {
@@ -73,7 +73,7 @@ void patchify_visible(float* patches, const float* images, const int32_t* ids, i
 }
 
 void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
-                                int64_t grid_w, int64_t group, int64_t keep_groups) {
+                    int64_t grid_w, int64_t group, int64_t keep_groups) {
   const int64_t gw = grid_w / group, G = (grid_h / group) * gw, L = grid_h * grid_w;
   const int64_t K = keep_groups * group * group;
   const PerThreadScratch<int32_t> orders(ScratchSlot::Masking, static_cast<size_t>(G));

@@ -66,7 +66,7 @@ void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, 
 }
 
 void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
-                                       float eps) {
+                           float eps) {
   parallel_for(R, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = inp + r * D;

@@ -26,8 +26,14 @@ struct Vec {
   static Reg zero() { return Reg{}; }
   static Reg set1(float x) { return Reg{x, x, x, x, x, x, x, x}; }
   static Reg broadcast(const float* p) { return set1(*p); }
-  static Reg load(const float* p) { return *reinterpret_cast<const Reg*>(__builtin_assume_aligned(p, 32)); }
-  static void store(float* p, Reg x) { *reinterpret_cast<Reg*>(__builtin_assume_aligned(p, 32)) = x; }
+  // Through memcpy, not a Reg* (that would read floats through another type: strict aliasing);
+  // the compiler emits single vector moves.
+  static Reg load(const float* p) {
+    Reg r;
+    std::memcpy(&r, __builtin_assume_aligned(p, 32), sizeof(r));
+    return r;
+  }
+  static void store(float* p, Reg x) { std::memcpy(__builtin_assume_aligned(p, 32), &x, sizeof(x)); }
   static Reg loadu(const float* p) {
     Reg r;
     std::memcpy(&r, p, sizeof(r));
