@@ -5,8 +5,10 @@
 // on x86-64 (the same sources with AVX2 + FMA). CpuBackend (cpu_backend.h) declares the ops from
 // this list and cpu_backend.cc forwards each one to the target of current_isa().
 //
-// Adding an op: its line here (arguments = the parameter names, in order) and its definition in
-// the kernel source of its family; nothing else.
+// Adding an op (after its contract in ops/<family>.h): its line here and its definition in the
+// kernel source of its family; nothing else in the CPU backend. The arguments are the parameter
+// names in order: two swapped ones of one type would still compile, and only the op cases of the
+// harness (test/native/ops), which run every op through this forwarding, would catch it.
 #pragma once
 #include <cstdint>
 
