@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // Prints the C++ sources of one part of the native build, one per line, for binding.gyp
 // ("<!@(node scripts/list-sources.cjs core)"). CMakeLists.txt globs the same folders, so both
-// builds compile the same files: `core` = native/{core,backend,cpu,model,data} minus *_avx512.cc,
-// `avx512` = the *_avx512.cc files, `napi` = native/napi.
+// builds compile the same files: `kernels` = the CPU kernel sources (native/cpu/*.cc but
+// cpu_backend.cc and *_avx512.cc, compiled once per target: native/cpu/target.h), `avx512` = the
+// *_avx512.cc files, `core` = the rest of native/{core,backend,cpu,model,data}, `napi` = native/napi.
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
@@ -17,7 +18,9 @@ for (const folder of folders) {
   for (const name of fs.readdirSync(dir).sort()) {
     if (!name.endsWith('.cc')) continue;
     const isAvx512 = name.endsWith('_avx512.cc');
-    if ((part === 'avx512') !== isAvx512) continue;
+    const isKernel = folder === 'native/cpu' && !isAvx512 && name !== 'cpu_backend.cc';
+    const partOfFile = part === 'napi' ? 'napi' : isAvx512 ? 'avx512' : isKernel ? 'kernels' : 'core';
+    if (partOfFile !== part) continue;
     files.push(`${folder}/${name}`);
   }
 }

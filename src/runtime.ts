@@ -5,7 +5,8 @@ import { ValueError } from './errors';
 import type { NativeCudaInfo } from './binding-types';
 import type { Device } from './tensor';
 
-export type Isa = 'avx2' | 'avx512';
+/** The CPU kernel paths: 'portable' (any CPU, the only one off x86-64), 'avx2' (AVX2 + FMA), 'avx512'. */
+export type Isa = 'portable' | 'avx2' | 'avx512';
 export type MatmulPrecision = 'fp32' | 'bf16' | 'tf32';
 
 export interface RuntimeInfo {
@@ -96,7 +97,10 @@ export function getNumThreads(): number {
   return getBinding().getNumThreads();
 }
 
-/** Forces a SIMD path (kernels with an AVX-512 variant use it only when set to 'avx512'). */
+/**
+ * Forces a SIMD path: 'portable' runs every CPU kernel as compiled without AVX2, 'avx2' with AVX2 +
+ * FMA, 'avx512' adds the AVX-512 variants of the kernels that have one.
+ */
 export function setIsa(isa: Isa): void {
   getBinding().setIsa(isa);
 }

@@ -1,7 +1,8 @@
 // Internals of the multi-head self-attention kernels (ops/attention.h): the ISA-independent
 // algorithm, written once as templates on a vector-traits type V. attention.cc instantiates it with
-// 8-lane AVX2 traits (and dispatches on current_isa()), attention_avx512.cc with 16-lane AVX-512
-// traits; each translation unit is compiled with its own ISA flags.
+// the 8-lane traits of each compile target (portable, AVX2; the avx2 build hands the avx512 path
+// over), attention_avx512.cc with 16-lane AVX-512 traits; each translation unit is compiled with
+// its own ISA flags.
 //
 // One (b, h) pair at a time per thread, q/k/v read in place from the (B, N, 3D) qkv rows:
 //   forward:  K^T and V are copied into per-thread scratch (cpu/scratch.h), zero padded to whole vectors (Np =
@@ -18,15 +19,15 @@
 // While the forward computes one (b, h) pair, the q/k/v rows of the thread's next pair are
 // prefetched into L2: they are strided slices of a tensor too large for the caches.
 //
-// The traits V: cpu/vec_avx2.h / cpu/vec_avx512.h (every operation is listed in cpu/vec_math.h,
+// The traits V: cpu/vec_portable.h / cpu/vec_avx2.h / cpu/vec_avx512.h (every operation is listed in cpu/vec_math.h,
 // whose e^x the softmax uses), plus the micro-tile shape, which each translation unit adds:
 //   kMaxCV, kAccumulators                      Reg columns per micro-tile (at most); accumulator
 //                                              registers per micro-tile
 //
-// Linkage: every function here is a template on V, and each translation unit defines its V in its
-// own namespace (avx2_impl / avx512_impl) and an unnamed one inside it, derived from the traits of
-// its ISA's header (themselves in an unnamed namespace), so every instantiation has internal
-// linkage: the linker can never pick an AVX-512 body for the AVX2 path, or the reverse. The same
+// Linkage: every function here is a template on V, and each translation unit defines its V in an
+// unnamed namespace, derived from the traits of its ISA's header (themselves in an unnamed
+// namespace), so every instantiation has internal linkage: the linker can never pick an AVX-512
+// body for the AVX2 path, or an AVX2 one for the portable path. The same
 // holds for the vec_math.h templates they call. Never include vec_avx512.h from an AVX2 unit.
 #pragma once
 #include <algorithm>

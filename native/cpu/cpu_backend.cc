@@ -1,4 +1,5 @@
-// The CPU backend's memory primitives and execution policy, and the backend registry's CPU entry.
+// The CPU backend's memory primitives, execution policy and matmul precision, the forwarding of
+// every kernel op to the compile target of the path in use, and the backend registry's CPU entry.
 #include "cpu/cpu_backend.h"
 
 #include <array>
@@ -9,6 +10,7 @@
 #include <exception>
 #include <new>
 
+#include "core/cpu_features.h"
 #include "core/threads.h"
 #include "cpu/scratch.h"
 
@@ -30,6 +32,7 @@ namespace {
 
 std::atomic<size_t> g_allocated{0};  // bytes held through CpuBackend::allocate
 std::atomic<size_t> g_scratch{0};    // bytes held by the scratch buffers of every thread
+std::atomic<int> g_matmul_precision{static_cast<int>(MatmulPrecision::FP32)};
 
 // Whether a block of `bytes` is (or was) mapped: allocation and release must agree, and both are
 // given the size asked for (Storage keeps it).
@@ -158,6 +161,36 @@ void CpuBackend::run_parts(int parts, const std::function<void(int)>& fn) {
   for (const std::exception_ptr& e : errors)
     if (e) std::rethrow_exception(e);
 }
+
+void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
+  CMAE_CHECK(precision != MatmulPrecision::TF32, Value, "the cpu backend has no tf32 matmuls (expected 'fp32' or 'bf16')");
+  CMAE_CHECK(precision != MatmulPrecision::BF16 || cpu_supports_avx512_bf16(), Value,
+             "bf16 matmuls need a CPU with AVX512_BF16 (vdpbf16ps); this one has not");
+  g_matmul_precision.store(static_cast<int>(precision), std::memory_order_relaxed);
+}
+
+MatmulPrecision CpuBackend::matmul_precision() const {
+  return static_cast<MatmulPrecision>(g_matmul_precision.load(std::memory_order_relaxed));
+}
+
+// Each op runs the kernels of the target that serves current_isa(): the avx2 build for the avx2
+// and avx512 paths (its kernels call their AVX-512 variants themselves), the portable build for
+// the portable path. Read at every call, so set_isa() applies to the next op.
+#if defined(CMAE_CPU_HAS_AVX2_TARGET)
+#define CMAE_CPU_FORWARD_OP(name, params, args) \
+  void CpuBackend::name params {                \
+    if (current_isa() == Isa::Portable) {       \
+      portable::name args;                      \
+    } else {                                    \
+      avx2::name args;                          \
+    }                                           \
+  }
+#else
+#define CMAE_CPU_FORWARD_OP(name, params, args) \
+  void CpuBackend::name params { portable::name args; }
+#endif
+CMAE_CPU_OPS(CMAE_CPU_FORWARD_OP)
+#undef CMAE_CPU_FORWARD_OP
 
 void* scratch_bytes(ScratchSlot slot, size_t bytes) {
   // Through the same allocator as tensors: a GEMM packing buffer or an attention block of a large

@@ -1,4 +1,6 @@
-// SGEMM driver (BLIS/GotoBLAS loop nest), packing routines and the AVX2 6x16 micro-kernel.
+// SGEMM driver (BLIS/GotoBLAS loop nest), packing routines and the 6x16 micro-kernel on 8-lane
+// vectors, in each compile target (cpu/target.h: AVX2 + FMA, or portable); in the avx2 build the
+// driver also runs the AVX-512 kernel sets (gemm_avx512.cc, gemm_bf16_avx512.cc) on that path.
 // See gemm_internal.h for the packed layouts and the per-element arithmetic contract.
 //
 // Loop nest, per call:
@@ -11,29 +13,23 @@
 //                  in place instead by the AVX-512 kernels), runs the macro-kernel.
 // Each C element belongs to one rectangle and sees the K blocks in increasing order, each one a
 // sequential FMA chain over k, so the result does not depend on the thread count.
-#include <immintrin.h>
-
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <new>
 
 #include "core/cpu_features.h"
 #include "core/errors.h"
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
+// after cpu/target.h: its target part needs CMAE_CPU_TARGET
 #include "cpu/gemm_internal.h"
 #include "cpu/scratch.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 namespace gemm {
 namespace {
-
-// CpuBackend::set_matmul_precision: process-wide, like PyTorch's set_float32_matmul_precision.
-std::atomic<int> g_matmul_precision{static_cast<int>(MatmulPrecision::FP32)};
-
-MatmulPrecision precision() { return static_cast<MatmulPrecision>(g_matmul_precision.load(std::memory_order_relaxed)); }
 
 // Packed B super block: about 2 MiB, so the panels packed by the first region are still cached
 // when the second region uses them.
@@ -43,53 +39,7 @@ constexpr double kMinFlopsPerChunk = 1 << 20;
 constexpr int64_t kMinPackPerChunk = int64_t{1} << 15;
 constexpr int64_t kPackRows = 32;  // rows of a k-major B per packing unit
 
-// ---- packing (AVX2; memory-bound, shared by both ISAs) -----------------------------------------
-
-inline __m256i lane_mask(int n) {  // lanes [0, n) set, n in [0, 8]
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-// Stores lanes [0, n) of v, n in [1, 8], touching no memory beyond. Plain 256/128/64/32-bit stores:
-// vmaskmovps stores are microcoded and slow on AMD Zen (masked loads are fine).
-inline void store_lanes(float* d, __m256 v, int n) {
-  if (n == 8) {
-    _mm256_storeu_ps(d, v);
-    return;
-  }
-  __m128 x = _mm256_castps256_ps128(v);
-  if (n >= 4) {
-    _mm_storeu_ps(d, x);
-    x = _mm256_extractf128_ps(v, 1);
-    d += 4;
-    n -= 4;
-  }
-  if (n >= 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(d), x);
-    x = _mm_movehl_ps(x, x);
-    d += 2;
-    n -= 2;
-  }
-  if (n == 1) _mm_store_ss(d, x);
-}
-
-inline void transpose8(__m256 x[8]) {
-  const __m256 t0 = _mm256_unpacklo_ps(x[0], x[1]), t1 = _mm256_unpackhi_ps(x[0], x[1]);
-  const __m256 t2 = _mm256_unpacklo_ps(x[2], x[3]), t3 = _mm256_unpackhi_ps(x[2], x[3]);
-  const __m256 t4 = _mm256_unpacklo_ps(x[4], x[5]), t5 = _mm256_unpackhi_ps(x[4], x[5]);
-  const __m256 t6 = _mm256_unpacklo_ps(x[6], x[7]), t7 = _mm256_unpackhi_ps(x[6], x[7]);
-  const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
-  const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-  const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
-  const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
-  x[0] = _mm256_permute2f128_ps(u0, u4, 0x20);
-  x[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
-  x[2] = _mm256_permute2f128_ps(u2, u6, 0x20);
-  x[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
-  x[4] = _mm256_permute2f128_ps(u0, u4, 0x31);
-  x[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
-  x[6] = _mm256_permute2f128_ps(u2, u6, 0x31);
-  x[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
-}
+// ---- packing (memory-bound; the avx2 build's packing also serves the AVX-512 kernels) ------------
 
 // ---- k-major sources (Aᵀ stored [K, M], B stored [K, N]): element (k, c) at src[k*ld + c] --------
 // Rows k in [k_begin, k_end) of a block of `cols` columns and K extent kc are packed into panels of
@@ -99,23 +49,13 @@ inline void transpose8(__m256 x[8]) {
 
 template <int W>
 inline void copy_row(float* d, const float* s) {
-  int g = 0;
-  for (; g + 8 <= W; g += 8) _mm256_storeu_ps(d + g, _mm256_loadu_ps(s + g));
-  if (W - g >= 4) {
-    _mm_storeu_ps(d + g, _mm_loadu_ps(s + g));
-    g += 4;
-  }
-  if (W - g >= 2) {
-    _mm_storel_pi(reinterpret_cast<__m64*>(d + g), _mm_loadl_pi(_mm_setzero_ps(), reinterpret_cast<const __m64*>(s + g)));
-    g += 2;
-  }
-  if (W - g >= 1) d[g] = s[g];
+  std::memcpy(d, s, W * sizeof(float));  // a constant size: the compiler's widest moves
 }
 
 // Valid columns [0, valid) of a row into a panel row of width w, zeros beyond.
 inline void copy_row_partial(float* d, const float* s, int valid, int w) {
   for (int g = 0; g < w; g += 8) {
-    store_lanes(d + g, _mm256_maskload_ps(s + g, lane_mask(std::clamp(valid - g, 0, 8))), std::min(8, w - g));
+    Vec::store_first(d + g, Vec::load_first(s + g, std::clamp(valid - g, 0, 8)), std::min(8, w - g));
   }
 }
 
@@ -159,20 +99,20 @@ void pack_cols(float* dst, const float* src, int64_t ld, int64_t kc, int w, int 
     const int v = std::clamp(valid - g, 0, 8);
     float* d = dst + g;
     if (v == 0) {
-      for (int64_t k = 0; k < kc; ++k) store_lanes(d + k * w, _mm256_setzero_ps(), lanes);
+      for (int64_t k = 0; k < kc; ++k) Vec::store_first(d + k * w, Vec::zero(), lanes);
       continue;
     }
     const float* rows[8];
     for (int r = 0; r < 8; ++r) rows[r] = src + (g + std::min(r, v - 1)) * ld;
     int64_t k = 0;
     for (; k + 8 <= kc; k += 8) {
-      __m256 x[8];
-      for (int r = 0; r < 8; ++r) x[r] = r < v ? _mm256_loadu_ps(rows[r] + k) : _mm256_setzero_ps();
-      transpose8(x);
+      Vec::Reg x[8];
+      for (int r = 0; r < 8; ++r) x[r] = r < v ? Vec::loadu(rows[r] + k) : Vec::zero();
+      Vec::transpose(x);
       if (lanes == 8) {
-        for (int j = 0; j < 8; ++j) _mm256_storeu_ps(d + (k + j) * w, x[j]);
+        for (int j = 0; j < 8; ++j) Vec::storeu(d + (k + j) * w, x[j]);
       } else {
-        for (int j = 0; j < 8; ++j) store_lanes(d + (k + j) * w, x[j], lanes);
+        for (int j = 0; j < 8; ++j) Vec::store_first(d + (k + j) * w, x[j], lanes);
       }
     }
     for (; k < kc; ++k) {
@@ -181,82 +121,84 @@ void pack_cols(float* dst, const float* src, int64_t ld, int64_t kc, int w, int 
   }
 }
 
-// The epilogue's post-op with each ISA's vector GELU.
-constexpr auto apply_post_avx2 = apply_post<gelu_avx2::gelu_forward, gelu_avx2::gelu_backward>;
+// The epilogue's post-op with this target's vector GELU (and, in the avx2 build, AVX-512's).
+constexpr auto apply_post_target = apply_post<gelu_rows::gelu_forward, gelu_rows::gelu_backward>;
+#if defined(CMAE_CPU_TARGET_AVX2)
 constexpr auto apply_post_avx512 = apply_post<gelu_avx512::gelu_forward, gelu_avx512::gelu_backward>;
+#endif
 
-// ---- AVX2 micro-kernel: 6 rows x (8*NV) columns, 12 accumulators -------------------------------
+// ---- micro-kernel: 6 rows x (8*NV) columns, 12 accumulators -----------------------------------
 
-constexpr int kMr2 = 6;
-constexpr int kNr2 = 16;
+constexpr int kMr = 6;
+constexpr int kNr = 16;
 
 template <int NV>
-inline void micro_avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n,
-                       const Epilogue& ep, const float* bias) {
+inline void micro_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int m, int n, const Epilogue& ep,
+                         const float* bias) {
   constexpr int W = 8 * NV;
-  __m256 acc[kMr2][NV];
+  Vec::Reg acc[kMr][NV];
 #pragma GCC unroll 6
-  for (int r = 0; r < kMr2; ++r)
+  for (int r = 0; r < kMr; ++r)
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_setzero_ps();
-  for (int r = 0; r < m; ++r) _mm_prefetch(reinterpret_cast<const char*>(c + r * ldc), _MM_HINT_T0);
+    for (int v = 0; v < NV; ++v) acc[r][v] = Vec::zero();
+  for (int r = 0; r < m; ++r) __builtin_prefetch(c + r * ldc, 0, 3);  // to L1 (prefetcht0 on x86)
 
 #pragma GCC unroll 4
   for (int64_t k = 0; k < kc; ++k) {
-    __m256 bv[NV];
+    Vec::Reg bv[NV];
 #pragma GCC unroll 2
-    for (int v = 0; v < NV; ++v) bv[v] = _mm256_loadu_ps(b + 8 * v);
+    for (int v = 0; v < NV; ++v) bv[v] = Vec::loadu(b + 8 * v);
 #pragma GCC unroll 6
-    for (int r = 0; r < kMr2; ++r) {
-      const __m256 ar = _mm256_broadcast_ss(a + r);
+    for (int r = 0; r < kMr; ++r) {
+      const Vec::Reg ar = Vec::broadcast(a + r);
 #pragma GCC unroll 2
-      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(ar, bv[v], acc[r][v]);
+      for (int v = 0; v < NV; ++v) acc[r][v] = Vec::fmadd(ar, bv[v], acc[r][v]);
     }
-    a += kMr2;
+    a += kMr;
     b += W;
   }
 
   // v = fma(alpha, acc, t), t = beta*c [+ bias] or bias or 0 (gemm_internal.h).
-  const __m256 valpha = _mm256_set1_ps(ep.alpha);
-  const __m256 vbeta = _mm256_set1_ps(ep.beta);
+  const Vec::Reg valpha = Vec::set1(ep.alpha);
+  const Vec::Reg vbeta = Vec::set1(ep.beta);
   const bool read_c = ep.beta != 0.0f;
-  __m256i mask[NV];
-  __m256 vbias[NV];
+  int lanes[NV];
+  Vec::Reg vbias[NV];
 #pragma GCC unroll 2
   for (int v = 0; v < NV; ++v) {
-    mask[v] = lane_mask(std::clamp(n - 8 * v, 0, 8));
-    vbias[v] = bias ? _mm256_maskload_ps(bias + 8 * v, mask[v]) : _mm256_setzero_ps();
+    lanes[v] = std::clamp(n - 8 * v, 0, 8);
+    vbias[v] = bias ? Vec::load_first(bias + 8 * v, lanes[v]) : Vec::zero();
   }
   const bool full = n == W;
 #pragma GCC unroll 6
-  for (int r = 0; r < kMr2; ++r) {
+  for (int r = 0; r < kMr; ++r) {
     if (r >= m) break;
     float* cr = c + r * ldc;
 #pragma GCC unroll 2
     for (int v = 0; v < NV; ++v) {
-      __m256 t = vbias[v];
+      Vec::Reg t = vbias[v];
       if (read_c) {
-        const __m256 cv = full ? _mm256_loadu_ps(cr + 8 * v) : _mm256_maskload_ps(cr + 8 * v, mask[v]);
-        t = bias ? _mm256_fmadd_ps(vbeta, cv, t) : _mm256_mul_ps(vbeta, cv);
+        const Vec::Reg cv = full ? Vec::loadu(cr + 8 * v) : Vec::load_first(cr + 8 * v, lanes[v]);
+        t = bias ? Vec::fmadd(vbeta, cv, t) : Vec::mul(vbeta, cv);
       }
-      const __m256 out = _mm256_fmadd_ps(valpha, acc[r][v], t);
+      const Vec::Reg out = Vec::fmadd(valpha, acc[r][v], t);
       if (full) {
-        _mm256_storeu_ps(cr + 8 * v, out);
+        Vec::storeu(cr + 8 * v, out);
       } else if (n > 8 * v) {
-        store_lanes(cr + 8 * v, out, std::min(8, n - 8 * v));
+        Vec::store_first(cr + 8 * v, out, lanes[v]);
       }
     }
   }
 }
 
-void macro_avx2(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t /*lda: always packed*/, const float* bp, float* c,
-                int64_t ldc, const Epilogue& ep, const PrefetchPlan& next) {
-  macro_loop<kMr2, kNr2, gelu_avx2::gelu_forward, gelu_avx2::gelu_backward>(
+void macro_kernel(int64_t mc, int64_t nc, int64_t kc, const float* ap, int64_t /*lda: always packed*/, const float* bp, float* c,
+                  int64_t ldc, const Epilogue& ep, const PrefetchPlan& next) {
+  macro_loop<kMr, kNr, gelu_rows::gelu_forward, gelu_rows::gelu_backward>(
       mc, nc, c, ldc, ep, next, [&](int64_t i, int64_t j, int m, int n, const float* bias) {
         if (n > 8) {
-          micro_avx2<2>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+          micro_kernel<2>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
         } else {
-          micro_avx2<1>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
+          micro_kernel<1>(kc, ap + i * kc, bp + j * kc, c + i * ldc + j, ldc, m, n, ep, bias);
         }
       });
 }
@@ -282,11 +224,40 @@ void scale_only(int64_t M, int64_t N, float* C, int64_t ldc, const Epilogue& ep)
   }
 }
 
-const KernelSet kAvx2Kernels = {kMr2, kNr2, 8, 256, kMr2 * 24, 1536, false, false, macro_avx2};
+const KernelSet kKernels = {kMr, kNr, 8, 256, kMr * 24, 1536, false, false, macro_kernel};
+
+// Packed float32 rows as bf16 pairs (gemm_internal.h to_bf16_pairs), for the AVX-512 BF16 kernel
+// set, which only the avx2 build runs: no kernel set of the portable build has bf16 set, so there
+// this is never called (and to_bf16_pairs, an AVX-512 source, is not compiled off x86).
+void pack_bf16_pairs(uint32_t* dst, const float* src, int64_t k0, int64_t k1, int64_t kc, int w) {
+#if defined(CMAE_CPU_TARGET_AVX2)
+  to_bf16_pairs(dst, src, k0, k1, kc, w);
+#else
+  (void)dst, (void)src, (void)k0, (void)k1, (void)kc, (void)w;
+#endif
+}
+
+// The kernel set of the path in use: this target's, or in the avx2 build an AVX-512 one.
+const KernelSet& kernels_in_use() {
+#if defined(CMAE_CPU_TARGET_AVX2)
+  if (current_isa() == Isa::AVX512) {
+    return cpu_backend().matmul_precision() == MatmulPrecision::BF16 ? avx512_bf16_kernels() : avx512_kernels();
+  }
+#endif
+  return kKernels;
+}
+
+// Floats of the largest packed A block of any kernel set this target runs, so the per-thread
+// buffer is sized once.
+size_t packed_a_block_floats() {
+  size_t floats = static_cast<size_t>(kKernels.mc * kKernels.kc);
+#if defined(CMAE_CPU_TARGET_AVX2)
+  floats = std::max(floats, static_cast<size_t>(avx512_kernels().mc * avx512_kernels().kc));
+#endif
+  return floats;
+}
 
 }  // namespace
-
-const KernelSet& avx2_kernels() { return kAvx2Kernels; }
 
 
 void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
@@ -295,16 +266,14 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
   if (K <= 0 || ep.alpha == 0.0f) {
     scale_only(M, N, C, ldc, ep);
     if (ep.post != PostOp::None) {
-      if (current_isa() == Isa::AVX512) {
-        apply_post_avx512(ep, C, ldc, M, N);
-      } else {
-        apply_post_avx2(ep, C, ldc, M, N);
-      }
+#if defined(CMAE_CPU_TARGET_AVX2)
+      if (current_isa() == Isa::AVX512) return apply_post_avx512(ep, C, ldc, M, N);
+#endif
+      apply_post_target(ep, C, ldc, M, N);
     }
     return;
   }
-  const bool avx512 = current_isa() == Isa::AVX512;
-  const KernelSet& ks = !avx512 ? avx2_kernels() : precision() == MatmulPrecision::BF16 ? avx512_bf16_kernels() : avx512_kernels();
+  const KernelSet& ks = kernels_in_use();
   const bool bf16 = ks.bf16;
   const int64_t mr = ks.mr, nr = ks.nr;
   const int64_t kc_size = k_block_size(K, ks.kc);
@@ -313,9 +282,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
   // already, and packing them cost a pass over A from DRAM that the micro-kernel's own streaming
   // loads overlap with the FMAs (measured +3-5 % on the K = 512-768 products, +1-1.5 % per step).
   const bool direct_a = ks.direct_a && !trans_a;
-  // Largest A block of either ISA, so the per-thread buffer is sized once.
-  const size_t packed_a_floats = static_cast<size_t>(std::max(avx2_kernels().mc * avx2_kernels().kc,
-                                                              avx512_kernels().mc * avx512_kernels().kc));
+  const size_t packed_a_floats = packed_a_block_floats();
   // Per-thread packed A blocks, taken before any parallel region (cpu/scratch.h).
   const PerThreadScratch<float> packed_a(ScratchSlot::GemmPackedA, packed_a_floats);
   const PerThreadScratch<float> packed_a16(ScratchSlot::GemmPackedA16, bf16 ? packed_a_floats : 0);
@@ -357,7 +324,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const int cols = static_cast<int>(std::min(nr, nc - col));
             const int w = panel_width(cols, ks.nr, ks.nr_min);
             pack_cols(bp + kb * kc_size * ncp + col * kc, B + (jc + col) * ldb + pc, ldb, kc, w, cols);
-            if (bf16) to_bf16_pairs(bp16 + kb * kcp_size * ncp + col * ((kc + 1) / 2), bp + kb * kc_size * ncp + col * kc, 0, kc, kc, w);
+            if (bf16) pack_bf16_pairs(bp16 + kb * kcp_size * ncp + col * ((kc + 1) / 2), bp + kb * kc_size * ncp + col * kc, 0, kc, kc, w);
           }
         });
       } else {
@@ -375,7 +342,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
               pack_kmajor(bp + kb * kc_size * ncp, B + pc * ldb + jc, ldb, k0, k1, kc, nc, ks.nr, static_cast<int>(last_w));
               if (bf16) {
                 for (int64_t p = 0; p < panels; ++p) {
-                  to_bf16_pairs(bp16 + kb * kcp_size * ncp + p * nr * ((kc + 1) / 2), bp + kb * kc_size * ncp + p * nr * kc, k0, k1, kc,
+                  pack_bf16_pairs(bp16 + kb * kcp_size * ncp + p * nr * ((kc + 1) / 2), bp + kb * kc_size * ncp + p * nr * kc, k0, k1, kc,
                                 p + 1 < panels ? ks.nr : static_cast<int>(last_w));
                 }
               }
@@ -425,7 +392,7 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
             const float* a_block = direct_a ? A + ic * lda + pc : ap;
             if (bf16) {  // the packed float32 micro-panels as bf16 pairs
               uint32_t* ap16 = reinterpret_cast<uint32_t*>(packed_a16.thread_slice());
-              for (int64_t q = 0; q * mr < mc; ++q) to_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
+              for (int64_t q = 0; q * mr < mc; ++q) pack_bf16_pairs(ap16 + q * mr * ((kc + 1) / 2), ap + q * mr * kc, 0, kc, kc, ks.mr);
               a_block = reinterpret_cast<const float*>(ap16);
             }
             ks.macro(mc, n1 - n0, kc, a_block, direct_a ? lda : 0, b_block, C + ic * ldc + jc + n0, ldc,
@@ -453,18 +420,9 @@ void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const
 
 }  // namespace gemm
 
-void CpuBackend::set_matmul_precision(MatmulPrecision precision) {
-  CMAE_CHECK(precision != MatmulPrecision::TF32, Value, "the cpu backend has no tf32 matmuls (expected 'fp32' or 'bf16')");
-  CMAE_CHECK(precision != MatmulPrecision::BF16 || cpu_supports_avx512_bf16(), Value,
-             "bf16 matmuls need a CPU with AVX512_BF16 (vdpbf16ps); this one has not");
-  gemm::g_matmul_precision.store(static_cast<int>(precision), std::memory_order_relaxed);
-}
-
-MatmulPrecision CpuBackend::matmul_precision() const { return gemm::precision(); }
-
-void CpuBackend::sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                       const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
   gemm::gemm_run(trans_a, trans_b, M, N, K, A, lda, B, ldb, C, ldc, gemm::Epilogue{alpha, beta, nullptr});
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

@@ -1,4 +1,5 @@
-// Internals of the SGEMM family (gemm.cc drives, gemm_avx512.cc adds the AVX-512 micro-kernels).
+// Internals of the SGEMM family (gemm.cc drives and has the 8-lane micro-kernel of each compile
+// target, gemm_avx512.cc and gemm_bf16_avx512.cc add the AVX-512 micro-kernels).
 // BLIS/GotoBLAS structure: C is computed in K blocks of `kc` (boundaries fixed by K and the ISA),
 // op(B) is packed cooperatively into micro-panels of NR columns, each thread packs its own
 // MC x kc blocks of op(A) into micro-panels of MR rows, and a register-blocked MR x NR
@@ -22,8 +23,6 @@
 // of rows a few KiB apart (per strip) waited on DRAM for every piece, hardware and software
 // prefetch notwithstanding (measured: fused backward 24 ms against 16 ms for the two passes).
 #pragma once
-#include <xmmintrin.h>
-
 #include <algorithm>
 #include <cstdint>
 
@@ -58,10 +57,7 @@ struct Epilogue {
 
 // Applies ep.post to rows x cols of C at c (ep's post_out/post_in point at the same element as c),
 // with the vector GELU of one ISA (cpu/gelu.h).
-using GeluForward = void (*)(float* out, int64_t ldo, const float* inp, int64_t ldi, int64_t rows, int64_t cols);
-using GeluBackward = void (*)(float* dinp, int64_t ldd, const float* dout, int64_t ldo, const float* inp, int64_t ldi,
-                              int64_t rows, int64_t cols);
-template <GeluForward Forward, GeluBackward Backward>
+template <GeluForwardRows Forward, GeluBackwardRows Backward>
 void apply_post(const Epilogue& ep, float* c, int64_t ldc, int64_t rows, int64_t cols) {
   if (ep.post == PostOp::Gelu) {
     Forward(ep.post_out, ep.post_ld, c, ldc, rows, cols);
@@ -88,7 +84,7 @@ class Prefetcher {
   }
   void step() {
     for (int64_t i = 0; i < per_call_ && row_ < plan_.rows; ++i) {
-      _mm_prefetch(plan_.base + row_ * plan_.stride + offset_, _MM_HINT_T1);
+      __builtin_prefetch(plan_.base + row_ * plan_.stride + offset_, 0, 2);  // to L2 (prefetcht1 on x86)
       offset_ += 64;
       if (offset_ >= plan_.bytes + 64) {
         offset_ = 0;
@@ -114,7 +110,7 @@ class Prefetcher {
 // micro-kernels: cpu/attention_impl.h, "Linkage"), and always inlined into the macro-kernel: as a
 // separate function taking the lambda by reference, its micro-kernel loops lost a register (the K
 // bound spilled to the stack) against the hand-written loops this replaces.
-template <int MR, int NR, GeluForward Forward, GeluBackward Backward, class Tile>
+template <int MR, int NR, GeluForwardRows Forward, GeluBackwardRows Backward, class Tile>
 [[gnu::always_inline]] inline void macro_loop(int64_t mc, int64_t nc, float* c, int64_t ldc, const Epilogue& ep,
                                               const PrefetchPlan& next, Tile&& tile) {
   Prefetcher prefetch(next, ((mc + MR - 1) / MR) * ((nc + NR - 1) / NR));
@@ -163,7 +159,6 @@ inline int64_t packed_width(int64_t nc, int nr, int nr_min) {
   return full + (nc > full ? panel_width(nc - full, nr, nr_min) : 0);
 }
 
-const KernelSet& avx2_kernels();    // gemm.cc
 const KernelSet& avx512_kernels();  // gemm_avx512.cc
 const KernelSet& avx512_bf16_kernels();  // gemm_bf16_avx512.cc: only with cpu_supports_avx512_bf16()
 
@@ -171,8 +166,14 @@ const KernelSet& avx512_bf16_kernels();  // gemm_bf16_avx512.cc: only with cpu_s
 // bf16 pairs dst[(k/2)*w + c] (low half row k, high half row k+1, 0 past kc), rounded to nearest even.
 void to_bf16_pairs(uint32_t* dst, const float* src, int64_t k0, int64_t k1, int64_t kc, int w);
 
-// The driver behind sgemm and linear_forward (gemm.cc): C = alpha*op(A)op(B) + beta*C [+ bias].
+}  // namespace cmae::cpu::gemm
+
+#ifdef CMAE_CPU_TARGET
+// The driver of one compile target (gemm.cc, cpu/target.h), behind its sgemm and linear ops.
+namespace cmae::cpu::CMAE_CPU_TARGET::gemm {
+using namespace cmae::cpu::gemm;  // the shared types and loops above, as gemm:: in the target
+// C = alpha*op(A)op(B) + beta*C [+ bias].
 void gemm_run(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
               int64_t ldb, float* C, int64_t ldc, const Epilogue& ep);
-
-}  // namespace cmae::cpu::gemm
+}  // namespace cmae::cpu::CMAE_CPU_TARGET::gemm
+#endif

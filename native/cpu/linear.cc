@@ -1,18 +1,18 @@
 // The fully connected layer (ops/linear.h) on the SGEMM driver (gemm.cc): the bias and GELU (or
 // GELU') run in the GEMM epilogue; bias gradients are rows.cc's column sums.
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/gemm_internal.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
-void CpuBackend::linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C,
-                                int64_t OC) {
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C,
+                    int64_t OC) {
   // out = inp · weightᵀ: NT GEMM, M = R, N = OC, K = C; the bias is added in the kernel epilogue.
   gemm::gemm_run(false, true, R, OC, C, inp, C, weight, C, out, OC, gemm::Epilogue{1.0f, 0.0f, bias});
 }
 
-void CpuBackend::linear_gelu_forward(float* pre, float* out, const float* inp, const float* weight, const float* bias, int64_t R,
-                                     int64_t C, int64_t OC) {
+void linear_gelu_forward(float* pre, float* out, const float* inp, const float* weight, const float* bias, int64_t R,
+                         int64_t C, int64_t OC) {
   gemm::Epilogue ep{1.0f, 0.0f, bias};
   ep.post = gemm::PostOp::Gelu;
   ep.post_out = out;
@@ -20,8 +20,8 @@ void CpuBackend::linear_gelu_forward(float* pre, float* out, const float* inp, c
   gemm::gemm_run(false, true, R, OC, C, inp, C, weight, C, pre ? pre : out, OC, ep);
 }
 
-void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                 const float* weight, int64_t R, int64_t C, int64_t OC) {
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t R, int64_t C, int64_t OC) {
   // dinp[R,C] = dout[R,OC] · weight[OC,C]  (NN, overwrite)
   if (dinp) sgemm(false, false, R, C, OC, 1.0f, dout, OC, weight, C, 0.0f, dinp, C);
   // dweight[OC,C] += doutᵀ · inp (TN, K = R: its K blocks depend only on R); dbias += Σ_rows dout.
@@ -29,8 +29,8 @@ void CpuBackend::linear_backward(float* dinp, float* dweight, float* dbias, cons
   if (dbias) column_sums_add(dbias, dout, R, OC, OC);
 }
 
-void CpuBackend::gelu_linear_backward(float* dpre, float* dweight, float* dbias, const float* dout, const float* act,
-                                      const float* pre, const float* weight, int64_t R, int64_t C, int64_t OC) {
+void gelu_linear_backward(float* dpre, float* dweight, float* dbias, const float* dout, const float* act,
+                          const float* pre, const float* weight, int64_t R, int64_t C, int64_t OC) {
   // dpre = (dout · weight) ⊙ GELU'(pre): the NN product with the derivative in its epilogue.
   gemm::Epilogue ep{1.0f, 0.0f, nullptr};
   ep.post = gemm::PostOp::GeluGrad;
@@ -40,4 +40,4 @@ void CpuBackend::gelu_linear_backward(float* dpre, float* dweight, float* dbias,
   linear_backward(nullptr, dweight, dbias, dout, act, weight, R, C, OC);
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

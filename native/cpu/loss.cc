@@ -3,11 +3,11 @@
 #include <limits>
 
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/reduce.h"
 #include "cpu/scratch.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
 namespace {
 
@@ -19,8 +19,8 @@ constexpr int64_t kPatchBlock = 16;
 
 // ---- normalised-pixel MSE ---------------------------------------------------------------------
 
-void CpuBackend::normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
-                                              int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
+void normpix_mse_forward_backward(float* loss, float* dpred, const float* pred, const float* target, const float* mask,
+                                  int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss) {
   const int64_t R = B * L;
   double mask_sum = 0.0;
   for (int64_t r = 0; r < R; ++r) mask_sum += mask[r];
@@ -80,8 +80,8 @@ void CpuBackend::normpix_mse_forward_backward(float* loss, float* dpred, const f
 
 // ---- InfoNCE ------------------------------------------------------------------------------------
 
-void CpuBackend::infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
-                                          float scale, float dloss) {
+void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
+                              float scale, float dloss) {
   if (B <= 0) {
     *loss = 0.0f;
     return;
@@ -150,8 +150,8 @@ void CpuBackend::infonce_forward_backward(float* loss, float* dq, const float* q
 
 // ---- NT-Xent --------------------------------------------------------------------------------------
 
-void CpuBackend::ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
-                                         float dloss) {
+void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
+                             float dloss) {
   if (R <= 0) {
     *loss = 0.0f;
     return;
@@ -227,8 +227,8 @@ void CpuBackend::ntxent_forward_backward(float* loss, float* dz, const float* z,
 
 // ---- softmax cross-entropy (the classifier's loss) -------------------------------------------------
 
-void CpuBackend::softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets,
-                                                        int64_t B, int64_t C, float dloss) {
+void softmax_cross_entropy_forward_backward(float* loss, float* dlogits, const float* logits, const float* targets,
+                                            int64_t B, int64_t C, float dloss) {
   if (B <= 0) {
     *loss = 0.0f;
     return;
@@ -256,4 +256,4 @@ void CpuBackend::softmax_cross_entropy_forward_backward(float* loss, float* dlog
   *loss = static_cast<float>(total / static_cast<double>(B));
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

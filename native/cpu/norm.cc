@@ -5,11 +5,11 @@
 #include <cmath>
 
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/reduce.h"
 #include "cpu/scratch.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
 namespace {
 
@@ -55,16 +55,16 @@ void layernorm_row(float* y, float* x_out, const float* a, const float* b, const
 
 }  // namespace
 
-void CpuBackend::layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
-                                   int64_t R, int64_t C, float eps) {
+void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias,
+                       int64_t R, int64_t C, float eps) {
   parallel_for(R, min_items(C), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       layernorm_row(out + r * C, nullptr, inp + r * C, nullptr, weight, bias, mean + r, rstd + r, C, eps);
   });
 }
 
-void CpuBackend::residual_layernorm_forward(float* sum, float* out, float* mean, float* rstd, const float* a, const float* b,
-                                            const float* weight, const float* bias, int64_t R, int64_t C, float eps) {
+void residual_layernorm_forward(float* sum, float* out, float* mean, float* rstd, const float* a, const float* b,
+                                const float* weight, const float* bias, int64_t R, int64_t C, float eps) {
   parallel_for(R, min_items(C), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r)
       layernorm_row(out + r * C, sum + r * C, a + r * C, b + r * C, weight, bias, mean + r, rstd + r, C, eps);
@@ -119,9 +119,9 @@ void layernorm_backward_rows(float* dinp, float* pw, float* pb, const float* dou
 
 }  // namespace
 
-void CpuBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                    const float* weight, const float* mean, const float* rstd, int64_t R, int64_t C,
-                                    bool accumulate_dinp) {
+void layernorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t R, int64_t C,
+                        bool accumulate_dinp) {
   const int64_t nblocks = (R + kRowBlock - 1) / kRowBlock;
   // Per block of rows: the block's contribution to dweight (C floats), then to dbias (C floats).
   const int64_t stride = 2 * C;
@@ -143,8 +143,8 @@ void CpuBackend::layernorm_backward(float* dinp, float* dweight, float* dbias, c
   column_sums_add(dbias, partial + C, nblocks, C, stride);
 }
 
-void CpuBackend::batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean, float* running_var, const float* inp,
-                                   const float* weight, const float* bias, int64_t B, int64_t C, float eps, float momentum) {
+void batchnorm_forward(float* out, float* mean, float* rstd, float* running_mean, float* running_var, const float* inp,
+                       const float* weight, const float* bias, int64_t B, int64_t C, float eps, float momentum) {
   const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
   const float inv_b = 1.0f / static_cast<float>(B);
   const float unbias = static_cast<float>(B) / static_cast<float>(B - 1);  // B >= 2 (bindings check)
@@ -198,8 +198,8 @@ void CpuBackend::batchnorm_forward(float* out, float* mean, float* rstd, float* 
   });
 }
 
-void CpuBackend::batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                                    const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C) {
+void batchnorm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                        const float* weight, const float* mean, const float* rstd, int64_t B, int64_t C) {
   const int64_t ntiles = (C + kChannelTile - 1) / kChannelTile;
   const float inv_b = 1.0f / static_cast<float>(B);
   parallel_for(ntiles, min_items(B * kChannelTile), [&](int64_t t0, int64_t t1) {
@@ -243,8 +243,8 @@ void CpuBackend::batchnorm_backward(float* dinp, float* dweight, float* dbias, c
   });
 }
 
-void CpuBackend::batchnorm_inference(float* out, const float* inp, const float* running_mean, const float* running_var,
-                                     const float* weight, const float* bias, int64_t B, int64_t C, float eps) {
+void batchnorm_inference(float* out, const float* inp, const float* running_mean, const float* running_var,
+                         const float* weight, const float* bias, int64_t B, int64_t C, float eps) {
   // Per-channel scale and shift once (C floats each), then one element-wise pass over the rows.
   float* scale = scratch<float>(ScratchSlot::Reduction, static_cast<size_t>(2 * C));
   float* shift = scale + C;
@@ -263,4 +263,4 @@ void CpuBackend::batchnorm_inference(float* out, const float* inp, const float* 
   });
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

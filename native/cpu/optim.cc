@@ -2,11 +2,11 @@
 #include <cmath>
 
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/reduce.h"
 #include "cpu/scratch.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
 namespace {
 
@@ -20,8 +20,8 @@ constexpr int64_t kNormBlock = 1 << 14;
 
 }  // namespace
 
-void CpuBackend::adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
-                            const AdamWStep& step, const float* grad_scale_ptr) {
+void adamw_step(float* params, float* m, float* v, const float* grads, const float* decay_mask, int64_t n,
+                const AdamWStep& step, const float* grad_scale_ptr) {
   const float grad_scale = grad_scale_ptr ? *grad_scale_ptr : 1.0f;
   // Vectorised (omp simd; sqrtf vectorises thanks to -fno-math-errno): the scalar loop spent ~15
   // cycles per element in divss/sqrtss and made AdamW compute-bound at ~9 GB/s per core.
@@ -36,14 +36,14 @@ void CpuBackend::adamw_step(float* params, float* m, float* v, const float* grad
   });
 }
 
-void CpuBackend::ema_update(float* target, const float* online, int64_t n, float momentum) {
+void ema_update(float* target, const float* online, int64_t n, float momentum) {
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) target[i] = ema_lerp(target[i], online[i], momentum);
   });
 }
 
-void CpuBackend::global_norm(double* norm, const float* grads, int64_t n) {
+void global_norm(double* norm, const float* grads, int64_t n) {
   if (n <= 0) {
     *norm = 0.0;
     return;
@@ -62,13 +62,13 @@ void CpuBackend::global_norm(double* norm, const float* grads, int64_t n) {
   *norm = std::sqrt(total);
 }
 
-void CpuBackend::clip_coefficient(float* scale, const double* norm, double max_norm) { *scale = cmae::clip_coefficient(*norm, max_norm); }
+void clip_coefficient(float* scale, const double* norm, double max_norm) { *scale = cmae::clip_coefficient(*norm, max_norm); }
 
-void CpuBackend::scale_inplace(float* x, int64_t n, float s) {
+void scale_inplace(float* x, int64_t n, float s) {
   parallel_for(n, kArenaChunk, [&](int64_t begin, int64_t end) {
 #pragma omp simd
     for (int64_t i = begin; i < end; ++i) x[i] *= s;
   });
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

@@ -5,10 +5,10 @@
 
 #include "core/rng.h"
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/scratch.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
 // One patch (b, h, w) ↔ its patch vector: the image side is read/written p contiguous pixels at
 // a time; Forward = true copies image → patch. images_b is sample b's first pixel.
@@ -52,16 +52,16 @@ static void patch_copy(float* patches, float* images, int64_t B, int64_t C, int6
   });
 }
 
-void CpuBackend::patchify(float* patches, const float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+void patchify(float* patches, const float* images, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   patch_copy<true>(patches, const_cast<float*>(images), B, C, Hh, W, p, layout);
 }
 
-void CpuBackend::unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
+void unpatchify(float* images, const float* patches, int64_t B, int64_t C, int64_t Hh, int64_t W, int64_t p, PatchLayout layout) {
   patch_copy<false>(const_cast<float*>(patches), images, B, C, Hh, W, p, layout);
 }
 
-void CpuBackend::patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
-                                  int64_t W, int64_t p, int64_t K, PatchLayout layout) {
+void patchify_visible(float* patches, const float* images, const int32_t* ids, int64_t B, int64_t C, int64_t Hh,
+                      int64_t W, int64_t p, int64_t K, PatchLayout layout) {
   const int64_t wg = W / p, P = p * p * C;
   // One task per listed patch (b, k): only those patches of the images are read.
   parallel_for(B * K, min_items(P), [&](int64_t begin, int64_t end) {
@@ -72,8 +72,8 @@ void CpuBackend::patchify_visible(float* patches, const float* images, const int
   });
 }
 
-void CpuBackend::random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
-                                int64_t grid_w, int64_t group, int64_t keep_groups) {
+void random_masking(int32_t* ids_keep, int32_t* ids_restore, float* mask, const float* noise, int64_t B, int64_t grid_h,
+                    int64_t grid_w, int64_t group, int64_t keep_groups) {
   const int64_t gw = grid_w / group, G = (grid_h / group) * gw, L = grid_h * grid_w;
   const int64_t K = keep_groups * group * group;
   const PerThreadScratch<int32_t> orders(ScratchSlot::Masking, static_cast<size_t>(G));
@@ -114,7 +114,7 @@ void CpuBackend::random_masking(int32_t* ids_keep, int32_t* ids_restore, float* 
   });
 }
 
-void CpuBackend::masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) {
+void masking_noise(float* noise, int64_t B, int64_t G, uint64_t seed, uint64_t stream) {
   // One Philox block (10 rounds) per element: ~1k elements already pay for a thread.
   parallel_for(B * G, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t i = begin; i < end; ++i) noise[i] = uniform01(seed, stream, static_cast<uint64_t>(i));
@@ -142,15 +142,15 @@ static void visible_rows_plus_positions(float* out, const float* tokens, const f
   });
 }
 
-void CpuBackend::gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void gather_visible_forward(float* out, const float* tokens, const float* pos, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   visible_rows_plus_positions<true>(out, tokens, pos, ids_keep, B, L, K, D, prefix);
 }
 
-void CpuBackend::add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void add_positions(float* out, const float* tokens, const float* pos, const int32_t* ids, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   visible_rows_plus_positions<false>(out, tokens, pos, ids, B, L, K, D, prefix);
 }
 
-void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void gather_visible_backward(float* dtokens, const float* dout, const int32_t* ids_keep, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   // One sample per task: zero its L rows, then add its K rows in k order (repeated ids add up).
   parallel_for(B, min_items(L * D), [&](int64_t begin, int64_t end) {
     for (int64_t b = begin; b < end; ++b) {
@@ -166,7 +166,7 @@ void CpuBackend::gather_visible_backward(float* dtokens, const float* dout, cons
   });
 }
 
-void CpuBackend::unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void unshuffle_forward(float* out, const float* inp, const float* mask_token, const float* pos, const float* pos_prefix, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t rows = prefix + L;
   parallel_for(B * rows, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t bn = begin; bn < end; ++bn) {
@@ -195,7 +195,7 @@ void CpuBackend::unshuffle_forward(float* out, const float* inp, const float* ma
 // dmask_token columns per block: a block's double accumulators live on the stack.
 constexpr int64_t kMaskTokenBlock = 64;
 
-void CpuBackend::unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
+void unshuffle_backward(float* dinp, float* dmask_token, const float* dout, const int32_t* ids_restore, int64_t B, int64_t L, int64_t K, int64_t D, int64_t prefix) {
   const int64_t in_rows = prefix + K, out_rows = prefix + L;
   // dinp: one sample per task; prefix rows copied, visible rows zeroed then summed in l order.
   parallel_for(B, min_items(out_rows * D), [&](int64_t begin, int64_t end) {
@@ -235,4 +235,4 @@ void CpuBackend::unshuffle_backward(float* dinp, float* dmask_token, const float
   });
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

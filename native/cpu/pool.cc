@@ -2,14 +2,14 @@
 #include <cmath>
 
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/reduce.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
 // ---- mean pooling -------------------------------------------------------------------------------
 
-void CpuBackend::mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) {
+void mean_pool_forward(float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start) {
   const int64_t count = N - start;
   if (count <= 0) {
     for (int64_t i = 0; i < B * D; ++i) out[i] = 0.0f;
@@ -33,7 +33,7 @@ void CpuBackend::mean_pool_forward(float* out, const float* inp, int64_t B, int6
   });
 }
 
-void CpuBackend::mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) {
+void mean_pool_backward(float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start) {
   const int64_t count = N - start;
   const float inv = count > 0 ? 1.0f / static_cast<float>(count) : 0.0f;
   parallel_for(B * N, min_items(D), [&](int64_t begin, int64_t end) {
@@ -51,7 +51,7 @@ void CpuBackend::mean_pool_backward(float* dinp, const float* dout, int64_t B, i
 
 // ---- L2 normalisation -------------------------------------------------------------------------
 
-void CpuBackend::l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) {
+void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) {
   parallel_for(R, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = inp + r * D;
@@ -65,8 +65,8 @@ void CpuBackend::l2_normalize_forward(float* out, float* norm, const float* inp,
   });
 }
 
-void CpuBackend::l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
-                                       float eps) {
+void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
+                           float eps) {
   parallel_for(R, min_items(D), [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const float* x = inp + r * D;
@@ -87,4 +87,4 @@ void CpuBackend::l2_normalize_backward(float* dinp, const float* dout, const flo
   });
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

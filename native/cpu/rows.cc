@@ -3,19 +3,19 @@
 #include <atomic>
 
 #include "core/threads.h"
-#include "cpu/cpu_backend.h"
+#include "cpu/target.h"
 #include "cpu/reduce.h"
 
-namespace cmae::cpu {
+namespace cmae::cpu::CMAE_CPU_TARGET {
 
-void CpuBackend::add_inplace(float* dst, const float* src, int64_t n) {
+void add_inplace(float* dst, const float* src, int64_t n) {
   parallel_for(n, kMinElementsPerThread, [&](int64_t i0, int64_t i1) {
 #pragma omp simd
     for (int64_t i = i0; i < i1; ++i) dst[i] += src[i];
   });
 }
 
-void CpuBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) {
+void column_sums_add(float* dst, const float* src, int64_t R, int64_t C, int64_t ld) {
   // Threads take column ranges; each column is summed by one thread in the order of reduce.h.
   const int64_t min_cols = std::max<int64_t>(16, kMinElementsPerThread / std::max<int64_t>(R, 1));
   parallel_for(C, min_cols, [&](int64_t c_begin, int64_t c_end) {
@@ -33,7 +33,7 @@ void CpuBackend::column_sums_add(float* dst, const float* src, int64_t R, int64_
   });
 }
 
-void CpuBackend::transpose_add(float* dst, const float* src, int64_t R, int64_t C) {
+void transpose_add(float* dst, const float* src, int64_t R, int64_t C) {
   // Threads take rows of dst (columns of src).
   parallel_for(C, std::max<int64_t>(1, kMinElementsPerThread / std::max<int64_t>(R, 1)), [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1; ++c) {
@@ -43,11 +43,11 @@ void CpuBackend::transpose_add(float* dst, const float* src, int64_t R, int64_t 
   });
 }
 
-void CpuBackend::broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) {
+void broadcast_row(float* dst, int64_t ld, const float* row, int64_t count, int64_t D) {
   for (int64_t i = 0; i < count; ++i) std::copy(row, row + D, dst + i * ld);
 }
 
-void CpuBackend::scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) {
+void scale_rows(float* dst, const float* src, const float* scale, int64_t R, int64_t n) {
   // Threads take element ranges of the whole (R, n) block, each walking the rows its range meets.
   parallel_for(R * n, kMinElementsPerThread, [&](int64_t i0, int64_t i1) {
     for (int64_t r = i0 / n; r * n < i1; ++r) {
@@ -59,7 +59,7 @@ void CpuBackend::scale_rows(float* dst, const float* src, const float* scale, in
   });
 }
 
-void CpuBackend::first_nonfinite(int32_t* index, const float* x, int64_t n) {
+void first_nonfinite(int32_t* index, const float* x, int64_t n) {
   // Each thread scans its range up to its first bad element; the smallest wins. x − x is 0 for a
   // finite x and NaN for NaN and ±Inf: one vectorisable test per element.
   std::atomic<int64_t> first{n};
@@ -77,4 +77,4 @@ void CpuBackend::first_nonfinite(int32_t* index, const float* x, int64_t n) {
   *index = f == n ? -1 : static_cast<int32_t>(f);
 }
 
-}  // namespace cmae::cpu
+}  // namespace cmae::cpu::CMAE_CPU_TARGET

@@ -3,8 +3,8 @@
 // inline functions around one register type. cpu/vec_avx512.h is the 16-lane twin, with the same
 // names and the same per-lane results; vec_math.h lists the interface.
 //
-// Include only from translation units compiled with the baseline flags (AVX2 + FMA), never from an
-// AVX-512 one. Linkage: Vec lives in an unnamed namespace, so it and every template instantiated on
+// Include only from the avx2 build of the kernel sources (cpu/target.h: AVX2 + FMA), never from an
+// AVX-512 or a portable one. Linkage: Vec lives in an unnamed namespace, so it and every template instantiated on
 // it have internal linkage in each translation unit; the linker can never merge an AVX2 body with
 // an AVX-512 one (cpu/attention_impl.h, "Linkage").
 #pragma once
@@ -62,12 +62,27 @@ struct Vec {
   static Reg load_first(const float* p, int64_t n) {
     return n >= kW ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, _mm256_castps_si256(first_lanes(n)));
   }
+  // Plain 256/128/64/32-bit stores: vmaskmovps stores are microcoded and slow on AMD Zen (masked
+  // loads are fine).
   static void store_first(float* p, Reg x, int64_t n) {
     if (n >= kW) {
       _mm256_storeu_ps(p, x);
-    } else if (n > 0) {
-      _mm256_maskstore_ps(p, _mm256_castps_si256(first_lanes(n)), x);
+      return;
     }
+    __m128 h = _mm256_castps256_ps128(x);
+    if (n >= 4) {
+      _mm_storeu_ps(p, h);
+      h = _mm256_extractf128_ps(x, 1);
+      p += 4;
+      n -= 4;
+    }
+    if (n >= 2) {
+      _mm_storel_pi(reinterpret_cast<__m64*>(p), h);
+      h = _mm_movehl_ps(h, h);
+      p += 2;
+      n -= 2;
+    }
+    if (n == 1) _mm_store_ss(p, h);
   }
 
   // Fixed-order horizontal reductions.

@@ -1,5 +1,5 @@
-// The vectorised math of the CPU kernels, written once for both ISAs as templates on a vector-traits
-// type V (cpu/vec_avx2.h: 8 lanes, cpu/vec_avx512.h: 16 lanes): e^x for x <= 0 (GELU and the
+// The vectorised math of the CPU kernels, written once for every path as templates on a vector-traits
+// type V (cpu/vec_portable.h and cpu/vec_avx2.h: 8 lanes, cpu/vec_avx512.h: 16 lanes): e^x for x <= 0 (GELU and the
 // attention softmax), Φ(x) together with e^{-x²/2}, GELU and GELU' on a vector, and the GELU row
 // loops behind cpu/gelu.h (activation.cc / activation_avx512.cc instantiate them; the GEMM epilogue
 // and the element-wise kernels call those). Per lane, both ISAs run the same formulas and constants;

@@ -14,7 +14,9 @@
 //   block 13      (blur applied, σ, -, -)
 //
 // Host and device call the global C math functions (::log, ::exp, ::sqrt, ::nearbyint, ::floorf,
-// ...), which nvcc provides in device code; std::min/max/swap are not device functions, so they
+// ...), which nvcc provides in device code; every lo + span·u of the draws is an explicit ::fma
+// (one rounding), so the draws are the same bits whether or not a build contracts a·b + c (nvcc
+// does, g++ does only for an FMA target, and the plain x86-64 build of this code has none); std::min/max/swap are not device functions, so they
 // are spelled out, with std::min/max's exact semantics.
 #pragma once
 #include <cmath>
@@ -67,8 +69,8 @@ CMAE_HD Crop random_resized_crop(const SampleRng& rng, int64_t H, int64_t W, con
   const double log_lo = ::log(p.ratio_min), log_hi = ::log(p.ratio_max);
   for (uint64_t attempt = 0; attempt < kCropAttempts; ++attempt) {
     const Philox4 r = rng.block(kCropAttempt0 + attempt);
-    const double target_area = area * (p.scale_min + (p.scale_max - p.scale_min) * unit(r.v[0]));
-    const double aspect = ::exp(log_lo + (log_hi - log_lo) * unit(r.v[1]));
+    const double target_area = area * ::fma(p.scale_max - p.scale_min, unit(r.v[0]), p.scale_min);
+    const double aspect = ::exp(::fma(log_hi - log_lo, unit(r.v[1]), log_lo));
     const int64_t w = static_cast<int64_t>(::nearbyint(::sqrt(target_area * aspect)));
     const int64_t h = static_cast<int64_t>(::nearbyint(::sqrt(target_area / aspect)));
     if (0 < w && w <= W && 0 < h && h <= H) {
@@ -145,15 +147,15 @@ CMAE_HD SampleDraws draw_sample(uint64_t seed, uint64_t stream, int64_t b, int64
     for (int k = 0; k < 3; ++k) {  // U[max(0, 1 − v), 1 + v]
       const double v = strength[k];
       const double lo = 0.0 < 1.0 - v ? 1.0 - v : 0.0;
-      d.factor[k] = static_cast<float>(lo + (1.0 + v - lo) * unit(f.v[k]));
+      d.factor[k] = static_cast<float>(::fma(1.0 + v - lo, unit(f.v[k]), lo));
     }
-    d.factor[kHue] = static_cast<float>(-p.hue + 2.0 * p.hue * unit(f.v[3]));
+    d.factor[kHue] = static_cast<float>(::fma(2.0 * p.hue, unit(f.v[3]), -p.hue));
   }
   d.grayscale = C == 3 && unit(o.v[3]) < p.grayscale_p;
   const Philox4 bl = rng.block(kBlur);
   d.blur = unit(bl.v[0]) < p.blur_p;
   if (d.blur) {
-    double sigma = p.blur_sigma_min + (p.blur_sigma_max - p.blur_sigma_min) * unit(bl.v[1]);
+    double sigma = ::fma(p.blur_sigma_max - p.blur_sigma_min, unit(bl.v[1]), p.blur_sigma_min);
     if (p.blur_reference_size > 0) sigma *= static_cast<double>(p.out_size) / p.blur_reference_size;
     d.sigma = sigma;
   }

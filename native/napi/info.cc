@@ -54,7 +54,7 @@ static Napi::Value GetIsa(const Napi::CallbackInfo& info) {
 static Napi::Value SupportedIsas(const Napi::CallbackInfo& info) {
   Napi::Array out = Napi::Array::New(info.Env());
   uint32_t i = 0;
-  for (cmae::Isa isa : {cmae::Isa::AVX2, cmae::Isa::AVX512}) {
+  for (cmae::Isa isa : {cmae::Isa::Portable, cmae::Isa::AVX2, cmae::Isa::AVX512}) {
     if (cmae::cpu_supports(isa)) out.Set(i++, cmae::isa_name(isa));
   }
   return out;

@@ -3,8 +3,8 @@
 //
 // Determinism (CPU): every C element is computed by exactly one thread, as a chain of FMAs over k
 // in increasing order, split into K blocks whose boundaries depend only on K and the ISA; so
-// results are bit-identical for any thread count (they may differ between the AVX2 and AVX-512
-// paths).
+// results are bit-identical for any thread count (they may differ between the portable, AVX2 and
+// AVX-512 paths).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -22,8 +22,8 @@ MatmulPrecision parse_matmul_precision(const std::string& name);         // thro
 
 struct LinearOps {
   // Throws ErrorKind::Value naming the precision when this backend (or this CPU) cannot run it.
-  // CPU: FP32, and BF16 on AVX512_BF16 CPUs (with the AVX-512 path; under CMAE_ISA=avx2 products
-  // are FP32 whatever this says).
+  // CPU: FP32, and BF16 on AVX512_BF16 CPUs (with the AVX-512 path; under CMAE_ISA=avx2 or
+  // portable products are FP32 whatever this says).
   virtual void set_matmul_precision(MatmulPrecision precision) = 0;
   virtual MatmulPrecision matmul_precision() const = 0;
 

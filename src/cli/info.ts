@@ -11,7 +11,7 @@ export async function runInfo(options: { json?: boolean }): Promise<void> {
     ['build', `${i.buildType} (${i.buildSystem}, ${i.compiler})`],
     ['addon', `${i.addon.path} (${i.addon.source})`],
     ['node', `${i.node} ${i.platform}, N-API ${i.napiVersion}`],
-    ['SIMD path', `${i.isa} (best on this CPU: ${i.bestIsa}; force with CMAE_ISA=avx2)`],
+    ['SIMD path', `${i.isa} (best on this CPU: ${i.bestIsa}; force with CMAE_ISA=avx2 or portable)`],
     ['threads', `${i.threads} (default ${i.defaultThreads}, OpenMP ${i.openmp ? 'on' : 'off'})`],
     ['matmuls (cpu)', i.matmulPrecision],
     ['CUDA', i.cuda.compiled ? `compiled in (${i.cuda.build === 'emulated' ? 'the SIMT emulator' : 'nvcc'}); ${i.cuda.status}` : i.cuda.status],

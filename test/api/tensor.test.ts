@@ -72,7 +72,7 @@ describe('runtime', () => {
   it('reports build facts', () => {
     const i = info();
     expect(i.version).toMatch(/^\d+\.\d+\.\d+/);
-    expect(['avx2', 'avx512']).toContain(i.isa);
+    expect(['portable', 'avx2', 'avx512']).toContain(i.isa);
     expect(i.threads).toBeGreaterThanOrEqual(1);
     expect(typeof i.cuda.compiled).toBe('boolean');
     expect(i.cuda.status.length).toBeGreaterThan(0);

@@ -165,9 +165,9 @@ function decompose(x: number): [bigint, number] {
 }
 
 /**
- * a·b + c rounded once (IEEE fused multiply-add), exactly: the native build contracts every
- * `c + a * b` of the draws into one FMA (g++ -ffp-contract=fast on an FMA target; nvcc does the
- * same), so the reference must round where it does. Finite, normal results only.
+ * a·b + c rounded once (IEEE fused multiply-add), exactly: the native draws compute every
+ * `c + a * b` as an explicit fma (native/data/augment_math.h), on every backend and build, so the
+ * reference must round where they do. Finite, normal results only.
  */
 export function fma(a: number, b: number, c: number): number {
   const [ma, ea] = decompose(a);

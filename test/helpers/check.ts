@@ -86,14 +86,15 @@ export function toF64(a: ArrayLike<number>): Float64Array {
 }
 
 /**
- * Every SIMD path, whatever this CPU runs: tests loop over them so both paths are covered, and a
+ * The x86 SIMD paths, whatever this CPU runs: tests loop over them so both are covered, and a
  * suite for a path the CPU lacks calls skipWithoutIsa, so its tests show as skipped, not passed.
+ * The portable path runs every op case of the native harness (cpu-portable/..., test/native/ops).
  */
 export function isas(): Isa[] {
   return ['avx2', 'avx512'];
 }
 
-const isaFeature: Record<Isa, string> = { avx2: 'AVX2 + FMA', avx512: 'AVX-512 (F, BW, DQ, VL)' };
+const isaFeature: Record<Isa, string> = { portable: 'nothing', avx2: 'AVX2 + FMA', avx512: 'AVX-512 (F, BW, DQ, VL)' };
 
 /** Why a feature is absent: the CPU lacks it, or CMAE_MAX_ISA hides it (native/core/cpu_features.h). */
 function absent(feature: string): string {

@@ -23,7 +23,7 @@ namespace {
 // `unavailable`: the CPU feature this machine lacks for it (its cases are then reported skipped).
 void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only, std::string unavailable) {
   struct Saved {
-    Isa isa = Isa::AVX2;
+    Isa isa = Isa::Portable;
     MatmulPrecision precision = MatmulPrecision::FP32;
   };
   auto saved = std::make_shared<Saved>();
@@ -52,12 +52,14 @@ void register_cpu(Isa isa, MatmulPrecision precision, bool matmul_cases_only, st
   register_backend_under_test(std::move(b));
 }
 
+#if defined(__x86_64__) || defined(_M_X64)
 // Why the CPU cannot run a path ("" when it can); CMAE_MAX_ISA may hide what it has (core/cpu_features.h).
 std::string missing(bool supported, const char* feature) {
   if (supported) return "";
   const char* cap = std::getenv("CMAE_MAX_ISA");
   return std::string(feature) + " is missing on this CPU" + (cap ? std::string(" or hidden by CMAE_MAX_ISA=") + cap : std::string());
 }
+#endif
 
 // A CUDA backend at one matmul precision (set in setup, restored after). `variant` names it.
 void register_cuda(const std::string& name, std::function<Backend&()> backend, MatmulPrecision precision, bool matmul_cases_only,
@@ -97,11 +99,15 @@ void register_cuda_emulated(emu::Schedule schedule, MatmulPrecision precision, b
 }  // namespace
 
 void register_backends() {
-  // Every CPU path is registered; those this CPU lacks report their cases as skipped.
+  // Every CPU path of this architecture is registered; those this CPU lacks report their cases as
+  // skipped. The portable path runs everywhere (on x86-64 forced by set_isa, as CMAE_ISA=portable).
+  register_cpu(Isa::Portable, MatmulPrecision::FP32, /*matmul_cases_only=*/false, "");
+#if defined(__x86_64__) || defined(_M_X64)
   register_cpu(Isa::AVX2, MatmulPrecision::FP32, /*matmul_cases_only=*/false, missing(cpu_supports(Isa::AVX2), "AVX2 + FMA"));
   register_cpu(Isa::AVX512, MatmulPrecision::FP32, /*matmul_cases_only=*/false,
                missing(cpu_supports(Isa::AVX512), "AVX-512 (F, BW, DQ, VL)"));
   register_cpu(Isa::AVX512, MatmulPrecision::BF16, /*matmul_cases_only=*/true, missing(cpu_supports_avx512_bf16(), "AVX512_BF16"));
+#endif
 
   // The CUDA backend (cuda/cuda_api.h): FP32 products, plus its tensor-core precisions on the
   // matmul cases. A GPU's default is TF32, so setup selects each precision explicitly.
