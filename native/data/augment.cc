@@ -5,6 +5,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/cpu_features.h"
 #include "core/errors.h"
 #include "core/threads.h"
 #include "data/augment_math.h"
@@ -41,6 +42,45 @@ Scratch& thread_scratch() {
   return scratch;
 }
 
+// ---- the multiply-adds of the resampling and blur sums ------------------------------------------
+// Each rounded once (fmaf), as the CUDA kernels compute them (cuda/kernels/data.cuh), so the CPU's
+// views match theirs bit for bit whatever the compiler contracts. This file is built without ISA
+// flags (it runs on every CPU path), where fmaf is a library call per element; on x86-64 a copy of
+// each loop compiled for FMA runs instead where the CPU has it (same results, vectorised).
+#if defined(__x86_64__) || defined(_M_X64)
+#define CMAE_AUGMENT_FMA_COPIES 1
+__attribute__((target("avx2,fma"))) float tap_sum_fma(const float* w, const uint8_t* p, int64_t stride, int64_t n) {
+  float acc = 0.0f;
+  for (int64_t k = 0; k < n; ++k) acc = __builtin_fmaf(w[k], static_cast<float>(p[k * stride]), acc);
+  return acc;
+}
+__attribute__((target("avx2,fma"))) void add_scaled_fma(float* out, float w, const float* src, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) out[i] = __builtin_fmaf(w, src[i], out[i]);
+}
+bool use_fma_copies() {
+  static const bool yes = cpu_supports(Isa::AVX2);  // AVX2 + FMA (CMAE_MAX_ISA=portable: the library path)
+  return yes;
+}
+#endif
+
+// Σ_k w[k]·p[k·stride], in k order.
+float tap_sum(const float* w, const uint8_t* p, int64_t stride, int64_t n) {
+#if defined(CMAE_AUGMENT_FMA_COPIES)
+  if (use_fma_copies()) return tap_sum_fma(w, p, stride, n);
+#endif
+  float acc = 0.0f;
+  for (int64_t k = 0; k < n; ++k) acc = std::fmaf(w[k], static_cast<float>(p[k * stride]), acc);
+  return acc;
+}
+
+// out[i] += w·src[i], i < n.
+void add_scaled(float* out, float w, const float* src, int64_t n) {
+#if defined(CMAE_AUGMENT_FMA_COPIES)
+  if (use_fma_copies()) return add_scaled_fma(out, w, src, n);
+#endif
+  for (int64_t i = 0; i < n; ++i) out[i] = std::fmaf(w, src[i], out[i]);
+}
+
 template <typename T>
 T* grow(std::vector<T>& v, size_t n) {
   if (v.size() < n) v.resize(n);
@@ -63,11 +103,7 @@ void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, co
       const uint8_t* p = line + s.tx.start[xx] * C;
       const int64_t n = s.tx.count[xx];
       const int64_t ox = flip ? M - 1 - xx : xx;
-      for (int64_t c = 0; c < C; ++c) {
-        float acc = 0.0f;
-        for (int64_t k = 0; k < n; ++k) acc += w[k] * static_cast<float>(p[k * C + c]);
-        out[ox * C + c] = to_uint8_level(acc);
-      }
+      for (int64_t c = 0; c < C; ++c) out[ox * C + c] = to_uint8_level(tap_sum(w, p + c, C, n));
     }
   }
   // Vertical pass: master (M, M, C) in [0, 1].
@@ -78,11 +114,7 @@ void resample_master(float* master, const uint8_t* src, int64_t W, int64_t C, co
     const int64_t n = s.ty.count[yy];
     float* out = master + yy * row_len;
     for (int64_t i = 0; i < row_len; ++i) out[i] = 0.0f;
-    for (int64_t k = 0; k < n; ++k) {
-      const float wk = w[k];
-      const float* r = base + k * row_len;
-      for (int64_t i = 0; i < row_len; ++i) out[i] += wk * r[i];
-    }
+    for (int64_t k = 0; k < n; ++k) add_scaled(out, w[k], base + k * row_len, row_len);
     for (int64_t i = 0; i < row_len; ++i) out[i] = to_uint8_level(out[i]) * (1.0f / 255.0f);
   }
 }
@@ -134,20 +166,12 @@ void gaussian_blur(float* img, int64_t S, int64_t C, double sigma, Scratch& s) {
     }
     float* out = tmp + y * row;
     for (int64_t j = 0; j < row; ++j) out[j] = 0.0f;
-    for (int64_t k = 0; k < taps; ++k) {
-      const float w = kernel[k];
-      const float* src = pad + k * C;
-      for (int64_t j = 0; j < row; ++j) out[j] += w * src[j];
-    }
+    for (int64_t k = 0; k < taps; ++k) add_scaled(out, kernel[k], pad + k * C, row);
   }
   for (int64_t y = 0; y < S; ++y) {  // vertical: tmp → img
     float* out = img + y * row;
     for (int64_t j = 0; j < row; ++j) out[j] = 0.0f;
-    for (int64_t k = 0; k < taps; ++k) {
-      const float w = kernel[k];
-      const float* src = tmp + reflect(y + k - radius, S) * row;
-      for (int64_t j = 0; j < row; ++j) out[j] += w * src[j];
-    }
+    for (int64_t k = 0; k < taps; ++k) add_scaled(out, kernel[k], tmp + reflect(y + k - radius, S) * row, row);
     for (int64_t j = 0; j < row; ++j) out[j] = clamp01(out[j]);
   }
 }

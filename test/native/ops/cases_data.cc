@@ -19,8 +19,8 @@
 //     counted, must stay within kMaxLevels levels (a level, amplified by the jitter factors; the
 //     blur spreads it over its neighbours in smaller amounts), and their share must stay under
 //     kMaxOffShare (at S = 224 a wrong row or column per sample would be 0.45 %).
-// Measured under the emulator: the online views match exactly (the resampling passes contract like
-// the CPU's), targets within ~50 ulps in the strong-jitter case and ~16 elsewhere, none off.
+// Measured under the emulator: the views match exactly (the resampling and blur sums are explicit
+// fmaf on both sides: data/augment.cc, cuda/kernels/data.cuh), none off.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
