@@ -39,7 +39,7 @@ export async function runExport(o: ExportOptions): Promise<void> {
   let pool: FeaturePool;
   if (fineTuned) {
     model = Classifier.fromCheckpointFile(file, o.checkpoint);
-    pool = model.config.globalPool ? 'mean' : 'cls';
+    pool = model.pool;
     if (requestedPool !== undefined && requestedPool !== pool) {
       model.dispose();
       throw new UsageError(`--pool ${o.pool}: ${o.checkpoint} is a classifier fine-tuned on '${pool}' features (leave --pool out)`);

@@ -386,7 +386,7 @@ export async function exportOnnx(model: CMAE | Classifier, path: string, options
   if (typeof force !== 'boolean') throw new ValueError(`options.force must be a boolean, got ${typeof force}`);
   const state = await model.readStateDict();
   if (model instanceof Classifier) {
-    const pool = model.config.globalPool ? 'mean' : 'cls';
+    const { pool } = model;
     if (rest.classifier !== undefined) throw new ValueError('options.classifier: a Classifier exports its own head (leave it out)');
     if (rest.branch !== undefined && rest.branch !== 'online') throw new ValueError(`options.branch: a Classifier has the online encoder only, got ${JSON.stringify(rest.branch)}`);
     if (rest.pool !== undefined && rest.pool !== pool) throw new ValueError(`options.pool: this Classifier pools with '${pool}' (its head was trained on it), got ${JSON.stringify(rest.pool)}`);

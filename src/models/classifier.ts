@@ -115,6 +115,10 @@ export class Classifier {
   get device(): Device {
     return this.native.info().device;
   }
+  /** What the head sees: 'mean' (of the patch tokens, then fc_norm: config.globalPool) or 'cls'. */
+  get pool(): 'cls' | 'mean' {
+    return this.config.globalPool ? 'mean' : 'cls';
+  }
   get numClasses(): number {
     return this.config.numClasses;
   }
