@@ -114,4 +114,13 @@ void CudaBackend::attention_backward(float* dqkv, const float* dout, const float
   });
 }
 
+void CudaBackend::cls_attention(float* out, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
+  CMAE_CHECK(B >= 0 && N >= 2 && H > 0 && D > 0 && D % H == 0, Shape, "cls_attention: B=", B, " N=", N, " D=", D, " H=", H,
+             ": needs N >= 2 (the cls token and a patch) and D a positive multiple of H");
+  CMAE_CHECK(B * H <= kMaxGridDimX, Shape, "cls_attention: B·H = ", B * H, " blocks exceed the grid");
+  if (B == 0) return;
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D / H)));
+  CMAE_LAUNCH(attn::cls_attention_kernel, static_cast<unsigned>(B * H), attn::kClsThreads, 0, stream_, out, qkv, N, D, H, scale);
+}
+
 CMAE_CUDA_NAMESPACE_END

@@ -69,6 +69,7 @@ class CudaBackend final : public Backend {
   void attention_forward(float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) override;
   void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D,
                           int64_t H) override;
+  void cls_attention(float* out, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) override;
 
   // data.cu
   void make_views(float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H, int64_t W,

@@ -557,6 +557,38 @@ __global__ void __launch_bounds__(kThreads, kKeyGradsBlocks<C>)
   store_rows(dk_band + s.D, qkv_row, keys, dv, 1.0f, t, s);
 }
 
+// ---- cls_attention ------------------------------------------------------------------------------
+// One block of kClsThreads per (b, h) row (blockIdx.x = b·H + h): thread t scores keys t, t +
+// kClsThreads, ... with the CPU's fmaf chain over d, parks each patch key's score in its out slot,
+// and exponentiates its own slots after the block's max and double sum (block_max, block_sum):
+// every thread rereads only what it wrote. Tiny next to the encoder forward it follows (N·hd
+// multiply-adds per row), so no shared-memory staging of q.
+constexpr int kClsThreads = 128;
+
+__global__ void __launch_bounds__(kClsThreads)
+    cls_attention_kernel(float* out, const float* qkv, int64_t N, int64_t D, int64_t H, float scale) {
+  CMAE_SHARED(float, max_scratch, 32);
+  CMAE_SHARED(double, sum_scratch, 32);
+  const int64_t b = blockIdx.x / H, h = blockIdx.x % H, hd = D / H, ld = 3 * D;
+  const float* q = qkv + b * N * ld + h * hd;
+  float* row = out + static_cast<int64_t>(blockIdx.x) * (N - 1);
+  const auto score = [&](int64_t j) {
+    const float* k = qkv + (b * N + j) * ld + D + h * hd;
+    float s = 0.0f;
+    for (int64_t d = 0; d < hd; ++d) s = fmaf(q[d], k[d], s);
+    return s * scale;
+  };
+  const float cls = score(0);  // every thread: the cls key's score joins the max and the sum
+  float top = cls;
+  for (int64_t j = 1 + threadIdx.x; j < N; j += kClsThreads) top = fmaxf(top, row[j - 1] = score(j));
+  top = block_max(top, max_scratch);
+  double part = threadIdx.x == 0 ? exp(static_cast<double>(cls - top)) : 0.0;
+  for (int64_t j = 1 + threadIdx.x; j < N; j += kClsThreads) part += exp(static_cast<double>(row[j - 1] - top));
+  const double sum = block_sum(part, sum_scratch);
+  for (int64_t j = 1 + threadIdx.x; j < N; j += kClsThreads)
+    row[j - 1] = static_cast<float>(exp(static_cast<double>(row[j - 1] - top)) / sum);
+}
+
 }  // namespace attention
 }  // namespace kernels
 CMAE_CUDA_NAMESPACE_END

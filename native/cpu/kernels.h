@@ -22,6 +22,7 @@
   X(relu_backward, (float* dinp, const float* dout, const float* out, int64_t n), (dinp, dout, out, n)) \
   X(attention_forward, (float* out, float* saved, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H), (out, saved, qkv, B, N, D, H)) \
   X(attention_backward, (float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N, int64_t D, int64_t H), (dqkv, dout, qkv, saved, B, N, D, H)) \
+  X(cls_attention, (float* out, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H), (out, qkv, B, N, D, H)) \
   X(make_views, (float* online, float* target, int32_t* shifts, const uint8_t* sources, int64_t N_total, int64_t H, int64_t W, int64_t C, const int32_t* indices, int64_t B, const AugmentParams& params, uint64_t seed, uint64_t stream), (online, target, shifts, sources, N_total, H, W, C, indices, B, params, seed, stream)) \
   X(sgemm, (bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc), (trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) \
   X(linear_forward, (float* out, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C, int64_t OC), (out, inp, weight, bias, R, C, OC)) \

@@ -34,6 +34,13 @@ struct AttentionOps {
   // attention_forward.
   virtual void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* saved, int64_t B, int64_t N,
                                   int64_t D, int64_t H) = 0;
+  // The cls query's attention over the patch keys, per head (AMT's masking map): out (B, H, N − 1),
+  //   out[b, h, j − 1] = softmax_j(q_0·k_j · hd^-0.5) for j in [1, N),
+  // the softmax over all N keys (the cls key included, as the block computes it; no flush rule).
+  // qkv as attention_forward's, token 0 the cls token; N ≥ 2. Each (b, h) row is computed with a
+  // fixed summation order (scores as one fmaf chain over d, the exp sum in double), so results do
+  // not depend on the thread count.
+  virtual void cls_attention(float* out, const float* qkv, int64_t B, int64_t N, int64_t D, int64_t H) = 0;
 
  protected:
   ~AttentionOps() = default;

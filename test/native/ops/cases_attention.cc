@@ -118,6 +118,27 @@ void add_attention_cases(CaseTable& table) {
     }).thread_invariant = vit;
   }
 
+  // cls_attention: the cls query's probabilities over the patch keys, every element against float64
+  // (the flush rule of the reference's probabilities is below the tolerance: e^-80 relative).
+  for (const AttentionShape& s : kShapes) {
+    if (s.N < 2) continue;  // needs a cls token and a patch
+    table.add("attention", "cls_attention", label(s), [s](OpRun& run) {
+      const auto [B, N, D, H, scale, tol, offset] = s;
+      const Buffer qkv = run.input("qkv", run.normal(offset + B * N * 3 * D, scale), {offset + B * N * 3 * D});
+      const Buffer out = run.output("out", {offset + B * H * (N - 1)});
+      run.backend().cls_attention(out.f32() + offset, qkv.f32() + offset, B, N, D, H);
+      run.expect_close(out, after_nan_prefix(ref::cls_attention(without_prefix(qkv.host(), offset), B, N, D, H), offset), tol.probabilities);
+    }).thread_invariant = s.N == 65 && s.D == 192;
+  }
+  // B·H = 130 rows of N = 5: more rows than one thread's share, a row per item.
+  table.add("attention", "cls_attention", "B=26 N=5 D=20 H=5", [](OpRun& run) {
+    const int64_t B = 26, N = 5, D = 20, H = 5;
+    const Buffer qkv = run.input("qkv", run.normal(B * N * 3 * D), {B * N * 3 * D});
+    const Buffer out = run.output("out", {B * H * (N - 1)});
+    run.backend().cls_attention(out.f32(), qkv.f32(), B, N, D, H);
+    run.expect_close(out, ref::cls_attention(qkv.host(), B, N, D, H), kUnitScale.probabilities);
+  }).thread_invariant = true;
+
   // The count itself: what forward may write and backward reads. The CPU saves the probabilities;
   // another backend may save less (FlashAttention: the row log-sum-exp), never a negative count.
   table.add("attention", "attention_saved_floats", "B,N,H in {1,2,64}x{1,65,197}x{1,3,12}", [](OpRun& run) {

@@ -129,6 +129,17 @@ Attention attention_forward(const Floats& qkv, int64_t B, int64_t N, int64_t D, 
   return r;
 }
 
+Doubles cls_attention(const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H) {
+  const int64_t hd = D / H;
+  Doubles out(at(B * H * (N - 1)));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < H; ++h) {
+      const Doubles P = probabilities(split_head(qkv, b, h, N, D, H), N, hd);
+      std::copy(P.begin() + 1, P.begin() + N, out.begin() + (b * H + h) * (N - 1));  // row 0 (the cls query), keys 1..N−1
+    }
+  return out;
+}
+
 // out_i = Σ_j P_ij v_j, P = softmax(S), S = scale·q·kᵀ:
 //   dv_j = Σ_i P_ij dO_i,  dP_ij = dO_i·v_j,  dS_ij = P_ij (dP_ij − Σ_l P_il dP_il),
 //   dq_i = scale Σ_j dS_ij k_j,  dk_j = scale Σ_i dS_ij q_i.

@@ -28,6 +28,8 @@ struct Attention {
 };
 Attention attention_forward(const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H);
 Doubles attention_backward(const Floats& dout, const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H);
+// The cls query's row of the probabilities over keys 1..N−1: (B, H, N − 1) (ops/attention.h cls_attention).
+Doubles cls_attention(const Floats& qkv, int64_t B, int64_t N, int64_t D, int64_t H);
 
 // ---- linear.h ------------------------------------------------------------------------------------
 // C (M rows of ldc floats) = alpha·op(A)·op(B) + beta·C0 on columns [0, N); columns [N, ldc) keep C0.
