@@ -111,6 +111,7 @@ export interface NativeModel {
   writeArena(which: 'params', values: Float32Array, offset: number): void;
   lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
   encode(out: Handle, images: Handle, pool: string, branch: string): Promise<void>;
+  clsAttention(out: Handle, images: Handle, branch: string): Promise<void>;
   /** A classifier model's step (src/models/classifier.ts): resolves with the cross-entropy. */
   classifierLossAndGrad(images: Handle, targets: Handle, logits: OptionalHandle, dropPath: number, step: number): Promise<number>;
   /** A classifier model's logits into out [N, numClasses]. */

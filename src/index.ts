@@ -43,6 +43,7 @@ export {
   type FinetuneOptions, type FinetuneResult, type FinetuneEpoch, type FinetuneStep, type ClassifierScores, type LabeledBatchSource,
 } from './train/finetune';
 export { train, type TrainOptions, type TrainResult, type StepInfo, type BatchSource } from './train/trainer';
+export { type MaskSampling } from './train/amt';
 export { knnClassify, type KnnOptions, type KnnResult } from './eval/knn';
 export { linearProbe, type LinearProbeOptions, type LinearProbeResult } from './eval/linear-probe';
 export { encoderFeatures, pixelFeatures, type FeatureOptions } from './eval/evaluate';

@@ -844,6 +844,28 @@ void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branc
   });
 }
 
+void CmaeModel::cls_attention(const Tensor& out, const Tensor& images, Branch branch) {
+  const ModelConfig& c = config_;
+  CMAE_CHECK(!c.is_classifier(), Value, "clsAttention: a classifier model has no pre-training branches");
+  CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "clsAttention: a ", c.mode == Mode::MAE ? "mae" : "simclr",
+             " model has no momentum branch");
+  CMAE_CHECK(c.depth >= 1, Value, "clsAttention: an encoder of depth 0 has no attention");
+  const int64_t B = check_images(images, "images");
+  const int64_t L = c.num_patches(), D = c.dim, H = c.heads;
+  expect_tensor(out, "out", DType::F32, {B, H, L}, backend_);
+  plan_inference(B);
+  const Encoder& enc = branch == Branch::Online ? encoder_ : momentum_encoder_;
+  TransformerStack& stack = branch == Branch::Online ? infer_stack_online_ : infer_stack_momentum_;
+  const int parts = backend_.batch_parts();
+  backend_.run_parts(parts, [&](int part) {
+    const int64_t b0 = B * part / parts, nb = B * (part + 1) / parts - b0;
+    if (nb <= 0) return;
+    embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32() + b0 * c.image_numel(), i_.ids_all, L, enc, b0, nb);
+    stack.forward(p(), i_.x0, b0, nb);
+    backend_.cls_attention(out.f32() + b0 * H * L, stack.last_qkv() + b0 * (1 + L) * 3 * D, nb, 1 + L, D, H);
+  });
+}
+
 // ---- classifier ----------------------------------------------------------------------------------
 
 void CmaeModel::classifier_pool(float* pooled, const float* enc_out, int64_t b0, int64_t nb) {

@@ -132,6 +132,11 @@ class CmaeModel {
   // downstream uses); momentum = the EMA encoder as it runs in training (no final norm; CMAE only;
   // pool Cls or Mean).
   void encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch);
+  // The last encoder block's attention from the cls query to each patch key, per head, for
+  // unmasked images into out (B, heads, L) (cls_attention of ops/attention.h): the map AMT masks by
+  // (attention-driven masking), and what DINO-style attention pictures show. Online or momentum
+  // branch (CMAE, MoCo v3, MaskDistill); needs depth ≥ 1.
+  void cls_attention(const Tensor& out, const Tensor& images, Branch branch);
 
   // θ_momentum ← m·θ_momentum + (1−m)·θ_online over the encoder (minus its final norm) and
   // projector; momentum in [0, 1]. A no-op in MAE mode.

@@ -89,6 +89,9 @@ class TransformerStack {
   int64_t depth() const { return static_cast<int64_t>(blocks_.size()); }
   // The last forward's output (B, N, D) (valid until the next forward). Requires depth ≥ 1.
   const float* output() const { return acts_.back().out; }
+  // The last forward's qkv of its last block (B, N, 3D) (valid until the next forward; an inference
+  // layout shares one set of activations, so it is the last block's). Requires depth ≥ 1.
+  const float* last_qkv() const { return acts_.back().qkv; }
   int64_t dim() const { return dim_; }
 
  private:

@@ -168,6 +168,7 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::WriteArena>>("writeArena"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::LossAndGrad>>("lossAndGrad"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Encode>>("encode"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::ClsAttention>>("clsAttention"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::ClassifierLossAndGrad>>("classifierLossAndGrad"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Predict>>("predict"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::UpdateMomentum>>("updateMomentum"),
@@ -390,6 +391,17 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
   const cmae::model::Branch branch = cmae::model::parse_branch(StringArg(info, 3, "branch"));
   return QueueImagesToOutput(info.Env(), out, images, [pool, branch](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
     m.encode(staged_out, staged_images, pool, branch);
+  });
+}
+
+// clsAttention(out [N, heads, L], images, branch 'online' | 'momentum') → Promise<void>, as encode.
+Napi::Value ModelWrap::ClsAttention(const Napi::CallbackInfo& info) {
+  model();
+  const cmae::Tensor out = TensorArg(info, 0, "out");
+  const cmae::Tensor images = TensorArg(info, 1, "images");
+  const cmae::model::Branch branch = cmae::model::parse_branch(StringArg(info, 2, "branch"));
+  return QueueImagesToOutput(info.Env(), out, images, [branch](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
+    m.cls_attention(staged_out, staged_images, branch);
   });
 }
 

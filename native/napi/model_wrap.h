@@ -58,6 +58,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value WriteArena(const Napi::CallbackInfo& info);
   Napi::Value LossAndGrad(const Napi::CallbackInfo& info);
   Napi::Value Encode(const Napi::CallbackInfo& info);
+  Napi::Value ClsAttention(const Napi::CallbackInfo& info);
   Napi::Value ClassifierLossAndGrad(const Napi::CallbackInfo& info);
   Napi::Value Predict(const Napi::CallbackInfo& info);
   Napi::Value UpdateMomentum(const Napi::CallbackInfo& info);

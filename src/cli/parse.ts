@@ -1,3 +1,4 @@
+import type { MaskSampling } from '../train/amt';
 import { UsageError } from './errors';
 import { info, type MatmulPrecision } from '../runtime';
 import type { Device } from '../tensor';
@@ -58,8 +59,15 @@ export function parseMatmulPrecision(value: string, device: Device): MatmulPreci
 /** Keys of the model configuration that have their own flag (--method, --mask-ratio, --masking; channels follow the data). */
 const MODEL_KEYS_WITH_FLAGS: Record<string, string> = { mode: '--method', maskRatio: '--mask-ratio', maskGroup: '--masking', channels: 'the data' };
 
-/** --masking: which patches a mask removes — per patch ('random', MAE's) or in 2×2 groups ('group', CMAE's). */
-export const MASKING_GROUPS: Readonly<Record<string, number>> = { random: 1, group: 2 };
+/**
+ * --masking: which patches a mask removes — per patch ('random', MAE's), in 2×2 groups ('group',
+ * CMAE's), or per patch drawn by the encoder's cls attention ('amt', src/train/amt.ts).
+ */
+export const MASKING: Readonly<Record<string, { maskGroup: number; maskSampling: MaskSampling }>> = {
+  random: { maskGroup: 1, maskSampling: 'uniform' },
+  group: { maskGroup: 2, maskSampling: 'uniform' },
+  amt: { maskGroup: 1, maskSampling: 'attention' },
+};
 
 /**
  * --model k=v,k=v: overrides of model configuration fields (src/models/config.ts ModelConfig),

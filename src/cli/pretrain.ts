@@ -14,7 +14,7 @@ import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { Interrupted, UsageError, catchInterrupts } from './errors';
-import { MASKING_GROUPS, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
+import { MASKING, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
   data: string;
@@ -68,10 +68,13 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
-  if (o.masking !== undefined && !Object.hasOwn(MASKING_GROUPS, o.masking)) {
-    throw new UsageError(`--masking must be one of ${Object.keys(MASKING_GROUPS).join(', ')}, got '${o.masking}'`);
+  if (o.masking !== undefined && !Object.hasOwn(MASKING, o.masking)) {
+    throw new UsageError(`--masking must be one of ${Object.keys(MASKING).join(', ')}, got '${o.masking}'`);
   }
-  const maskGroup = o.masking !== undefined ? MASKING_GROUPS[o.masking] : undefined;
+  const masking = o.masking !== undefined ? MASKING[o.masking] : undefined;
+  const maskGroup = masking?.maskGroup;
+  const maskSampling = masking?.maskSampling ?? 'uniform';
+  if (maskSampling === 'attention' && traits.reconstructs === null) throw new UsageError(`--masking ${o.masking} is for mae, cmae and maskdistill, not --method ${method}`);
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 
@@ -154,6 +157,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
         resumeFrom: o.resume ? checkpoint : undefined,
         signal: interrupt.signal,
         seconds: minutes !== undefined ? minutes * 60 : undefined,
+        maskSampling,
         ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
         metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
         onStep: (s: StepInfo) =>

@@ -260,6 +260,21 @@ export class CMAE {
   }
 
   /**
+   * The last encoder block's attention from the cls query to every patch, per head, for whole
+   * images: [N, heads, L] (L = patches, row-major over the grid), a flat Float32Array; each
+   * (image, head) row is that head's softmax over all 1 + L keys without the cls key's share. The
+   * map that attention-driven masking (`masking: 'amt'`) masks by, and what DINO-style attention
+   * pictures show. Branch 'momentum' for the EMA encoder (cmae, mocov3, maskdistill).
+   */
+  async clsAttention(images: ImagesInput, options?: { branch?: 'online' | 'momentum'; batchSize?: number }): Promise<Float32Array> {
+    const { branch = 'online', batchSize = 256 } = objectArg(options, 'options', true);
+    if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
+    const { channels: C, imageSize: S, heads, patchSize } = this.config;
+    const L = (S / patchSize) ** 2;
+    return inBatches(images, C, S, [heads, L], batchSize, (out, chunk) => this.native.clsAttention(out, chunk, branch));
+  }
+
+  /**
    * Features of encoded images (file paths or the bytes of PNG, JPEG, WebP, … files): decoded with
    * sharp as an image folder is, normalised with the checkpoint's own normalisation (or
    * `options.normalization`), encoded: a flat Float32Array of N·dim, in the order given.
@@ -455,10 +470,13 @@ export async function inBatches(
   images: ImagesInput,
   channels: number,
   size: number,
-  width: number,
+  row: number | readonly number[],
   batchSize: number,
   run: (out: NativeTensorHandle, chunk: NativeTensorHandle) => Promise<void>,
 ): Promise<Float32Array> {
+  // Each image's output is `row` (a width, or a shape such as [heads, L]).
+  const rowShape = typeof row === 'number' ? [row] : row;
+  const width = rowShape.reduce((a, b) => a * b, 1);
   const all = toImages(images, channels, size, 'images');
   try {
     const n = all.shape[0];
@@ -468,7 +486,7 @@ export async function inBatches(
     for (let start = 0; start < n; start += batchSize) {
       const count = Math.min(batchSize, n - start);
       const chunk = flat ? Tensor.from(flat.subarray(start * per, (start + count) * per), [count, channels, size, size]) : all;
-      const out = Tensor.empty([count, width]);
+      const out = Tensor.empty([count, ...rowShape]);
       try {
         await run(nativeOf(out)!, nativeOf(chunk)!);
         result.set(out.toArray() as Float32Array, start * width);

@@ -15,6 +15,7 @@ import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
 import { readSafetensors, readSafetensorsMetadata } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import type { Normalization } from '../data/loader';
+import { attentionMaskNoiseFor, type MaskSampling } from './amt';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
@@ -95,6 +96,13 @@ export interface TrainOptions {
    * has every step.
    */
   historyLimit?: number;
+  /**
+   * How each step's mask is drawn: 'uniform' (default: the model's seeded noise) or 'attention'
+   * (AMT's attention-driven masking, src/train/amt.ts: the encoder's cls attention makes the
+   * patches it looks at likelier to be masked; mae, cmae and maskdistill). Recorded in
+   * checkpoints as metadata.maskSampling; a resume must use the same.
+   */
+  maskSampling?: MaskSampling;
   /** Extra string metadata stored in every checkpoint (the data's normalisation is recorded without it, when `data` has one). */
   metadata?: Record<string, string>;
 }
@@ -132,13 +140,22 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const warmupSteps = Math.min(scheduleSteps, Math.round((options.warmupFraction ?? 0.05) * scheduleSteps));
   const lrAt = cosineWithWarmup({ baseLr: lr, minLr: options.minLr ?? 0, warmupSteps, totalSteps: scheduleSteps, warmupStartFactor: options.warmupStartFactor ?? (model.config.mode === 'cmae' ? 1e-4 : 0) });
   const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, scheduleSteps);
+  const maskSampling = options.maskSampling ?? 'uniform';
+  if (maskSampling !== 'uniform' && maskSampling !== 'attention') throw new ValueError(`maskSampling must be 'uniform' or 'attention', got ${describeValue(maskSampling)}`);
+  if (maskSampling === 'attention' && methods[model.config.mode].reconstructs === null) {
+    throw new ValueError(`maskSampling 'attention' is for the masked-reconstruction methods (mae, cmae, maskdistill), not ${model.config.mode}`);
+  }
   const optimizer = new AdamW(model, { ...options.optimizer, lr });
 
   // The moments are this run's: freed when it ends, also when it throws.
   try {
     let step = 0;
     let priorSeconds = 0; // training time of the run before a resume
-    if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
+    if (options.resumeFrom) {
+      const saved = (await readSafetensorsMetadata(options.resumeFrom)).maskSampling ?? 'uniform';
+      if (saved !== maskSampling) throw new ValueError(`cannot resume from ${options.resumeFrom}: it was trained with maskSampling '${saved}', this run uses '${maskSampling}'`);
+      ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
+    }
     const outDir = options.outDir;
     const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
     const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
@@ -157,6 +174,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         metadata: {
           ...(normalization !== undefined ? { normalization } : {}),
           ...options.metadata,
+          ...(maskSampling !== 'uniform' ? { maskSampling } : {}),
           step: String(step),
           optimizerStep: String(optimizer.stepCount),
           totalSteps: String(budget !== undefined ? step : totalSteps),
@@ -200,7 +218,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           let parts: LossParts, lrNow: number, gradNorm: number, momentum: number;
           let skipped = false;
           try {
-            parts = await model.lossAndGrad({ images, targetImages });
+            const maskNoise = maskSampling === 'attention' ? await attentionMaskNoiseFor(model, images, step) : undefined;
+            parts = await model.lossAndGrad({ images, targetImages, maskNoise });
             const position = scheduleStep();
             lrNow = lrAt(position);
             momentum = momentumAt(position);

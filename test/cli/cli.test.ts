@@ -119,6 +119,11 @@ describe('cmae CLI', () => {
     const grouped = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'group', '--preset', 'micro', '--steps', '1', '--batch-size', '8', '--out', path.join(root, 'mae-group'), '--no-eval', '--json');
     expect(grouped.code, grouped.stderr).toBe(0);
     expect(JSON.parse((await readSafetensors(path.join(root, 'mae-group', 'checkpoint.safetensors'))).metadata.config).maskGroup).toBe(2);
+    // --masking amt: per patch, drawn by the encoder's cls attention; the checkpoint records it
+    const amt = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'amt', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae-amt'), '--no-eval', '--json');
+    expect(amt.code, amt.stderr).toBe(0);
+    const amtFile = await readSafetensors(path.join(root, 'mae-amt', 'checkpoint.safetensors'));
+    expect([JSON.parse(amtFile.metadata.config).maskGroup, amtFile.metadata.maskSampling]).toEqual([1, 'attention']);
   });
 
   it('trains MoCo v3 and SimCLR (--method mocov3|simclr): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
@@ -193,7 +198,8 @@ describe('cmae CLI', () => {
       [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
       [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
       [['pretrain', '--model', 'maskGroup=1'], /--model maskGroup: set it with --masking/],
-      [['pretrain', '--masking', 'amt'], /--masking must be one of random, group, got 'amt'/],
+      [['pretrain', '--masking', 'blocks'], /--masking must be one of random, group, amt, got 'blocks'/],
+      [['pretrain', '--method', 'simclr', '--masking', 'amt'], /--masking amt is for mae, cmae and maskdistill, not --method simclr/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
       [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],

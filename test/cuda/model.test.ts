@@ -8,7 +8,7 @@ import './emulated';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   AdamW, BusyError, CMAE, DeviceError, Tensor, getMatmulPrecision, info, kernels, setMatmulPrecision, type MatmulPrecision, type Mode,
 } from '../../src/index';
@@ -19,10 +19,14 @@ import { noiseDataset } from '../helpers/fixtures';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-cuda-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
-afterEach(() => {
+// Every test starts from fp32 products on both devices (the emulated device's own default is tf32,
+// compute capability >= 8.0), also the first one and one run alone with -t.
+const fp32Everywhere = () => {
   setMatmulPrecision('fp32', 'cpu');
   setMatmulPrecision('fp32', 'cuda');
-});
+};
+beforeEach(fp32Everywhere);
+afterEach(fp32Everywhere);
 
 const B = 4;
 const imageNumel = B * 3 * 16 * 16; // the micro preset: 3×16×16, 16 patches of 4×4, 4 mask groups
@@ -210,6 +214,19 @@ describe.each<Mode>(['cmae', 'mae'])('%s on cuda against the same model on the C
         const got = await cuda.encode(images, { pool, branch, batchSize: 2 });
         expectClose(got, want, { atol: 1e-5 * maxAbs(want), rtol: 1e-4, label: `encode ${pool} ${branch}` });
       }
+    cpu.dispose();
+    cuda.dispose();
+  });
+
+  it('gives the cls attention of the CPU model, for each branch', async () => {
+    const { cpu, cuda } = await pair(8);
+    const images = randn(5 * 3 * 16 * 16, 41);
+    for (const branch of mode === 'cmae' ? (['online', 'momentum'] as const) : (['online'] as const)) {
+      const want = await cpu.clsAttention(images, { branch, batchSize: 2 });
+      const got = await cuda.clsAttention(images, { branch, batchSize: 2 });
+      expect(got.length).toBe(5 * cpu.config.heads * 16);
+      expectClose(got, want, { atol: 1e-6, rtol: 1e-4, label: `clsAttention ${branch}` });
+    }
     cpu.dispose();
     cuda.dispose();
   });
