@@ -36,6 +36,9 @@ const variants = [
   ['ct weight 0.3', ['--model', 'ctWeight=0.3']],
   ['ct weight 3', ['--model', 'ctWeight=3']],
   ['mask group 1', ['--masking', 'random']],
+  // Attention-driven masking (AMT's, src/train/amt.ts) against per-patch random masking, for CMAE and MAE.
+  ['amt masking', ['--masking', 'amt']],
+  ['mae amt masking', ['--method', 'mae', '--masking', 'amt']],
   ['feature decoder depth 2', ['--model', 'featureDecoderDepth=2']],
   ['encoder depth 3', ['--model', 'depth=3']],
 ];
