@@ -14,6 +14,7 @@ import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { Interrupted, UsageError, catchInterrupts } from './errors';
+import { maskSamplingProblem } from '../train/amt';
 import { MASKING, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
@@ -74,7 +75,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const masking = o.masking !== undefined ? MASKING[o.masking] : undefined;
   const maskGroup = masking?.maskGroup;
   const maskSampling = masking?.maskSampling ?? 'uniform';
-  if (maskSampling === 'attention' && traits.reconstructs === null) throw new UsageError(`--masking ${o.masking} is for mae, cmae and maskdistill, not --method ${method}`);
+  const samplingProblem = maskSamplingProblem(method, maskSampling);
+  if (samplingProblem) throw new UsageError(`--masking ${o.masking}: ${samplingProblem}`);
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
   const progress = new ProgressBar(process.stderr);
 

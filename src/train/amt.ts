@@ -17,11 +17,23 @@
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';
 import type { CMAE } from '../models/cmae';
-import { methods } from '../models/config';
+import { methods, type Mode } from '../models/config';
+import { describeValue } from '../args';
 import { makeRng } from '../eval/rng';
 
 /** How the trainer draws each step's mask: uniformly (the model's own seeded noise), or attention-driven. */
 export type MaskSampling = 'uniform' | 'attention';
+
+/**
+ * Why `sampling` cannot train a `mode` model, or undefined when it can: attention-driven masking
+ * needs a masked reconstruction (mae, cmae, maskdistill). The one owner of that rule (the trainer
+ * throws a ValueError with it, the CLI a usage error before any slow work).
+ */
+export function maskSamplingProblem(mode: Mode, sampling: unknown): string | undefined {
+  if (sampling !== 'uniform' && sampling !== 'attention') return `maskSampling must be 'uniform' or 'attention', got ${describeValue(sampling)}`;
+  if (sampling === 'attention' && methods[mode].reconstructs === null) return `attention-driven masking is for the masked-reconstruction methods (mae, cmae, maskdistill), not ${mode}`;
+  return undefined;
+}
 
 /** Weights below this are raised to it: log w stays finite (a patch every head attends to least). */
 const MIN_WEIGHT = 1e-9;
@@ -72,7 +84,8 @@ export function attentionMaskNoise(attention: Float32Array, B: number, heads: nu
  */
 export async function attentionMaskNoiseFor(model: CMAE, images: Tensor, step: number): Promise<Float32Array> {
   const { mode, heads, imageSize, patchSize, maskGroup, depth } = model.config;
-  if (methods[mode].reconstructs === null) throw new ValueError(`attention-driven masking is for mae, cmae and maskdistill, not ${mode}`);
+  const problem = maskSamplingProblem(mode, 'attention');
+  if (problem) throw new ValueError(problem);
   if (depth < 1) throw new ValueError('attention-driven masking needs an encoder of depth ≥ 1 (its last block attends)');
   const branch = methods[mode].momentum ? 'momentum' : 'online';
   const attention = await model.clsAttention(images, { branch });

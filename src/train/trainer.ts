@@ -15,7 +15,7 @@ import { cosineWithWarmup, momentumSchedule } from '../optim/schedules';
 import { readSafetensors, readSafetensorsMetadata } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import type { Normalization } from '../data/loader';
-import { attentionMaskNoiseFor, type MaskSampling } from './amt';
+import { attentionMaskNoiseFor, maskSamplingProblem, type MaskSampling } from './amt';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
@@ -141,10 +141,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const lrAt = cosineWithWarmup({ baseLr: lr, minLr: options.minLr ?? 0, warmupSteps, totalSteps: scheduleSteps, warmupStartFactor: options.warmupStartFactor ?? (model.config.mode === 'cmae' ? 1e-4 : 0) });
   const momentumAt = momentumSchedule(options.momentumBase ?? 0.996, options.momentumEnd ?? 0.996, scheduleSteps);
   const maskSampling = options.maskSampling ?? 'uniform';
-  if (maskSampling !== 'uniform' && maskSampling !== 'attention') throw new ValueError(`maskSampling must be 'uniform' or 'attention', got ${describeValue(maskSampling)}`);
-  if (maskSampling === 'attention' && methods[model.config.mode].reconstructs === null) {
-    throw new ValueError(`maskSampling 'attention' is for the masked-reconstruction methods (mae, cmae, maskdistill), not ${model.config.mode}`);
-  }
+  const samplingProblem = maskSamplingProblem(model.config.mode, maskSampling);
+  if (samplingProblem) throw new ValueError(samplingProblem);
   const optimizer = new AdamW(model, { ...options.optimizer, lr });
 
   // The moments are this run's: freed when it ends, also when it throws.

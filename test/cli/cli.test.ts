@@ -199,7 +199,7 @@ describe('cmae CLI', () => {
       [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
       [['pretrain', '--model', 'maskGroup=1'], /--model maskGroup: set it with --masking/],
       [['pretrain', '--masking', 'blocks'], /--masking must be one of random, group, amt, got 'blocks'/],
-      [['pretrain', '--method', 'simclr', '--masking', 'amt'], /--masking amt is for mae, cmae and maskdistill, not --method simclr/],
+      [['pretrain', '--method', 'simclr', '--masking', 'amt'], /--masking amt: attention-driven masking is for the masked-reconstruction methods \(mae, cmae, maskdistill\), not simclr/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
       [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],

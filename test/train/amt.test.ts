@@ -205,7 +205,7 @@ describe('training with attention-driven masking', () => {
   it('refuses methods without masked reconstruction and unknown samplings', async () => {
     const moco = await CMAE.create({ preset: 'micro', seed: 7, mode: 'mocov3' });
     const data = new DataLoader(noiseDataset(16), { batchSize: 8, seed: 1, targetView: 'independent', augment: { outSize: 16 } });
-    await expect(train({ model: moco, data, steps: 1, maskSampling: 'attention' })).rejects.toThrow(/not mocov3/);
+    await expect(train({ model: moco, data, steps: 1, maskSampling: 'attention' })).rejects.toThrow(/masked-reconstruction methods \(mae, cmae, maskdistill\), not mocov3/);
     await expect(train({ model: moco, data, steps: 1, maskSampling: 'gumbel' as never })).rejects.toThrow(/maskSampling must be 'uniform' or 'attention'/);
     moco.dispose();
   });
