@@ -100,7 +100,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     });
     // A resumed run must be the same run: the checkpoint's configuration, data and teacher are
     // compared now, before any slow work (the baselines, the data statistics).
-    if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });
+    if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, maskSampling, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });
     // A frozen teacher: its encoder in the momentum branch, kept there by a momentum of 1 (resume
     // restores it from the checkpoint, which holds the momentum branch).
     if (o.teacher !== undefined) await model.loadTeacher(o.teacher);

@@ -100,7 +100,8 @@ export interface TrainOptions {
    * How each step's mask is drawn: 'uniform' (default: the model's seeded noise) or 'attention'
    * (AMT's attention-driven masking, src/train/amt.ts: the encoder's cls attention makes the
    * patches it looks at likelier to be masked; mae, cmae and maskdistill). Recorded in
-   * checkpoints as metadata.maskSampling; a resume must use the same.
+   * checkpoints as metadata.maskSampling; a resume must use the same (checkResumable; a checkpoint
+   * from before this option has none and resumes either way).
    */
   maskSampling?: MaskSampling;
   /** Extra string metadata stored in every checkpoint (the data's normalisation is recorded without it, when `data` has one). */
@@ -149,11 +150,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   try {
     let step = 0;
     let priorSeconds = 0; // training time of the run before a resume
-    if (options.resumeFrom) {
-      const saved = (await readSafetensorsMetadata(options.resumeFrom)).maskSampling ?? 'uniform';
-      if (saved !== maskSampling) throw new ValueError(`cannot resume from ${options.resumeFrom}: it was trained with maskSampling '${saved}', this run uses '${maskSampling}'`);
-      ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer));
-    }
+    if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer, { maskSampling }));
     const outDir = options.outDir;
     const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
     const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
@@ -172,7 +169,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
         metadata: {
           ...(normalization !== undefined ? { normalization } : {}),
           ...options.metadata,
-          ...(maskSampling !== 'uniform' ? { maskSampling } : {}),
+          maskSampling,
           step: String(step),
           optimizerStep: String(optimizer.stepCount),
           totalSteps: String(budget !== undefined ? step : totalSteps),
@@ -316,8 +313,8 @@ async function truncateMetrics(file: string, step: number): Promise<void> {
 }
 
 /** Loads model weights, optimizer moments, the step counter and the time trained from a trainer checkpoint. */
-async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW): Promise<{ step: number; trainedSeconds: number }> {
-  await checkResumable(file, model.config);
+async function restoreTrainerState(file: string, model: CMAE, optimizer: AdamW, metadata: Record<string, string>): Promise<{ step: number; trainedSeconds: number }> {
+  await checkResumable(file, model.config, metadata);
   const parsed = await readSafetensors(file);
   const { model: loaded, extra } = await CMAE.fromCheckpointFile(parsed, file);
   model.loadStateDict(loaded.stateDict());

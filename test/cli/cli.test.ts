@@ -124,6 +124,10 @@ describe('cmae CLI', () => {
     expect(amt.code, amt.stderr).toBe(0);
     const amtFile = await readSafetensors(path.join(root, 'mae-amt', 'checkpoint.safetensors'));
     expect([JSON.parse(amtFile.metadata.config).maskGroup, amtFile.metadata.maskSampling]).toEqual([1, 'attention']);
+    // … and a --resume that would sample masks another way is refused before any work
+    const mixed = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'random', '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', path.join(root, 'mae-amt'), '--resume', '--no-eval');
+    expect(mixed.code).toBe(2);
+    expect(mixed.stderr).toMatch(/it differs in maskSampling \(checkpoint "attention", now "uniform"\)/);
   });
 
   it('trains MoCo v3 and SimCLR (--method mocov3|simclr): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
