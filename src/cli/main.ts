@@ -49,6 +49,7 @@ export function buildProgram(): Command {
     .option('--shift-range <px>', 'CMAE pixel-shift range of the target view (default: 7 px at 32 px)')
     .option('--min-crop <s>', 'smallest area fraction of the random resized crop', '0.2')
     .option('--mask-ratio <r>', 'fraction of patches masked (default 0.65 for cmae, 0.75 for mae and maskdistill, 0 for mocov3 and simclr)')
+    .option('--masked-views <r>', 'mocov3, simclr: encode each view with a fraction r of its patches masked, as FLIP does (the same setting as --mask-ratio for them; default 0: whole views)')
     .option('--masking <m>', 'random (per patch: the default of mae, maskdistill), group (2x2 patch groups: the default of cmae) or amt (per patch, drawn by the encoder\'s cls attention)')
     .option('--model <k=v,...>', 'override model configuration fields of the preset, e.g. tau=0.2,ctWeight=0.5,featureDecoderDepth=1')
     .option('--out <dir>', 'output directory', 'cmae-out')

@@ -36,6 +36,7 @@ export interface PretrainOptions {
   eval: boolean;
   shiftRange?: string;
   maskRatio?: string;
+  maskedViews?: string;
   masking?: string;
   model?: string;
   minutes?: string;
@@ -68,7 +69,11 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const matmulPrecision = o.matmulPrecision !== undefined ? parseMatmulPrecision(o.matmulPrecision, device) : getMatmulPrecision(device);
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
-  const maskRatio = o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
+  // --masked-views is the two-view methods' name for their mask ratio (FLIP's masked views).
+  if (o.maskedViews !== undefined && traits.onlineViews !== 2) throw new UsageError(`--masked-views is for the two-view methods (mocov3, simclr), not --method ${method}; use --mask-ratio`);
+  if (o.maskedViews !== undefined && o.maskRatio !== undefined) throw new UsageError('give one of --mask-ratio and --masked-views (the same setting for a two-view method)');
+  const maskRatio = o.maskedViews !== undefined ? parseNumberOption(o.maskedViews, '--masked-views', 0, 0.99)
+    : o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
   if (o.masking !== undefined && !Object.hasOwn(MASKING, o.masking)) {
     throw new UsageError(`--masking must be one of ${Object.keys(MASKING).join(', ')}, got '${o.masking}'`);
   }

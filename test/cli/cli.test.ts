@@ -147,9 +147,12 @@ describe('cmae CLI', () => {
     const bad = run('pretrain', '--method', 'dino', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
     expect(bad.code).not.toBe(0);
     expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, simclr, got 'dino'/);
-    const simclr = run('pretrain', '--method', 'simclr', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'simclr'), '--no-eval', '--json');
+    // --masked-views 0.5: FLIP's masked views, 8 of 16 patches encoded per view (the checkpoint's maskRatio)
+    const simclr = run('pretrain', '--method', 'simclr', '--masked-views', '0.5', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'simclr'), '--no-eval', '--json');
     expect(simclr.code, simclr.stderr).toBe(0);
     expect(JSON.parse(simclr.stdout).method).toBe('simclr');
+    expect(simclr.stderr).toMatch(/simclr micro on .* 8\/16 patches visible/);
+    expect(JSON.parse((await readSafetensors(path.join(root, 'simclr', 'checkpoint.safetensors'))).metadata.config).maskRatio).toBe(0.5);
     expect(simclr.stderr).toMatch(/loss [0-9.]+ \(ct [0-9.]+\)/);
   });
 
@@ -202,6 +205,9 @@ describe('cmae CLI', () => {
       [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
       [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
       [['pretrain', '--model', 'maskGroup=1'], /--model maskGroup: set it with --masking/],
+      [['pretrain', '--masked-views', '0.5'], /--masked-views is for the two-view methods \(mocov3, simclr\), not --method cmae; use --mask-ratio/],
+      [['pretrain', '--method', 'mocov3', '--masked-views', '0.5', '--mask-ratio', '0.5'], /give one of --mask-ratio and --masked-views/],
+      [['pretrain', '--method', 'mocov3', '--masked-views', '1'], /--masked-views/],
       [['pretrain', '--masking', 'blocks'], /--masking must be one of random, group, amt, got 'blocks'/],
       [['pretrain', '--method', 'simclr', '--masking', 'amt'], /--masking amt: attention-driven masking is for the masked-reconstruction methods \(mae, cmae, maskdistill\), not simclr/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
