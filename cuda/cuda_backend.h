@@ -102,6 +102,8 @@ class CudaBackend final : public Backend {
                                               int64_t C, float dloss) override;
   void infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau,
                                 float scale, float dloss) override;
+  void dense_infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, const int32_t* match, int64_t B,
+                                      int64_t Lq, int64_t Lk, int64_t E, float tau, float scale, float dloss) override;
 
   // norm.cu
   void layernorm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t R,
@@ -152,6 +154,8 @@ class CudaBackend final : public Backend {
   void l2_normalize_forward(float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps) override;
   void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D,
                              float eps) override;
+  void match_tokens(int32_t* match, const float* a, int64_t a_stride, const float* k, int64_t k_stride, int64_t B, int64_t La,
+                    int64_t Lk, int64_t D) override;
 
   // rows.cu
   void add_inplace(float* dst, const float* src, int64_t n) override;

@@ -9,6 +9,11 @@
 //   infonce_forward_backward  B 256, E 256: 2·B²·E = 33.5 M FP64 FMAs (+ 16.7 M for the k norms,
 //       recomputed per row) = 3 us at ~17 T DFMA/s; each row's block reads k twice (512 KiB) from
 //       L2: 128 MB of L2 traffic, ~15-20 us, which bounds it; DRAM sees q and k once (0.5 MB).
+//   dense_infonce_forward_backward (DenseCL)  B 256, Lq = Lk 196, E 256: 50176 query rows, each
+//       B·E FP64 FMAs forward and again for dq: 6.6 G DFMA, ~0.4 ms; but every row's block reads the
+//       pooled negatives (256 x 256 doubles, 0.5 MB) twice from L2: 51 GB of L2 traffic, ~5 ms, which
+//       bounds it (several query rows per block sharing the negatives, or a GEMM of Q by the
+//       negatives, would cut it ~10x; not yet measured on a GPU).
 //   softmax_cross_entropy_forward_backward  B 256, C 1000: reads logits and targets (2 MB) and
 //       writes dlogits (1 MB): under 1 us of DRAM; the 256 one-block rows and the final sum's
 //       launch (~5 us) bound it.
@@ -53,6 +58,23 @@ void CudaBackend::infonce_forward_backward(float* loss, float* dq, const float* 
   });
   kernels::launch_sum("infonce_loss", static_cast<const double*>(row_loss), B,
                       kernels::WriteScaledMean{loss, static_cast<double>(scale), B}, stream_);
+}
+
+void CudaBackend::dense_infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, const int32_t* match,
+                                                 int64_t B, int64_t Lq, int64_t Lk, int64_t E, float tau, float scale, float dloss) {
+  const int64_t R = B * Lq;
+  if (R <= 0) {
+    fill_zero(loss, sizeof(float));
+    return;
+  }
+  // (B, E) pooled negatives, then (R) row losses.
+  double* neg = static_cast<double*>(scratch(static_cast<size_t>(B * E + R) * sizeof(double)));
+  double* row_loss = neg + B * E;
+  CMAE_LAUNCH(kernels::dense_negatives_kernel, static_cast<unsigned>(B), kernels::kDenseThreads, 0, stream_, neg, k, Lk, E);
+  CMAE_LAUNCH(kernels::dense_infonce_rows_kernel, static_cast<unsigned>(R), kernels::kDenseThreads, kernels::dense_infonce_shared_bytes(B, E),
+              stream_, row_loss, dq, q, k, match, static_cast<const double*>(neg), B, Lq, Lk, E, tau, scale, dloss);
+  kernels::launch_sum("dense_infonce_loss", static_cast<const double*>(row_loss), R,
+                      kernels::WriteScaledMean{loss, static_cast<double>(scale), R}, stream_);
 }
 
 void CudaBackend::ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,

@@ -344,6 +344,99 @@ struct WriteScaledMean {
   __device__ __forceinline__ void operator()(double total) const { *loss = static_cast<float>(scale * total / static_cast<double>(count)); }
 };
 
+// ---- DenseCL's dense InfoNCE ---------------------------------------------------------------------
+// dense_infonce_forward_backward, three launches: dense_negatives_kernel (one block per sample m:
+// n̂_m = normalize(mean_j k[m, j, :]) into scratch, doubles); dense_infonce_rows_kernel (one block
+// per query row r = (b, i): q_r staged in shared memory, the positive's dot and norm by block sums,
+// a thread per negative m ≠ b for s_m, block_max / block_sum for the cross-entropy, then dq̂ by a
+// thread per feature e (negatives in order) and F.normalize's backward); sum_kernel for the mean.
+// Dynamic shared memory per block: 8·(B + E) + 4·E bytes.
+
+constexpr unsigned kDenseThreads = 128;
+
+__global__ void __launch_bounds__(kDenseThreads) dense_negatives_kernel(double* neg, const float* k, int64_t Lk, int64_t E) {
+  CMAE_SHARED(double, scratch, 32);
+  const int64_t m = blockIdx.x;
+  double ss = 0.0;
+  for (int64_t e = threadIdx.x; e < E; e += blockDim.x) {
+    double s = 0.0;
+    for (int64_t j = 0; j < Lk; ++j) s += static_cast<double>(k[(m * Lk + j) * E + e]);
+    s /= static_cast<double>(Lk);
+    neg[m * E + e] = s;
+    ss += s * s;
+  }
+  const double n = sqrt(block_sum(ss, scratch));
+  const double inv = 1.0 / (n > kNormalizeEps ? n : kNormalizeEps);
+  for (int64_t e = threadIdx.x; e < E; e += blockDim.x) neg[m * E + e] *= inv;  // this thread's own entries
+}
+
+inline std::size_t dense_infonce_shared_bytes(int64_t B, int64_t E) {
+  return static_cast<std::size_t>(B + E) * sizeof(double) + static_cast<std::size_t>(E) * sizeof(float);
+}
+
+__global__ void __launch_bounds__(kDenseThreads)
+    dense_infonce_rows_kernel(double* row_loss, float* dq, const float* q, const float* k, const int32_t* match, const double* neg,
+                              int64_t B, int64_t Lq, int64_t Lk, int64_t E, float tau, float scale, float dloss) {
+  CMAE_DYNAMIC_SHARED(double, shared);
+  CMAE_SHARED(double, scratch, 32);
+  double* const coef = shared;       // (B): s_m, then exp(s_m − max), then d loss/d s_m / τ (0 for the own sample)
+  double* const dqhat = shared + B;  // (E): d loss / d q̂_r
+  float* const q_row = reinterpret_cast<float*>(shared + B + E);  // (E): q_r
+  const int64_t r = blockIdx.x, b = r / Lq;
+  const unsigned tid = threadIdx.x;
+  const double nq = stage_row<1>(q_row, q + r * E, E, scratch);  // its barriers also publish q_row
+  const double q_inv = 1.0 / (nq > kNormalizeEps ? nq : kNormalizeEps);
+  const float* kp = k + (b * Lk + match[r]) * E;
+  double dot = 0.0, kk = 0.0;
+  for (int64_t e = tid; e < E; e += blockDim.x) {
+    dot += static_cast<double>(q_row[e]) * kp[e];
+    kk += static_cast<double>(kp[e]) * kp[e];
+  }
+  dot = block_sum(dot, scratch);
+  kk = block_sum(kk, scratch);
+  const double nk = sqrt(kk);
+  const double k_inv = 1.0 / (nk > kNormalizeEps ? nk : kNormalizeEps);
+  const double inv_tau = 1.0 / static_cast<double>(tau);
+  const double pos = dot * q_inv * k_inv * inv_tau;
+  double local_max = pos;
+  for (int64_t m = tid; m < B; m += blockDim.x) {
+    if (m == b) continue;
+    double s = 0.0;
+    for (int64_t e = 0; e < E; ++e) s += static_cast<double>(q_row[e]) * neg[m * E + e];
+    s *= q_inv * inv_tau;
+    coef[m] = s;
+    local_max = fmax(local_max, s);
+  }
+  const double row_max = block_max(local_max, scratch);
+  double local_sum = 0.0;
+  for (int64_t m = tid; m < B; m += blockDim.x) {
+    const double p = m == b ? 0.0 : exp(coef[m] - row_max);
+    coef[m] = p;
+    local_sum += p;
+  }
+  const double pos_exp = exp(pos - row_max);
+  const double sum = block_sum(local_sum, scratch) + pos_exp;
+  if (tid == 0) row_loss[r] = row_max + log(sum) - pos;
+  if (dq == nullptr) return;
+
+  const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / static_cast<double>(B * Lq);
+  const double inv_sum = 1.0 / sum;
+  for (int64_t m = tid; m < B; m += blockDim.x) coef[m] = grad_coef * coef[m] * inv_sum * inv_tau;
+  __syncthreads();
+  const double c_pos = grad_coef * (pos_exp * inv_sum - 1.0) * k_inv * inv_tau;  // d s₊ / d q̂ = k̂₊/τ
+  double local_proj = 0.0;
+  for (int64_t e = tid; e < E; e += blockDim.x) {
+    double g = c_pos * static_cast<double>(kp[e]);
+    for (int64_t m = 0; m < B; ++m) g = fma(coef[m], neg[m * E + e], g);  // the own sample's coefficient is 0
+    dqhat[e] = g;
+    local_proj += static_cast<double>(q_row[e]) * q_inv * g;
+  }
+  const double proj = block_sum(local_proj, scratch);
+  float* o = dq + r * E;
+  for (int64_t e = tid; e < E; e += blockDim.x)
+    o[e] = nq >= kNormalizeEps ? static_cast<float>((dqhat[e] - q_row[e] * q_inv * proj) * q_inv) : static_cast<float>(dqhat[e] * q_inv);
+}
+
 }  // namespace kernels
 
 CMAE_CUDA_NAMESPACE_END

@@ -138,6 +138,51 @@ __global__ void __launch_bounds__(kStreamThreads) l2_normalize_backward_kernel(f
   }
 }
 
+// ---- DenseCL's token matching ----------------------------------------------------------------------
+// match_tokens, two launches: key_inverse_norms_kernel (a thread per key row: 1/max(||k_j||, eps)
+// into scratch); match_tokens_kernel (one block per query row: a thread per key j, j = t, t + 128,
+// ..., the dot over D in order, its best (score, j) with a strict > so the smallest j wins ties;
+// thread 0 then takes the best of the block's, ties to the smaller j).
+
+constexpr unsigned kMatchThreads = 128;
+
+__global__ void key_inverse_norms_kernel(double* k_inv, const float* k, int64_t k_stride, int64_t Lk, int64_t D, int64_t count) {
+  for (int64_t r = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; r < count; r += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float* kj = k + (r / Lk) * k_stride + (r % Lk) * D;
+    double ss = 0.0;
+    for (int64_t d = 0; d < D; ++d) ss += static_cast<double>(kj[d]) * kj[d];
+    const double n = sqrt(ss);
+    k_inv[r] = 1.0 / (n > 1e-12 ? n : 1e-12);
+  }
+}
+
+__global__ void __launch_bounds__(kMatchThreads) match_tokens_kernel(int32_t* match, const float* a, int64_t a_stride, const float* k,
+                                                                     int64_t k_stride, const double* k_inv, int64_t La, int64_t Lk,
+                                                                     int64_t D) {
+  CMAE_SHARED(double, best_score, kMatchThreads);
+  CMAE_SHARED(int64_t, best_index, kMatchThreads);
+  const int64_t r = blockIdx.x, b = r / La;
+  const float* ai = a + b * a_stride + (r % La) * D;
+  double best = -INFINITY;
+  int64_t arg = -1;
+  for (int64_t j = threadIdx.x; j < Lk; j += blockDim.x) {
+    const float* kj = k + b * k_stride + j * D;
+    double dot = 0.0;
+    for (int64_t d = 0; d < D; ++d) dot += static_cast<double>(ai[d]) * kj[d];
+    const double s = dot * k_inv[b * Lk + j];
+    if (arg < 0 || s > best) best = s, arg = j;
+  }
+  best_score[threadIdx.x] = best;
+  best_index[threadIdx.x] = arg;
+  __syncthreads();
+  if (threadIdx.x != 0) return;
+  for (unsigned t = 1; t < blockDim.x; ++t) {
+    const int64_t j = best_index[t];
+    if (j >= 0 && (best_score[t] > best || (best_score[t] == best && j < arg))) best = best_score[t], arg = j;
+  }
+  match[r] = static_cast<int32_t>(arg);
+}
+
 }  // namespace kernels
 
 CMAE_CUDA_NAMESPACE_END

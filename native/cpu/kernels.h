@@ -31,6 +31,7 @@
   X(linear_backward, (float* dinp, float* dweight, float* dbias, const float* dout, const float* inp, const float* weight, int64_t R, int64_t C, int64_t OC), (dinp, dweight, dbias, dout, inp, weight, R, C, OC)) \
   X(normpix_mse_forward_backward, (float* loss, float* dpred, const float* pred, const float* target, const float* mask, int64_t B, int64_t L, int64_t P, bool norm_pix, float eps, float dloss), (loss, dpred, pred, target, mask, B, L, P, norm_pix, eps, dloss)) \
   X(ntxent_forward_backward, (float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale, float dloss), (loss, dz, z, R, E, tau, scale, dloss)) \
+  X(dense_infonce_forward_backward, (float* loss, float* dq, const float* q, const float* k, const int32_t* match, int64_t B, int64_t Lq, int64_t Lk, int64_t E, float tau, float scale, float dloss), (loss, dq, q, k, match, B, Lq, Lk, E, tau, scale, dloss)) \
   X(softmax_cross_entropy_forward_backward, (float* loss, float* dlogits, const float* logits, const float* targets, int64_t B, int64_t C, float dloss), (loss, dlogits, logits, targets, B, C, dloss)) \
   X(infonce_forward_backward, (float* loss, float* dq, const float* q, const float* k, int64_t B, int64_t E, float tau, float scale, float dloss), (loss, dq, q, k, B, E, tau, scale, dloss)) \
   X(layernorm_forward, (float* out, float* mean, float* rstd, const float* inp, const float* weight, const float* bias, int64_t R, int64_t C, float eps), (out, mean, rstd, inp, weight, bias, R, C, eps)) \
@@ -57,6 +58,7 @@
   X(mean_pool_forward, (float* out, const float* inp, int64_t B, int64_t N, int64_t D, int64_t start), (out, inp, B, N, D, start)) \
   X(mean_pool_backward, (float* dinp, const float* dout, int64_t B, int64_t N, int64_t D, int64_t start), (dinp, dout, B, N, D, start)) \
   X(l2_normalize_forward, (float* out, float* norm, const float* inp, int64_t R, int64_t D, float eps), (out, norm, inp, R, D, eps)) \
+  X(match_tokens, (int32_t* match, const float* a, int64_t a_stride, const float* k, int64_t k_stride, int64_t B, int64_t La, int64_t Lk, int64_t D), (match, a, a_stride, k, k_stride, B, La, Lk, D)) \
   X(l2_normalize_backward, (float* dinp, const float* dout, const float* inp, const float* norm, int64_t R, int64_t D, float eps), (dinp, dout, inp, norm, R, D, eps)) \
   X(add_inplace, (float* dst, const float* src, int64_t n), (dst, src, n)) \
   X(column_sums_add, (float* dst, const float* src, int64_t R, int64_t C, int64_t ld), (dst, src, R, C, ld)) \

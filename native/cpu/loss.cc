@@ -15,6 +15,17 @@ namespace {
 // thread that owns the block and added in block order, so the sum never depends on the split.
 constexpr int64_t kPatchBlock = 16;
 
+// dq of a row through F.normalize, q̂ = q / max(||q||, eps), given dq̂ (double) and q_inv =
+// 1/max(||q||, eps): (dq̂ − q̂·(q̂·dq̂)) / ||q||, or dq̂/eps where the clamp holds (its gradient).
+void normalize_row_backward(float* o, const float* q, const double* dqhat, double nq, double q_inv, double eps, int64_t E) {
+  if (nq >= eps) {
+    const double proj = lane_sum(E, [&](int64_t e) { return q[e] * q_inv * dqhat[e]; });
+    for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>((dqhat[e] - q[e] * q_inv * proj) * q_inv);
+  } else {
+    for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>(dqhat[e] * q_inv);
+  }
+}
+
 }  // namespace
 
 // ---- normalised-pixel MSE ---------------------------------------------------------------------
@@ -133,19 +144,91 @@ void infonce_forward_backward(float* loss, float* dq, const float* q, const floa
 #pragma omp simd
         for (int64_t e = 0; e < E; ++e) dqhat[e] = std::fma(c, static_cast<double>(kj[e]), dqhat[e]);
       }
-      float* o = dq + i * E;
-      if (nq >= kNormEps) {
-        // q̂ = q/||q||: dq = (dq̂ − q̂·(q̂·dq̂)) / ||q||
-        const double proj = lane_sum(E, [&](int64_t e) { return qi[e] * q_inv * dqhat[e]; });
-        for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>((dqhat[e] - qi[e] * q_inv * proj) * q_inv);
-      } else {
-        for (int64_t e = 0; e < E; ++e) o[e] = static_cast<float>(dqhat[e] * q_inv);
-      }
+      normalize_row_backward(dq + i * E, qi, dqhat, nq, q_inv, kNormEps, E);
     }
   });
   double total = 0.0;
   for (int64_t i = 0; i < B; ++i) total += row_loss[i];
   *loss = static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(B));
+}
+
+// ---- DenseCL's dense InfoNCE --------------------------------------------------------------------
+
+void dense_infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, const int32_t* match, int64_t B,
+                                    int64_t Lq, int64_t Lk, int64_t E, float tau, float scale, float dloss) {
+  const int64_t R = B * Lq;
+  if (R <= 0) {
+    *loss = 0.0f;
+    return;
+  }
+  constexpr double kNormEps = 1e-12;  // F.normalize's default
+  double* sums = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(B * E + R));
+  double* neg = sums;           // (B, E): n̂_m = normalize(mean_j k[m, j, :]), each sample's negative for the others
+  double* row_loss = sums + B * E;  // (R): CE of each query row, summed in row order at the end
+  parallel_for(B, min_items(Lk * E), [&](int64_t begin, int64_t end) {
+    for (int64_t m = begin; m < end; ++m) {
+      double* n = neg + m * E;
+      for (int64_t e = 0; e < E; ++e) n[e] = 0.0;
+      for (int64_t j = 0; j < Lk; ++j) {
+        const float* kj = k + (m * Lk + j) * E;
+        for (int64_t e = 0; e < E; ++e) n[e] += static_cast<double>(kj[e]);
+      }
+      // The 1/Lk of the mean cancels in the normalisation but not in F.normalize's eps clamp.
+      for (int64_t e = 0; e < E; ++e) n[e] /= static_cast<double>(Lk);
+      const double norm = std::sqrt(lane_sum(E, [&](int64_t e) { return n[e] * n[e]; }));
+      const double inv = 1.0 / (norm > kNormEps ? norm : kNormEps);
+      for (int64_t e = 0; e < E; ++e) n[e] *= inv;
+    }
+  });
+  const double inv_tau = 1.0 / static_cast<double>(tau);
+  // d loss / d logit = scale/R · (softmax − [positive]), times dloss.
+  const double grad_coef = static_cast<double>(scale) * static_cast<double>(dloss) / static_cast<double>(R);
+  // Per worker thread: (B) negative logits, then their exp(logit − max), and (E) d loss / d q̂_r.
+  const PerThreadScratch<double> rows(ScratchSlot::ReductionRows, static_cast<size_t>(B + E));
+  parallel_for(R, min_items(B * E), [&](int64_t begin, int64_t end) {
+    double* logits = rows.thread_slice();
+    double* dqhat = logits + B;
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / Lq;
+      const float* qr = q + r * E;
+      const float* kp = k + (b * Lk + match[r]) * E;
+      const double nq = std::sqrt(sum_squares(qr, E)), nk = std::sqrt(sum_squares(kp, E));
+      const double q_inv = 1.0 / (nq > kNormEps ? nq : kNormEps), k_inv = 1.0 / (nk > kNormEps ? nk : kNormEps);
+      const double pos = dot_f64(qr, kp, E) * q_inv * k_inv * inv_tau;
+      double max_logit = pos;
+      for (int64_t m = 0; m < B; ++m) {
+        if (m == b) continue;
+        const double* nm = neg + m * E;
+        logits[m] = lane_sum(E, [&](int64_t e) { return static_cast<double>(qr[e]) * nm[e]; }) * q_inv * inv_tau;
+        max_logit = logits[m] > max_logit ? logits[m] : max_logit;
+      }
+      const double pos_exp = std::exp(pos - max_logit);
+      double sum = pos_exp;
+      for (int64_t m = 0; m < B; ++m) {
+        if (m == b) continue;
+        logits[m] = std::exp(logits[m] - max_logit);
+        sum += logits[m];
+      }
+      row_loss[r] = max_logit + std::log(sum) - pos;
+      if (!dq) continue;
+
+      const double inv_sum = 1.0 / sum;
+      const double c_pos = grad_coef * (pos_exp * inv_sum - 1.0) * k_inv * inv_tau;  // d s₊ / d q̂ = k̂₊/τ
+      for (int64_t e = 0; e < E; ++e) dqhat[e] = c_pos * static_cast<double>(kp[e]);
+      for (int64_t m = 0; m < B; ++m) {
+        if (m == b) continue;
+        const double c = grad_coef * logits[m] * inv_sum * inv_tau;
+        const double* nm = neg + m * E;
+        // Explicit fma, as infonce: the same rounding whatever the alignment of the thread's scratch.
+#pragma omp simd
+        for (int64_t e = 0; e < E; ++e) dqhat[e] = std::fma(c, nm[e], dqhat[e]);
+      }
+      normalize_row_backward(dq + r * E, qr, dqhat, nq, q_inv, kNormEps, E);
+    }
+  });
+  double total = 0.0;
+  for (int64_t r = 0; r < R; ++r) total += row_loss[r];
+  *loss = static_cast<float>(static_cast<double>(scale) * total / static_cast<double>(R));
 }
 
 // ---- NT-Xent --------------------------------------------------------------------------------------

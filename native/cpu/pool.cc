@@ -1,9 +1,11 @@
 // Pooling and L2 normalisation of token features (ops/pool.h).
 #include <cmath>
+#include <limits>
 
 #include "core/threads.h"
 #include "cpu/target.h"
 #include "cpu/reduce.h"
+#include "cpu/scratch.h"
 
 namespace cmae::cpu::CMAE_CPU_TARGET {
 
@@ -83,6 +85,39 @@ void l2_normalize_backward(float* dinp, const float* dout, const float* inp, con
         const double inv = 1.0 / eps;
         for (int64_t d = 0; d < D; ++d) o[d] = static_cast<float>(g[d] * inv);
       }
+    }
+  });
+}
+
+// ---- DenseCL's token matching --------------------------------------------------------------------
+
+void match_tokens(int32_t* match, const float* a, int64_t a_stride, const float* k, int64_t k_stride, int64_t B, int64_t La,
+                  int64_t Lk, int64_t D) {
+  if (B <= 0 || La <= 0) return;
+  constexpr double kNormEps = 1e-12;  // F.normalize's default
+  // 1 / max(||k_j||, eps) per key row, then each query row scans its sample's keys in order (a strict
+  // > keeps the smallest j on ties).
+  double* k_inv = scratch<double>(ScratchSlot::Reduction, static_cast<size_t>(B * Lk));
+  parallel_for(B * Lk, min_items(D), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const double n = std::sqrt(sum_squares(k + (r / Lk) * k_stride + (r % Lk) * D, D));
+      k_inv[r] = 1.0 / (n > kNormEps ? n : kNormEps);
+    }
+  });
+  parallel_for(B * La, min_items(Lk * D), [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      const int64_t b = r / La;
+      const float* ai = a + b * a_stride + (r % La) * D;
+      double best = -std::numeric_limits<double>::infinity();
+      int32_t arg = 0;
+      for (int64_t j = 0; j < Lk; ++j) {
+        const double s = dot_f64(ai, k + b * k_stride + j * D, D) * k_inv[b * Lk + j];
+        if (s > best) {
+          best = s;
+          arg = static_cast<int32_t>(j);
+        }
+      }
+      match[r] = arg;
     }
   });
 }

@@ -34,6 +34,19 @@ struct LossOps {
   virtual void ntxent_forward_backward(float* loss, float* dz, const float* z, int64_t R, int64_t E, float tau, float scale,
                                        float dloss) = 0;
 
+  // DenseCL's dense InfoNCE, forward and backward fused. q (B, Lq, E): the online dense
+  // projections; k (B, Lk, E): the momentum ones (constant targets); match (B, Lq) in [0, Lk): the
+  // positive key token of each query (match_tokens). q̂, k̂ = rows / max(||row||, 1e-12); the
+  // negatives of sample b are the other samples' pooled keys n̂_m = normalize(mean_j k[m, j, :])
+  // (DenseCL's queue of pooled dense keys, here the batch's other images), m ≠ b. For query row
+  // r = (b, i): s₊ = q̂_r·k̂[b, match[r]]/τ, s_m = q̂_r·n̂_m/τ; loss (1) = scale · mean over the B·Lq
+  // rows of [log(exp s₊ + Σ_{m≠b} exp s_m) − s₊] (B = 1: no negatives, loss 0). dq (B, Lq, E) (=)
+  // = dloss · d loss/d q (k is constant); dq may be null. Summation order fixed (results do not
+  // depend on the thread count). Lk >= 1.
+  virtual void dense_infonce_forward_backward(float* loss, float* dq, const float* q, const float* k, const int32_t* match,
+                                              int64_t B, int64_t Lq, int64_t Lk, int64_t E, float tau, float scale,
+                                              float dloss) = 0;
+
   // The classifier's softmax cross-entropy against soft targets, forward and backward fused.
   // logits, targets: (B, C); a target row is a distribution over the C classes (one-hot, label
   // smoothing's (1 − ε)·one-hot + ε/C, mixup's blend of two), built by the caller.

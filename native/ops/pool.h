@@ -20,6 +20,14 @@ struct PoolOps {
   // clamp_min gradient). inp is the forward input, norm the saved forward norm. dinp may alias dout.
   virtual void l2_normalize_backward(float* dinp, const float* dout, const float* inp, const float* norm, int64_t R,
                                      int64_t D, float eps) = 0;
+  // DenseCL's correspondence: for each query token the most similar key token of the same sample
+  // by cosine. Query row (b, i) is a[b·a_stride + i·D .. +D), i < La; key row (b, j) is
+  // k[b·k_stride + j·D .. +D), j < Lk (strides in floats, so the callers pass token rows of a
+  // (B, 1 + L, D) encoder output without a copy). match (B, La) int32 (=): argmax_j a_i·k_j /
+  // max(||k_j||, 1e-12) (the query's norm cannot change the argmax), the smallest j on ties.
+  // Lk >= 1; no gradient (an index).
+  virtual void match_tokens(int32_t* match, const float* a, int64_t a_stride, const float* k, int64_t k_stride, int64_t B,
+                            int64_t La, int64_t Lk, int64_t D) = 0;
 
  protected:
   ~PoolOps() = default;

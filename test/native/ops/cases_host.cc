@@ -191,11 +191,42 @@ void add_rng_cases(Suite& suite) {
   });
 }
 
+// The float64 references that have no TypeScript twin (test/reference/*.ts holds the others, with
+// their finite-difference checks in test/ops/*.test.ts): their gradients against central finite
+// differences of their own losses.
+void add_reference_cases(Suite& suite) {
+  // DenseCL's dense InfoNCE w.r.t. q, every element of dq: dloss·(L(q + h·e_i) − L(q − h·e_i))/2h,
+  // h = 1e-6. (The eps-clamped branch of a zero row is not differentiable at this h; the op cases'
+  // "zero query row" holds the kernels to the reference's clamp gradient.)
+  suite.add("host/reference/dense_infonce finite differences", [] {
+    const int64_t B = 3, Lq = 2, Lk = 3, E = 4;
+    const double tau = 0.2, scale = 2 * tau, dloss = 0.7, h = 1e-6;
+    HostRng rng(17);
+    Doubles q(static_cast<size_t>(B * Lq * E)), k(static_cast<size_t>(B * Lk * E));
+    for (double& v : q) v = rng.normal();
+    for (double& v : k) v = rng.normal();
+    const Ints match = {2, 0, 1, 1, 0, 2};
+    const Doubles grad = ref::dense_infonce(q, k, match, B, Lq, Lk, E, tau, scale, dloss).grad;
+    double worst = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      Doubles plus = q, minus = q;
+      plus[i] += h;
+      minus[i] -= h;
+      const double fd = dloss * (ref::dense_infonce(plus, k, match, B, Lq, Lk, E, tau, scale, 0).loss -
+                                 ref::dense_infonce(minus, k, match, B, Lq, Lk, E, tau, scale, 0).loss) / (2 * h);
+      worst = std::max(worst, std::fabs(fd - grad[i]));
+      CMAE_TEST_CHECK(std::fabs(fd - grad[i]) <= 1e-7 + 1e-6 * std::fabs(fd), "dq[", i, "]: finite difference ", fd, ", reference ", grad[i]);
+    }
+    return "max |fd − dq| " + std::to_string(worst);
+  });
+}
+
 }  // namespace
 
 void add_host_cases(Suite& suite) {
   add_math_cases(suite);
   add_rng_cases(suite);
+  add_reference_cases(suite);
 }
 
 }  // namespace cmae::op_tests

@@ -90,6 +90,47 @@ void run_infonce(OpRun& run, const InfoNceCase& c) {
   if (with_grad) run.expect_close(dq, want.grad, kInfoNceGrad);
 }
 
+struct DenseInfoNceCase {
+  int64_t B, Lq, Lk, E;
+  bool with_grad = true;
+  float dloss = 0.5f;
+  bool zero_query = false;  // query row 0 all zeros: q̂ = q/eps, the clamped branch of F.normalize
+};
+
+std::string label(const DenseInfoNceCase& c) {
+  std::string l = shape_label("B", c.B, "Lq", c.Lq, "Lk", c.Lk, "E", c.E);
+  if (!c.with_grad) l += " dq=null";
+  if (c.dloss != 0.5f) l += " " + shape_label("dloss", c.dloss);
+  if (c.zero_query) l += " zero query row";
+  return l;
+}
+
+void run_dense_infonce(OpRun& run, const DenseInfoNceCase& c) {
+  const auto [B, Lq, Lk, E, with_grad, dloss, zero_query] = c;
+  const float tau = 0.2f, scale = 2.0f * tau;  // DenseCL's τ and our 2τ scale
+  const Floats k = run.normal(B * Lk * E);
+  Ints match(static_cast<size_t>(B * Lq));
+  for (int32_t& m : match) m = static_cast<int32_t>(run.rng().below(Lk));
+  // Queries correlated with their positives (q = k[b, match] + noise), so the loss is neither
+  // ~log B nor ~0 and the positive's and the negatives' terms both shape dq.
+  Floats q = run.normal(B * Lq * E);
+  for (int64_t r = 0; r < B * Lq; ++r)
+    for (int64_t e = 0; e < E; ++e) {
+      float& v = q[static_cast<size_t>(r * E + e)];
+      v = zero_query && r == 0 ? 0.0f : k[static_cast<size_t>(((r / Lq) * Lk + match[static_cast<size_t>(r)]) * E + e)] + 0.8f * v;
+    }
+  const Buffer q_b = run.input("q", q, {B, Lq, E});
+  const Buffer k_b = run.input("k", k, {B, Lk, E});
+  const Buffer match_b = run.input_i32("match", match, {B, Lq});
+  const Buffer loss = run.output("loss", {1});
+  const Buffer dq = run.output("dq", {with_grad ? B * Lq * E : 0});
+  run.backend().dense_infonce_forward_backward(loss.f32(), with_grad ? dq.f32() : nullptr, q_b.f32(), k_b.f32(), match_b.i32(), B, Lq,
+                                               Lk, E, tau, scale, dloss);
+  const ref::LossAndGrad want = ref::dense_infonce(ref::to_doubles(q), ref::to_doubles(k), match, B, Lq, Lk, E, tau, scale, dloss);
+  run.expect_close(loss, {want.loss}, kInfoNceLoss);
+  if (with_grad) run.expect_close(dq, want.grad, kInfoNceGrad);
+}
+
 struct NtXentCase {
   int64_t R, E;
   bool with_grad = true;
@@ -181,6 +222,17 @@ void add_loss_cases(CaseTable& table) {
   for (const InfoNceCase& c : infonce) {
     const bool big = c.B == 256;
     table.add("loss", "infonce_forward_backward", label(c), [c](OpRun& run) { run_infonce(run, c); }).thread_invariant = big;
+  }
+  // B = 1 (no negatives: loss 0, gradient 0), E = 1, Lk = 1, odd sizes, fewer queries than keys
+  // (the online view's visible tokens against all of the momentum view's), a null gradient, another
+  // dloss, a zero query row, the micro model (B 8, 16 tokens, E 32), nano at batch 64 (16 tokens,
+  // E 64), and a thread-count case of 1024 rows.
+  const DenseInfoNceCase dense[] = {{1, 3, 4, 5},          {2, 1, 1, 1},       {3, 5, 7, 9},          {4, 4, 16, 13},
+                                    {3, 5, 7, 9, false},   {3, 5, 7, 9, true, 1.0f}, {3, 5, 7, 9, true, 0.5f, true},
+                                    {8, 16, 16, 32},       {64, 16, 16, 64},   {32, 32, 32, 128}};
+  for (const DenseInfoNceCase& c : dense) {
+    table.add("loss", "dense_infonce_forward_backward", label(c), [c](OpRun& run) { run_dense_infonce(run, c); }).thread_invariant =
+        c.E == 128;
   }
   // R = 2 (one candidate per row: loss 0, gradient 0), E = 1, odd sizes, SimCLR's projector width
   // (128 rows of 64: nano at batch 64) and a thread-count case (512 of 256).

@@ -79,6 +79,56 @@ void run_l2_backward(OpRun& run, const L2Case& c) {
   run.expect_close(dinp, ref::l2_normalize_backward(dout_values, x, R, D, eps_of(c)), kL2Backward);
 }
 
+struct MatchCase {
+  int64_t B, La, Lk, D;
+  int64_t a_prefix = 0, k_prefix = 0;  // leading rows per sample that are not tokens (the cls token: 1)
+  bool ties = false;                   // exact ties: duplicated key rows that some queries equal
+};
+
+std::string label(const MatchCase& c) {
+  std::string l = shape_label("B", c.B, "La", c.La, "Lk", c.Lk, "D", c.D);
+  if (c.a_prefix || c.k_prefix) l += " " + shape_label("a_prefix", c.a_prefix, "k_prefix", c.k_prefix);
+  if (c.ties) l += " exact ties";
+  return l;
+}
+
+void run_match_tokens(OpRun& run, const MatchCase& c) {
+  const auto [B, La, Lk, D, a_prefix, k_prefix, ties] = c;
+  const int64_t a_stride = (a_prefix + La) * D, k_stride = (k_prefix + Lk) * D;
+  // Keys at different scales (the argmax is over cosines, not dot products), and a zero key row
+  // (its cosine is 0: the eps clamp) in every sample.
+  Floats k = run.normal(B * k_stride);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t j = 0; j < Lk; ++j)
+      for (int64_t d = 0; d < D; ++d) {
+        float& v = k[static_cast<size_t>(b * k_stride + (k_prefix + j) * D + d)];
+        v = j == Lk / 2 && Lk > 1 ? 0.0f : v * static_cast<float>(1 + j % 3);
+      }
+  Floats a = run.normal(B * a_stride);
+  if (ties && Lk >= 4)
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t d = 0; d < D; ++d) {
+        // Keys 3 and 1 equal (the later one must lose), query 0 equal to them.
+        const size_t k1 = static_cast<size_t>(b * k_stride + (k_prefix + 1) * D + d);
+        k[static_cast<size_t>(b * k_stride + (k_prefix + 3) * D + d)] = k[k1];
+        a[static_cast<size_t>(b * a_stride + a_prefix * D + d)] = k[k1];
+      }
+  const Buffer a_b = run.input("a", a, {B * a_stride});
+  const Buffer k_b = run.input("k", k, {B * k_stride});
+  const Buffer match = run.output("match", {B, La}, ElementType::I32);
+  run.backend().match_tokens(match.i32(), a_b.f32() + a_prefix * D, a_stride, k_b.f32() + k_prefix * D, k_stride, B, La, Lk, D);
+  Floats a_tokens(a.begin() + a_prefix * D, a.end()), k_tokens(k.begin() + k_prefix * D, k.end());
+  Doubles margin;
+  const Ints want = ref::match_tokens(a_tokens, a_stride, k_tokens, k_stride, B, La, Lk, D, &margin);
+  // Random data must not come within rounding of a tie: the backends' dot products sum in other
+  // orders (a designed tie compares equal rows, whose sums match bit for bit).
+  for (size_t r = 0; r < margin.size(); ++r)
+    CMAE_TEST_CHECK(margin[r] > 1e-9, "query row ", r, " has a near-tie (margin ", margin[r], "): change the case's data");
+  if (ties && Lk >= 4)
+    for (int64_t b = 0; b < B; ++b) CMAE_TEST_CHECK(want[static_cast<size_t>(b * La)] == 1, "the designed tie of sample ", b, " is lost");
+  run.expect_equal(match, want);
+}
+
 }  // namespace
 
 void add_pool_cases(CaseTable& table) {
@@ -102,6 +152,16 @@ void add_pool_cases(CaseTable& table) {
       run.backend().mean_pool_backward(dinp.f32(), dout.f32(), B, N, D, start);
       run.expect_close(dinp, ref::mean_pool_backward(dout.host(), B, N, D, start), kTwoRoundings);
     }).thread_invariant = big;
+  }
+
+  // One key, D = 2 (not 1: there every cosine is ±|a|, ties in exact arithmetic that each backend's
+  // rounding breaks its own way), odd sizes, exact ties, the cls-token strides of the model's calls (the online
+  // view's 4 visible tokens against the momentum view's 16, micro), and a thread-count case (ViT-tiny
+  // on 32×32 at batch 64 with 75 % masked: 16 visible tokens of 192 against 64).
+  const MatchCase matches[] = {{2, 3, 1, 4}, {3, 5, 7, 2}, {3, 5, 7, 9}, {2, 6, 8, 5, 0, 0, true},
+                               {4, 4, 16, 32, 1, 1}, {3, 16, 16, 32, 1, 1, true}, {64, 16, 64, 192, 1, 1}};
+  for (const MatchCase& c : matches) {
+    table.add("pool", "match_tokens", label(c), [c](OpRun& run) { run_match_tokens(run, c); }).thread_invariant = c.B == 64;
   }
 
   // D = 1 (x̂ = ±1), odd sizes, the CMAE projector output (256) for a batch of 64.

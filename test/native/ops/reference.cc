@@ -315,6 +315,57 @@ LossAndGrad infonce(const Floats& q, const Floats& k, int64_t B, int64_t E, doub
   return {scale * total / static_cast<double>(B), l2_normalize_vjp(dqn, q, B, E, kNormalizeEps)};
 }
 
+LossAndGrad dense_infonce(const Doubles& q, const Doubles& k, const Ints& match, int64_t B, int64_t Lq, int64_t Lk, int64_t E,
+                          double tau, double scale, double dloss) {
+  constexpr double kNormalizeEps = 1e-12;
+  const auto normalized = [&](const double* row) {
+    double s = 0;
+    for (int64_t e = 0; e < E; ++e) s += row[e] * row[e];
+    const double n = std::max(std::sqrt(s), kNormalizeEps);
+    Doubles out(at(E));
+    for (int64_t e = 0; e < E; ++e) out[at(e)] = row[e] / n;
+    return out;
+  };
+  std::vector<Doubles> negatives;  // n̂_m = normalize(mean_j k[m, j, :])
+  for (int64_t m = 0; m < B; ++m) {
+    Doubles mean(at(E));
+    for (int64_t j = 0; j < Lk; ++j)
+      for (int64_t e = 0; e < E; ++e) mean[at(e)] += k[at((m * Lk + j) * E + e)] / static_cast<double>(Lk);
+    negatives.push_back(normalized(mean.data()));
+  }
+  const int64_t R = B * Lq;
+  double total = 0;
+  Doubles dq(at(R * E));
+  for (int64_t r = 0; r < R; ++r) {
+    const int64_t b = r / Lq;
+    const double* qr = &q[at(r * E)];
+    const Doubles qn = normalized(qr);
+    // Candidate 0 is the positive, then the other samples' pooled keys.
+    std::vector<Doubles> candidates{normalized(&k[at((b * Lk + match[at(r)]) * E)])};
+    for (int64_t m = 0; m < B; ++m)
+      if (m != b) candidates.push_back(negatives[at(m)]);
+    Doubles logits;
+    for (const Doubles& c : candidates) logits.push_back(std::inner_product(qn.begin(), qn.end(), c.begin(), 0.0) / tau);
+    const double max = *std::max_element(logits.begin(), logits.end());
+    double sum = 0;
+    for (double l : logits) sum += std::exp(l - max);
+    total += max + std::log(sum) - logits[0];
+    // d(scale·mean_r CE_r)/d logit_c = scale/R · (p_c − [c = 0]); logit_c = q̂·ĉ/τ.
+    Doubles dqn(at(E));
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      const double dlogit = dloss * scale / static_cast<double>(R) * (std::exp(logits[c] - max) / sum - (c == 0 ? 1.0 : 0.0));
+      for (int64_t e = 0; e < E; ++e) dqn[at(e)] += dlogit * candidates[c][at(e)] / tau;
+    }
+    // Through q̂ = q / max(||q||, eps): (dq̂ − q̂(q̂·dq̂))/||q||, or dq̂/eps when clamped.
+    double s = 0;
+    for (int64_t e = 0; e < E; ++e) s += qr[e] * qr[e];
+    const double n = std::sqrt(s);
+    const double proj = n >= kNormalizeEps ? std::inner_product(qn.begin(), qn.end(), dqn.begin(), 0.0) : 0.0;
+    for (int64_t e = 0; e < E; ++e) dq[at(r * E + e)] = (dqn[at(e)] - qn[at(e)] * proj) / std::max(n, kNormalizeEps);
+  }
+  return {R > 0 ? scale * total / static_cast<double>(R) : 0.0, dq};
+}
+
 LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double scale, double dloss) {
   constexpr double kNormalizeEps = 1e-12;
   const L2Normalize zn = l2_normalize(z, R, E, kNormalizeEps);
@@ -683,6 +734,31 @@ L2Normalize l2_normalize(const Floats& x, int64_t R, int64_t D, double eps) {
     for (int64_t d = 0; d < D; ++d) r.out[at(i * D + d)] = x[at(i * D + d)] / denom;
   }
   return r;
+}
+
+Ints match_tokens(const Floats& a, int64_t a_stride, const Floats& k, int64_t k_stride, int64_t B, int64_t La, int64_t Lk, int64_t D,
+                  Doubles* margin) {
+  Ints match(at(B * La));
+  if (margin) margin->assign(at(B * La), INFINITY);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t i = 0; i < La; ++i) {
+      Doubles cosine(at(Lk));  // a_i·k_j/max(||k_j||, eps): a_i's norm cannot change the argmax
+      for (int64_t j = 0; j < Lk; ++j) {
+        double dot = 0, ss = 0;
+        for (int64_t d = 0; d < D; ++d) {
+          const double kv = k[at(b * k_stride + j * D + d)];
+          dot += static_cast<double>(a[at(b * a_stride + i * D + d)]) * kv;
+          ss += kv * kv;
+        }
+        cosine[at(j)] = dot / std::max(std::sqrt(ss), 1e-12);
+      }
+      const auto best = std::max_element(cosine.begin(), cosine.end());  // the first of equal maxima
+      match[at(b * La + i)] = static_cast<int32_t>(best - cosine.begin());
+      if (margin)
+        for (double c : cosine)
+          if (c != *best) (*margin)[at(b * La + i)] = std::min((*margin)[at(b * La + i)], *best - c);
+    }
+  return match;
 }
 
 namespace {

@@ -61,6 +61,11 @@ LossAndGrad ntxent(const Floats& z, int64_t R, int64_t E, double tau, double sca
 // Softmax cross-entropy of (B, C) logits against soft targets: the probabilities formed, then
 // −Σ t·log p per row, and the gradient by the chain rule through log p_c = l_c − lse.
 LossAndGrad softmax_cross_entropy(const Floats& logits, const Floats& targets, int64_t B, int64_t C, double dloss);
+// DenseCL's dense InfoNCE (ops/loss.h) by its definition: every row normalised, the pooled keys of
+// the other samples as negatives, dq by the chain rule. Taking doubles so that the case file can
+// check the gradient against central finite differences of the loss.
+LossAndGrad dense_infonce(const Doubles& q, const Doubles& k, const Ints& match, int64_t B, int64_t Lq, int64_t Lk, int64_t E,
+                          double tau, double scale, double dloss);
 
 // ---- norm.h --------------------------------------------------------------------------------------
 struct Norm {
@@ -135,6 +140,11 @@ struct L2Normalize {
 };
 L2Normalize l2_normalize(const Floats& x, int64_t R, int64_t D, double eps);
 Doubles l2_normalize_backward(const Floats& dout, const Floats& x, int64_t R, int64_t D, double eps);
+// DenseCL's matching (ops/pool.h) with the strides of its contract. `margin` (optional): per query
+// row, the gap between the best cosine and the best one that differs from it, so a case can tell
+// a designed tie (gap 0 between equal rows) from a near-tie the rounding could flip.
+Ints match_tokens(const Floats& a, int64_t a_stride, const Floats& k, int64_t k_stride, int64_t B, int64_t La, int64_t Lk, int64_t D,
+                  Doubles* margin = nullptr);
 
 // ---- rows.h --------------------------------------------------------------------------------------
 Doubles add(const Floats& dst, const Floats& src);
