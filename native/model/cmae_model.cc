@@ -78,6 +78,15 @@ CmaeModel::Head CmaeModel::add_head(const std::string& prefix, int64_t in, Param
   return head;
 }
 
+CmaeModel::DenseHead CmaeModel::add_dense_head(const std::string& prefix, ParamRole role) {
+  // PyTorch's default Linear init, as the other heads (DenseCL's convolutions use their own).
+  const int64_t hidden = config_.projector_hidden, out = config_.projector_dim;
+  DenseHead head;
+  head.fc1 = add_linear(table_, prefix + ".fc1", config_.dim, hidden, role, true, InitKind::TorchDefaultLinearWeight, InitKind::FanInUniform);
+  head.fc2 = add_linear(table_, prefix + ".fc2", hidden, out, role, true, InitKind::TorchDefaultLinearWeight, InitKind::FanInUniform);
+  return head;
+}
+
 CmaeModel::Decoder CmaeModel::add_decoder(const std::string& prefix, const std::string& token_name, int64_t dim, int64_t depth,
                                           int64_t heads, int64_t out_dim) {
   Decoder dec;
@@ -115,6 +124,7 @@ void CmaeModel::register_parameters() {
   // momentum branch does, so that the EMA stays one flat lerp over mirrored layouts.
   encoder_ = add_encoder("", ParamRole::Trainable);
   if (c.has_projector()) projector_ = add_head("projector", c.dim, ParamRole::Trainable);
+  if (c.has_dense_projector()) dense_projector_ = add_dense_head("dense_projector", ParamRole::Trainable);
   table_.mark_ema_source_end();
   // MAE's fine-tuning with global_pool replaces the encoder's norm by fc_norm after the pooling.
   final_norm_ = add_norm(table_, c.is_classifier() && c.global_pool ? "fc_norm" : "norm", c.dim, ParamRole::Trainable);
@@ -131,6 +141,7 @@ void CmaeModel::register_parameters() {
     // Momentum segment: same order as the EMA source, so the EMA is one flat lerp.
     momentum_encoder_ = add_encoder("momentum_encoder.", ParamRole::Momentum);
     if (c.has_predictor()) momentum_projector_ = add_head("momentum_projector", c.dim, ParamRole::Momentum);
+    if (c.has_dense_projector()) momentum_dense_projector_ = add_dense_head("momentum_dense_projector", ParamRole::Momentum);
     CMAE_CHECK(table_.momentum_end() - table_.momentum_begin() == table_.ema_source_end(), Internal,
                "momentum branch layout does not mirror its online twin");
   }
@@ -343,6 +354,20 @@ void CmaeModel::plan_training(int64_t B) {
       t.t_pooled = bump.take(N * D);
       t.dq = bump.take(N * E);
     }
+    if (c.has_dense_projector()) {
+      t.dense_in = bump.take(N * K * D);
+      t.dense_h = bump.take(N * K * Hd);
+      t.dense_q = bump.take(N * K * E);
+      t.dense_dq = bump.take(N * K * E);
+      t.d_dense_h = bump.take(N * K * Hd);
+      t.d_dense_in = bump.take(N * K * D);
+      t.d_dense_enc = bump.take(N * (1 + K) * D);
+      t.m_tokens = bump.take(N * L * D);
+      t.m_dense_h = bump.take(chunk_batch * L * Hd);
+      t.dense_k = bump.take(N * L * E);
+      t.dense_losses = bump.take(V);
+      t.match = bump.take_i32(N * K);
+    }
   });
   train_batch_ = B;
 }
@@ -546,6 +571,17 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
         embed_tokens(t.t_x0, t.t_tokens, t.t_patches, momentum_view[v] + (s0 - v * B) * image, t.ids_all, L, momentum_encoder_, w0, n);
         { CMAE_PROF("M.mom_fwd"); train_momentum_stack_.forward(p(), t.t_x0, w0, n); }
         if (c.has_predictor()) backend_.mean_pool_forward(t.t_pooled + s0 * D, t_out + slot * D, n, 1 + L, D, 1);
+        if (c.has_dense_projector()) {
+          // DenseCL: the momentum patch tokens outlive the chunk (the online tokens are matched
+          // against them), and their dense projections are the dense keys.
+          const int64_t Hd = c.projector_hidden, E = c.projector_dim;
+          const size_t row = sizeof(float) * D;
+          backend_.copy_2d(t.m_tokens + s0 * L * D, L * row, t_out + (slot + 1) * D, (1 + L) * row, L * row, static_cast<size_t>(n));
+          float* hidden = t.m_dense_h + w0 * L * Hd;
+          linear_fwd(backend_, hidden, t.m_tokens + s0 * L * D, p(), momentum_dense_projector_.fc1, n * L);
+          backend_.relu_forward(hidden, hidden, n * L * Hd);
+          linear_fwd(backend_, t.dense_k + s0 * L * E, hidden, p(), momentum_dense_projector_.fc2, n * L);
+        }
         if (c.mode == Mode::MASKDISTILL) {
           // The teacher's patch tokens (its cls rows dropped) as the targets, standardised per token
           // by the norm-pix loss (normPixLoss). Where we differ from MaskDistill: its teacher is a
@@ -566,6 +602,18 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
     });
   }
   { CMAE_PROF("M.enc_fwd"); encoder_.stack.forward(p(), t.x0, b0, nb); }
+  if (c.has_dense_projector()) {
+    // DenseCL: each visible token's match among the momentum tokens of the same row (the other
+    // view), by cosine of the backbone features; then the online dense projections.
+    const int64_t Hd = c.projector_hidden, E = c.projector_dim;
+    const size_t row = sizeof(float) * D;
+    backend_.match_tokens(t.match + b0 * K, enc_out + (vis + 1) * D, (1 + K) * D, t.m_tokens + b0 * L * D, L * D, nb, K, L, D);
+    backend_.copy_2d(t.dense_in + b0 * K * D, K * row, enc_out + (vis + 1) * D, (1 + K) * row, K * row, static_cast<size_t>(nb));
+    float* hidden = t.dense_h + b0 * K * Hd;
+    linear_fwd(backend_, hidden, t.dense_in + b0 * K * D, p(), dense_projector_.fc1, nb * K);
+    backend_.relu_forward(hidden, hidden, nb * K * Hd);  // in place: the backward needs only the ReLU's output
+    linear_fwd(backend_, t.dense_q + b0 * K * E, hidden, p(), dense_projector_.fc2, nb * K);
+  }
   if (c.has_pixel_decoder()) {
     backend_.layernorm_forward(t.latent + vis * D, t.latent_mean + vis, t.latent_rstd + vis, enc_out + vis * D,
                                p() + final_norm_.weight, p() + final_norm_.bias, nb * (1 + K), D, kLayerNormEps);
@@ -638,6 +686,8 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   } else {
     // MoCo v3: back through the mean of the patch tokens (the cls rows get zeros).
     backend_.mean_pool_backward(d_enc + lat * D, t.d_feature_pooled + b0 * D, nb, 1 + K, D, 1);
+    // DenseCL: plus the dense head's gradient at the same tokens.
+    if (c.has_dense_projector()) backend_.add_inplace(d_enc + lat * D, t.d_dense_enc + lat * D, nb * (1 + K) * D);
   }
   encoder_backward(g, d_enc, d_patch_weight_t, b0, nb);
 }
@@ -676,7 +726,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   const int64_t L = c.num_patches(), G = c.num_groups(), E = c.projector_dim, V = c.views(), N = V * B;
   const int64_t out_dim = c.decoder_out_dim();
   if (two_views) {
-    const char* method = c.mode == Mode::CMAE ? "CMAE" : c.mode == Mode::MOCOV3 ? "MoCo v3" : "SimCLR";
+    const char* method = c.mode == Mode::CMAE ? "CMAE" : c.mode == Mode::MOCOV3 ? "MoCo v3" : c.mode == Mode::DENSECL ? "DenseCL" : "SimCLR";
     CMAE_CHECK(B >= 2, Shape, method, " needs a batch of at least 2 images (BatchNorm statistics and InfoNCE negatives), got ", B);
     CMAE_CHECK(target_images != nullptr, Value, method,
                c.mode == Mode::CMAE ? " mode needs targetImages (the pixel-shifted view); use mode 'mae' to train without it"
@@ -747,6 +797,8 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     head_backward(projector_, t.projector, t.d_feature_pooled, t.d_z, t.feature_pooled, t.d_head_hidden, N);
   } else if (two_views) {
     const float scale = static_cast<float>(2.0 * c.tau);  // MoCo v3's 2τ gradient-scale normalisation (spec §2.7)
+    // DenseCL weighs its global loss by 1 − λ (its dense loss by λ, below).
+    const double global_weight = c.has_dense_projector() ? 1.0 - c.dense_weight : 1.0;
     // One InfoNCE per view, each over that view's B samples (MoCo v3: ctr(q1, k2) + ctr(q2, k1));
     // the heads run per view too, so BatchNorm's statistics are per view as in MoCo v3's two
     // forward calls (running statistics updated once per view, view 0 first).
@@ -757,9 +809,28 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
       head_forward(predictor_, pred, proj.out, B, true);
       head_forward(momentum_projector_, mom, t.t_pooled + r * c.dim, B, true);
       backend_.infonce_forward_backward(t.losses + 1 + v, t.dq + r * E, pred.out, mom.out, B, E, static_cast<float>(c.tau), scale,
-                                        static_cast<float>(c.ct_weight));
+                                        static_cast<float>(c.ct_weight * global_weight));
       head_backward(predictor_, pred, t.d_z + r * E, t.dq + r * E, proj.out, t.d_head_hidden, B);
       head_backward(projector_, proj, t.d_feature_pooled + r * c.dim, t.d_z + r * E, t.feature_pooled + r * c.dim, t.d_head_hidden, B);
+    }
+    if (c.has_dense_projector()) {
+      // Dense InfoNCE per view (negatives: the view's other images), then the online dense
+      // projector's backward over all N·K tokens, laid out as the encoder output for
+      // backward_samples.
+      const int64_t K = c.num_visible(), D = c.dim, Hd = c.projector_hidden;
+      for (int64_t v = 0; v < V; ++v) {
+        const int64_t r = v * B;
+        backend_.dense_infonce_forward_backward(t.dense_losses + v, t.dense_dq + r * K * E, t.dense_q + r * K * E, t.dense_k + r * L * E,
+                                                t.match + r * K, B, K, L, E, static_cast<float>(c.tau), scale,
+                                                static_cast<float>(c.ct_weight * c.dense_weight));
+      }
+      float* g = grads_.f32();
+      linear_bwd(backend_, t.d_dense_h, g, t.dense_dq, t.dense_h, p(), dense_projector_.fc2, N * K);
+      backend_.relu_backward(t.d_dense_h, t.d_dense_h, t.dense_h, N * K * Hd);
+      linear_bwd(backend_, t.d_dense_in, g, t.d_dense_h, t.dense_in, p(), dense_projector_.fc1, N * K);
+      const size_t row = sizeof(float) * D;
+      backend_.zero_2d(t.d_dense_enc, (1 + K) * row, row, static_cast<size_t>(N));
+      backend_.copy_2d(t.d_dense_enc + D, (1 + K) * row, t.d_dense_in, K * row, K * row, static_cast<size_t>(N));
     }
   }
 
@@ -784,11 +855,14 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
   // losses: [reconstruction (MaskDistill: of the teacher's features), contrastive of view 0, (of
   // view 1)]; MoCo v3 writes no reconstruction.
-  float losses[3] = {0.0f, 0.0f, 0.0f};
+  float losses[3] = {0.0f, 0.0f, 0.0f}, dense[2] = {0.0f, 0.0f};
   if (c.has_pixel_decoder()) losses[0] = static_cast<float>(reconstruction_loss(N));
   // One contrastive loss per view for InfoNCE against the momentum branch, one NT-Xent for SimCLR.
   if (two_views) backend_.copy_to_host(losses + 1, t.losses + 1, sizeof(float) * (c.has_predictor() ? V : 1));
-  if (running_stats_backup_.defined() && !(std::isfinite(losses[0]) && std::isfinite(losses[1]) && std::isfinite(losses[2]))) {
+  if (c.has_dense_projector()) backend_.copy_to_host(dense, t.dense_losses, sizeof(float) * V);
+  const bool finite = std::isfinite(losses[0]) && std::isfinite(losses[1]) && std::isfinite(losses[2]) && std::isfinite(dense[0]) &&
+                      std::isfinite(dense[1]);
+  if (running_stats_backup_.defined() && !finite) {
     // A non-finite forward would leave NaN in the running statistics (the only state a step's
     // forward writes): they are put back, so that a caller who skips this step keeps a clean model.
     backend_.copy(p() + running_stats_begin_, running_stats_backup_.f32(), running_stats_backup_.bytes());
@@ -796,6 +870,10 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   LossResult result;
   result.reconstruction = losses[0];
   result.contrastive = static_cast<double>(losses[1]) + static_cast<double>(losses[2]);
+  if (c.has_dense_projector()) {
+    result.dense = static_cast<double>(dense[0]) + static_cast<double>(dense[1]);
+    result.contrastive = (1.0 - c.dense_weight) * result.contrastive + c.dense_weight * result.dense;
+  }
   result.total = (c.has_pixel_decoder() ? c.rc_weight * result.reconstruction : 0.0) + (two_views ? c.ct_weight * result.contrastive : 0.0);
   return result;
 }

@@ -23,6 +23,19 @@
 // SimCLR's global BN) → z; L = ct_weight·NT-Xent(z) over the 2B samples (scale 1). Differences from
 // the paper: a ViT with mean-pooled tokens for its ResNet, CMAE's Linear-BN-ReLU-Linear projector.
 //
+// DenseCL (Mode::DENSECL): MoCo v3 (above) plus a dense head, as DenseCL (Wang et al. 2021) adds
+// to MoCo v2. Each online patch token (the encoder's visible tokens, no final norm) is projected
+// by a dense projector (Linear-ReLU-Linear, DenseCL's 1×1 convolutions) into q_d; the momentum
+// encoder's tokens of the other view by its EMA twin into k_d. Correspondence: each online token
+// is matched to the momentum token of the other view most similar to it by cosine over the
+// backbone features (match_tokens), and dense InfoNCE pulls q_d towards the matched k_d against
+// the other images' pooled k_d (dense_infonce_forward_backward). L = ct_weight·2τ·((1 − λ)·Σ_views
+// InfoNCE_global + λ·Σ_views InfoNCE_dense), λ = dense_weight (DenseCL's 0.5). Where we differ from
+// the paper: ViT tokens for its ResNet's feature map; the negatives are the batch's other images
+// (DenseCL's queue holds pooled dense keys of past batches); the loss is symmetric over the two
+// views (DenseCL's is one-directional) and scaled by 2τ like the global one; the global branch is
+// our MoCo v3's (predictor, mean-pooled tokens).
+//
 // MaskDistill (Mode::MASKDISTILL): MAE's online path, whose decoder predicts D features per patch;
 // the teacher is the momentum encoder on the whole (same) image, its patch tokens standardised per
 // token (norm-pix) as targets at the masked positions: L = rc_weight·MSE. The teacher follows the
@@ -56,7 +69,8 @@
 namespace cmae::model {
 
 struct LossResult {
-  double total = 0, reconstruction = 0, contrastive = 0;
+  // contrastive: DenseCL's (1 − λ)·global + λ·dense, whose dense part is also `dense`.
+  double total = 0, reconstruction = 0, contrastive = 0, dense = 0;
 };
 
 // Cls: the cls token after the final norm; Mean: the mean of the normalised patch tokens (MAE's
@@ -154,6 +168,9 @@ class CmaeModel {
   struct HeadActs {
     float *h, *bn, *bn_mean, *bn_rstd, *relu, *out;
   };
+  struct DenseHead {  // DenseCL's dense projector per token: Linear → ReLU → Linear (both with bias)
+    LinearRef fc1, fc2;
+  };
   struct Decoder {  // MAE decoder class (spec §1.5), used for pixels and for features
     LinearRef embed;
     NormRef norm;
@@ -176,6 +193,7 @@ class CmaeModel {
   CmaeModel(const ModelConfig& config, Backend& backend, PlanOnly);  // validate + register only
   void register_parameters();
   Head add_head(const std::string& prefix, int64_t in, ParamRole role);
+  DenseHead add_dense_head(const std::string& prefix, ParamRole role);
   Decoder add_decoder(const std::string& prefix, const std::string& token_name, int64_t dim, int64_t depth, int64_t heads,
                       int64_t out_dim);
   void initialise();
@@ -259,6 +277,7 @@ class CmaeModel {
   int64_t pos_embed_ = -1;
   Decoder pixel_decoder_, feature_decoder_;
   Head projector_, predictor_, momentum_projector_;
+  DenseHead dense_projector_, momentum_dense_projector_;
 
   // One workspace for training and inference (native/README.md, principle 2). A model runs one
   // call at a time, so the two plans never run together: they share one buffer, sized for the
@@ -293,6 +312,13 @@ class CmaeModel {
     float* drop_scales;  // classifier: drop path's factors (depth, 2, B)
     DecoderActs pixel, feature;
     HeadActs projector, predictor, momentum_projector;
+    // DenseCL: the online visible tokens (N, K, D) and their dense projections (hidden, after the
+    // ReLU in place; out q_d and its gradient); the momentum tokens (N, L, D) kept for matching,
+    // its chunk's hidden rows and the dense keys k_d (N, L, E); the match (N, K); the gradients
+    // back to the tokens, last laid out as the encoder output (N, 1 + K, D) with zero cls rows.
+    float *dense_in, *dense_h, *dense_q, *dense_dq, *d_dense_h, *d_dense_in, *d_dense_enc;
+    float *m_tokens, *m_dense_h, *dense_k, *dense_losses;
+    int32_t* match;
   } t_{};
   TransformerStack train_momentum_stack_;
   // Inference plan (for infer_batch_; 0 = none).

@@ -43,6 +43,9 @@ void ModelConfig::validate() const {
     // The classifier sees every patch: a mask ratio would silently drop patches from its input.
     CMAE_CHECK(mask_ratio == 0.0, Value, "config.maskRatio must be 0 for a classifier (it sees every patch), got ", mask_ratio);
   }
+  if (has_dense_projector()) {
+    CMAE_CHECK(dense_weight >= 0.0 && dense_weight <= 1.0, Value, "config.denseWeight must be in [0, 1], got ", dense_weight);
+  }
   if (has_pixel_decoder()) {
     positive(decoder_dim, "decoderDim");
     bounded(decoder_depth, 1024, "decoderDepth");

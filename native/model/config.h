@@ -12,10 +12,12 @@ namespace cmae::model {
 // from the same kernels, with masked views as FLIP has them when mask_ratio > 0; MASKDISTILL is
 // MAE whose decoder predicts a teacher's normalised patch features instead of pixels, the teacher
 // being the momentum encoder (an EMA of the online one, or frozen after loading a checkpoint);
-// SIMCLR encodes two views online and contrasts their projections with NT-Xent over 2B samples.
+// SIMCLR encodes two views online and contrasts their projections with NT-Xent over 2B samples;
+// DENSECL is MoCo v3 plus a dense head: each online patch token's projection is pulled towards the
+// momentum projection of its most similar token in the other view (dense InfoNCE, DenseCL).
 // CLASSIFIER is no pre-training method: the fine-tuned model, the encoder on every patch (no
 // masking), a pooled and normalised feature and a linear head under softmax cross-entropy.
-enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3, SIMCLR = 4, CLASSIFIER = 5 };
+enum class Mode : int { CMAE = 0, MAE = 1, MOCOV3 = 2, MASKDISTILL = 3, SIMCLR = 4, CLASSIFIER = 5, DENSECL = 6 };
 
 struct ModelConfig {
   Mode mode = Mode::CMAE;
@@ -39,21 +41,26 @@ struct ModelConfig {
   // calls global_pool: true = the mean of the patch tokens → fc_norm, false = the cls token → norm.
   int64_t num_classes = 0;
   bool global_pool = false;
+  // DenseCL only: λ of L = ct_weight·((1 − λ)·L_global + λ·L_dense) (its paper's 0.5).
+  double dense_weight = 0;
 
-  // What each method builds: the momentum encoder (CMAE, MoCo v3, MaskDistill); the online
-  // projector and a contrastive loss (CMAE, MoCo v3, SimCLR); the predictor and momentum projector
-  // of InfoNCE against the momentum branch (CMAE, MoCo v3); the pixel decoder (CMAE, MAE,
-  // MaskDistill, whose decoder predicts features); the feature decoder (CMAE only).
-  bool has_momentum() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::MASKDISTILL; }
-  bool has_projector() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::SIMCLR; }
-  bool has_predictor() const { return mode == Mode::CMAE || mode == Mode::MOCOV3; }
+  // What each method builds: the momentum encoder (CMAE, MoCo v3, MaskDistill, DenseCL); the online
+  // projector and a contrastive loss (CMAE, MoCo v3, SimCLR, DenseCL); the predictor and momentum
+  // projector of InfoNCE against the momentum branch (CMAE, MoCo v3, DenseCL); the pixel decoder
+  // (CMAE, MAE, MaskDistill, whose decoder predicts features); the feature decoder (CMAE only);
+  // the dense projectors, online and momentum (DenseCL only).
+  bool has_momentum() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::MASKDISTILL || mode == Mode::DENSECL; }
+  bool has_projector() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::SIMCLR || mode == Mode::DENSECL; }
+  bool has_predictor() const { return mode == Mode::CMAE || mode == Mode::MOCOV3 || mode == Mode::DENSECL; }
+  bool has_dense_projector() const { return mode == Mode::DENSECL; }
   bool has_pixel_decoder() const { return mode == Mode::CMAE || mode == Mode::MAE || mode == Mode::MASKDISTILL; }
   // Width of the pixel decoder's prediction per patch: pixels, or MaskDistill's teacher features.
   int64_t decoder_out_dim() const { return mode == Mode::MASKDISTILL ? dim : patch_dim(); }
   bool has_feature_decoder() const { return mode == Mode::CMAE; }
   bool is_classifier() const { return mode == Mode::CLASSIFIER; }
-  // Online samples per image of a batch: MoCo v3 encodes both views online (its loss is symmetric).
-  int64_t views() const { return mode == Mode::MOCOV3 || mode == Mode::SIMCLR ? 2 : 1; }
+  // Online samples per image of a batch: MoCo v3 (and SimCLR, DenseCL) encode both views online
+  // (their losses are symmetric).
+  int64_t views() const { return mode == Mode::MOCOV3 || mode == Mode::SIMCLR || mode == Mode::DENSECL ? 2 : 1; }
 
   int64_t grid() const { return image_size / patch_size; }
   int64_t num_patches() const { return grid() * grid(); }

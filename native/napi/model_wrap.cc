@@ -27,8 +27,9 @@ ModelConfig ParseConfig(Napi::Object o) {
   else if (m == "mocov3") c.mode = cmae::model::Mode::MOCOV3;
   else if (m == "maskdistill") c.mode = cmae::model::Mode::MASKDISTILL;
   else if (m == "simclr") c.mode = cmae::model::Mode::SIMCLR;
+  else if (m == "densecl") c.mode = cmae::model::Mode::DENSECL;
   else if (m == "classifier") c.mode = cmae::model::Mode::CLASSIFIER;
-  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3', 'maskdistill', 'simclr' or 'classifier'");
+  else cmae::fail(cmae::ErrorKind::Value, "config.mode must be 'cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'densecl' or 'classifier'");
   struct IntField {
     const char* key;
     int64_t ModelConfig::*field;
@@ -70,6 +71,7 @@ ModelConfig ParseConfig(Napi::Object o) {
     CMAE_CHECK(global_pool.IsBoolean(), Value, "config.globalPool must be a boolean");
     c.global_pool = global_pool.As<Napi::Boolean>().Value();
   }
+  if (c.mode == cmae::model::Mode::DENSECL) c.dense_weight = NumberProperty(o, "config", "denseWeight");  // DenseCL's configs only
   return c;
 }
 
@@ -327,7 +329,7 @@ Napi::Value ModelWrap::WriteArena(const Napi::CallbackInfo& info) {
 }
 
 // lossAndGrad(images, targetImages | null, maskNoise | null, outputs | undefined)
-//   → Promise<{loss, reconstruction, contrastive}>
+//   → Promise<{loss, reconstruction, contrastive, dense (DenseCL only)}>
 Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   model();
@@ -353,6 +355,7 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
   }
   auto model_ref = model_;
   auto result = std::make_shared<cmae::model::LossResult>();
+  const bool dense = model().config().has_dense_projector();
   return Queue(
       env,
       [=]() {
@@ -371,11 +374,12 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
         *result = model_ref->loss_and_grad(staged_images, opt(staged_target), opt(staged_noise), outs);
         for (size_t i = 0; i < outputs->size(); ++i) DownloadInto((*outputs)[i], staged_outputs[i]);
       },
-      [result](Napi::Env e) {
+      [result, dense](Napi::Env e) {
         Napi::Object o = Napi::Object::New(e);
         o.Set("loss", result->total);
         o.Set("reconstruction", result->reconstruction);
         o.Set("contrastive", result->contrastive);
+        if (dense) o.Set("dense", result->dense);
         return o;
       });
 }

@@ -4,9 +4,9 @@
 Run by hand (never by CI); see test/reference/README.md.
 
     OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 /usr/bin/python3 test/reference/make_fixtures.py
-        writes test/fixtures/{cmae,mae,mocov3,maskdistill,simclr}_micro.{safetensors,json},
+        writes test/fixtures/{cmae,mae,mocov3,maskdistill,simclr,densecl}_micro.{safetensors,json},
         classifier_{cls,mean}_micro.{safetensors,json} and the timm-layout fixture
-        (--only cmae|mae|mocov3|maskdistill|simclr|timm|classifier, repeatable: just those)
+        (--only cmae|mae|mocov3|maskdistill|simclr|densecl|timm|classifier, repeatable: just those)
 
     ... make_fixtures.py --check-checkpoint CKPT.safetensors --images IMAGES.safetensors [--prefix P] [--out F]
         prints the encoder's cls and mean-pooled patch features (no masking, final norm applied)
@@ -137,6 +137,7 @@ class Config:
     normPixLoss: bool = True
     bnEps: float = 1e-6
     bnMomentum: float = 0.1
+    denseWeight: float | None = None  # DenseCL only (λ); absent from the other methods' configs
 
     @property
     def grid(self) -> int:
@@ -305,6 +306,18 @@ class Head(nn.Module):
         return self.fc2(F.relu(self.bn(self.fc1(x))))
 
 
+class DenseHead(nn.Module):
+    """DenseCL's dense projector per token (its 1×1 convolutions): Linear → ReLU → Linear, both with bias."""
+
+    def __init__(self, din: int, hidden: int, dout: int):
+        super().__init__()
+        self.fc1 = nn.Linear(din, hidden)
+        self.fc2 = nn.Linear(hidden, dout)
+
+    def forward(self, x):
+        return self.fc2(F.relu(self.fc1(x)))
+
+
 def group_masking(noise, grid: int, group: int, mask_ratio: float):
     """Project rule (§2.2 + brief): noise (B, G), G = (grid/group)²; keep the int(G·(1−r)) groups
     with the smallest noise (stable sort: ties → lower group index); patch (r, c) is in group
@@ -352,17 +365,17 @@ class CMAE(nn.Module):
     def __init__(self, cfg: Config):
         super().__init__()
         mode = cfg.mode
-        assert mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr')
+        assert mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'densecl')
         self.cfg, self.mode = cfg, mode
         pp = cfg.patchSize ** 2 * cfg.channels
         build_encoder(self, cfg, final_norm=True)
-        if mode not in ('mocov3', 'simclr'):  # MaskDistill's decoder predicts the teacher's D features per patch
+        if mode not in ('mocov3', 'simclr', 'densecl'):  # MaskDistill's decoder predicts the teacher's D features per patch
             build_decoder(self, '', cfg, cfg.decoderDim, cfg.decoderDepth, cfg.decoderHeads,
                           cfg.dim if mode == 'maskdistill' else pp)
         if mode == 'cmae':
             build_decoder(self, 'feature_', cfg, cfg.featureDecoderDim, cfg.featureDecoderDepth,
                           cfg.featureDecoderHeads, cfg.dim)
-        heads = mode in ('cmae', 'mocov3')
+        heads = mode in ('cmae', 'mocov3', 'densecl')
         if heads or mode == 'simclr':
             self.projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
         if heads:
@@ -371,6 +384,9 @@ class CMAE(nn.Module):
             self.momentum_encoder = ViTEncoder(cfg, final_norm=False)
         if heads:
             self.momentum_projector = Head(cfg, cfg.dim, cfg.projectorHidden, cfg.projectorDim)
+        if mode == 'densecl':
+            self.dense_projector = DenseHead(cfg.dim, cfg.projectorHidden, cfg.projectorDim)
+            self.momentum_dense_projector = DenseHead(cfg.dim, cfg.projectorHidden, cfg.projectorDim)
         for name, p in self.named_parameters():
             if name.startswith('momentum_'):
                 p.requires_grad_(False)
@@ -418,6 +434,9 @@ class CMAE(nn.Module):
             if hasattr(self, 'momentum_projector'):
                 for n, t in self.momentum_projector.state_dict().items():
                     t.copy_(online['projector.' + n])
+            if hasattr(self, 'momentum_dense_projector'):
+                for n, t in self.momentum_dense_projector.state_dict().items():
+                    t.copy_(online['dense_projector.' + n])
         # Round every parameter and buffer to float32 (then keep computing in float64).
         for t in list(self.parameters()) + list(self.buffers()):
             if t.is_floating_point():
@@ -432,6 +451,8 @@ class CMAE(nn.Module):
             return self.forward_maskdistill(images, mask_noise)
         if self.mode == 'simclr':
             return self.forward_simclr(images, target_images, mask_noise)
+        if self.mode == 'densecl':
+            return self.forward_densecl(images, target_images, mask_noise)
         ids_keep, ids_restore, mask = group_masking(mask_noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
         latent = encoder_forward(self, images, ids_keep)
         pred = decoder_forward(self, '', latent, ids_restore)
@@ -515,6 +536,38 @@ class CMAE(nn.Module):
                     q=torch.cat(q), target_feature=target_feature, z_t=torch.cat(z_t), loss_ct=loss_ct,
                     loss=cfg.ctWeight * loss_ct)
 
+    def forward_densecl(self, x1, x2, mask_noise):
+        """DenseCL on MoCo v3 (native/model/cmae_model.h says where it differs from the paper): MoCo v3's
+        global loss weighted 1 − λ, plus λ· a dense InfoNCE per view: every online visible token
+        (no final norm) → dense projector → q; the momentum tokens of the other view → its EMA twin
+        → k; the positive of token i is k at argmax_j cos(online token i, momentum token j) (the
+        backbone features, DenseCL's correspondence; the first maximum on ties), the negatives the
+        view's other images' normalize(mean_j k_j); CE scaled by 2τ, mean over tokens."""
+        cfg = self.cfg
+        B, lam = x1.shape[0], cfg.denseWeight
+        out = self.forward_mocov3(x1, x2, mask_noise)
+        tokens = out['latent'][:, 1:, :]  # (2B, K, D)
+        with torch.no_grad():
+            m_tokens = encoder_forward(self.momentum_encoder, torch.cat([x2, x1]), None)[:, 1:, :]  # (2B, L, D)
+            k_dense = self.momentum_dense_projector(m_tokens)
+            sim = F.normalize(tokens, dim=-1) @ F.normalize(m_tokens, dim=-1).transpose(1, 2)  # (2B, K, L)
+            match = sim.argmax(dim=2)
+        q_dense = self.dense_projector(tokens)
+        loss_dense = 0.0
+        for v in range(2):
+            rows = slice(v * B, (v + 1) * B)
+            q = F.normalize(q_dense[rows], dim=-1)  # (B, K, E)
+            k = F.normalize(k_dense[rows], dim=-1)
+            k_pos = torch.gather(k, 1, match[rows].unsqueeze(-1).expand(-1, -1, k.shape[-1]))
+            l_pos = (q * k_pos).sum(-1, keepdim=True)  # (B, K, 1)
+            neg = F.normalize(k_dense[rows].mean(dim=1), dim=-1)  # (B, E): the pooled dense keys
+            l_neg = (q @ neg.t()).masked_fill(torch.eye(B, dtype=torch.bool)[:, None, :], float('-inf'))  # own image out
+            logits = torch.cat([l_pos, l_neg], dim=-1).reshape(-1, 1 + B) / cfg.tau
+            loss_dense = loss_dense + 2 * cfg.tau * F.cross_entropy(logits, torch.zeros(logits.shape[0], dtype=torch.long))
+        loss_ct = (1 - lam) * out['loss_ct'] + lam * loss_dense
+        out.update(match=match, q_dense=q_dense, loss_dense=loss_dense, loss_ct=loss_ct, loss=cfg.ctWeight * loss_ct)
+        return out
+
     @torch.no_grad()
     def momentum_update(self, m: float) -> None:
         """EMA by name: momentum_encoder.X ← m·X_t + (1−m)·X for every trainable encoder parameter
@@ -524,6 +577,8 @@ class CMAE(nn.Module):
         pairs = [('', self.momentum_encoder)]
         if hasattr(self, 'momentum_projector'):
             pairs.append(('projector.', self.momentum_projector))
+        if hasattr(self, 'momentum_dense_projector'):
+            pairs.append(('dense_projector.', self.momentum_dense_projector))
         for prefix, mod in pairs:
             for n, pt in mod.named_parameters():
                 po = online[prefix + n]
@@ -653,8 +708,9 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     cfg = {'cmae': Config(), 'mae': Config(mode='mae', maskRatio=0.75, maskGroup=1),
            'mocov3': Config(mode='mocov3', maskRatio=0.25),
            'maskdistill': Config(mode='maskdistill', maskRatio=0.75, maskGroup=1),
-           'simclr': Config(mode='simclr', maskRatio=0.25, tau=0.2)}[mode]
-    views = 2 if mode in ('mocov3', 'simclr') else 1
+           'simclr': Config(mode='simclr', maskRatio=0.25, tau=0.2),
+           'densecl': Config(mode='densecl', maskRatio=0.25, tau=0.2, denseWeight=0.5)}[mode]
+    views = 2 if mode in ('mocov3', 'simclr', 'densecl') else 1
     torch.manual_seed(0)
     model = CMAE(cfg)
     model.initialize_weights(PERTURB)
@@ -663,7 +719,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     gen = torch.Generator().manual_seed(1)
     n_groups = (cfg.grid // cfg.maskGroup) ** 2
     images, target, noise = make_inputs(cfg, gen, n_groups, views * BATCH)
-    tgt_arg = target if mode in ('cmae', 'mocov3', 'simclr') else None
+    tgt_arg = target if mode in ('cmae', 'mocov3', 'simclr', 'densecl') else None
 
     # Sanity checks of the reference itself.
     ids_keep, ids_restore, mask = group_masking(noise, cfg.grid, cfg.maskGroup, cfg.maskRatio)
@@ -679,6 +735,10 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     if mode == 'mocov3':
         probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.bn.weight', (10,)),
                    ('projector.fc1.weight', (3, 17)), ('predictor.fc2.weight', (3, 20)), ('predictor.bn.bias', (6,))]
+    elif mode == 'densecl':
+        probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.fc1.weight', (3, 17)), ('predictor.fc2.weight', (3, 20)),
+                   ('dense_projector.fc1.weight', (5, 9)), ('dense_projector.fc1.bias', (11,)),
+                   ('dense_projector.fc2.weight', (2, 40)), ('dense_projector.fc2.bias', (7,))]
     elif mode == 'simclr':
         probes += [('blocks.1.mlp.fc2.weight', (3, 7)), ('projector.bn.weight', (10,)), ('projector.bn.bias', (4,)),
                    ('projector.fc1.weight', (3, 17)), ('projector.fc2.weight', (5, 30))]
@@ -726,21 +786,25 @@ def make_fixture(mode: str, out_dir: str) -> dict:
             rec['rc'] = out['loss_rc'].item()
         if 'loss_ct' in out:
             rec['ct'] = out['loss_ct'].item()
+        if 'loss_dense' in out:
+            rec['dense'] = out['loss_dense'].item()
         losses.append(rec)
         if step == 1:
             st['expect.ids_keep'] = ('I32', out['ids_keep'])
             st['expect.ids_restore'] = ('I32', out['ids_restore'])
             st['expect.mask'] = ('F32', out['mask'])
-            for k in ('latent', 'pred', 'feature_pred', 'z_s', 'q', 'target_feature', 'z_t'):
+            if 'match' in out:
+                st['expect.match'] = ('I32', out['match'].to(torch.int32))
+            for k in ('latent', 'pred', 'feature_pred', 'z_s', 'q', 'target_feature', 'z_t', 'q_dense'):
                 if k in out:
                     st['expect.' + k] = ('F64', out[k].detach().clone())
-            for k in ('loss', 'loss_rc', 'loss_ct'):
+            for k in ('loss', 'loss_rc', 'loss_ct', 'loss_dense'):
                 if k in out:
                     st['expect.' + k] = ('F64', out[k].detach().clone())
             for n, p in trainable:
                 # MoCo v3's loss does not pass through the final norm (kept for encode()): no gradient,
                 # which cmae reports as zeros and AdamW (no weight decay on norms) leaves unchanged.
-                assert p.grad is not None or (mode in ('mocov3', 'simclr') and n.startswith('norm.')), f'no gradient for {n}'
+                assert p.grad is not None or (mode in ('mocov3', 'simclr', 'densecl') and n.startswith('norm.')), f'no gradient for {n}'
                 grad = p.grad if p.grad is not None else torch.zeros_like(p)
                 st['grad.' + n] = ('F32', grad.detach().clone())
                 nz = int((grad.abs() < 1e-12).sum())
@@ -752,7 +816,7 @@ def make_fixture(mode: str, out_dir: str) -> dict:
     for n, t in state_names(model).items():
         st['step3.' + n] = ('F32', t.detach().clone())
 
-    config = asdict(cfg)
+    config = {k: v for k, v in asdict(cfg).items() if v is not None}  # denseWeight only where the method has it
     train = dict(batch=BATCH, steps=STEPS, optimizer='torch.optim.AdamW', lr=LR, betas=list(BETAS), eps=ADAM_EPS,
                  weightDecay=WD,
                  weightDecayParams='Linear weights and patch_embed.proj.weight only (0 for all biases, LN/BN, '
@@ -1210,7 +1274,7 @@ def make_timm_fixture(out_dir: str) -> dict:
     return info
 
 
-FIXTURES = ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'timm', 'classifier')
+FIXTURES = ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'densecl', 'timm', 'classifier')
 
 
 def main() -> None:
@@ -1241,7 +1305,7 @@ def main() -> None:
     if 'timm' in only:
         info = make_timm_fixture(args.out_dir)
         print(f'timm: {info["fileBytes"]} bytes')
-    for mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr'):
+    for mode in ('cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'densecl'):
         if mode not in only:
             continue
         info = make_fixture(mode, args.out_dir)

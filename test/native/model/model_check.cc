@@ -58,6 +58,7 @@ ModelConfig preset(const std::string& name, Mode mode) {
   c.mask_ratio = mode == Mode::CMAE ? 0.65 : per_patch ? 0.75 : 0.0;
   c.mask_group = per_patch ? 1 : 2;
   c.tau = mode == Mode::SIMCLR ? 0.2 : 0.07;
+  c.dense_weight = mode == Mode::DENSECL ? 0.5 : 0.0;  // DenseCL's λ
   c.ct_weight = 1;
   c.rc_weight = 1;
   c.norm_pix_loss = true;
@@ -196,6 +197,8 @@ const char* mode_name(Mode mode) {
     case Mode::MOCOV3: return "mocov3";
     case Mode::MASKDISTILL: return "maskdistill";
     case Mode::SIMCLR: return "simclr";
+    case Mode::DENSECL: return "densecl";
+    case Mode::CLASSIFIER: return "classifier";
   }
   return "?";
 }
@@ -236,7 +239,7 @@ std::string run_check(Backend& backend, const CheckCase& k) {
     const LossResult a = on_cpu.loss_and_grad(host.images, &host.targets, &host.noise, {});
     const LossResult b = on_device.loss_and_grad(dev.images, &dev.targets, &dev.noise, {});
     for (const auto& [name, x, y] : {std::tuple{"loss", a.total, b.total}, std::tuple{"reconstruction", a.reconstruction, b.reconstruction},
-                                     std::tuple{"contrastive", a.contrastive, b.contrastive}}) {
+                                     std::tuple{"contrastive", a.contrastive, b.contrastive}, std::tuple{"dense", a.dense, b.dense}}) {
       const double rel = std::fabs(y - x) / std::max(std::fabs(x), 1e-30);
       worst_loss = std::max(worst_loss, x == 0 && y == 0 ? 0.0 : rel);
       if (!(rel <= k.loss_rtol || (x == 0 && y == 0)))
@@ -432,7 +435,7 @@ int main(int argc, char** argv) {
     // micro in every method everywhere; tiny where kernels run at GPU speed (the emulator runs every
     // CUDA thread on the host: tiny would take minutes there).
     using cmae::model::Mode;
-    const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL, Mode::SIMCLR};
+    const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL, Mode::SIMCLR, Mode::DENSECL};
     std::vector<CheckCase> cases;
     for (Mode mode : modes) cases.push_back({"micro", mode, 8, 3, 1e-5});
     if (!d.emulated) {
