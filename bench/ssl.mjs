@@ -35,6 +35,7 @@ const methods = [
   ['mocov3 masked 0.5', ['--method', 'mocov3', '--mask-ratio', '0.5']],
   ['maskdistill', ['--method', 'maskdistill']],
   ['simclr', ['--method', 'simclr']],
+  ['densecl', ['--method', 'densecl']],
 ];
 
 function run(args) {

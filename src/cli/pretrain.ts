@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
-import { methods, minBatchSize, type Mode, type PresetName, presets } from '../models/config';
+import { methods, minBatchSize, type Mode, type PresetName, presets, resolveConfig } from '../models/config';
 import { DataLoader, resizeOnly } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, checkResumable, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
@@ -70,7 +70,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const preset = presets[o.preset as PresetName];
   const shiftRange = o.shiftRange !== undefined ? parsePositiveInt(o.shiftRange, '--shift-range', true) : Math.max(1, Math.round(preset.imageSize * 7 / 32));
   // --masked-views is the two-view methods' name for their mask ratio (FLIP's masked views).
-  if (o.maskedViews !== undefined && traits.onlineViews !== 2) throw new UsageError(`--masked-views is for the two-view methods (mocov3, simclr), not --method ${method}; use --mask-ratio`);
+  if (o.maskedViews !== undefined && traits.onlineViews !== 2) throw new UsageError(`--masked-views is for the two-view methods (mocov3, simclr, densecl), not --method ${method}; use --mask-ratio`);
   if (o.maskedViews !== undefined && o.maskRatio !== undefined) throw new UsageError('give one of --mask-ratio and --masked-views (the same setting for a two-view method)');
   const maskRatio = o.maskedViews !== undefined ? parseNumberOption(o.maskedViews, '--masked-views', 0, 0.99)
     : o.maskRatio !== undefined ? parseNumberOption(o.maskRatio, '--mask-ratio', 0, 0.99) : undefined;
@@ -82,7 +82,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const maskSampling = masking?.maskSampling ?? 'uniform';
   const samplingProblem = maskSamplingProblem(method, maskSampling);
   if (samplingProblem) throw new UsageError(`--masking ${o.masking}: ${samplingProblem}`);
-  const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(preset)) : {};
+  // The keys of the method's config: its own fields too (densecl: denseWeight).
+  const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(resolveConfig(o.preset as PresetName, { mode: method }))) : {};
   const progress = new ProgressBar(process.stderr);
 
   // Ctrl-C from here on (the data, the baselines, training) stops at the next step, saves a
@@ -256,6 +257,7 @@ function lossParts(method: Mode, s: StepInfo): string {
   const parts = [];
   if (methods[method].reconstructs) parts.push(`${methods[method].reconstructs === 'pixels' ? 'rc' : 'distill'} ${s.reconstruction.toFixed(4)}`);
   if (methods[method].contrastive) parts.push(`ct ${s.contrastive.toFixed(4)}`);
+  if (s.dense !== undefined) parts.push(`dense ${s.dense.toFixed(4)}`);
   return parts.join(', ');
 }
 

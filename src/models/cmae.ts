@@ -60,8 +60,13 @@ export interface LossParts {
   /** rcWeight·reconstruction + ctWeight·contrastive (MAE: reconstruction). */
   loss: number;
   reconstruction: number;
-  /** 2τ·InfoNCE (0 in MAE mode; MoCo v3: the sum over both views, as its symmetric loss). */
+  /**
+   * 2τ·InfoNCE (0 in MAE mode; MoCo v3: the sum over both views, as its symmetric loss; DenseCL:
+   * (1 − denseWeight)·global + denseWeight·dense).
+   */
   contrastive: number;
+  /** DenseCL only: its dense InfoNCE, 2τ-scaled and summed over both views (part of `contrastive`). */
+  dense?: number;
 }
 
 export interface EncodeOptions {

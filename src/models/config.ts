@@ -2,7 +2,7 @@
 import { ValueError } from '../errors';
 
 /** The pre-training method (a checkpoint's config records it). */
-export type Mode = 'cmae' | 'mae' | 'mocov3' | 'maskdistill' | 'simclr';
+export type Mode = 'cmae' | 'mae' | 'mocov3' | 'maskdistill' | 'simclr' | 'densecl';
 
 /** What each method builds and what its batches hold (native/model/config.h applies the same rules). */
 export interface MethodTraits {
@@ -49,6 +49,13 @@ export const methods: Readonly<Record<Mode, MethodTraits>> = {
    * NT-Xent over the 2N projections. Differences from the paper: native/model/cmae_model.h.
    */
   simclr: { momentum: false, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 },
+  /**
+   * DenseCL: MoCo v3 plus a dense head: each online patch token's projection is pulled towards the
+   * momentum projection of its most similar token in the other view (cosine of the backbone
+   * features), against the other images' pooled projections; `denseWeight` (λ) weighs the dense
+   * loss against the global one. Differences from the paper: native/model/cmae_model.h.
+   */
+  densecl: { momentum: true, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 },
 };
 
 /**
@@ -72,6 +79,8 @@ const methodDefaults: Readonly<Record<Mode, Partial<ModelConfig>>> = {
   maskdistill: { maskRatio: 0.75, maskGroup: 1 },
   // τ = 0.2: SimCLR's small-batch temperature (its paper's 0.1–0.5 range; 0.07 is MoCo's/CMAE's).
   simclr: { maskRatio: 0, tau: 0.2 },
+  // λ = 0.5: DenseCL's weight of the dense loss (its paper's default).
+  densecl: { maskRatio: 0, denseWeight: 0.5 },
 };
 
 export interface ModelConfig {
@@ -103,6 +112,11 @@ export interface ModelConfig {
   normPixLoss: boolean;
   bnEps: number;
   bnMomentum: number;
+  /**
+   * DenseCL only (its configs alone have it): λ in [0, 1], the loss being
+   * ctWeight·((1 − λ)·global + λ·dense).
+   */
+  denseWeight?: number;
 }
 
 const common = {
@@ -161,13 +175,17 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Partial
   const name = preset ?? 'tiny';
   const base = (presets as Record<string, ModelConfig>)[name];
   if (!base) throw new ValueError(`unknown preset '${name}' (expected one of ${Object.keys(presets).join(', ')})`);
-  for (const key of Object.keys(overrides)) {
-    // Own keys only: 'toString' or '__proto__' are not model options.
-    if (!Object.hasOwn(base, key)) throw new ValueError(`unknown model option '${key}'`);
-  }
   const given = stripUndefined(overrides);
   const mode = given.mode ?? base.mode;
   if (!Object.hasOwn(methods, mode)) throw new ValueError(`mode must be one of ${Object.keys(methods).join(', ')}, got '${String(mode)}'`);
+  for (const key of Object.keys(overrides)) {
+    // Own keys only: 'toString' or '__proto__' are not model options. A method's own fields
+    // (DenseCL's denseWeight) exist in that method's configs alone.
+    if (Object.hasOwn(base, key)) continue;
+    if (Object.hasOwn(methodDefaults[mode], key)) continue;
+    const owner = (Object.keys(methodDefaults) as Mode[]).find((m) => Object.hasOwn(methodDefaults[m], key) && !Object.hasOwn(base, key));
+    throw new ValueError(owner ? `model option '${key}' belongs to mode '${owner}', not '${mode}'` : `unknown model option '${key}'`);
+  }
   return { ...base, ...methodDefaults[mode], ...given } as ModelConfig;
 }
 

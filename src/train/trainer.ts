@@ -39,6 +39,8 @@ export interface StepInfo {
   loss: number;
   reconstruction: number;
   contrastive: number;
+  /** DenseCL only: the dense part of `contrastive` (LossParts.dense). */
+  dense?: number;
   gradNorm: number;
   /** The step's loss or gradient norm was not finite: nothing was applied (see TrainOptions.maxSkippedSteps). */
   skipped?: boolean;
@@ -244,6 +246,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             loss: parts.loss,
             reconstruction: parts.reconstruction,
             contrastive: parts.contrastive,
+            ...(parts.dense !== undefined ? { dense: parts.dense } : {}),
             gradNorm,
             ...(skipped ? { skipped: true } : {}),
             imagesPerSecond: batchSize / Math.max(seconds, 1e-9),

@@ -33,12 +33,13 @@ describe('presets', () => {
         mode: 'cmae', mlpRatio: 4, maskRatio: 0.65, maskGroup: 2, tau: 0.07, ctWeight: 1, rcWeight: 1, normPixLoss: true, bnEps: 1e-6, bnMomentum: 0.1,
       });
     }
-    expect(Object.keys(methods)).toEqual(['cmae', 'mae', 'mocov3', 'maskdistill', 'simclr']);
+    expect(Object.keys(methods)).toEqual(['cmae', 'mae', 'mocov3', 'maskdistill', 'simclr', 'densecl']);
     const of = (mode: keyof typeof methods) => resolveConfig('tiny', { mode });
     expect([of('mae').maskRatio, of('mae').maskGroup]).toEqual([0.75, 1]);
     expect([of('maskdistill').maskRatio, of('maskdistill').maskGroup]).toEqual([0.75, 1]);
     expect([of('mocov3').maskRatio, of('mocov3').tau]).toEqual([0, 0.07]);
     expect([of('simclr').maskRatio, of('simclr').tau]).toEqual([0, 0.2]);
+    expect([of('densecl').maskRatio, of('densecl').tau, of('densecl').denseWeight]).toEqual([0, 0.07, 0.5]);
   });
 });
 

@@ -130,7 +130,7 @@ describe('cmae CLI', () => {
     expect(mixed.stderr).toMatch(/it differs in maskSampling \(checkpoint "attention", now "uniform"\)/);
   });
 
-  it('trains MoCo v3 and SimCLR (--method mocov3|simclr): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
+  it('trains MoCo v3, SimCLR and DenseCL (--method mocov3|simclr|densecl): no reconstruction picture, the checkpoint records the method, reconstruct refuses it', async () => {
     const dir = path.join(root, 'mocov3');
     const r = run('pretrain', '--method', 'mocov3', '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', dir, '--no-eval', '--json');
     expect(r.code, r.stderr).toBe(0);
@@ -146,7 +146,7 @@ describe('cmae CLI', () => {
     expect(recon.stderr).toMatch(/a mocov3 model has no pixel decoder/);
     const bad = run('pretrain', '--method', 'dino', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-method'));
     expect(bad.code).not.toBe(0);
-    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, simclr, got 'dino'/);
+    expect(bad.stderr).toMatch(/--method must be one of cmae, mae, mocov3, maskdistill, simclr, densecl, got 'dino'/);
     // --masked-views 0.5: FLIP's masked views, 8 of 16 patches encoded per view (the checkpoint's maskRatio)
     const simclr = run('pretrain', '--method', 'simclr', '--masked-views', '0.5', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'simclr'), '--no-eval', '--json');
     expect(simclr.code, simclr.stderr).toBe(0);
@@ -154,6 +154,19 @@ describe('cmae CLI', () => {
     expect(simclr.stderr).toMatch(/simclr micro on .* 8\/16 patches visible/);
     expect(JSON.parse((await readSafetensors(path.join(root, 'simclr', 'checkpoint.safetensors'))).metadata.config).maskRatio).toBe(0.5);
     expect(simclr.stderr).toMatch(/loss [0-9.]+ \(ct [0-9.]+\)/);
+    // DenseCL: its own field through --model, its dense loss on the progress line and in metrics.jsonl
+    const denseDir = path.join(root, 'densecl');
+    const densecl = run('pretrain', '--method', 'densecl', '--model', 'denseWeight=0.25', '--masked-views', '0.25', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', denseDir, '--no-eval', '--json');
+    expect(densecl.code, densecl.stderr).toBe(0);
+    expect(JSON.parse(densecl.stdout).method).toBe('densecl');
+    expect(densecl.stderr).toMatch(/loss [0-9.]+ \(ct [0-9.]+, dense [0-9.]+\)/);
+    expect(JSON.parse((await readSafetensors(path.join(denseDir, 'checkpoint.safetensors'))).metadata.config)).toMatchObject({ mode: 'densecl', denseWeight: 0.25, maskRatio: 0.25 });
+    const metrics = readFileSync(path.join(denseDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.step)).toEqual([1, 2]);
+    for (const m of metrics) expect(m.dense).toBeGreaterThan(0);
+    const notDense = run('pretrain', '--method', 'mocov3', '--model', 'denseWeight=0.5', '--preset', 'micro', '--steps', '1', '--out', path.join(root, 'bad-dense'));
+    expect(notDense.code).toBe(2);
+    expect(notDense.stderr).toMatch(/--model: unknown key 'denseWeight'/);
   });
 
   it('trains MaskDistill with the momentum encoder as teacher, or with a frozen teacher from a checkpoint (--teacher)', async () => {
@@ -205,7 +218,7 @@ describe('cmae CLI', () => {
       [['pretrain', '--model', 'colour=3'], /--model: unknown key 'colour' \(expected one of .*featureDecoderDepth/],
       [['pretrain', '--model', 'mode=mae'], /--model mode: set it with --method/],
       [['pretrain', '--model', 'maskGroup=1'], /--model maskGroup: set it with --masking/],
-      [['pretrain', '--masked-views', '0.5'], /--masked-views is for the two-view methods \(mocov3, simclr\), not --method cmae; use --mask-ratio/],
+      [['pretrain', '--masked-views', '0.5'], /--masked-views is for the two-view methods \(mocov3, simclr, densecl\), not --method cmae; use --mask-ratio/],
       [['pretrain', '--method', 'mocov3', '--masked-views', '0.5', '--mask-ratio', '0.5'], /give one of --mask-ratio and --masked-views/],
       [['pretrain', '--method', 'mocov3', '--masked-views', '1'], /--masked-views/],
       [['pretrain', '--masking', 'blocks'], /--masking must be one of random, group, amt, got 'blocks'/],

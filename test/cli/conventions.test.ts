@@ -49,7 +49,7 @@ describe('cmae command-line conventions', () => {
   });
 
   it('a batch too small for the method, or a --resume of another run, is refused before any slow work, naming why', () => {
-    for (const method of ['cmae', 'mocov3', 'simclr']) {
+    for (const method of ['cmae', 'mocov3', 'simclr', 'densecl']) {
       const r = runCli('pretrain', '--method', method, '--batch-size', '1', '--out', path.join(root, `b1-${method}`));
       expect(oneErrorLine(r, method)).toBe(
         `cmae: --batch-size 1: --method ${method} needs at least 2 images per batch (BatchNorm statistics and the contrastive loss's negatives)`,

@@ -18,7 +18,7 @@ const fixtures = path.join(__dirname, '..', 'fixtures');
 interface FixtureJson {
   config: ModelConfig;
   train: { lr: number; betas: [number, number]; eps: number; weightDecay: number; emaMomentum: number; steps: number };
-  losses: { step: number; total: number; rc?: number; ct?: number }[];
+  losses: { step: number; total: number; rc?: number; ct?: number; dense?: number }[];
   zeroGradients: { count: Record<string, number> };
 }
 
@@ -58,7 +58,7 @@ async function modelFromFixture(json: FixtureJson, file: SafeTensorsFile, device
 
 /** The golden suite on one device (its matmul precision left as the caller set it: fp32 for these tolerances). */
 export function describeGolden(device: Device): void {
-  describe.each(['cmae_micro', 'mae_micro', 'mocov3_micro', 'maskdistill_micro', 'simclr_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
+  describe.each(['cmae_micro', 'mae_micro', 'mocov3_micro', 'maskdistill_micro', 'simclr_micro', 'densecl_micro'])(`golden model vs PyTorch on ${device} (%s)`, (name) => {
     it('forward outputs, losses and every gradient match', async () => {
       const { json, file } = await loadFixture(name);
       const model = await modelFromFixture(json, file, device);
@@ -88,6 +88,9 @@ export function describeGolden(device: Device): void {
       else expect(parts.reconstruction).toBe(0);
       if (traits.contrastive) expect(Math.abs(parts.contrastive - ref.ct!) / ref.ct!).toBeLessThan(1e-5);
       else expect(parts.contrastive).toBe(0);
+      // DenseCL's dense part of the contrastive loss, reported apart; no other method has one.
+      if (c.mode === 'densecl') expect(Math.abs(parts.dense! - ref.dense!) / ref.dense!).toBeLessThan(1e-5);
+      else expect(parts.dense).toBeUndefined();
       expect(Math.abs(parts.loss - ref.total) / ref.total).toBeLessThan(1e-5);
 
       expectClose(outputs.mask.toArray(), tensorData(file, 'expect.mask'), { atol: 0, rtol: 0, label: 'mask' });
@@ -163,7 +166,7 @@ export function describeGolden(device: Device): void {
       for (const [param, ref] of expected) {
         const got = state.get(param)!;
         // A momentum parameter follows its online twin, whose gradient decides the tolerance.
-        const twin = param.replace(/^momentum_encoder\./, '').replace(/^momentum_projector\./, 'projector.');
+        const twin = param.replace(/^momentum_encoder\./, '').replace(/^momentum_projector\./, 'projector.').replace(/^momentum_dense_projector\./, 'dense_projector.');
         const g = refGrads.get(twin);
         if (param.endsWith('.bn.running_mean') && twin.replace('.bn.running_mean', '.fc1.bias') in zeroGradParams) {
           // BatchNorm's running mean tracks fc1's output, so it inherits the drift of fc1.bias (below).

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CMAE, ShapeError, Tensor, ValueError, methods, presets, resolveConfig } from '../../src/index';
+import { CMAE, ShapeError, Tensor, ValueError, methods, presets, resolveConfig, type Mode } from '../../src/index';
 import { reconstructionRows } from '../../src/viz/reconstruct';
 import { minBatchSize } from '../../src/models/config';
 import { expectClose, expectSameBits, randn } from '../helpers/check';
@@ -20,13 +20,25 @@ const micro = presets.micro;
 const imageNumel = micro.channels * micro.imageSize * micro.imageSize;
 const images = (n: number, seed: number) => randn(n * imageNumel, seed);
 
+/** One step's losses and gradients of a fresh micro `mode` model on (x1, x2), then on (x2, x1). */
+async function withViewsSwapped(mode: Mode, seed: number, x1: Float32Array, x2: Float32Array) {
+  const run = async (a: Float32Array, b: Float32Array) => {
+    const model = await CMAE.create({ preset: 'micro', mode, seed });
+    const parts = await model.lossAndGrad({ images: a, targetImages: b });
+    const grads = model.gradients();
+    model.dispose();
+    return { parts, grads };
+  };
+  return [await run(x1, x2), await run(x2, x1)] as const;
+}
+
 describe('methods', () => {
   it('each method brings its defaults unless the caller sets them; unknown methods are refused', () => {
     expect(resolveConfig('nano', { mode: 'mae' })).toMatchObject({ maskRatio: 0.75, maskGroup: 1 });
     expect(resolveConfig('nano', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: presets.nano.maskRatio, maskGroup: 2 });
     expect(resolveConfig('nano', { mode: 'mae', maskRatio: 0.5 })).toMatchObject({ maskRatio: 0.5, maskGroup: 1 });
-    expect(() => resolveConfig('nano', { mode: 'dino' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, simclr, got 'dino'/);
+    expect(() => resolveConfig('nano', { mode: 'dino' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, simclr, densecl, got 'dino'/);
   });
 
   it('a mocov3 model holds the encoders and heads only, and sees whole views by default', async () => {
@@ -61,15 +73,7 @@ describe('methods', () => {
   it('mocov3 with whole views is symmetric: swapping the views gives bit-identical losses and gradients', async () => {
     const x1 = images(6, 11);
     const x2 = images(6, 12);
-    const run = async (a: Float32Array, b: Float32Array) => {
-      const model = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 5 });
-      const parts = await model.lossAndGrad({ images: a, targetImages: b });
-      const grads = model.gradients();
-      model.dispose();
-      return { parts, grads };
-    };
-    const ab = await run(x1, x2);
-    const ba = await run(x2, x1);
+    const [ab, ba] = await withViewsSwapped('mocov3', 5, x1, x2);
     expect(ab.parts.reconstruction).toBe(0);
     expect(ab.parts.contrastive).toBeGreaterThan(0);
     expect(ba.parts).toEqual(ab.parts);
@@ -107,6 +111,111 @@ describe('methods', () => {
     const again = await CMAE.load(file);
     expect(again.config.mode).toBe('mocov3');
     expectSameBits(await again.encode(x, { pool: 'mean' }), online, 'features after load');
+    again.dispose();
+    model.dispose();
+  });
+});
+
+describe('densecl', () => {
+  const denseNames = ['dense_projector.fc1.weight', 'dense_projector.fc1.bias', 'dense_projector.fc2.weight', 'dense_projector.fc2.bias'];
+
+  it('brings its defaults and its own field denseWeight, which no other method takes', async () => {
+    expect(resolveConfig('nano', { mode: 'densecl' })).toMatchObject({ maskRatio: 0, maskGroup: 2, denseWeight: 0.5 });
+    expect(resolveConfig('nano', { mode: 'densecl', denseWeight: 0.25 }).denseWeight).toBe(0.25);
+    expect('denseWeight' in resolveConfig('nano', { mode: 'mocov3' })).toBe(false);
+    expect(() => resolveConfig('nano', { mode: 'mocov3', denseWeight: 0.5 })).toThrowError(/model option 'denseWeight' belongs to mode 'densecl', not 'mocov3'/);
+    await expect(CMAE.create({ preset: 'micro', mode: 'densecl', denseWeight: 1.5 })).rejects.toThrow(/config.denseWeight must be in \[0, 1\], got 1.5/);
+    expect(methods.densecl).toEqual({ momentum: true, contrastive: true, reconstructs: null, targetView: 'independent', onlineViews: 2 });
+  });
+
+  it('holds MoCo v3 plus the dense projectors, online and momentum, of the heads\' widths', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'densecl', seed: 1 });
+    const table = new Map(model.parameters().map((p) => [p.name, p]));
+    expect([...table.keys()].filter((n) => /decoder|mask_token/.test(n))).toEqual([]);
+    for (const n of denseNames) {
+      expect(table.get(n)!.role).toBe('trainable');
+      expect(table.get(`momentum_${n}`)!.role).toBe('momentum');
+      expect(table.get(`momentum_${n}`)!.shape).toEqual(table.get(n)!.shape);
+    }
+    expect(table.get('dense_projector.fc1.weight')!.shape).toEqual([micro.projectorHidden, micro.dim]);
+    expect(table.get('dense_projector.fc2.weight')!.shape).toEqual([micro.projectorDim, micro.projectorHidden]);
+    // The momentum twins start as copies of the online dense projector.
+    const state = model.stateDict();
+    for (const n of denseNames) expectSameBits(state.get(`momentum_${n}`)!, state.get(n)!, n);
+    model.dispose();
+  });
+
+  it('with denseWeight 0 it is MoCo v3 exactly (bit for bit), the dense loss still reported', async () => {
+    const dense = await CMAE.create({ preset: 'micro', mode: 'densecl', denseWeight: 0, seed: 8 });
+    const moco = await CMAE.create({ preset: 'micro', mode: 'mocov3', seed: 8 });
+    const state = dense.stateDict();
+    for (const n of [...state.keys()]) if (n.includes('dense_projector')) state.delete(n);
+    moco.loadStateDict(state);
+    const input = { images: images(6, 21), targetImages: images(6, 22) };
+    const a = await dense.lossAndGrad(input);
+    const b = await moco.lossAndGrad(input);
+    expect(a.contrastive).toBe(b.contrastive);
+    expect(a.loss).toBe(b.loss);
+    expect(b.dense).toBeUndefined();
+    expect(a.dense).toBeGreaterThan(0);
+    const gm = moco.gradients();
+    for (const [name, g] of dense.gradients()) {
+      if (name.startsWith('dense_projector.')) expect(g.every((v) => v === 0), name).toBe(true);
+      else expectSameBits(g, gm.get(name)!, name);
+    }
+    dense.dispose();
+    moco.dispose();
+  });
+
+  it('the dense loss moves the encoder: λ changes the encoder gradient and trains the dense projector', async () => {
+    const input = { images: images(6, 23), targetImages: images(6, 24) };
+    const run = async (denseWeight: number) => {
+      const model = await CMAE.create({ preset: 'micro', mode: 'densecl', denseWeight, seed: 9 });
+      const parts = await model.lossAndGrad(input);
+      const grads = model.gradients();
+      model.dispose();
+      return { parts, grads };
+    };
+    const none = await run(0);
+    const half = await run(0.5);
+    const full = await run(1);
+    // The forward does not depend on λ: the same dense loss, and the global one is λ = 0's.
+    expect(half.parts.dense).toBe(none.parts.dense);
+    expect(full.parts.dense).toBe(none.parts.dense);
+    expect(half.parts.contrastive).toBeCloseTo(0.5 * none.parts.contrastive + 0.5 * none.parts.dense!, 6);
+    // λ = 1: the loss is the dense one alone; the global heads get no gradient.
+    expect(full.parts.contrastive).toBe(full.parts.dense);
+    expect(full.grads.get('predictor.fc2.weight')!.every((v) => v === 0)).toBe(true);
+    for (const n of denseNames) expect(half.grads.get(n)!.some((v) => v !== 0), n).toBe(true);
+    const enc = 'blocks.0.attn.qkv.weight';
+    const [g0, g1] = [none.grads.get(enc)!, full.grads.get(enc)!];
+    expect(g1.some((v) => v !== 0)).toBe(true);
+    expect(g1.some((v, i) => Math.abs(v - g0[i]) > 1e-3 * Math.abs(g0[i]) + 1e-9)).toBe(true);
+  });
+
+  it('with whole views it is symmetric: swapping the views gives the same losses and gradients', async () => {
+    const x1 = images(6, 25);
+    const x2 = images(6, 26);
+    const [ab, ba] = await withViewsSwapped('densecl', 10, x1, x2);
+    expect(ab.parts.dense).toBeGreaterThan(0);
+    expect(ba.parts).toEqual(ab.parts);
+    // Not bit for bit as MoCo v3: a weight gradient sums its token rows view by view, and swapping
+    // the views swaps the order of those two float32 partial sums.
+    for (const [name, g] of ab.grads) expectClose(ba.grads.get(name)!, g, { atol: 1e-7, rtol: 1e-5, label: name });
+  });
+
+  it('masked views (FLIP): queries are the visible tokens, keys every token; a checkpoint records the method and λ', async () => {
+    const model = await CMAE.create({ preset: 'micro', mode: 'densecl', maskRatio: 0.5, denseWeight: 0.3, seed: 11 });
+    expect(model.numVisible).toBe(model.numPatches / 2);
+    const parts = await model.lossAndGrad({ images: images(4, 1), targetImages: images(4, 2) });
+    expect(Number.isFinite(parts.loss) && parts.dense! > 0).toBe(true);
+    await expect(model.lossAndGrad({ images: images(4, 1) })).rejects.toThrow(/DenseCL needs targetImages/);
+    const file = path.join(dir, 'densecl.safetensors');
+    await model.save(file);
+    const again = await CMAE.load(file);
+    expect(again.config).toMatchObject({ mode: 'densecl', denseWeight: 0.3, maskRatio: 0.5 });
+    const x = images(3, 9);
+    expectSameBits(await again.encode(x, { pool: 'mean', branch: 'momentum' }), await model.encode(x, { pool: 'mean', branch: 'momentum' }), 'momentum features after load');
     again.dispose();
     model.dispose();
   });
