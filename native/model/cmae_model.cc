@@ -298,6 +298,12 @@ void CmaeModel::plan_training(int64_t B) {
     t.tokens = bump.take(N * K * D);
     t.noise = bump.take(N * G);
     t.mask = bump.take(N * L);
+    t.loss_mask = t.mask;
+    if (c.thrown_groups() > 0) {
+      t.loss_mask = bump.take(N * L);
+      t.unthrown_ids_keep = bump.take_i32(N * c.unmasked_groups() * c.mask_group * c.mask_group);
+      t.unthrown_ids_restore = bump.take_i32(N * L);
+    }
     t.ids_keep = bump.take_i32(N * K);
     t.ids_restore = bump.take_i32(N * L);
     t.x0 = bump.take(N * (1 + K) * D);
@@ -631,7 +637,7 @@ void CmaeModel::forward_samples(const float* images, const float* target_images,
       }
       const float* pred = t.pixel.pred + w0 * L * out;
       backend_.normpix_mse_forward_backward(t.chunk_losses + part * chunks_ + j, t.dpred + s0 * L * out, pred,
-                                            t.target_pix + s0 * L * out, t.mask + s0 * L, n, L, out, c.norm_pix_loss, 1e-6f,
+                                            t.target_pix + s0 * L * out, t.loss_mask + s0 * L, n, L, out, c.norm_pix_loss, 1e-6f,
                                             static_cast<float>(c.rc_weight * static_cast<double>(n) / static_cast<double>(N)));
       if (pred_out_) backend_.copy(pred_out_->f32() + s0 * L * out, pred, sizeof(float) * n * L * out);
       decoder_backward(pixel_decoder_, t.pixel, g, t.d_latent, t.dpred, t.latent, t.ids_restore, s0, n, w0);
@@ -766,6 +772,12 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     backend_.masking_noise(t.noise, N, G, seed_, make_stream(RngStream::Mask, mask_counter_++));
   }
   backend_.random_masking(t.ids_keep, t.ids_restore, t.mask, t.noise, N, c.grid(), c.grid(), c.mask_group, c.keep_groups());
+  if (c.thrown_groups() > 0) {
+    // The same ranking (noise, ties by group index) keeping more groups: the visible ones and the
+    // next thrown_groups(), so its mask is 1 exactly on the groups to reconstruct.
+    backend_.random_masking(t.unthrown_ids_keep, t.unthrown_ids_restore, t.loss_mask, t.noise, N, c.grid(), c.grid(), c.mask_group,
+                            c.unmasked_groups());
+  }
   const float* target = two_views ? target_images->f32() : nullptr;
 
   // The step runs in three parts: the forward of every branch, by sample; the losses and the

@@ -298,6 +298,11 @@ class CmaeModel {
     // patches_visible (B, K, P): the visible patches, the patch embedding's input in the forward
     // and its weight gradient's in the backward; tokens (B, K, D): their embeddings.
     float *patches_visible, *tokens, *noise, *mask, *x0, *latent, *latent_mean, *latent_rstd;
+    // The reconstruction's mask: `mask` itself, or with AMT's throwing (thrown_groups() > 0) the
+    // masked patches less the thrown ones (0 there), from a second random_masking of the same noise
+    // that keeps visible ∪ thrown (its ids are scratch).
+    float* loss_mask;
+    int32_t *unthrown_ids_keep, *unthrown_ids_restore;
     int32_t *ids_keep, *ids_restore;
     int32_t* ids_all;  // (B, L) the identity ids of the momentum branch (CMAE only)
     float *target_pix, *dpred;

@@ -28,7 +28,14 @@ void ModelConfig::validate() const {
   CMAE_CHECK(dim % heads == 0, Value, "config.dim ", dim, " is not divisible by heads ", heads);
   CMAE_CHECK(dim % 4 == 0, Value, "sin-cos position embeddings need widths divisible by 4 (dim ", dim, ")");
   CMAE_CHECK(mask_ratio >= 0.0 && mask_ratio < 1.0, Value, "config.maskRatio must be in [0, 1), got ", mask_ratio);
-  CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " keeps no patch group visible");
+  CMAE_CHECK(throw_ratio >= 0.0 && throw_ratio < 1.0, Value, "config.throwRatio must be in [0, 1), got ", throw_ratio);
+  CMAE_CHECK(throw_ratio == 0.0 || has_pixel_decoder(), Value,
+             "config.throwRatio must be 0 for a mode without a reconstruction (it is for cmae, mae and maskdistill), got ", throw_ratio);
+  if (throw_ratio > 0.0) {
+    CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " with throwRatio ", throw_ratio, " keeps no patch group visible");
+  } else {
+    CMAE_CHECK(keep_groups() >= 1, Value, "config.maskRatio ", mask_ratio, " keeps no patch group visible");
+  }
   // The kernels take these as float32: a weight of 1e39 would become an infinite loss gradient.
   const auto float32 = [](double v, double lo, const char* name) {
     CMAE_CHECK(std::isfinite(v) && v >= lo && v <= FLT_MAX, Value, "config.", name, " must be a number in [", lo,

@@ -33,6 +33,11 @@ struct ModelConfig {
   // masking (spec §2.2): group 1 = MAE per-patch, 2 = CMAE 2×2 groups
   double mask_ratio = 0;
   int64_t mask_group = 0;
+  // AMT's throwing (the masked-reconstruction methods): a fraction of the groups that are neither
+  // visible nor reconstructed. Of each sample's groups ranked by noise (ascending), the first
+  // keep_groups() are visible, the next thrown_groups() thrown, the rest masked: mask_ratio stays
+  // the reconstructed share and the visible one becomes 1 − mask_ratio − throw_ratio, as AMT's.
+  double throw_ratio = 0;
   // losses (spec §2.7, §2.8)
   double tau = 0, ct_weight = 0, rc_weight = 0;
   bool norm_pix_loss = false;
@@ -67,8 +72,11 @@ struct ModelConfig {
   int64_t image_numel() const { return channels * image_size * image_size; }
   int64_t patch_dim() const { return patch_size * patch_size * channels; }
   int64_t num_groups() const { return (grid() / mask_group) * (grid() / mask_group); }
-  // Python int(G·(1 − r)), as the reference code computes it.
-  int64_t keep_groups() const { return static_cast<int64_t>(static_cast<double>(num_groups()) * (1.0 - mask_ratio)); }
+  // Python int(G·(1 − r)), as the reference code computes it (r = mask_ratio + throw_ratio).
+  int64_t keep_groups() const { return static_cast<int64_t>(static_cast<double>(num_groups()) * (1.0 - mask_ratio - throw_ratio)); }
+  // The groups not reconstructed (visible or thrown), int(G·(1 − mask_ratio)), and the thrown ones.
+  int64_t unmasked_groups() const { return static_cast<int64_t>(static_cast<double>(num_groups()) * (1.0 - mask_ratio)); }
+  int64_t thrown_groups() const { return unmasked_groups() - keep_groups(); }
   int64_t num_visible() const { return keep_groups() * mask_group * mask_group; }
 
   // Throws ValueError naming the field when the configuration is inconsistent.

@@ -72,6 +72,8 @@ ModelConfig ParseConfig(Napi::Object o) {
     c.global_pool = global_pool.As<Napi::Boolean>().Value();
   }
   if (c.mode == cmae::model::Mode::DENSECL) c.dense_weight = NumberProperty(o, "config", "denseWeight");  // DenseCL's configs only
+  // Optional (checkpoints from before AMT's throwing lack it): 0 throws nothing.
+  if (o.Has("throwRatio") && !o.Get("throwRatio").IsUndefined()) c.throw_ratio = NumberProperty(o, "config", "throwRatio");
   return c;
 }
 

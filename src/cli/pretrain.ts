@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { CMAE } from '../models/cmae';
-import { methods, minBatchSize, type Mode, type PresetName, presets, resolveConfig } from '../models/config';
+import { configKeys, methods, minBatchSize, type Mode, type PresetName, presets } from '../models/config';
 import { DataLoader, resizeOnly } from '../data/loader';
 import { CHECKPOINT_FILE, METRICS_FILE, type StepInfo, checkResumable, train } from '../train/trainer';
 import { encoderFeatures, pixelFeatures, scoreFeatures, type EvalScores } from '../eval/evaluate';
@@ -82,8 +82,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   const maskSampling = masking?.maskSampling ?? 'uniform';
   const samplingProblem = maskSamplingProblem(method, maskSampling);
   if (samplingProblem) throw new UsageError(`--masking ${o.masking}: ${samplingProblem}`);
-  // The keys of the method's config: its own fields too (densecl: denseWeight).
-  const overrides = o.model !== undefined ? parseModelOverrides(o.model, Object.keys(resolveConfig(o.preset as PresetName, { mode: method }))) : {};
+  // The keys of the method's config: its own fields too (densecl: denseWeight; throwRatio).
+  const overrides = o.model !== undefined ? parseModelOverrides(o.model, configKeys(method)) : {};
   const progress = new ProgressBar(process.stderr);
 
   // Ctrl-C from here on (the data, the baselines, training) stops at the next step, saves a

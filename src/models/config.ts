@@ -83,6 +83,25 @@ const methodDefaults: Readonly<Record<Mode, Partial<ModelConfig>>> = {
   densecl: { maskRatio: 0, denseWeight: 0.5 },
 };
 
+/**
+ * The config fields only some methods have (every other method's config lacks them, and
+ * resolveConfig refuses them there by name): DenseCL's λ; the masked-reconstruction methods'
+ * AMT throwing, absent when 0 (so configs and checkpoints from before it read the same).
+ */
+const methodFields: Readonly<Record<Mode, readonly (keyof ModelConfig)[]>> = {
+  cmae: ['throwRatio'],
+  mae: ['throwRatio'],
+  mocov3: [],
+  maskdistill: ['throwRatio'],
+  simclr: [],
+  densecl: ['denseWeight'],
+};
+
+/** Every key a `mode` config may hold: the presets' fields and the method's own (methodFields). */
+export function configKeys(mode: Mode): string[] {
+  return [...Object.keys(presets.micro), ...methodFields[mode]];
+}
+
 export interface ModelConfig {
   /** The pre-training method: 'cmae' (default), 'mae' or 'mocov3' (see `methods`). */
   mode: Mode;
@@ -117,6 +136,15 @@ export interface ModelConfig {
    * ctWeight·((1 − λ)·global + λ·dense).
    */
   denseWeight?: number;
+  /**
+   * AMT's throwing, for cmae, mae and maskdistill (absent = 0): a fraction of the patches (in whole
+   * mask groups) that is neither visible nor reconstructed. Of each image's groups ranked by mask
+   * noise, the lowest are visible, the next `throwRatio` thrown, the rest (`maskRatio`) masked; so
+   * the encoder sees 1 − maskRatio − throwRatio. With attention-driven masking (maskSampling
+   * 'attention', `--masking amt`) the thrown patches are those drawn after the masked ones. Thrown
+   * patches still enter the decoders as mask tokens (AMT drops them from the decoder too).
+   */
+  throwRatio?: number;
 }
 
 const common = {
@@ -180,13 +208,15 @@ export function resolveConfig(preset: PresetName | undefined, overrides: Partial
   if (!Object.hasOwn(methods, mode)) throw new ValueError(`mode must be one of ${Object.keys(methods).join(', ')}, got '${String(mode)}'`);
   for (const key of Object.keys(overrides)) {
     // Own keys only: 'toString' or '__proto__' are not model options. A method's own fields
-    // (DenseCL's denseWeight) exist in that method's configs alone.
-    if (Object.hasOwn(base, key)) continue;
-    if (Object.hasOwn(methodDefaults[mode], key)) continue;
-    const owner = (Object.keys(methodDefaults) as Mode[]).find((m) => Object.hasOwn(methodDefaults[m], key) && !Object.hasOwn(base, key));
-    throw new ValueError(owner ? `model option '${key}' belongs to mode '${owner}', not '${mode}'` : `unknown model option '${key}'`);
+    // (DenseCL's denseWeight, AMT's throwRatio) exist in those methods' configs alone.
+    if (Object.hasOwn(base, key) || (methodFields[mode] as readonly string[]).includes(key)) continue;
+    const owners = (Object.keys(methodFields) as Mode[]).filter((m) => (methodFields[m] as readonly string[]).includes(key));
+    const ownersText = owners.length === 1 ? `mode '${owners[0]}'` : `modes ${owners.join(', ')}`;
+    throw new ValueError(owners.length > 0 ? `model option '${key}' belongs to ${ownersText}, not '${mode}'` : `unknown model option '${key}'`);
   }
-  return { ...base, ...methodDefaults[mode], ...given } as ModelConfig;
+  const config = { ...base, ...methodDefaults[mode], ...given } as ModelConfig;
+  if (config.throwRatio === 0) delete config.throwRatio;  // absent means 0: one spelling of "no throwing"
+  return config;
 }
 
 /** o without its undefined fields (an option left undefined means the default). */

@@ -10,9 +10,12 @@
  *
  * Where we differ from AMT: the map is the current batch's, from the momentum encoder (the online
  * one for MAE) on the online view itself, every step (AttMask's way), where AMT stores one map per
- * training image, refreshed every 40 epochs and warped by each crop; and no patches are thrown
- * (AMT's throwing half, which also drops low-attention patches from the decoder, is not built:
- * its command-line default is masking only).
+ * training image, refreshed every 40 epochs and warped by each crop.
+ *
+ * Throwing (AMT's other half) is the model's `throwRatio`: of the same draw, after the masked
+ * groups come the thrown ones (neither seen nor reconstructed), and the last drawn, the least
+ * attended, stay visible, as AMT's order is. Where we differ: the thrown patches still enter the
+ * decoders as mask tokens (AMT removes them there, to save the decoder's work).
  */
 import { ValueError } from '../errors';
 import type { Tensor } from '../tensor';

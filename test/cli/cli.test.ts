@@ -119,13 +119,17 @@ describe('cmae CLI', () => {
     const grouped = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'group', '--preset', 'micro', '--steps', '1', '--batch-size', '8', '--out', path.join(root, 'mae-group'), '--no-eval', '--json');
     expect(grouped.code, grouped.stderr).toBe(0);
     expect(JSON.parse((await readSafetensors(path.join(root, 'mae-group', 'checkpoint.safetensors'))).metadata.config).maskGroup).toBe(2);
-    // --masking amt: per patch, drawn by the encoder's cls attention; the checkpoint records it
-    const amt = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'amt', '--preset', 'micro', '--steps', '2', '--batch-size', '8', '--out', path.join(root, 'mae-amt'), '--no-eval', '--json');
+    // --masking amt: per patch, drawn by the encoder's cls attention, with AMT's throwing (--model
+    // throwRatio: 0.25 thrown, 0.5 masked, 4 of 16 visible); the checkpoint records both
+    const amtArgs = ['--data', `idx:${dir}`, '--method', 'mae', '--mask-ratio', '0.5', '--model', 'throwRatio=0.25', '--preset', 'micro', '--batch-size', '8', '--out', path.join(root, 'mae-amt'), '--no-eval'];
+    const amt = run('pretrain', ...amtArgs, '--masking', 'amt', '--steps', '2', '--json');
     expect(amt.code, amt.stderr).toBe(0);
+    expect(amt.stderr).toMatch(/4\/16 patches visible/);
     const amtFile = await readSafetensors(path.join(root, 'mae-amt', 'checkpoint.safetensors'));
-    expect([JSON.parse(amtFile.metadata.config).maskGroup, amtFile.metadata.maskSampling]).toEqual([1, 'attention']);
+    const amtConfig = JSON.parse(amtFile.metadata.config);
+    expect([amtConfig.maskGroup, amtConfig.throwRatio, amtFile.metadata.maskSampling]).toEqual([1, 0.25, 'attention']);
     // … and a --resume that would sample masks another way is refused before any work
-    const mixed = run('pretrain', '--data', `idx:${dir}`, '--method', 'mae', '--masking', 'random', '--preset', 'micro', '--steps', '3', '--batch-size', '8', '--out', path.join(root, 'mae-amt'), '--resume', '--no-eval');
+    const mixed = run('pretrain', ...amtArgs, '--masking', 'random', '--steps', '3', '--resume');
     expect(mixed.code).toBe(2);
     expect(mixed.stderr).toMatch(/it differs in maskSampling \(checkpoint "attention", now "uniform"\)/);
   });
@@ -223,6 +227,8 @@ describe('cmae CLI', () => {
       [['pretrain', '--method', 'mocov3', '--masked-views', '1'], /--masked-views/],
       [['pretrain', '--masking', 'blocks'], /--masking must be one of random, group, amt, got 'blocks'/],
       [['pretrain', '--method', 'simclr', '--masking', 'amt'], /--masking amt: attention-driven masking is for the masked-reconstruction methods \(mae, cmae, maskdistill\), not simclr/],
+      [['pretrain', '--method', 'mocov3', '--model', 'throwRatio=0.2'], /--model: unknown key 'throwRatio'/],
+      [['pretrain', '--method', 'mae', '--model', 'throwRatio=0.25'], /config.maskRatio 0.75 with throwRatio 0.25 keeps no patch group visible/],
       [['pretrain', '--model', 'tau=cold'], /--model tau: expected a number or true\/false, got 'cold'/],
       [['pretrain', '--model', 'tau'], /--model takes key=value pairs/],
       [['pretrain', '--device', 'cpu:1'], /--device must be cpu, cuda or cuda:N, got 'cpu:1'/],

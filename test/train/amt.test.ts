@@ -8,12 +8,14 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { CMAE, Tensor, ValueError, readSafetensors } from '../../src/index';
+import { CMAE, Tensor, ValueError, readSafetensors, resolveConfig } from '../../src/index';
 import { DataLoader } from '../../src/data/index';
 import { train } from '../../src/train/trainer';
 import { attentionMaskNoise, attentionMaskNoiseFor } from '../../src/train/amt';
 import { makeRng } from '../../src/eval/rng';
-import { expectClose, randn } from '../helpers/check';
+import { expectClose, expectSameBits, randn } from '../helpers/check';
+import * as ref from '../reference/loss';
+import { maskingRef, patchifyRef } from '../reference/patch';
 import { noiseDataset } from '../helpers/fixtures';
 
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-amt-'));
@@ -208,5 +210,63 @@ describe('training with attention-driven masking', () => {
     await expect(train({ model: moco, data, steps: 1, maskSampling: 'attention' })).rejects.toThrow(/masked-reconstruction methods \(mae, cmae, maskdistill\), not mocov3/);
     await expect(train({ model: moco, data, steps: 1, maskSampling: 'gumbel' as never })).rejects.toThrow(/maskSampling must be 'uniform' or 'attention'/);
     moco.dispose();
+  });
+});
+
+describe('throwing (throwRatio, AMT)', () => {
+  const imageNumel = 3 * 16 * 16;
+
+  it('is a field of the masked-reconstruction methods only, absent when 0; the visible share is 1 − maskRatio − throwRatio', async () => {
+    expect(resolveConfig('micro', { mode: 'mae', throwRatio: 0.25 }).throwRatio).toBe(0.25);
+    expect(resolveConfig('micro', { mode: 'cmae', throwRatio: 0 })).not.toHaveProperty('throwRatio');
+    expect(resolveConfig('micro', { mode: 'mae' })).not.toHaveProperty('throwRatio');
+    expect(() => resolveConfig('micro', { mode: 'mocov3', throwRatio: 0.2 })).toThrowError(/model option 'throwRatio' belongs to modes cmae, mae, maskdistill, not 'mocov3'/);
+    const model = await CMAE.create({ preset: 'micro', mode: 'mae', maskRatio: 0.25, throwRatio: 0.5, seed: 1 });
+    expect([model.numVisible, model.numPatches]).toEqual([4, 16]); // int(16 · 0.25)
+    model.dispose();
+    await expect(CMAE.create({ preset: 'micro', mode: 'mae', maskRatio: 0.5, throwRatio: 0.5 })).rejects.toThrow(/config.maskRatio 0.5 with throwRatio 0.5 keeps no patch group visible/);
+    await expect(CMAE.create({ preset: 'micro', mode: 'mae', throwRatio: -0.1 })).rejects.toThrow(/config.throwRatio must be in \[0, 1\), got -0.1/);
+  });
+
+  it('reconstructs only the masked patches: the same prediction as without throwing, the loss over the unthrown masked ones', async () => {
+    const B = 3, L = 16, P = 48;
+    const images = randn(B * imageNumel, 31);
+    const noise = randn(B * L, 32);
+    // Both keep int(16·0.5) = 8 patches visible for the same noise; the thrower reconstructs the
+    // 4 of highest noise and throws the 4 ranked between.
+    const run = async (overrides: { maskRatio: number; throwRatio?: number }) => {
+      const model = await CMAE.create({ preset: 'micro', mode: 'mae', seed: 3, ...overrides });
+      const pred = Tensor.empty([B, L, P]);
+      const mask = Tensor.empty([B, L]);
+      const parts = await model.lossAndGrad({ images, maskNoise: noise, outputs: { pred, mask } });
+      const grads = model.gradients();
+      model.dispose();
+      return { parts, pred: pred.toArray(), mask: mask.toArray(), grads };
+    };
+    const plain = await run({ maskRatio: 0.5 });
+    const thrower = await run({ maskRatio: 0.25, throwRatio: 0.25 });
+    expectSameBits(thrower.pred, plain.pred, 'pred');
+    expectSameBits(thrower.mask, plain.mask, 'mask (1 = not visible: masked or thrown)');
+    const reconstructed = maskingRef(noise, B, 4, 4, 1, 12).mask; // visible ∪ thrown kept: 1 on the 4 masked
+    const target = patchifyRef(images, B, 3, 16, 16, 4, 'pixels-last');
+    expect(thrower.parts.reconstruction).toBeCloseTo(ref.normpixMse(thrower.pred, target, reconstructed, B, L, P, true), 5);
+    expect(plain.parts.reconstruction).toBeCloseTo(ref.normpixMse(plain.pred, target, plain.mask, B, L, P, true), 5);
+    expect(thrower.parts.reconstruction).not.toBeCloseTo(plain.parts.reconstruction, 3);
+    const name = 'decoder_pred.weight';
+    expect(thrower.grads.get(name)!.every(Number.isFinite)).toBe(true);
+    expect(thrower.grads.get(name)!.some((v, i) => Math.abs(v - plain.grads.get(name)![i]) > 1e-6)).toBe(true);
+  });
+
+  it('trains with attention-driven masking through the CLI-facing config, and the checkpoint records it', async () => {
+    const data = new DataLoader(noiseDataset(32), { batchSize: 8, seed: 1, targetView: 'shifted', augment: { outSize: 16, shiftRange: 2 } });
+    const model = await CMAE.create({ preset: 'micro', seed: 8, maskGroup: 1, maskRatio: 0.5, throwRatio: 0.25 });
+    const result = await train({ model, data, steps: 2, outDir: path.join(root, 'throw'), maskSampling: 'attention' });
+    for (const s of result.history) expect(Number.isFinite(s.loss) && s.reconstruction > 0).toBe(true);
+    const file = await readSafetensors(result.checkpointPath!);
+    expect(JSON.parse(file.metadata.config)).toMatchObject({ throwRatio: 0.25, maskRatio: 0.5 });
+    const loaded = await CMAE.load(result.checkpointPath!);
+    expect([loaded.config.throwRatio, loaded.numVisible]).toEqual([0.25, 4]);
+    loaded.dispose();
+    model.dispose();
   });
 });

@@ -209,10 +209,12 @@ struct CheckCase {
   int64_t batch;
   int steps;
   double loss_rtol;  // fp32 products on both sides: only the order of float32 sums differs
+  double throw_ratio = 0;  // > 0: AMT's throwing, at mask ratio 0.5
 };
 
 std::string run_check(Backend& backend, const CheckCase& k) {
-  const ModelConfig c = preset(k.preset, k.mode);
+  ModelConfig c = preset(k.preset, k.mode);
+  if (k.throw_ratio > 0) c.mask_ratio = 0.5, c.throw_ratio = k.throw_ratio;
   const uint64_t seed = 11;
   Backend& cpu = cpu_backend();
   const MatmulPrecision saved = backend.matmul_precision(), saved_cpu = cpu.matmul_precision();
@@ -438,14 +440,15 @@ int main(int argc, char** argv) {
     const Mode modes[] = {Mode::CMAE, Mode::MAE, Mode::MOCOV3, Mode::MASKDISTILL, Mode::SIMCLR, Mode::DENSECL};
     std::vector<CheckCase> cases;
     for (Mode mode : modes) cases.push_back({"micro", mode, 8, 3, 1e-5});
+    cases.push_back({"micro", Mode::MAE, 8, 3, 1e-5, 0.25});  // the second masking pass and its loss mask
     if (!d.emulated) {
       for (Mode mode : modes) cases.push_back({"tiny", mode, 32, 3, 1e-4});
     }
     cmae::Backend* timed = d.backend;
     suite.add(d.name + "/kernel timing of a micro CMAE step", [timed] { return check_kernel_timing(*timed); });
     for (const CheckCase& k : cases) {
-      const std::string name = d.name + "/" + k.preset + " " + mode_name(k.mode) + " B=" +
-                               std::to_string(k.batch) + " vs cpu";
+      const std::string name = d.name + "/" + k.preset + " " + mode_name(k.mode) + (k.throw_ratio > 0 ? " throwRatio=0.25" : "") +
+                               " B=" + std::to_string(k.batch) + " vs cpu";
       cmae::Backend* backend = d.backend;
       suite.add(name, [backend, k] { return run_check(*backend, k); });
     }
