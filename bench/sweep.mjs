@@ -39,6 +39,11 @@ const variants = [
   // Attention-driven masking (AMT's, src/train/amt.ts) against per-patch random masking, for CMAE and MAE.
   ['amt masking', ['--masking', 'amt']],
   ['mae amt masking', ['--method', 'mae', '--masking', 'amt']],
+  // AMT's throwing (--model throwRatio) at its paper's 45 % masked / 40 % thrown, and the winners
+  // of the one-change rows combined (45 % masked, per patch), for CMAE and MAE.
+  ['mae amt masking + throwing', ['--method', 'mae', '--masking', 'amt', '--mask-ratio', '0.45', '--model', 'throwRatio=0.4']],
+  ['mask 0.45 per patch', ['--mask-ratio', '0.45', '--masking', 'random']],
+  ['mae mask 0.45', ['--method', 'mae', '--mask-ratio', '0.45']],
   ['feature decoder depth 2', ['--model', 'featureDecoderDepth=2']],
   ['encoder depth 3', ['--model', 'depth=3']],
 ];
