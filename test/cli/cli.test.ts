@@ -30,9 +30,13 @@ describe('cmae CLI', () => {
     expect(typeof json.cuda.compiled).toBe('boolean');
   });
 
+  // The bundled-digits run that the resume, eval and reconstruct tests start from: made once, by
+  // whichever of them runs first (so each also runs alone, e.g. under -t).
   const out = path.join(root, 'run');
+  let digits: ReturnType<typeof run> | undefined;
+  const digitsRun = () => (digits ??= run('pretrain', '--preset', 'micro', '--steps', '4', '--batch-size', '16', '--out', out, '--json'));
   it('pretrain runs on the bundled MNIST digits and leaves the four output files', () => {
-    const r = run('pretrain', '--preset', 'micro', '--steps', '4', '--batch-size', '16', '--out', out, '--json');
+    const r = digitsRun();
     expect(r.code, r.stderr).toBe(0);
     const summary = JSON.parse(r.stdout); // stdout is clean JSON; progress went to stderr
     expect(summary.steps).toBe(4);
@@ -56,6 +60,7 @@ describe('cmae CLI', () => {
   });
 
   it('pretrain --resume continues from the checkpoint', () => {
+    expect(digitsRun().code).toBe(0);
     const r = run('pretrain', '--preset', 'micro', '--steps', '6', '--batch-size', '16', '--out', out, '--resume', '--no-eval', '--json');
     expect(r.code, r.stderr).toBe(0);
     expect(JSON.parse(r.stdout).steps).toBe(6);
@@ -91,6 +96,7 @@ describe('cmae CLI', () => {
   });
 
   it('eval reports k-NN and linear-probe top-1 with baselines', () => {
+    expect(digitsRun().code).toBe(0);
     const r = run('eval', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--knn', '--linear', '--baselines', '--json');
     expect(r.code, r.stderr).toBe(0);
     const report = JSON.parse(r.stdout);
@@ -101,6 +107,7 @@ describe('cmae CLI', () => {
   });
 
   it('reconstruct writes a picture', () => {
+    expect(digitsRun().code).toBe(0);
     const file = path.join(root, 'recon.png');
     const r = run('reconstruct', '--checkpoint', path.join(out, 'checkpoint.safetensors'), '--out', file, '--count', '4');
     expect(r.code, r.stderr).toBe(0);
