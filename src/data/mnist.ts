@@ -5,7 +5,7 @@
  * Images are the raw 28×28 grey digits; the augmentation pipeline resizes them. The package has no
  * train/test split: use holdoutSplit().
  */
-import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 import * as nodePath from 'node:path';
 import { FormatError, IOError } from '../errors';
 import type { InMemoryDataset } from './dataset';
@@ -32,7 +32,7 @@ export async function loadMnist(): Promise<InMemoryDataset> {
     const file = nodePath.join(dir, `${d}.json`);
     let raw: Buffer;
     try {
-      raw = readFileSync(file);
+      raw = await readFile(file); // off the event loop (a class file is ~3 MB of JSON)
     } catch (error) {
       throw new IOError(`cannot read ${file}: ${(error as Error).message}`);
     }
