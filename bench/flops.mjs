@@ -9,7 +9,7 @@ export function geometry(c) {
   const grid = c.imageSize / c.patchSize;
   const L = grid * grid;
   const G = (grid / c.maskGroup) ** 2;
-  const keep = Math.floor(G * (1 - c.maskRatio));
+  const keep = Math.floor(G * (1 - c.maskRatio - (c.throwRatio ?? 0))); // native/model/config.h keep_groups()
   const K = keep * c.maskGroup * c.maskGroup;
   return { grid, L, G, keep, K, P: c.patchSize * c.patchSize * c.channels };
 }
