@@ -103,7 +103,7 @@ export function configKeys(mode: Mode): string[] {
 }
 
 export interface ModelConfig {
-  /** The pre-training method: 'cmae' (default), 'mae' or 'mocov3' (see `methods`). */
+  /** The pre-training method: 'cmae' (the default) or another of `methods`. */
   mode: Mode;
   imageSize: number;
   channels: 1 | 3;
