@@ -8,7 +8,7 @@
 
 namespace cmae {
 
-enum class ErrorKind { Shape, DType, Device, Value, Format, IO, Disposed, Busy, Aborted, Internal };
+enum class ErrorKind { Shape, DType, Device, Value, Format, IO, Disposed, Busy, Aborted, Distributed, Internal };
 
 class Error : public std::runtime_error {
  public:

@@ -41,7 +41,7 @@ CmaeModel::CmaeModel(const ModelConfig& config, uint64_t seed, Backend& backend)
   const int64_t n = table_.trainable_count();
   params_ = Tensor::empty({table_.total()}, DType::F32, backend_);
   grads_ = Tensor::zeros({n}, DType::F32, backend_);
-  part_grads_ = Tensor::zeros({(backend_.batch_parts() - 1) * n}, DType::F32, backend_);
+  set_parts(backend_.batch_parts(), 0, backend_.batch_parts());
   std::vector<float> mask(static_cast<size_t>(n), 0.0f);
   for (const ParamInfo& p : table_.entries()) {
     if (p.role != ParamRole::Trainable || !p.weight_decay) continue;
@@ -62,6 +62,33 @@ ParameterTable CmaeModel::plan_parameters(const ModelConfig& config) {
   // Registration touches no backend memory: the CPU backend is only the reference the class holds.
   const CmaeModel plan(config, cpu_backend(), PlanOnly{});
   return plan.table_;
+}
+
+void CmaeModel::set_parts(int parts, int part_begin, int part_end) {
+  part_grads_ = Tensor();
+  part_grads_ = Tensor::zeros({(parts - 1) * table_.trainable_count()}, DType::F32, backend_);
+  parts_ = parts;
+  part_begin_ = part_begin;
+  part_end_ = part_end;
+  train_batch_ = 0;  // the plan's chunk slots and loss slots are per part
+}
+
+void CmaeModel::set_collective(std::shared_ptr<Collective> collective) {
+  const int local = backend_.batch_parts();
+  if (!collective || collective->world_size() == 1) {
+    collective_ = std::move(collective);
+    set_parts(local, 0, local);
+    return;
+  }
+  const ModelConfig& c = config_;
+  CMAE_CHECK(!c.is_classifier(), Value, "distributed training is for the pre-training methods; a classifier fine-tunes in one process");
+  CMAE_CHECK(c.mode != Mode::DENSECL, Value,
+             "distributed training does not support densecl yet (its token-level loss needs every rank's tokens); use one process");
+  CMAE_CHECK(backend_.device() == Device::CPU, Device,
+             "distributed training runs on the CPU backend (the collectives exchange host memory); the model is on ", backend_.name());
+  const int W = collective->world_size(), per_rank = (local + W - 1) / W;
+  collective_ = std::move(collective);
+  set_parts(W * per_rank, collective_->rank() * per_rank, (collective_->rank() + 1) * per_rank);
 }
 
 float* CmaeModel::part_grads(int part) const {
@@ -258,7 +285,7 @@ void CmaeModel::plan_training(int64_t B) {
   train_momentum_stack_ = momentum_encoder_.stack;
   // The pixel decoder's chunks (Backend::chunk_rows): as few as keep each under the row target,
   // near-equal; its activations then hold one chunk per part (decoder batch parts · chunk_).
-  const int parts = backend_.batch_parts();
+  const int parts = parts_;
   const int64_t per_part = (N + parts - 1) / parts, rows_target = backend_.chunk_rows();
   const int64_t chunks = rows_target > 0 ? std::max<int64_t>(1, (per_part * (1 + L) + rows_target - 1) / rows_target) : 1;
   chunk_ = (per_part + chunks - 1) / chunks;
@@ -310,7 +337,7 @@ void CmaeModel::plan_training(int64_t B) {
     encoder_.stack.layout(bump, backend_, N, 1 + K, true);
     t.d_latent_feature = bump.take(N * (1 + K) * D);
     t.d_visible = bump.take(N * K * D);
-    t.d_patch_weight_t = bump.take(backend_.batch_parts() * P * D);
+    t.d_patch_weight_t = bump.take(parts * P * D);
     t.losses = bump.take(1 + V);
     t.chunk_losses = bump.take(parts * chunks_);
     if (c.is_classifier()) {
@@ -537,7 +564,7 @@ void CmaeModel::for_each_chunk(int64_t b0, int64_t nb, const std::function<void(
 }
 
 double CmaeModel::reconstruction_loss(int64_t N) const {
-  const int parts = backend_.batch_parts();
+  const int parts = parts_;
   std::vector<float> chunk(static_cast<size_t>(parts * chunks_));
   backend_.copy_to_host(chunk.data(), t_.chunk_losses, sizeof(float) * chunk.size());
   double loss = 0.0;
@@ -758,11 +785,13 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     expect_tensor(*outputs.z_t, "outputs.zT", DType::F32, {N, E}, backend_);
   }
 
+  const bool distributed = collective_ && collective_->world_size() > 1;
+  CMAE_CHECK(!(distributed && outputs.pred), Value, "outputs.pred: in distributed training a rank predicts only its own samples");
   plan_training(B);
   pred_out_ = outputs.pred;
   CMAE_PROF("M.STEP");
   TrainActs& t = t_;
-  const int parts = backend_.batch_parts();
+  const int parts = parts_;
   { CMAE_PROF("M.zero_grad"); backend_.fill_zero(grads_.f32(), grads_.bytes()); backend_.fill_zero(part_grads_.f32(), part_grads_.bytes()); }
   if (running_stats_backup_.defined()) backend_.copy(running_stats_backup_.f32(), p() + running_stats_begin_, running_stats_backup_.bytes());
 
@@ -792,11 +821,37 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   };
   {
     CMAE_PROF("M.halves_fwd");
-    backend_.run_parts(parts, [&](int part) {
+    backend_.run_parts(part_end_ - part_begin_, [&](int i) {
       int64_t b0, nb;
+      const int part = part_begin_ + i;
       part_range(part, b0, nb);
       forward_samples(images.f32(), target, B, b0, nb, part, part_grads(part));
     });
+  }
+  if (distributed) {
+    // What the whole-batch stage reads of other ranks' samples: their rows of the pooled online
+    // and momentum features, and their parts' pixel-loss chunks.
+    CMAE_PROF("M.gather");
+    const int W = collective_->world_size(), per_rank = parts / W;
+    auto gather = [&](void* buffer, int64_t bytes_per_row, int64_t rows_per_part_unit, bool by_sample, const char* what) {
+      std::vector<int64_t> counts(static_cast<size_t>(W)), displs(static_cast<size_t>(W));
+      for (int r = 0; r < W; ++r) {
+        int64_t b0, nb, e0, enb;
+        if (by_sample) {
+          part_range(r * per_rank, b0, nb);
+          part_range((r + 1) * per_rank - 1, e0, enb);
+          displs[static_cast<size_t>(r)] = b0 * bytes_per_row;
+          counts[static_cast<size_t>(r)] = (e0 + enb - b0) * bytes_per_row;
+        } else {
+          displs[static_cast<size_t>(r)] = r * per_rank * rows_per_part_unit * bytes_per_row;
+          counts[static_cast<size_t>(r)] = per_rank * rows_per_part_unit * bytes_per_row;
+        }
+      }
+      collective_->allgather(buffer, counts, displs, what);
+    };
+    if (c.has_projector()) gather(t.feature_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the pooled online features");
+    if (c.has_predictor()) gather(t.t_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the momentum features (InfoNCE negatives)");
+    if (c.has_pixel_decoder()) gather(t.chunk_losses, sizeof(float), chunks_, false, "all-gather of the pixel losses");
   }
 
   // ---- losses and heads, whole batch (the reconstruction loss ran with the pixel decoder)
@@ -849,15 +904,24 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   // ---- backward, by sample, each part into its own gradient arena; then the arenas summed
   {
     CMAE_PROF("M.halves_bwd");
-    backend_.run_parts(parts, [&](int part) {
+    backend_.run_parts(part_end_ - part_begin_, [&](int i) {
       int64_t b0, nb;
+      const int part = part_begin_ + i;
       part_range(part, b0, nb);
       backward_samples(part_grads(part), t.d_patch_weight_t + part * c.patch_dim() * c.dim, b0, nb, part);
     });
   }
   {
     CMAE_PROF("M.merge_grads");
-    for (int part = 1; part < parts; ++part) backend_.add_inplace(grads_.f32(), part_grads(part), table_.trainable_count());
+    // This rank's parts in order into its first; with ranks, then every rank's sum in rank order
+    // into grads_ on each (part 0's arena holds the heads' gradients: on the other ranks their
+    // copy of them is simply not summed).
+    float* local = part_grads(part_begin_);
+    for (int part = part_begin_ + 1; part < part_end_; ++part) backend_.add_inplace(local, part_grads(part), table_.trainable_count());
+    if (distributed) {
+      CMAE_PROF("M.allreduce");
+      collective_->allreduce_sum(grads_.f32(), local, table_.trainable_count(), "all-reduce of the gradients");
+    }
   }
 
   if (outputs.mask) backend_.copy(outputs.mask->f32(), t.mask, sizeof(float) * N * L);

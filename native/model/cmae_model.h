@@ -63,6 +63,7 @@
 
 #include "backend/backend.h"
 #include "config.h"
+#include "core/collective.h"
 #include "parameters.h"
 #include "vit.h"
 
@@ -108,6 +109,18 @@ class CmaeModel {
                                 bytes(workspace_) + bytes(train_ids_) + bytes(infer_ids_));
   }
   uint64_t seed() const { return seed_; }
+
+  // Data-parallel training (issue 16): with a collective of W ranks, loss_and_grad's batch is the
+  // global batch (every rank passes the same images) cut into parts_ = W·⌈backend parts / W⌉ fixed
+  // parts, of which this rank runs its own ⌈backend parts / W⌉; the per-sample features the
+  // whole-batch stage reads (pooled online and momentum features, the pixel loss of each chunk) are
+  // all-gathered, that stage (heads with the global batch's BatchNorm statistics, InfoNCE over all
+  // the global batch's negatives) runs on every rank alike, and the part gradient arenas are summed
+  // across ranks in part order. So 2 ranks give the bits of one process on the CPU (2 parts), and
+  // every rank holds the same parameters after each update. Null: one process. Pre-training modes
+  // but DenseCL (its token-level stage would need the tokens of every rank), host-memory backends.
+  void set_collective(std::shared_ptr<Collective> collective);
+  const std::shared_ptr<Collective>& collective() const { return collective_; }
   // Number of masks drawn from the seeded RNG so far (saved in checkpoints so a resumed run
   // draws exactly the masks the uninterrupted run would have drawn).
   uint64_t mask_counter() const { return mask_counter_; }
@@ -210,8 +223,10 @@ class CmaeModel {
   void expect_finite(const Tensor& t, const char* name);
 
   float* p() const { return params_.f32(); }
-  // The gradient arena of batch part `part` (backend.batch_parts()): part 0 writes grads_.
+  // The gradient arena of batch part `part` (of parts_): part 0 writes grads_.
   float* part_grads(int part) const;
+  // (Re)allocates the part arenas for parts_ and drops the training plan.
+  void set_parts(int parts, int part_begin, int part_end);
 
   // The encoder input x0 (B, 1 + K, D) of samples [b0, b0 + nb): the cls row, then the K patches
   // ids (B, K) of the images (`images`: the image of sample b0), patchified into patches (B, K, P) (channels-first), embedded into
@@ -267,9 +282,13 @@ class CmaeModel {
   int64_t running_stats_begin_ = 0;
   Tensor running_stats_backup_;
   Tensor finite_check_;  // (1) int32: first_nonfinite's answer
-  // Gradient arenas of batch parts 1.. (backend.batch_parts() − 1 of them, back to back), zeroed
-  // with grads_ at the start of a step and added into it at the end.
+  // Gradient arenas of batch parts 1.. (parts_ − 1 of them, back to back), zeroed with grads_ at
+  // the start of a step and added into it at the end.
   Tensor part_grads_;
+  // The training step's batch parts (backend.batch_parts() in one process; set_collective) and
+  // this rank's [part_begin_, part_end_) of them.
+  int parts_ = 1, part_begin_ = 0, part_end_ = 1;
+  std::shared_ptr<Collective> collective_;
 
   Encoder encoder_, momentum_encoder_;
   NormRef final_norm_;  // the classifier's fc_norm when global_pool

@@ -1,0 +1,77 @@
+#include "collective.h"
+
+#include <dlfcn.h>
+
+#include "errors.h"
+
+namespace cmae {
+
+namespace {
+// The MPI library the plugin links, opened RTLD_GLOBAL first: Open MPI loads its transports as
+// components that resolve libmpi's symbols globally, which fails when libmpi came in with a
+// library that Node dlopened locally (mpi4py's well-known trap).
+void open_mpi_globally() {
+  for (const char* name : {"libmpi.so.40", "libmpi.so.12", "libmpi.so"}) {
+    if (dlopen(name, RTLD_NOW | RTLD_GLOBAL)) return;
+  }
+}
+}  // namespace
+
+std::shared_ptr<Collective> Collective::open(const std::string& plugin_path, double timeout_s, int64_t bucket_floats) {
+  CMAE_CHECK(timeout_s > 0, Value, "the distributed timeout must be positive seconds, got ", timeout_s);
+  CMAE_CHECK(bucket_floats >= 0, Value, "the gradient bucket size must be >= 0 floats, got ", bucket_floats);
+  open_mpi_globally();
+  void* library = dlopen(plugin_path.c_str(), RTLD_NOW | RTLD_GLOBAL);
+  if (!library) {
+    const char* why = dlerror();
+    fail(ErrorKind::Distributed, "cannot load the collective engine plugin ", plugin_path, ": ", why ? why : "unknown error",
+         " (the MPI plugin is built only where CMake found an MPI, e.g. Debian's libopenmpi-dev)");
+  }
+  auto open_fn = reinterpret_cast<cmae_collective_open_fn>(dlsym(library, "cmae_collective_open"));
+  if (!open_fn) {
+    dlclose(library);
+    fail(ErrorKind::Distributed, plugin_path, " is not a cmae collective plugin (no cmae_collective_open)");
+  }
+  std::shared_ptr<Collective> c(new Collective());
+  c->library_ = library;
+  c->timeout_s_ = timeout_s;
+  c->bucket_floats_ = bucket_floats;
+  char err[1024] = {0};
+  if (open_fn(&c->api_, err, sizeof err) != 0) fail(ErrorKind::Distributed, "joining the distributed job failed: ", err);
+  if (c->api_.abi_version != CMAE_COLLECTIVE_ABI_VERSION) {
+    fail(ErrorKind::Distributed, plugin_path, " speaks collective ABI ", c->api_.abi_version, ", this cmae ", CMAE_COLLECTIVE_ABI_VERSION,
+         " (rebuild the plugin with this cmae)");
+  }
+  return c;
+}
+
+Collective::~Collective() { finalize(); }
+
+void Collective::allgather(void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs, const char* what) {
+  CMAE_CHECK(!finalized_, Distributed, what, ": the distributed job was left (finalize)");
+  CMAE_CHECK(counts.size() == static_cast<size_t>(world_size()) && displs.size() == counts.size(), Internal, what,
+             ": one segment per rank expected");
+  char err[1024] = {0};
+  if (api_.allgather(api_.ctx, buffer, counts.data(), displs.data(), timeout_s_, what, err, sizeof err) != 0)
+    fail(ErrorKind::Distributed, err);
+}
+
+void Collective::allreduce_sum(float* out, const float* in, int64_t n, const char* what) {
+  CMAE_CHECK(!finalized_, Distributed, what, ": the distributed job was left (finalize)");
+  char err[1024] = {0};
+  if (api_.allreduce_sum_f32(api_.ctx, out, in, n, bucket_floats_, timeout_s_, what, err, sizeof err) != 0)
+    fail(ErrorKind::Distributed, err);
+}
+
+void Collective::abort_job(int code) {
+  api_.abort_job(api_.ctx, code);
+  std::abort();  // MPI_Abort does not return; if an engine's did, still never continue
+}
+
+void Collective::finalize() {
+  if (finalized_ || !api_.finalize) return;
+  finalized_ = true;
+  api_.finalize(api_.ctx);
+}
+
+}  // namespace cmae

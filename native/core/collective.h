@@ -1,0 +1,48 @@
+// Collective: the model's view of a data-parallel job (issue 16): its rank, the number of ranks,
+// and the two exchanges a step needs, over an engine plugin loaded at run time (collective/collective_abi.h;
+// collective/mpi_plugin.cc is the MPI one). Errors (a rank that died or hangs, a plugin that is not
+// there) are ErrorKind::Distributed with the engine's message.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "collective/collective_abi.h"
+
+namespace cmae {
+
+class Collective {
+ public:
+  // Loads the plugin at `plugin_path` (dlopen, its MPI made global for MPI's own components) and
+  // joins the job. timeout_s: how long a rank waits for the others at any exchange.
+  static std::shared_ptr<Collective> open(const std::string& plugin_path, double timeout_s, int64_t bucket_floats);
+  ~Collective();
+  Collective(const Collective&) = delete;
+  Collective& operator=(const Collective&) = delete;
+
+  int rank() const { return api_.rank; }
+  int world_size() const { return api_.world_size; }
+  std::string engine() const { return api_.engine; }
+  double timeout_s() const { return timeout_s_; }
+  int64_t bucket_floats() const { return bucket_floats_; }
+
+  // In place: rank r's bytes [displs[r], displs[r] + counts[r]) of buffer, from every rank to every rank.
+  void allgather(void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs, const char* what);
+  // out = Σ_r in_r in rank order, in buckets of bucket_floats() (out may be in).
+  void allreduce_sum(float* out, const float* in, int64_t n, const char* what);
+  // Ends every rank of the job now with exit status `code`.
+  [[noreturn]] void abort_job(int code);
+  // Leaves the job (MPI_Finalize); later exchanges throw. Idempotent.
+  void finalize();
+
+ private:
+  Collective() = default;
+  cmae_collective api_{};
+  void* library_ = nullptr;
+  double timeout_s_ = 0;
+  int64_t bucket_floats_ = 0;
+  bool finalized_ = false;
+};
+
+}  // namespace cmae
