@@ -119,6 +119,8 @@ export interface NativeModel {
   updateMomentum(momentum: number): Promise<void>;
   resetMomentum(): void;
   setMaskCounter(counter: number): void;
+  /** Trains data-parallel in this job from the next step on; null: alone (native/napi/model_wrap.cc). */
+  setCollective(collective: NativeCollective | null): void;
   disposed(): boolean;
   dispose(): void;
 }
@@ -235,12 +237,27 @@ export interface NativeMemoryUse {
   cpuScratch: number;
 }
 
+/** native/napi/collective_wrap.cc: a joined data-parallel job. */
+export interface NativeCollective {
+  readonly rank: number;
+  readonly worldSize: number;
+  readonly engine: string;
+  /** Every rank gives the same number of bytes; resolves with rank 0's, then rank 1's, …. */
+  allgatherBytes(bytes: Uint8Array): Promise<Uint8Array>;
+  /** Ends every rank of the job now with exit status `code`. */
+  abortJob(code: number): never;
+  /** Leaves the job (waits for every rank to leave); idempotent. */
+  finalize(): Promise<void> | undefined;
+}
+
 export interface NativeBinding {
   NativeTensor: abstract new () => NativeTensorHandle;
   NativeModel: new (config: object, seed: number, device: NativeDevice) => NativeModel;
   /** The parameter table a model of this (complete) config would have; allocates nothing. */
   planParameters(config: object): NativeParameterInfo[];
   NativeAdamW: new (model: NativeModel, options: NativeAdamWOptions) => NativeAdamW;
+  /** Loads the collective plugin at pluginPath and joins the job it was launched in. */
+  openCollective(pluginPath: string, timeoutSeconds: number, bucketFloats: number): Promise<NativeCollective>;
   setErrorClasses(classes: Record<string, unknown>): void;
   tensorFromArray(data: Float32Array | Int32Array, shape: readonly number[], device?: NativeDevice): NativeTensorHandle;
   tensorEmpty(shape: readonly number[], dtype: NativeDType, device?: NativeDevice): NativeTensorHandle;

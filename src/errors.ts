@@ -46,6 +46,10 @@ export class BusyError extends CmaeError {
 export class AbortError extends CmaeError {
   override readonly code = 'ERR_CMAE_ABORTED';
 }
+/** A data-parallel job failed: a rank died, hangs or disagrees, or the collective engine is missing. */
+export class DistributedError extends CmaeError {
+  override readonly code = 'ERR_CMAE_DISTRIBUTED';
+}
 /** The compiled addon could not be loaded. */
 export class AddonLoadError extends CmaeError {
   override readonly code = 'ERR_CMAE_ADDON';
@@ -63,4 +67,5 @@ export const nativeErrorClasses = {
   DisposedError,
   BusyError,
   AbortError,
+  DistributedError,
 };

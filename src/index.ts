@@ -1,6 +1,6 @@
 /** cmae: Contrastive Masked Autoencoders for Node.js. Public API. */
 export {
-  CmaeError, ShapeError, DTypeError, DeviceError, ValueError, FormatError, IOError, DisposedError, BusyError, AbortError, AddonLoadError,
+  CmaeError, ShapeError, DTypeError, DeviceError, ValueError, FormatError, IOError, DisposedError, BusyError, AbortError, DistributedError, AddonLoadError,
 } from './errors';
 export { Tensor, type DType, type Device, type TensorOptions, type TypedArrayFor } from './tensor';
 export { CMAE, type CreateOptions, type LossParts, type LossAndGradInput, type EncodeOptions, type FeaturePool, type ParameterInfo, type ImagesInput } from './models/cmae';
@@ -9,6 +9,7 @@ export { type LoadEncoderOptions, type LoadedEncoder, type ClassifierHead } from
 export { Classifier, softTargets, CLASSIFIER_FORMAT, type ClassifierConfig, type ClassifierOptions } from './models/classifier';
 export { methods, presets, resolveConfig, type MethodTraits, type ModelConfig, type PresetName, type Mode } from './models/config';
 export { AdamW, type AdamWOptions } from './optim/adamw';
+export { DistributedJob, launchedByMpi, type JoinOptions } from './distributed/job';
 export { cosineWithWarmup, momentumSchedule, type CosineScheduleOptions } from './optim/schedules';
 export {
   readSafetensors, readSafetensorsMetadata, writeSafetensors, parseSafetensors, serializeSafetensors,

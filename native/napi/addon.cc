@@ -1,6 +1,7 @@
 // Export table of cmae.node (sharp's sharp.cc style): only registration lives here.
 #include <napi.h>
 
+#include "collective_wrap.h"
 #include "common.h"
 #include "devices.h"
 #include "info.h"
@@ -29,6 +30,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterInfo(env, exports);
   RegisterModel(env, exports);
   RegisterOptimizer(env, exports);
+  RegisterCollective(env, exports);
 
   Napi::Object kernels = Napi::Object::New(env);
   RegisterActivationKernels(env, kernels);

@@ -21,6 +21,7 @@ static const char* ErrorClassName(cmae::ErrorKind kind) {
     case cmae::ErrorKind::Disposed: return "DisposedError";
     case cmae::ErrorKind::Busy: return "BusyError";
     case cmae::ErrorKind::Aborted: return "AbortError";
+    case cmae::ErrorKind::Distributed: return "DistributedError";
     case cmae::ErrorKind::Internal: return "CmaeError";
   }
   return "CmaeError";

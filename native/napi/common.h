@@ -27,6 +27,7 @@ namespace cmae::napi {
 struct AddonData {
   Napi::FunctionReference tensor_constructor;
   Napi::FunctionReference model_constructor;
+  Napi::FunctionReference collective_constructor;
   Napi::ObjectReference error_classes;  // { ShapeError: class, ... } from src/errors.ts
 };
 

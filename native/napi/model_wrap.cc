@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "collective_wrap.h"
 #include "common.h"
 #include "devices.h"
 #include "tensor_wrap.h"
@@ -178,6 +179,7 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::UpdateMomentum>>("updateMomentum"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::ResetMomentum>>("resetMomentum"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetMaskCounter>>("setMaskCounter"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetCollective>>("setCollective"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Disposed>>("disposed"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Dispose>>("dispose"),
                      });
@@ -476,6 +478,21 @@ Napi::Value ModelWrap::ResetMomentum(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::SetMaskCounter(const Napi::CallbackInfo& info) {
   CheckIdle();
   model().set_mask_counter(static_cast<uint64_t>(NonNegativeIntArg(info, 0, "counter")));
+  return info.Env().Undefined();
+}
+
+// setCollective(collective | null): trains data-parallel in that job from the next step on
+// (CmaeModel::set_collective), or alone again.
+Napi::Value ModelWrap::SetCollective(const Napi::CallbackInfo& info) {
+  CheckIdle();
+  if (info[0].IsNull() || info[0].IsUndefined()) {
+    model().set_collective(nullptr);
+  } else {
+    CollectiveWrap* wrap = CollectiveWrap::FromValue(info.Env(), info[0]);
+    CMAE_CHECK(wrap != nullptr, Value, "collective must be a NativeCollective (from openCollective) or null");
+    model().set_collective(wrap->collective());
+  }
+  ReportMemory(info.Env());
   return info.Env().Undefined();
 }
 

@@ -64,6 +64,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value UpdateMomentum(const Napi::CallbackInfo& info);
   Napi::Value ResetMomentum(const Napi::CallbackInfo& info);
   Napi::Value SetMaskCounter(const Napi::CallbackInfo& info);
+  Napi::Value SetCollective(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

@@ -18,6 +18,7 @@ import { readSafetensors, writeSafetensors, type SafeTensorEntry } from '../io/s
 import { loadEncoder, type LoadEncoderOptions, type LoadedEncoder } from './foreign';
 import { recordedNormalization, type Normalization } from '../data/loader';
 import { embedImages, type EmbedImagesOptions, type ImageSource } from '../embed/images';
+import { DistributedJob } from '../distributed/job';
 
 export interface ParameterInfo {
   name: string;
@@ -139,6 +140,17 @@ export class CMAE {
   }
   get disposed(): boolean {
     return this.native.disposed();
+  }
+
+  /**
+   * Trains data-parallel in `job` from the next lossAndGrad on (null: alone again). Every rank then
+   * passes the same global batch; each computes its share of the samples and all hold the same
+   * gradients after the step (native/model/cmae_model.h, set_collective). Pre-training methods but
+   * densecl, on the CPU. The trainer's `distributed` option does this for a run.
+   */
+  setDistributed(job: DistributedJob | null): void {
+    if (job !== null && !(job instanceof DistributedJob)) throw new ValueError(`job must be a DistributedJob or null, got ${describeValue(job)}`);
+    this.native.setCollective(job ? job.native : null);
   }
 
   /** The string metadata of the checkpoint this model was loaded from (CMAE.load); {} for a created model. */

@@ -16,6 +16,9 @@ import { readSafetensors, readSafetensorsMetadata } from '../io/safetensors';
 import { writeFileAtomic } from '../io/atomic';
 import type { Normalization } from '../data/loader';
 import { attentionMaskNoiseFor, maskSamplingProblem, type MaskSampling } from './amt';
+import { DistributedJob } from '../distributed/job';
+import { DistributedError } from '../errors';
+import { packageVersion } from '../runtime';
 
 /** What the trainer needs from a data loader (src/data/loader.ts implements it). */
 export interface BatchSource {
@@ -108,6 +111,21 @@ export interface TrainOptions {
   maskSampling?: MaskSampling;
   /** Extra string metadata stored in every checkpoint (the data's normalisation is recorded without it, when `data` has one). */
   metadata?: Record<string, string>;
+  /**
+   * Train data-parallel in this job (src/distributed/job.ts). Every rank runs train() with the same
+   * options and a data source that yields the same global batches (a DataLoader with the same
+   * seed does): each computes its share of the samples, the gradients are summed across ranks, and
+   * all hold the same parameters. Only rank 0 writes to outDir and calls onStep; every rank reads
+   * resumeFrom. The ranks first agree on the configuration, the run and the cmae version; an abort
+   * (signal) on any rank stops all after the same step. Not with `seconds` (each rank's clock
+   * would give it its own schedule).
+   */
+  distributed?: DistributedJob;
+  /**
+   * With `distributed`: every N steps the ranks compare a checksum of their parameters (a
+   * DistributedError if any differs). Off by default; a debugging aid.
+   */
+  checksumEvery?: number;
 }
 
 export interface TrainResult {
@@ -146,6 +164,13 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   const maskSampling = options.maskSampling ?? 'uniform';
   const samplingProblem = maskSamplingProblem(model.config.mode, maskSampling);
   if (samplingProblem) throw new ValueError(samplingProblem);
+  const job = options.distributed;
+  if (job !== undefined && !(job instanceof DistributedJob)) throw new ValueError(`distributed must be a DistributedJob, got ${describeValue(job)}`);
+  if (job && budget !== undefined) throw new ValueError('seconds (a time budget) cannot be used with distributed: each rank would follow its own clock; give steps or epochs');
+  const checksumEvery = options.checksumEvery ?? 0;
+  if (!Number.isInteger(checksumEvery) || checksumEvery < 0) throw new ValueError(`checksumEvery must be a non-negative integer, got ${describeValue(checksumEvery)}`);
+  // Only rank 0 writes files and reports steps.
+  const writer = !job || job.isRoot;
   const optimizer = new AdamW(model, { ...options.optimizer, lr });
 
   // The moments are this run's: freed when it ends, also when it throws.
@@ -153,7 +178,28 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     let step = 0;
     let priorSeconds = 0; // training time of the run before a resume
     if (options.resumeFrom) ({ step, trainedSeconds: priorSeconds } = await restoreTrainerState(options.resumeFrom, model, optimizer, { maskSampling }));
-    const outDir = options.outDir;
+    if (job) {
+      await job.agree(
+        {
+          cmae: packageVersion(),
+          config: JSON.stringify(model.config),
+          seed: String(model.seed),
+          batchSize: String(batchSize),
+          stepsPerEpoch: String(stepsPerEpoch),
+          totalSteps: String(totalSteps),
+          lr: String(lr),
+          warmupSteps: String(warmupSteps),
+          maskSampling,
+          optimizer: JSON.stringify(options.optimizer ?? {}),
+          momentum: `${options.momentumBase ?? 0.996}..${options.momentumEnd ?? 0.996}`,
+          resumeStep: String(step),
+          metadata: JSON.stringify(options.metadata ?? {}),
+        },
+        'the training run',
+      );
+      model.setDistributed(job);
+    }
+    const outDir = writer ? options.outDir : undefined;
     const checkpointPath = outDir ? path.join(outDir, CHECKPOINT_FILE) : undefined;
     const metricsPath = outDir ? path.join(outDir, METRICS_FILE) : undefined;
     if (outDir) {
@@ -165,7 +211,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     // What the encoder was trained on, so that a loaded checkpoint embeds images as it saw them.
     const normalization = typeof data.normalization === 'function' ? JSON.stringify(await data.normalization()) : undefined;
     const save = async () => {
-      if (!checkpointPath) return;
+      if (!checkpointPath) return; // (a distributed run's other ranks have none: rank 0 writes)
       await model.save(checkpointPath, {
         tensors: await optimizer.readStateTensors(),
         metadata: {
@@ -201,7 +247,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       // closed, so the loader disposes the batch it prefetched instead of leaving it to a GC.
       try {
         while (step < totalSteps) {
-          if (signal?.aborted) {
+          // A distributed run stops on every rank after the same step: the ranks tell each other.
+          if (job ? await job.any(signal?.aborted ?? false) : signal?.aborted) {
             aborted = true;
             break outer;
           }
@@ -257,7 +304,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           // Trimmed in batches (amortised O(1) per step), to the limit at the end.
           if (history.length > 2 * historyLimit) history.splice(0, history.length - historyLimit);
           if (metricsPath) await appendFile(metricsPath, `${JSON.stringify(info)}\n`);
-          if (options.onStep) await options.onStep(info);
+          if (options.onStep && writer) await options.onStep(info);
+          if (job && checksumEvery > 0 && step % checksumEvery === 0) await checkSameParameters(job, model, step);
           if (consecutiveSkips >= maxSkips) {
             throw new ValueError(
               `${consecutiveSkips} consecutive steps had a non-finite loss or gradient (the last, step ${step}: loss ${parts.loss}, gradient norm ${gradNorm}); ` +
@@ -274,8 +322,23 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
     if (history.length > historyLimit) history.splice(0, history.length - historyLimit);
     return { steps: step, aborted, lastLoss, checkpointPath, history };
   } finally {
+    if (job && !model.disposed) model.setDistributed(null);
     optimizer.dispose();
   }
+}
+
+/** Every rank's parameters hash to the same value, or a DistributedError naming those that differ from rank 0. */
+async function checkSameParameters(job: DistributedJob, model: CMAE, step: number): Promise<void> {
+  const words = new Uint32Array((await model.native.readArenaAsync('params')).buffer);
+  let h1 = 0x811c9dc5, h2 = 0x01000193;
+  for (let i = 0; i < words.length; i++) {
+    h1 = Math.imul(h1 ^ words[i]!, 0x01000193) >>> 0;
+    h2 = (Math.imul(h2, 31) + words[i]!) >>> 0;
+  }
+  const all = await job.allgather(new Uint8Array(new Uint32Array([h1, h2]).buffer));
+  const key = (b: Uint8Array) => Array.from(b).join(',');
+  const differ = all.map((b, r) => (key(b) !== key(all[0]!) ? r : -1)).filter((r) => r > 0);
+  if (differ.length > 0) throw new DistributedError(`after step ${step} the parameters of rank ${differ.join(', ')} differ from rank 0's (checksum)`);
 }
 
 /**

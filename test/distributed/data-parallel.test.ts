@@ -1,0 +1,189 @@
+/**
+ * Data-parallel training across processes (issue 16), on one machine over loopback: real
+ * `mpirun` (Debian's Open MPI, .ci/run installs it), one compute thread per rank, the ranks
+ * running test/distributed/rank-child.cjs against the compiled package (dist/, built by npm ci).
+ *
+ * Equivalence: two ranks at global batch 64 must give the bits of one process at batch 64 (the
+ * CPU cuts a batch into 2 fixed parts; each rank computes one; the gradient sum is in rank order).
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const child = path.join(__dirname, 'rank-child.cjs');
+const root = mkdtempSync(path.join(tmpdir(), 'cmae-dist-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+interface RankRecord {
+  rank?: number;
+  worldSize?: number;
+  engine?: string;
+  steps: number;
+  aborted: boolean;
+  losses: number[][];
+  params: string;
+}
+
+interface Run {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stderr: string;
+  stdout: string;
+  seconds: number;
+}
+
+// mpirun as root needs Open MPI's two consent variables (CI runs as root); --bind-to none: a
+// rank's threads are not pinned to one core.
+const mpiEnv = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
+
+function run(command: string, args: string[], onSpawn?: (pid: number) => void, timeoutMs = 120_000): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const started = Date.now();
+    const p = spawn(command, args, { env: mpiEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
+    p.on('error', reject);
+    p.on('spawn', () => onSpawn?.(p.pid!));
+    p.on('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code, signal, stdout, stderr, seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+function mpirun(np: number, childArgs: string[], onSpawn?: (pid: number) => void): Promise<Run> {
+  return run('mpirun', ['--oversubscribe', '--bind-to', 'none', '-np', String(np), process.execPath, child, ...childArgs], onSpawn);
+}
+
+function single(childArgs: string[]): Promise<Run> {
+  return run(process.execPath, [child, ...childArgs]);
+}
+
+function record(dir: string, name: string): RankRecord {
+  return JSON.parse(readFileSync(path.join(dir, `${name}.json`), 'utf8')) as RankRecord;
+}
+
+function fresh(name: string): string {
+  const dir = path.join(root, name);
+  rmSync(dir, { recursive: true, force: true });
+  return mkdtempSync(`${dir}-`);
+}
+
+function expectOk(r: Run): void {
+  if (r.code !== 0) throw new Error(`exit ${r.code} (${r.signal}):\n${r.stderr}\n${r.stdout}`);
+}
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit', () => {
+  for (const method of ['cmae', 'mae', 'mocov3', 'simclr', 'maskdistill']) {
+    it(`${method}: 20 AdamW + EMA steps, every loss and every parameter`, async () => {
+      const dir = fresh(method);
+      expectOk(await single([dir, method, '20', '64']));
+      // bucketMiB 0.05: the 83k-parameter gradient is reduced in 7 buckets (the default would be one)
+      expectOk(await mpirun(2, [dir, method, '20', '64', JSON.stringify({ bucketMiB: 0.05 })]));
+      const alone = record(dir, 'single');
+      const r0 = record(dir, '0');
+      const r1 = record(dir, '1');
+      expect([r0.rank, r0.worldSize, r1.rank, r1.worldSize]).toEqual([0, 2, 1, 2]);
+      expect(r0.engine).toMatch(/MPI/);
+      expect(r0.steps).toBe(20);
+      expect(r1.steps).toBe(20);
+      // rank 0 reports the steps; its losses (the whole batch's) are the single process's
+      expect(r0.losses).toHaveLength(20);
+      expect(r0.losses).toEqual(alone.losses);
+      expect(alone.losses.every((l) => l.every(Number.isFinite))).toBe(true);
+      // parameters (incl. the EMA branch and the BatchNorm running statistics), as float32 bits
+      expect(r0.params.length).toBeGreaterThan(1000);
+      expect(r0.params === alone.params).toBe(true);
+      expect(r1.params === alone.params).toBe(true);
+      // and training moved them: the loss changed from the first step to the last
+      expect(alone.losses[0]![0]).not.toBe(alone.losses[19]![0]);
+    });
+  }
+
+  it('three ranks (3 batch parts) hold the same parameters after every step', async () => {
+    const dir = fresh('three');
+    expectOk(await mpirun(3, [dir, 'cmae', '10', '30']));
+    const records = [0, 1, 2].map((r) => record(dir, String(r)));
+    expect(records.map((r) => r.steps)).toEqual([10, 10, 10]);
+    expect(records[1]!.params === records[0]!.params && records[2]!.params === records[0]!.params).toBe(true);
+  });
+
+  it('an abort on one rank stops every rank after the same step', async () => {
+    const dir = fresh('abort');
+    expectOk(await mpirun(2, [dir, 'cmae', '20', '16', JSON.stringify({ abortAtStep: 7, abortRank: 1 })]));
+    const r0 = record(dir, '0');
+    const r1 = record(dir, '1');
+    expect([r0.aborted, r1.aborted]).toEqual([true, true]);
+    expect(r0.steps).toBe(r1.steps);
+    expect(r0.steps).toBeLessThan(20);
+    expect(r0.params === r1.params).toBe(true);
+  });
+
+  it('densecl is refused with a message saying why, and the job exits non-zero', async () => {
+    const dir = fresh('densecl');
+    const r = await mpirun(2, [dir, 'densecl', '3', '16']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('distributed training does not support densecl');
+  });
+});
+
+describe('faults', () => {
+  it('a killed rank ends the job within the timeout with a message naming it, and resume continues as if uninterrupted', async () => {
+    const dir = fresh('kill');
+    const out = path.join(dir, 'run');
+    const options = { outDir: out, checkpointEvery: 4, delayMs: 60, timeoutSeconds: 20 };
+    let mpirunPid = 0;
+    const killed = mpirun(2, [dir, 'cmae', '20', '16', JSON.stringify(options)], (pid) => (mpirunPid = pid));
+    // after the checkpoint of step 8, kill rank 1
+    const metrics = path.join(out, 'metrics.jsonl');
+    await waitFor(() => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length >= 10, 60_000);
+    const rank1 = Number(readFileSync(path.join(out, 'pid-1'), 'utf8'));
+    process.kill(rank1, 'SIGKILL');
+    const r = await killed;
+    expect(mpirunPid).toBeGreaterThan(0);
+    expect(r.code).not.toBe(0);
+    expect(r.seconds).toBeLessThan(options.timeoutSeconds + 30);
+    expect(r.stderr).toMatch(/rank 1 .*signal 9|rank 1 did not reach/s);
+    // resume on both ranks from rank 0's last checkpoint (step 8 or 12) to step 20
+    expectOk(await mpirun(2, [dir, 'cmae', '20', '16', JSON.stringify({ ...options, delayMs: 0, resumeFrom: path.join(out, 'checkpoint.safetensors') })]));
+    const resumed = record(dir, '0');
+    expect(resumed.steps).toBe(20);
+    const steps = readFileSync(metrics, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual(Array.from({ length: 20 }, (_, i) => i + 1)); // no step twice after the resume
+    // the uninterrupted run, in one process
+    const plain = fresh('kill-plain');
+    expectOk(await single([plain, 'cmae', '20', '16']));
+    expect(resumed.params === record(plain, 'single').params).toBe(true);
+    expect(record(dir, '1').params === resumed.params).toBe(true);
+  });
+
+  it('a hung rank (stopped) makes the others stop within the timeout, naming it', async () => {
+    const dir = fresh('hang');
+    const out = path.join(dir, 'run');
+    const options = { outDir: out, delayMs: 50, timeoutSeconds: 3 };
+    const hung = mpirun(2, [dir, 'cmae', '400', '16', JSON.stringify(options)]);
+    const metrics = path.join(out, 'metrics.jsonl');
+    await waitFor(() => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length >= 3, 60_000);
+    const rank1 = Number(readFileSync(path.join(out, 'pid-1'), 'utf8'));
+    const stoppedAt = Date.now();
+    process.kill(rank1, 'SIGSTOP');
+    const r = await hung;
+    const seconds = (Date.now() - stoppedAt) / 1000;
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/DistributedError: rank 1 did not reach the .* within 3 s: it died, hangs/);
+    expect(seconds).toBeLessThan(options.timeoutSeconds + 20);
+  });
+});
