@@ -20,3 +20,10 @@ export function catchInterrupts(log: (message: string) => void, message: string)
   process.on('SIGINT', onSigint);
   return { signal: controller.signal, release: () => process.off('SIGINT', onSigint) };
 }
+
+/** Thrown by a command whose outcome is another program's exit status (cmae launch: mpirun's). */
+export class ExitStatus extends Error {
+  constructor(readonly status: number) {
+    super(`exit status ${status}`);
+  }
+}

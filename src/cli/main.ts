@@ -14,7 +14,8 @@ import { runReconstruct } from './reconstruct';
 import { runEmbed } from './embed';
 import { runExport } from './export';
 import { DEFAULT_OPSET, SUPPORTED_OPSETS } from '../export/onnx';
-import { Interrupted, UsageError } from './errors';
+import { ExitStatus, Interrupted, UsageError } from './errors';
+import { runLaunch } from './launch';
 import { DATA_HELP } from './data-spec';
 import { packageVersion } from '../runtime';
 
@@ -27,7 +28,8 @@ export function buildProgram(): Command {
     .name('cmae')
     .description('Contrastive Masked Autoencoder pre-training for vision transformers, native and fast, from Node.js.')
     .version(packageVersion(), '-V, --version', 'print the version')
-    .exitOverride();
+    .exitOverride()
+    .enablePositionalOptions(); // `cmae launch -- pretrain --steps 5`: the options after -- are the ranks'
 
   program
     .command('pretrain')
@@ -56,7 +58,21 @@ export function buildProgram(): Command {
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
     .option('--no-eval', 'skip the k-NN evaluation')
     .option('--json', 'print one JSON summary on stdout (progress stays on stderr)')
+    .option('--distributed', 'one rank of a data-parallel job started by an MPI launcher (cmae launch, or mpirun -np N): the global --batch-size is shared among the ranks; rank 0 writes the outputs')
+    .option('--dist-timeout <s>', 'with --distributed: seconds a rank waits for the others before the job stops, naming the missing rank (default 300)')
+    .option('--dist-bucket-mb <MiB>', 'with --distributed: gradient all-reduce bucket size (default 25; 0 = one bucket)')
     .action(runPretrain);
+
+  program
+    .command('launch')
+    .description('run a data-parallel pretrain on N processes (and machines) under mpirun: cmae launch --nproc 2 -- pretrain --steps 500')
+    .argument('<command...>', 'the cmae command every rank runs (pretrain and its options), after --')
+    .option('--nproc <n>', 'number of ranks (processes)', '2')
+    .option('--hosts <list>', 'machines, as mpirun --host: host[:slots],... (default: this one)')
+    .option('--threads-per-rank <n>', 'compute threads per rank (default: this machine\'s cores / ranks)')
+    .option('--mpirun <path>', 'the MPI launcher', 'mpirun')
+    .passThroughOptions()
+    .action(runLaunch);
 
   const f = finetuneDefaults;
   program
@@ -169,6 +185,7 @@ export async function main(argv: string[]): Promise<number> {
   } catch (error) {
     // Stopped by Ctrl-C after saving (the command printed what it saved): the shell's 128 + SIGINT.
     if (error instanceof Interrupted) return 130;
+    if (error instanceof ExitStatus) return error.status;
     if (error instanceof CommanderError) {
       // commander already printed its message (help and version exit with code 0).
       return error.exitCode === 0 ? 0 : 2;

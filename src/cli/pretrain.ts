@@ -14,7 +14,8 @@ import { Tensor } from '../tensor';
 import { ProgressBar, formatDuration } from './progress';
 import { loadSplits } from './data-spec';
 import { Interrupted, UsageError, catchInterrupts } from './errors';
-import { maskSamplingProblem } from '../train/amt';
+import { maskSamplingProblem, type MaskSampling } from '../train/amt';
+import { DistributedJob, launchedByMpi } from '../distributed/job';
 import { MASKING, parseDevice, parseMatmulPrecision, parseModelOverrides, parseNumberOption, parsePositiveInt } from './parse';
 
 export interface PretrainOptions {
@@ -42,6 +43,19 @@ export interface PretrainOptions {
   minutes?: string;
   minCrop?: string;
   teacher?: string;
+  distributed?: boolean;
+  distTimeout?: string;
+  distBucketMb?: string;
+}
+
+/** What a rank other than 0 shows: its log lines, prefixed with its rank; no progress bar. */
+class RankLog {
+  constructor(private readonly rank: number) {}
+  update(): void {}
+  done(): void {}
+  log(message: string): void {
+    process.stderr.write(message.split('\n').map((l) => `[rank ${this.rank}] ${l}\n`).join(''));
+  }
 }
 
 export async function runPretrain(o: PretrainOptions): Promise<void> {
@@ -58,7 +72,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   }
   const seed = parsePositiveInt(o.seed, '--seed', true);
   const minutes = o.minutes !== undefined ? parseNumberOption(o.minutes, '--minutes', 0.05, 10_000) : undefined;
-  let steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
+  const steps = o.steps !== undefined ? parsePositiveInt(o.steps, '--steps') : undefined;
   const epochs = o.epochs !== undefined ? parsePositiveInt(o.epochs, '--epochs') : steps === undefined && minutes === undefined ? 6 : undefined;
   const lr = o.lr !== undefined ? parseNumberOption(o.lr, '--lr', 0) : undefined;
   const blr = parseNumberOption(o.blr, '--blr', 0);
@@ -84,7 +98,49 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (samplingProblem) throw new UsageError(`--masking ${o.masking}: ${samplingProblem}`);
   // The keys of the method's config: its own fields too (densecl: denseWeight; throwRatio).
   const overrides = o.model !== undefined ? parseModelOverrides(o.model, configKeys(method)) : {};
-  const progress = new ProgressBar(process.stderr);
+  if (!o.distributed && (o.distTimeout !== undefined || o.distBucketMb !== undefined)) throw new UsageError('--dist-timeout and --dist-bucket-mb are for --distributed runs');
+  if (o.distributed) {
+    if (!launchedByMpi()) throw new UsageError('--distributed: start the ranks with an MPI launcher, e.g. `cmae launch --nproc 2 -- pretrain ...` or `mpirun -np 2 npx cmae pretrain --distributed ...`');
+    if (minutes !== undefined) throw new UsageError('--minutes cannot be used with --distributed (each rank would follow its own clock); give --steps or --epochs');
+  }
+  const timeoutSeconds = o.distTimeout !== undefined ? parseNumberOption(o.distTimeout, '--dist-timeout', 0.1, 86_400) : undefined;
+  const bucketMiB = o.distBucketMb !== undefined ? parseNumberOption(o.distBucketMb, '--dist-bucket-mb', 0, 4096) : undefined;
+  // A data-parallel job (issue 16): every rank runs this command; rank 0 writes the outputs.
+  const job = o.distributed ? await DistributedJob.join({ timeoutSeconds, bucketMiB }) : undefined;
+  try {
+    await pretrainAs(o, { method, traits, batchSize, seed, minutes, steps, epochs, lr, blr, device, matmulPrecision, preset, shiftRange, maskRatio, maskGroup, maskSampling, overrides }, job);
+  } finally {
+    await job?.leave();
+  }
+}
+
+/** What runPretrain parsed and checked, for every rank. */
+interface PretrainSettings {
+  method: Mode;
+  traits: (typeof methods)[Mode];
+  batchSize: number;
+  seed: number;
+  minutes?: number;
+  steps?: number;
+  epochs?: number;
+  lr?: number;
+  blr: number;
+  device: ReturnType<typeof parseDevice>;
+  matmulPrecision: ReturnType<typeof getMatmulPrecision>;
+  preset: (typeof presets)[PresetName];
+  shiftRange: number;
+  maskRatio?: number;
+  maskGroup?: number;
+  maskSampling: MaskSampling;
+  overrides: ReturnType<typeof parseModelOverrides>;
+}
+
+async function pretrainAs(o: PretrainOptions, settings: PretrainSettings, job: DistributedJob | undefined): Promise<void> {
+  const { method, traits, batchSize, seed, minutes, steps, epochs, lr, blr, device, matmulPrecision, preset, shiftRange, maskRatio, maskGroup, maskSampling, overrides } = settings;
+  const root = !job || job.isRoot;
+  const progress = root ? new ProgressBar(process.stderr) : new RankLog(job!.rank);
+  // Evaluation, pictures and the summary are rank 0's (the model is the same on every rank).
+  const evaluate = o.eval && root;
 
   // Ctrl-C from here on (the data, the baselines, training) stops at the next step, saves a
   // checkpoint and exits with 130; the baselines are not interruptible, so it may wait for them.
@@ -125,7 +181,8 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     const featureOptions = { imageSize: model.config.imageSize, normalization };
     progress.log(
       `cmae pretrain: ${method} ${o.preset} on ${splits.name} (${splits.train.size} train / ${splits.test.size} held out), ` +
-        `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}`,
+        `batch ${batchSize}, ${model.numVisible}/${model.numPatches} patches visible, on ${device} (${matmulPrecision} matmuls), output in ${o.out}` +
+        (job ? `; rank ${job.rank} of ${job.worldSize} (${job.engine}), each computing 1/${job.worldSize} of every batch` : ''),
     );
 
     // The baselines a learned encoder must beat: the same architecture and seed before any training,
@@ -135,7 +192,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     // The matmul precision, when asked for, is for the training step only: the random-init baseline
     // and the pictures and evaluation use fp32 products, so the k-NN figures compare encoders.
     setMatmulPrecision('fp32', device);
-    if (o.eval) {
+    if (evaluate) {
       const fresh = o.resume ? await CMAE.create({ ...model.config, seed, device }) : model;
       randomInit = await scoresOf(fresh, splits, featureOptions, seed);
       if (fresh !== model) fresh.dispose();
@@ -166,6 +223,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
         signal: interrupt.signal,
         seconds: minutes !== undefined ? minutes * 60 : undefined,
         maskSampling,
+        distributed: job,
         ...(o.teacher !== undefined ? { momentumBase: 1, momentumEnd: 1 } : {}),
         metadata: { normalization: JSON.stringify(normalization), data: o.data, device, matmulPrecision, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) },
         onStep: (s: StepInfo) =>
@@ -182,6 +240,12 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
       setMatmulPrecision('fp32', device);
     }
 
+    if (!root) {
+      // The other ranks are done: rank 0 evaluates, draws and reports.
+      model.dispose();
+      if (result.aborted || interrupt.signal.aborted) throw new Interrupted();
+      return;
+    }
     // Pictures: loss curves from the whole metrics file (a resumed run includes earlier steps).
     const history = await readMetrics(path.join(o.out, METRICS_FILE));
     await renderLossPlot(history, path.join(o.out, 'loss.png'), `${method.toUpperCase()} pre-training on ${splits.name}`);
@@ -207,7 +271,7 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
     };
     // A Ctrl-C during the last step lets the run complete, but the user asked to stop: no evaluation, 130.
     const interrupted = result.aborted || interrupt.signal.aborted;
-    if (o.eval && !interrupted) {
+    if (evaluate && !interrupted) {
       const learned = await scoresOf(model, splits, featureOptions, seed);
       Object.assign(summary, {
         knnTop1: learned.knnTop1,

@@ -132,6 +132,14 @@ describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit
     expect(r0.params === r1.params).toBe(true);
   });
 
+  it('ranks that were started for different runs are refused at start, naming the rank and the field', async () => {
+    const dir = fresh('mismatch');
+    const r = await mpirun(2, [dir, 'cmae', '5', '16', JSON.stringify({ mismatch: true })]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('DistributedError: the ranks disagree on the training run: rank 1 has lr "0.002" where rank 0 has "0.001"');
+    expect(existsSync(path.join(dir, '0.json'))).toBe(false); // no step ran
+  });
+
   it('densecl is refused with a message saying why, and the job exits non-zero', async () => {
     const dir = fresh('densecl');
     const r = await mpirun(2, [dir, 'densecl', '3', '16']);
@@ -185,5 +193,66 @@ describe('faults', () => {
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/DistributedError: rank 1 did not reach the .* within 3 s: it died, hangs/);
     expect(seconds).toBeLessThan(options.timeoutSeconds + 20);
+  });
+});
+
+describe('the CLI: cmae launch and pretrain --distributed', () => {
+  const cli = path.join(__dirname, '..', '..', 'dist', 'cjs', 'cli', 'main.js');
+  const tensorsOf = async (file: string) => (await import('../../src/io/safetensors')).readSafetensors(file);
+
+  it('cmae launch --nproc 2 -- pretrain writes the checkpoint one process writes, bit for bit; rank 1 logs with its rank', async () => {
+    const dir = fresh('cli');
+    const common = ['--preset', 'micro', '--steps', '12', '--no-eval', '--seed', '3'];
+    const launched = await run(process.execPath, [cli, 'launch', '--nproc', '2', '--', 'pretrain', ...common, '--out', path.join(dir, 'two')]);
+    expectOk(launched);
+    expect(launched.stderr).toContain('[rank 1] cmae pretrain: cmae micro');
+    expect(launched.stderr).toContain('rank 0 of 2 (Open MPI');
+    expect(launched.stdout).toContain('done: 12 steps');
+    expectOk(await run(process.execPath, [cli, 'pretrain', ...common, '--out', path.join(dir, 'one')]));
+    const two = await tensorsOf(path.join(dir, 'two', 'checkpoint.safetensors'));
+    const one = await tensorsOf(path.join(dir, 'one', 'checkpoint.safetensors'));
+    expect([...two.tensors.keys()]).toEqual([...one.tensors.keys()]);
+    for (const [name, t] of one.tensors) {
+      const u = two.tensors.get(name)!;
+      expect(Buffer.compare(Buffer.from(u.data.buffer, u.data.byteOffset, u.data.byteLength), Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)), name).toBe(0);
+    }
+    expect(two.metadata.step).toBe('12');
+  });
+
+  it('launch shares the cores among the ranks and oversubscribes only beyond them', async () => {
+    const { launchCommand } = await import('../../src/cli/launch');
+    const base = { nproc: '2', mpirun: 'mpirun' };
+    const two = launchCommand(base, ['pretrain', '--steps', '5'], 8);
+    expect(two.slice(0, 5)).toEqual(['mpirun', '-np', '2', '--bind-to', 'none']);
+    expect(two).not.toContain('--oversubscribe');
+    expect(two.slice(-6)).toEqual(['pretrain', '--steps', '5', '--distributed', '--threads', '4']);
+    const many = launchCommand({ ...base, nproc: '4' }, ['pretrain'], 2);
+    expect(many).toContain('--oversubscribe');
+    expect(many.slice(-2)).toEqual(['--threads', '1']);
+    const own = launchCommand({ ...base, threadsPerRank: '3' }, ['pretrain'], 8);
+    expect(own.slice(-2)).toEqual(['--threads', '3']);
+    const hosts = launchCommand({ ...base, hosts: 'a:2,b:2' }, ['pretrain'], 8);
+    expect(hosts.slice(5, 7)).toEqual(['--host', 'a:2,b:2']);
+  });
+
+  it('refuses what a distributed run cannot do, in one line naming the option', async () => {
+    const cases: [string[], RegExp][] = [
+      [['pretrain', '--distributed', '--steps', '2'], /--distributed: start the ranks with an MPI launcher/],
+      [['pretrain', '--dist-timeout', '5', '--steps', '2'], /--dist-timeout and --dist-bucket-mb are for --distributed runs/],
+      [['launch', '--', 'eval'], /cmae launch runs a data-parallel pretrain/],
+      [['launch', '--', 'pretrain', '--distributed'], /adds --distributed itself/],
+      [['launch', '--nproc', '0', '--', 'pretrain'], /--nproc/],
+      [['launch', '--hosts', 'a b', '--', 'pretrain'], /--hosts must be host\[:slots\]/],
+      [['launch', '--mpirun', '/nonexistent/mpirun', '--', 'pretrain', '--steps', '1'], /no MPI launcher '\/nonexistent\/mpirun'/],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(process.execPath, [cli, ...args]);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toMatch(message);
+    }
+    // under a launcher, --minutes is refused on every rank
+    const minutes = await run('mpirun', ['--oversubscribe', '-np', '2', process.execPath, cli, 'pretrain', '--distributed', '--minutes', '1']);
+    expect(minutes.code).not.toBe(0);
+    expect(minutes.stderr).toContain('--minutes cannot be used with --distributed');
   });
 });

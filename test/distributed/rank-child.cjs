@@ -50,7 +50,7 @@ async function main() {
     model,
     data,
     steps,
-    lr: 1e-3,
+    lr: options.mismatch && job && job.rank === 1 ? 2e-3 : 1e-3, // (the mismatch test: rank 1 runs another run)
     warmupFraction: 0.1,
     momentumBase: 0.99,
     momentumEnd: 0.999,
