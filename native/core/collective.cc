@@ -2,6 +2,8 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
+
 #include "errors.h"
 
 namespace cmae {
@@ -72,6 +74,51 @@ void Collective::finalize() {
   if (finalized_ || !api_.finalize) return;
   finalized_ = true;
   api_.finalize(api_.ctx);
+}
+
+OverlappedSum::OverlappedSum(Collective& collective, float* out, const float* in, int64_t n, const char* what)
+    : collective_(collective), out_(out), in_(in), n_(n), what_(what), watermark_(n) {
+  thread_ = std::thread([this] { run(); });
+}
+
+OverlappedSum::~OverlappedSum() {
+  try {
+    finish();
+  } catch (...) {
+  }
+}
+
+void OverlappedSum::release(int64_t offset) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (offset < watermark_) watermark_ = offset;
+  }
+  released_.notify_one();
+}
+
+void OverlappedSum::run() {
+  const int64_t bucket = collective_.bucket_floats() > 0 ? collective_.bucket_floats() : n_;
+  try {
+    for (int64_t hi = n_; hi > 0;) {
+      const int64_t lo = std::max<int64_t>(0, hi - bucket);
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        released_.wait(lock, [&] { return watermark_ <= lo; });
+      }
+      collective_.allreduce_sum(out_ + lo, in_ + lo, hi - lo, what_);
+      hi = lo;
+    }
+  } catch (...) {
+    error_ = std::current_exception();
+  }
+}
+
+void OverlappedSum::finish() {
+  if (finished_) return;
+  finished_ = true;
+  release(0);
+  thread_.join();
+  if (error_) std::rethrow_exception(error_);
 }
 
 }  // namespace cmae

@@ -3,9 +3,13 @@
 // collective/mpi_plugin.cc is the MPI one). Errors (a rank that died or hangs, a plugin that is not
 // there) are ErrorKind::Distributed with the engine's message.
 #pragma once
+#include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "collective/collective_abi.h"
@@ -43,6 +47,38 @@ class Collective {
   double timeout_s_ = 0;
   int64_t bucket_floats_ = 0;
   bool finalized_ = false;
+};
+
+// The gradient all-reduce overlapped with the backward pass (PyTorch DDP's buckets): a backward
+// completes an arena's gradients from its end towards its start (the model's layout: decoders and
+// heads above the encoder's blocks, the last block above the first), so the arena is cut into
+// buckets of collective.bucket_floats() from the top, and a thread of its own sums each across the
+// ranks (Collective::allreduce_sum, rank order: the same bits as one sum after the backward) as
+// soon as release() says the gradients from its start up are complete. MPI sees one caller at a
+// time: the compute thread makes no exchange between start and finish().
+class OverlappedSum {
+ public:
+  // out[i] = Σ_r in_r[i] for i < n, bucket by bucket (out may be in).
+  OverlappedSum(Collective& collective, float* out, const float* in, int64_t n, const char* what);
+  ~OverlappedSum();  // finishes (errors swallowed: call finish() to see them)
+  // The gradients at offsets >= offset are complete (offsets only decrease).
+  void release(int64_t offset);
+  // release(0), waits for the last bucket; rethrows the first exchange error.
+  void finish();
+
+ private:
+  void run();
+  Collective& collective_;
+  float* out_;
+  const float* in_;
+  const int64_t n_;
+  const char* what_;
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int64_t watermark_;
+  std::exception_ptr error_;
+  std::thread thread_;
+  bool finished_ = false;
 };
 
 }  // namespace cmae

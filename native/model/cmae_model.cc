@@ -729,7 +729,15 @@ void CmaeModel::encoder_backward(float* g, float* d_enc, float* d_patch_weight_t
   TrainActs& t = t_;
   const int64_t K = config_.num_visible(), P = config_.patch_dim(), D = config_.dim;
   const int64_t lat = b0 * (1 + K);  // first latent row of the range
-  { CMAE_PROF("M.enc_bwd"); encoder_.stack.backward(g, d_enc, p(), t.x0, b0, nb); }
+  {
+    CMAE_PROF("M.enc_bwd");
+    // Above the blocks (decoders, heads, final norm) every gradient is complete now; each block's
+    // after its backward; the embeddings below them at the end of the step (grads_complete_).
+    if (grads_complete_) grads_complete_(encoder_.stack.param_end());
+    std::function<void(int64_t)> after_block;
+    if (grads_complete_) after_block = [&](int64_t i) { grads_complete_(encoder_.stack.param_begin(i)); };
+    encoder_.stack.backward(g, d_enc, p(), t.x0, b0, nb, after_block);
+  }
   // cls token: the sum of its rows' gradients.
   backend_.column_sums_add(g + encoder_.cls_token, d_enc + lat * D, nb, D, (1 + K) * D);
   {
@@ -902,7 +910,19 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   }
 
   // ---- backward, by sample, each part into its own gradient arena; then the arenas summed
-  {
+  // This rank's parts in order into its first; with ranks, then every rank's sum in rank order
+  // into grads_ on each (part 0's arena holds the heads' gradients: on the other ranks their copy
+  // of them is simply not summed). With one part per rank the sum runs in buckets during the
+  // backward, each as soon as its gradients are complete (OverlappedSum).
+  float* local = part_grads(part_begin_);
+  const int64_t n = table_.trainable_count();
+  const char* all_reduce = "all-reduce of the gradients";
+  std::unique_ptr<OverlappedSum> overlapped;
+  if (distributed && part_end_ - part_begin_ == 1) {
+    overlapped = std::make_unique<OverlappedSum>(*collective_, grads_.f32(), local, n, all_reduce);
+    grads_complete_ = [&](int64_t offset) { overlapped->release(offset); };
+  }
+  try {
     CMAE_PROF("M.halves_bwd");
     backend_.run_parts(part_end_ - part_begin_, [&](int i) {
       int64_t b0, nb;
@@ -910,17 +930,20 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
       part_range(part, b0, nb);
       backward_samples(part_grads(part), t.d_patch_weight_t + part * c.patch_dim() * c.dim, b0, nb, part);
     });
+  } catch (...) {
+    grads_complete_ = nullptr;
+    throw;  // (~OverlappedSum lets its thread finish the exchanges: every rank makes the same ones)
   }
+  grads_complete_ = nullptr;
   {
     CMAE_PROF("M.merge_grads");
-    // This rank's parts in order into its first; with ranks, then every rank's sum in rank order
-    // into grads_ on each (part 0's arena holds the heads' gradients: on the other ranks their
-    // copy of them is simply not summed).
-    float* local = part_grads(part_begin_);
-    for (int part = part_begin_ + 1; part < part_end_; ++part) backend_.add_inplace(local, part_grads(part), table_.trainable_count());
-    if (distributed) {
+    for (int part = part_begin_ + 1; part < part_end_; ++part) backend_.add_inplace(local, part_grads(part), n);
+    if (overlapped) {
+      CMAE_PROF("M.allreduce_wait");
+      overlapped->finish();
+    } else if (distributed) {
       CMAE_PROF("M.allreduce");
-      collective_->allreduce_sum(grads_.f32(), local, table_.trainable_count(), "all-reduce of the gradients");
+      collective_->allreduce_sum(grads_.f32(), local, n, all_reduce);
     }
   }
 

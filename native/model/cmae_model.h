@@ -289,6 +289,9 @@ class CmaeModel {
   // this rank's [part_begin_, part_end_) of them.
   int parts_ = 1, part_begin_ = 0, part_end_ = 1;
   std::shared_ptr<Collective> collective_;
+  // During a distributed step's backward (one part per rank): told the arena offset from which the
+  // gradients are complete, so their all-reduce starts (OverlappedSum). Empty otherwise.
+  std::function<void(int64_t)> grads_complete_;
 
   Encoder encoder_, momentum_encoder_;
   NormRef final_norm_;  // the classifier's fc_norm when global_pool

@@ -80,6 +80,7 @@ TransformerStack::TransformerStack(ParameterTable& table, const std::string& pre
   CMAE_CHECK(dim % heads == 0, Value, prefix, ": width ", dim, " is not divisible by ", heads, " heads");
   for (int64_t i = 0; i < depth; ++i) {
     const std::string p = prefix + "." + std::to_string(i);
+    block_begin_.push_back(table.total());
     Block b;
     b.norm1 = add_norm(table, p + ".norm1", dim, role);
     b.qkv = add_linear(table, p + ".attn.qkv", dim, 3 * dim, role);
@@ -89,6 +90,8 @@ TransformerStack::TransformerStack(ParameterTable& table, const std::string& pre
     b.fc2 = add_linear(table, p + ".mlp.fc2", hidden_, dim, role);
     blocks_.push_back(b);
   }
+  param_end_ = table.total();
+  block_begin_.push_back(param_end_);  // (param_begin(depth) = param_end())
 }
 
 void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all) {
@@ -197,7 +200,8 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
   return acts_[save_all_ ? depth() - 1 : 0].out;
 }
 
-void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x, int64_t b0, int64_t nb) {
+void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x, int64_t b0, int64_t nb,
+                                const std::function<void(int64_t)>& after_block) {
   CMAE_CHECK(save_all_, Internal, "backward through a stack laid out for inference");
   if (nb < 0) nb = B_ - b0;
   CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack backward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
@@ -255,6 +259,7 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
     { CMAE_PROF("b.qkv"); linear_bwd(be, d_ln, grads, d_qkv, ln, params, b.qkv, R); }
     { CMAE_PROF("b.ln"); be.layernorm_backward(dres, grads + b.norm1.weight, grads + b.norm1.bias, d_ln, inp, params + b.norm1.weight,
                                                a.ln1_mean + r0, a.ln1_rstd + r0, R, D, /*accumulate_dinp=*/true); }
+    if (after_block) after_block(i);
   }
 }
 

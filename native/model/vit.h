@@ -3,6 +3,7 @@
 //   y = x + proj(attn(qkv(LN1(x))));  out = y + fc2(GELU(fc1(LN2(y))))
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -78,7 +79,14 @@ class TransformerStack {
   // Only samples [b0, b0 + nb) (nb < 0: all): dres and x are still the whole batch's buffers. Two
   // disjoint sample ranges may run at the same time (into different gradient arenas): each uses
   // its own rows of the activations and of the backward scratch.
-  void backward(float* grads, float* dres, const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1);
+  // after_block(i), when given, runs once block i's parameter gradients are complete (blocks
+  // depth − 1 down to 0): the data-parallel step starts their all-reduce then.
+  void backward(float* grads, float* dres, const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1,
+                const std::function<void(int64_t)>& after_block = {});
+  // Where the stack's parameters lie in the arena: block i's from param_begin(i), all of them
+  // before param_end() (depth 0: both where the stack was registered).
+  int64_t param_begin(int64_t i) const { return block_begin_[static_cast<size_t>(i)]; }
+  int64_t param_end() const { return param_end_; }
 
   // Drop path (stochastic depth, timm's DropPath) for the forwards and backwards that follow:
   // scales (depth, 2, B) in backend memory hold each sample's factor (0 or 1/keep_prob) on block i's
@@ -106,6 +114,8 @@ class TransformerStack {
     float *ln1, *ln1_mean, *ln1_rstd, *qkv, *att, *atty, *x1, *ln2, *ln2_mean, *ln2_rstd, *h, *g, *out;
   };
   std::vector<Block> blocks_;
+  std::vector<int64_t> block_begin_;
+  int64_t param_end_ = 0;
   int64_t dim_ = 0, heads_ = 0, hidden_ = 0;
   int64_t B_ = 0, N_ = 0;
   int64_t att_per_sample_ = 0;  // floats of the attention's saved state per sample
