@@ -84,8 +84,6 @@ void CmaeModel::set_collective(std::shared_ptr<Collective> collective) {
   CMAE_CHECK(!c.is_classifier(), Value, "distributed training is for the pre-training methods; a classifier fine-tunes in one process");
   CMAE_CHECK(c.mode != Mode::DENSECL, Value,
              "distributed training does not support densecl yet (its token-level loss needs every rank's tokens); use one process");
-  CMAE_CHECK(backend_.device() == Device::CPU, Device,
-             "distributed training runs on the CPU backend (the collectives exchange host memory); the model is on ", backend_.name());
   const int W = collective->world_size(), per_rank = (local + W - 1) / W;
   collective_ = std::move(collective);
   set_parts(W * per_rank, collective_->rank() * per_rank, (collective_->rank() + 1) * per_rank);
@@ -855,7 +853,16 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
           counts[static_cast<size_t>(r)] = per_rank * rows_per_part_unit * bytes_per_row;
         }
       }
-      collective_->allgather(buffer, counts, displs, what);
+      if (backend_.device() == Device::CPU) {
+        collective_->allgather(buffer, counts, displs, what);
+        return;
+      }
+      // A device model: the exchange is of host memory (the MPI plugin's), staged both ways.
+      const int64_t extent = displs.back() + counts.back();
+      std::vector<uint8_t> host(static_cast<size_t>(extent));
+      backend_.copy_to_host(host.data(), buffer, host.size());
+      collective_->allgather(host.data(), counts, displs, what);
+      backend_.copy_from_host(buffer, host.data(), host.size());
     };
     if (c.has_projector()) gather(t.feature_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the pooled online features");
     if (c.has_predictor()) gather(t.t_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the momentum features (InfoNCE negatives)");
@@ -918,7 +925,8 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   const int64_t n = table_.trainable_count();
   const char* all_reduce = "all-reduce of the gradients";
   std::unique_ptr<OverlappedSum> overlapped;
-  if (distributed && part_end_ - part_begin_ == 1) {
+  // (A device model sums after the backward, through host memory: its buffers are the device's.)
+  if (distributed && part_end_ - part_begin_ == 1 && backend_.device() == Device::CPU) {
     overlapped = std::make_unique<OverlappedSum>(*collective_, grads_.f32(), local, n, all_reduce);
     grads_complete_ = [&](int64_t offset) { overlapped->release(offset); };
   }
@@ -941,9 +949,15 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     if (overlapped) {
       CMAE_PROF("M.allreduce_wait");
       overlapped->finish();
-    } else if (distributed) {
+    } else if (distributed && backend_.device() == Device::CPU) {
       CMAE_PROF("M.allreduce");
       collective_->allreduce_sum(grads_.f32(), local, n, all_reduce);
+    } else if (distributed) {
+      CMAE_PROF("M.allreduce_staged");
+      std::vector<float> host(static_cast<size_t>(n));
+      backend_.copy_to_host(host.data(), local, sizeof(float) * host.size());
+      collective_->allreduce_sum(host.data(), host.data(), n, all_reduce);
+      backend_.copy_from_host(grads_.f32(), host.data(), sizeof(float) * host.size());
     }
   }
 

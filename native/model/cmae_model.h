@@ -118,7 +118,9 @@ class CmaeModel {
   // the global batch's negatives) runs on every rank alike, and the part gradient arenas are summed
   // across ranks in part order. So 2 ranks give the bits of one process on the CPU (2 parts), and
   // every rank holds the same parameters after each update. Null: one process. Pre-training modes
-  // but DenseCL (its token-level stage would need the tokens of every rank), host-memory backends.
+  // but DenseCL (its token-level stage would need the tokens of every rank). A device model (CUDA)
+  // exchanges through host copies, after the backward (the collectives are the MPI plugin's, of
+  // host memory); a CPU model sums its gradients in buckets during the backward.
   void set_collective(std::shared_ptr<Collective> collective);
   const std::shared_ptr<Collective>& collective() const { return collective_; }
   // Number of masks drawn from the seeded RNG so far (saved in checkpoints so a resumed run

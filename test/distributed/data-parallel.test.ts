@@ -11,6 +11,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { emulatedAddonPath } from '../native/build';
 
 const child = path.join(__dirname, 'rank-child.cjs');
 const root = mkdtempSync(path.join(tmpdir(), 'cmae-dist-'));
@@ -38,10 +39,10 @@ interface Run {
 // rank's threads are not pinned to one core.
 const mpiEnv = { ...process.env, OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMPI_MCA_rmaps_base_oversubscribe: '1' };
 
-function run(command: string, args: string[], onSpawn?: (pid: number) => void, timeoutMs = 120_000): Promise<Run> {
+function run(command: string, args: string[], onSpawn?: (pid: number) => void, timeoutMs = 120_000, env: Record<string, string> = {}): Promise<Run> {
   return new Promise((resolve, reject) => {
     const started = Date.now();
-    const p = spawn(command, args, { env: mpiEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(command, args, { env: { ...mpiEnv, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -56,12 +57,13 @@ function run(command: string, args: string[], onSpawn?: (pid: number) => void, t
   });
 }
 
-function mpirun(np: number, childArgs: string[], onSpawn?: (pid: number) => void): Promise<Run> {
-  return run('mpirun', ['--oversubscribe', '--bind-to', 'none', '-np', String(np), process.execPath, child, ...childArgs], onSpawn);
+function mpirun(np: number, childArgs: string[], onSpawn?: (pid: number) => void, env: Record<string, string> = {}): Promise<Run> {
+  const exports = Object.keys(env).flatMap((k) => ['-x', `${k}=${env[k]}`]);
+  return run('mpirun', ['--oversubscribe', '--bind-to', 'none', '-np', String(np), ...exports, process.execPath, child, ...childArgs], onSpawn);
 }
 
-function single(childArgs: string[]): Promise<Run> {
-  return run(process.execPath, [child, ...childArgs]);
+function single(childArgs: string[], env: Record<string, string> = {}): Promise<Run> {
+  return run(process.execPath, [child, ...childArgs], undefined, 120_000, env);
 }
 
 function record(dir: string, name: string): RankRecord {
@@ -130,6 +132,22 @@ describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit
     expect(r0.steps).toBe(r1.steps);
     expect(r0.steps).toBeLessThan(20);
     expect(r0.params === r1.params).toBe(true);
+  });
+
+  it('CUDA ranks (the emulated device, exchanging through host copies) agree bit for bit and follow one CUDA process', async () => {
+    // The CUDA backend computes a batch in 1 part, 2 ranks in 2: the sums' order differs, so the
+    // comparison with one process is to rounding (first step) and to Adam's amplification of it.
+    expect(existsSync(emulatedAddonPath), `${emulatedAddonPath} (built by the native test build)`).toBe(true);
+    const env = { CMAE_ADDON_PATH: emulatedAddonPath };
+    const dir = fresh('cuda');
+    const args = [dir, 'cmae', '3', '8', JSON.stringify({ device: 'cuda' })];
+    expectOk(await single(args, env));
+    expectOk(await mpirun(2, args, undefined, env));
+    const alone = record(dir, 'single');
+    const r0 = record(dir, '0');
+    expect(r0.params === record(dir, '1').params).toBe(true);
+    expect(Math.abs(r0.losses[0]![0]! - alone.losses[0]![0]!)).toBeLessThan(1e-6 * alone.losses[0]![0]!);
+    for (let i = 0; i < 3; i++) expect(Math.abs(r0.losses[i]![0]! - alone.losses[i]![0]!)).toBeLessThan(1e-3 * alone.losses[i]![0]!);
   });
 
   it('ranks that were started for different runs are refused at start, naming the rank and the field', async () => {

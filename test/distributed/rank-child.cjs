@@ -14,7 +14,7 @@ async function main() {
   const options = extra ? JSON.parse(extra) : {};
   const job = cmae.launchedByMpi() ? await cmae.DistributedJob.join({ timeoutSeconds: options.timeoutSeconds ?? 60, bucketMiB: options.bucketMiB }) : undefined;
   if (job) cmae.setNumThreads(1); // one compute thread per rank, as the test asks
-  const model = await cmae.CMAE.create({ preset: options.preset ?? 'micro', mode: method, seed: 7 });
+  const model = await cmae.CMAE.create({ preset: options.preset ?? 'micro', mode: method, seed: 7, device: options.device ?? 'cpu' });
   const { imageSize, channels } = model.config;
   // The same global batches on every rank: a pure function of (step, sample).
   const data = {
