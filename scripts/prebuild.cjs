@@ -77,6 +77,11 @@ function main(argv) {
     for (const file of ['package.json', 'README.md']) fs.copyFileSync(path.join(templateDir, file), path.join(stage, file));
     fs.copyFileSync(path.join(root, 'LICENSE'), path.join(stage, 'LICENSE'));
     fs.copyFileSync(addon, path.join(stage, 'cmae.node'));
+    // The MPI plugin when this build found an MPI: loaded only for data-parallel training, so the
+    // addon installs and loads without MPI either way.
+    const plugin = path.join(root, 'build', 'Release', 'cmae_mpi.so');
+    if (fs.existsSync(plugin)) fs.copyFileSync(plugin, path.join(stage, 'cmae_mpi.so'));
+    else console.log('cmae: no cmae_mpi.so in this build (no MPI found): the package has no data-parallel training');
     // Refuse to pack an addon that does not load here (a wrong-platform build, a missing library).
     const probe = spawnSync(process.execPath, ['-e', 'require(process.argv[1]).info()', path.join(stage, 'cmae.node')], { encoding: 'utf8' });
     if (probe.status !== 0) fail(`the built addon does not load:\n${probe.stderr}`);

@@ -1,6 +1,8 @@
 /** Process-wide runtime settings and build facts: threads, SIMD path, CUDA. */
+import { existsSync } from 'node:fs';
 import * as path from 'node:path';
 import { addonOrigin, getBinding, packageRoot, type AddonOrigin } from './native';
+import { defaultPluginPath, launchedByMpi } from './distributed/job';
 import { ValueError } from './errors';
 import type { NativeCudaInfo } from './binding-types';
 import type { Device } from './tensor';
@@ -38,6 +40,11 @@ export interface RuntimeInfo {
   platform: string;
   /** The addon in use: from CMAE_ADDON_PATH, a local build (build/Release) or the prebuilt platform package, and its file. */
   addon: AddonOrigin;
+  /**
+   * Data-parallel training (DistributedJob): the collective engine plugin this addon would load
+   * (null when the build found no MPI) and whether an MPI launcher started this process.
+   */
+  distributed: { plugin: string | null; launchedByMpi: boolean };
 }
 
 /** The cmae package's version (its package.json's), without loading the addon. */
@@ -65,6 +72,7 @@ export function info(): RuntimeInfo {
     node: process.version,
     platform: `${process.platform}-${process.arch}`,
     addon: addonOrigin(),
+    distributed: { plugin: existsSync(defaultPluginPath()) ? defaultPluginPath() : null, launchedByMpi: launchedByMpi() },
   };
 }
 

@@ -19,6 +19,7 @@ export async function runInfo(options: { json?: boolean }): Promise<void> {
       `  cuda:${d.index}`,
       `${d.name}, compute capability ${d.computeCapability}, ${d.multiprocessors} SMs, ${(d.memoryBytes / 2 ** 30).toFixed(1)} GiB; matmuls: cmae's own kernels (mma.sync tf32/bf16, SIMT fp32)`,
     ]),
+    ['distributed', i.distributed.plugin ? `MPI plugin ${i.distributed.plugin}${i.distributed.launchedByMpi ? ' (this process was started by an MPI launcher)' : ''}` : 'no MPI plugin (the build found no MPI: apt install libopenmpi-dev, then npm rebuild cmae)'],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);

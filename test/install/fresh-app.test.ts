@@ -119,6 +119,8 @@ describe(`a fresh app with cmae and ${platformPackage}, installed without script
 
   it('installed the prebuilt addon and no local build', () => {
     expect(fs.existsSync(path.join(app, 'node_modules', ...platformPackage.split('/'), 'cmae.node'))).toBe(true);
+    // the MPI plugin of data-parallel training, beside it (this build found Debian's Open MPI)
+    expect(fs.existsSync(path.join(app, 'node_modules', ...platformPackage.split('/'), 'cmae_mpi.so'))).toBe(true);
     expect(fs.existsSync(path.join(app, 'node_modules', 'cmae', 'build'))).toBe(false);
   });
 
@@ -151,6 +153,7 @@ describe(`a fresh app with cmae and ${platformPackage}, installed without script
     const parsed = JSON.parse(ok(run(cli, ['info', '--json'], { cwd: app, env: appEnv() }), 'cmae info --json'));
     expect(parsed.addon.source).toBe('prebuilt');
     expect(parsed.platform).toBe(`${process.platform}-${process.arch}`);
+    expect(fs.realpathSync(parsed.distributed.plugin)).toBe(fs.realpathSync(path.join(app, 'node_modules', ...platformPackage.split('/'), 'cmae_mpi.so')));
   });
 
   it('its install script takes the prebuilt and compiles nothing', () => {

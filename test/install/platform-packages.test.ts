@@ -37,8 +37,9 @@ describe('platform packages', () => {
       expect(manifest.version).toBe(main.version);
       expect(manifest.license).toBe(main.license);
       expect({ os: manifest.os, cpu: manifest.cpu, ...(manifest.libc ? { libc: manifest.libc } : {}) }).toEqual(fieldsOf(platform));
-      expect(manifest.files).toEqual(['cmae.node']);
+      expect(manifest.files).toEqual(['cmae.node', 'cmae_mpi.so']);
       expect(manifest.exports['./cmae.node']).toBe('./cmae.node');
+      expect(manifest.exports['./cmae_mpi.so']).toBe('./cmae_mpi.so');
       expect(fs.existsSync(path.join(root, 'npm', platform, 'README.md'))).toBe(true);
     });
   }
