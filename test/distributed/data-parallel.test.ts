@@ -57,9 +57,10 @@ function run(command: string, args: string[], onSpawn?: (pid: number) => void, t
   });
 }
 
+// env: for mpirun (OMPI_MCA_* settings) and exported to the ranks.
 function mpirun(np: number, childArgs: string[], onSpawn?: (pid: number) => void, env: Record<string, string> = {}): Promise<Run> {
   const exports = Object.keys(env).flatMap((k) => ['-x', `${k}=${env[k]}`]);
-  return run('mpirun', ['--oversubscribe', '--bind-to', 'none', '-np', String(np), ...exports, process.execPath, child, ...childArgs], onSpawn);
+  return run('mpirun', ['--oversubscribe', '--bind-to', 'none', '-np', String(np), ...exports, process.execPath, child, ...childArgs], onSpawn, 120_000, env);
 }
 
 function single(childArgs: string[], env: Record<string, string> = {}): Promise<Run> {
@@ -114,6 +115,15 @@ describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit
       expect(alone.losses[0]![0]).not.toBe(alone.losses[19]![0]);
     });
   }
+
+  it('over TCP (the transport between machines, here on loopback) as over shared memory: the same bits', async () => {
+    const dir = fresh('tcp');
+    expectOk(await single([dir, 'cmae', '20', '64']));
+    // Open MPI's TCP transport only (no shared-memory one), on the loopback interface
+    expectOk(await mpirun(2, [dir, 'cmae', '20', '64', JSON.stringify({ bucketMiB: 0.05 })], undefined, { OMPI_MCA_btl: 'tcp,self', OMPI_MCA_btl_tcp_if_include: 'lo' }));
+    expect(record(dir, '0').params === record(dir, 'single').params).toBe(true);
+    expect(record(dir, '1').params === record(dir, 'single').params).toBe(true);
+  });
 
   it('three ranks (3 batch parts) hold the same parameters after every step', async () => {
     const dir = fresh('three');
