@@ -101,7 +101,6 @@ export async function runPretrain(o: PretrainOptions): Promise<void> {
   if (!o.distributed && (o.distTimeout !== undefined || o.distBucketMb !== undefined)) throw new UsageError('--dist-timeout and --dist-bucket-mb are for --distributed runs');
   if (o.distributed) {
     if (!launchedByMpi()) throw new UsageError('--distributed: start the ranks with an MPI launcher, e.g. `cmae launch --nproc 2 -- pretrain ...` or `mpirun -np 2 npx cmae pretrain --distributed ...`');
-    if (minutes !== undefined) throw new UsageError('--minutes cannot be used with --distributed (each rank would follow its own clock); give --steps or --epochs');
   }
   const timeoutSeconds = o.distTimeout !== undefined ? parseNumberOption(o.distTimeout, '--dist-timeout', 0.1, 86_400) : undefined;
   const bucketMiB = o.distBucketMb !== undefined ? parseNumberOption(o.distBucketMb, '--dist-bucket-mb', 0, 4096) : undefined;

@@ -121,9 +121,14 @@ export class DistributedJob {
     if (differences.length > 0) throw new DistributedError(`the ranks disagree on ${what}: ${differences.join('; ')}`);
   }
 
-  /** Whether any rank says true (every rank calls it at the same point, e.g. "stop after this step"). */
-  async any(flag: boolean): Promise<boolean> {
-    return (await this.allgather(Uint8Array.of(flag ? 1 : 0))).some((b) => b[0] === 1);
+  /**
+   * The trainer's per-step agreement (every rank calls it at the same point): whether any rank
+   * asks to stop, and rank 0's clock, which every rank's time budget and schedules then follow.
+   */
+  async stepControl(stop: boolean, seconds: number): Promise<{ stop: boolean; seconds: number }> {
+    const all = await this.allgather(new Uint8Array(new Float64Array([stop ? 1 : 0, seconds]).buffer));
+    const values = all.map((b) => new Float64Array(b.slice().buffer));
+    return { stop: values.some((v) => v[0] === 1), seconds: values[0]![1]! };
   }
 
   /** Ends every rank of the job now (MPI_Abort) with exit status `code`. */

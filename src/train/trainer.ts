@@ -117,8 +117,8 @@ export interface TrainOptions {
    * seed does): each computes its share of the samples, the gradients are summed across ranks, and
    * all hold the same parameters. Only rank 0 writes to outDir and calls onStep; every rank reads
    * resumeFrom. The ranks first agree on the configuration, the run and the cmae version; an abort
-   * (signal) on any rank stops all after the same step. Not with `seconds` (each rank's clock
-   * would give it its own schedule).
+   * (signal) on any rank stops all after the same step; a time budget (`seconds`) follows rank
+   * 0's clock.
    */
   distributed?: DistributedJob;
   /**
@@ -166,7 +166,6 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (samplingProblem) throw new ValueError(samplingProblem);
   const job = options.distributed;
   if (job !== undefined && !(job instanceof DistributedJob)) throw new ValueError(`distributed must be a DistributedJob, got ${describeValue(job)}`);
-  if (job && budget !== undefined) throw new ValueError('seconds (a time budget) cannot be used with distributed: each rank would follow its own clock; give steps or epochs');
   const checksumEvery = options.checksumEvery ?? 0;
   if (!Number.isInteger(checksumEvery) || checksumEvery < 0) throw new ValueError(`checksumEvery must be a non-negative integer, got ${describeValue(checksumEvery)}`);
   // Only rank 0 writes files and reports steps.
@@ -221,7 +220,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
           step: String(step),
           optimizerStep: String(optimizer.stepCount),
           totalSteps: String(budget !== undefined ? step : totalSteps),
-          trainedSeconds: String(trainedSeconds()),
+          trainedSeconds: String(ownSeconds()), // (rank 0's own clock: the one a distributed run follows)
         },
       });
     };
@@ -232,7 +231,11 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       throw new ValueError(`historyLimit must be a non-negative integer or Infinity, got ${describeValue(historyLimit)}`);
     }
     const started = Date.now();
-    const trainedSeconds = () => priorSeconds + (Date.now() - started) / 1000;
+    const ownSeconds = () => priorSeconds + (Date.now() - started) / 1000;
+    // A distributed run follows rank 0's clock, read at the start of each step (stepControl), so
+    // that every rank stops at the same step and draws the same learning rates.
+    let rootSeconds = 0;
+    const trainedSeconds = () => (job ? rootSeconds : ownSeconds());
     // Position on the schedule axis: the step, or the budget fraction on the virtual axis.
     const scheduleStep = () => (budget !== undefined ? Math.min(scheduleSteps - 1, Math.floor((trainedSeconds() / budget) * scheduleSteps)) : step);
     let aborted = false;
@@ -248,7 +251,9 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
       try {
         while (step < totalSteps) {
           // A distributed run stops on every rank after the same step: the ranks tell each other.
-          if (job ? await job.any(signal?.aborted ?? false) : signal?.aborted) {
+          let stop = signal?.aborted ?? false;
+          if (job) ({ stop, seconds: rootSeconds } = await job.stepControl(stop, ownSeconds()));
+          if (stop) {
             aborted = true;
             break outer;
           }
@@ -298,7 +303,7 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
             ...(skipped ? { skipped: true } : {}),
             imagesPerSecond: batchSize / Math.max(seconds, 1e-9),
             dataWaitMs,
-            elapsedSeconds: trainedSeconds(),
+            elapsedSeconds: ownSeconds(),
           };
           history.push(info);
           // Trimmed in batches (amortised O(1) per step), to the limit at the end.

@@ -49,7 +49,7 @@ async function main() {
   const result = await cmae.train({
     model,
     data,
-    steps,
+    ...(options.seconds !== undefined ? { seconds: options.seconds } : { steps }),
     lr: options.mismatch && job && job.rank === 1 ? 2e-3 : 1e-3, // (the mismatch test: rank 1 runs another run)
     warmupFraction: 0.1,
     momentumBase: 0.99,
