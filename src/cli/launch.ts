@@ -44,15 +44,32 @@ export async function runLaunch(command: string[], o: LaunchOptions): Promise<vo
   // Open MPI refuses to start as root without both of these (containers and CI often run as root).
   if (process.getuid?.() === 0) Object.assign(env, { OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1' });
   const status = await new Promise<number>((resolve, reject) => {
-    const child = spawn(program!, args, { stdio: 'inherit', env });
+    // mpirun in a process group of its own, so that Ctrl-C reaches only this process: mpirun ends
+    // the job at once on SIGINT, but forwards SIGUSR2 to every rank, which a rank takes as its
+    // Ctrl-C (stop after the current step, all ranks alike; rank 0 saves a checkpoint).
+    const child = spawn(program!, args, { stdio: 'inherit', env, detached: true });
     child.on('error', (e: NodeJS.ErrnoException) =>
       reject(e.code === 'ENOENT' ? new UsageError(`no MPI launcher '${program}' (Debian/Ubuntu: apt install openmpi-bin; or give --mpirun PATH)`) : e),
     );
-    // Ctrl-C reaches mpirun through the terminal's process group; mpirun then ends the ranks.
-    const ignore = () => undefined;
-    process.on('SIGINT', ignore);
+    let interrupts = 0;
+    const onInterrupt = () => {
+      interrupts++;
+      if (interrupts === 1) {
+        process.stderr.write('cmae launch: interrupted: the ranks finish the current step and save a checkpoint (Ctrl-C again to end them now)\n');
+        child.kill('SIGUSR2');
+      } else {
+        child.kill('SIGINT');
+      }
+    };
+    // (and this process must not outlive a job it started: a hang-up or kill ends mpirun too)
+    const onExit = () => child.kill('SIGTERM');
+    process.on('SIGINT', onInterrupt);
+    process.on('SIGTERM', onInterrupt);
+    process.on('exit', onExit);
     child.on('close', (code, signal) => {
-      process.off('SIGINT', ignore);
+      process.off('SIGINT', onInterrupt);
+      process.off('SIGTERM', onInterrupt);
+      process.off('exit', onExit);
       resolve(code ?? (signal ? 128 + 15 : 1));
     });
   });

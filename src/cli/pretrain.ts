@@ -143,7 +143,7 @@ async function pretrainAs(o: PretrainOptions, settings: PretrainSettings, job: D
 
   // Ctrl-C from here on (the data, the baselines, training) stops at the next step, saves a
   // checkpoint and exits with 130; the baselines are not interruptible, so it may wait for them.
-  const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: finishing the current step and saving a checkpoint');
+  const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: finishing the current step and saving a checkpoint', job ? ['SIGINT', 'SIGUSR2'] : ['SIGINT']);
   try {
     const splits = await loadSplits(o.data, { seed, imageSize: preset.imageSize });
     const channels = splits.train.channels as 1 | 3;

@@ -259,6 +259,24 @@ describe('the CLI: cmae launch and pretrain --distributed', () => {
     expect(two.metadata.step).toBe('12');
   });
 
+  it('Ctrl-C on cmae launch stops every rank after the same step; rank 0 saves a checkpoint; exit 130', async () => {
+    const dir = fresh('ctrl-c');
+    const out = path.join(dir, 'run');
+    let pid = 0;
+    const launched = run(process.execPath, [cli, 'launch', '--nproc', '2', '--', 'pretrain', '--preset', 'micro', '--steps', '100000', '--no-eval', '--out', out], (p) => (pid = p));
+    const metrics = path.join(out, 'metrics.jsonl');
+    await waitFor(() => existsSync(metrics) && readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length >= 3, 60_000);
+    process.kill(pid, 'SIGINT');
+    const r = await launched;
+    expect(r.code).toBe(130);
+    expect(r.stderr).toContain('cmae launch: interrupted: the ranks finish the current step and save a checkpoint');
+    expect(r.stderr).toContain('[rank 1] interrupted: finishing the current step');
+    const steps = readFileSync(metrics, 'utf8').split('\n').filter(Boolean).length;
+    expect(r.stdout).toContain(`stopped at step ${steps}; checkpoint saved`);
+    const saved = await tensorsOf(path.join(out, 'checkpoint.safetensors'));
+    expect(saved.metadata.step).toBe(String(steps));
+  });
+
   it('launch shares the cores among the ranks and oversubscribes only beyond them', async () => {
     const { launchCommand } = await import('../../src/cli/launch');
     const base = { nproc: '2', mpirun: 'mpirun' };
