@@ -123,7 +123,8 @@ export interface TrainOptions {
   distributed?: DistributedJob;
   /**
    * With `distributed`: every N steps the ranks compare a checksum of their parameters (a
-   * DistributedError if any differs). Off by default; a debugging aid.
+   * DistributedError if any differs). A debugging aid: off by default, or the CLI's and any
+   * program's with CMAE_DIST_CHECKSUM_EVERY=N in the environment.
    */
   checksumEvery?: number;
 }
@@ -166,8 +167,8 @@ export async function train(options: TrainOptions): Promise<TrainResult> {
   if (samplingProblem) throw new ValueError(samplingProblem);
   const job = options.distributed;
   if (job !== undefined && !(job instanceof DistributedJob)) throw new ValueError(`distributed must be a DistributedJob, got ${describeValue(job)}`);
-  const checksumEvery = options.checksumEvery ?? 0;
-  if (!Number.isInteger(checksumEvery) || checksumEvery < 0) throw new ValueError(`checksumEvery must be a non-negative integer, got ${describeValue(checksumEvery)}`);
+  const checksumEvery = options.checksumEvery ?? (process.env.CMAE_DIST_CHECKSUM_EVERY ? Number(process.env.CMAE_DIST_CHECKSUM_EVERY) : 0);
+  if (!Number.isInteger(checksumEvery) || checksumEvery < 0) throw new ValueError(`checksumEvery (or CMAE_DIST_CHECKSUM_EVERY) must be a non-negative integer, got ${describeValue(checksumEvery)}`);
   // Only rank 0 writes files and reports steps.
   const writer = !job || job.isRoot;
   const optimizer = new AdamW(model, { ...options.optimizer, lr });

@@ -180,6 +180,13 @@ describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit
     expect(existsSync(path.join(dir, '0.json'))).toBe(false); // no step ran
   });
 
+  it('ranks whose parameters drifted apart are caught by the checksum after the step it runs at', async () => {
+    const dir = fresh('checksum');
+    const r = await mpirun(2, [dir, 'cmae', '20', '16', JSON.stringify({ perturbRank1: true, checksumEvery: 3 })]);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("DistributedError: after step 3 the parameters of rank 1 differ from rank 0's (checksum)");
+  });
+
   it('densecl is refused with a message saying why, and the job exits non-zero', async () => {
     const dir = fresh('densecl');
     const r = await mpirun(2, [dir, 'densecl', '3', '16']);

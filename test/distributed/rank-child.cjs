@@ -16,6 +16,9 @@ async function main() {
   if (job) cmae.setNumThreads(1); // one compute thread per rank, as the issue's test asks
   const model = await cmae.CMAE.create({ preset: options.preset ?? 'micro', mode: method, seed: 7, device: options.device ?? 'cpu' });
   const { imageSize, channels } = model.config;
+  // The checksum test: rank 1 starts from other parameters (one element nudged), which the ranks'
+  // start-up agreement cannot see.
+  if (options.perturbRank1 && job && job.rank === 1) model.native.writeArena('params', Float32Array.of(0.5), 0);
   // The same global batches on every rank: a pure function of (step, sample).
   const data = {
     batchSize,
@@ -58,7 +61,7 @@ async function main() {
     checkpointEvery: options.checkpointEvery,
     resumeFrom: options.resumeFrom,
     distributed: job,
-    checksumEvery: job ? 5 : 0,
+    checksumEvery: job ? options.checksumEvery ?? 5 : 0,
     signal: controller.signal,
     onStep: (s) => {
       history.push(s);
