@@ -839,34 +839,36 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     // and momentum features, and their parts' pixel-loss chunks.
     CMAE_PROF("M.gather");
     const int W = collective_->world_size(), per_rank = parts / W;
-    auto gather = [&](void* buffer, int64_t bytes_per_row, int64_t rows_per_part_unit, bool by_sample, const char* what) {
-      std::vector<int64_t> counts(static_cast<size_t>(W)), displs(static_cast<size_t>(W));
-      for (int r = 0; r < W; ++r) {
-        int64_t b0, nb, e0, enb;
-        if (by_sample) {
-          part_range(r * per_rank, b0, nb);
-          part_range((r + 1) * per_rank - 1, e0, enb);
-          displs[static_cast<size_t>(r)] = b0 * bytes_per_row;
-          counts[static_cast<size_t>(r)] = (e0 + enb - b0) * bytes_per_row;
-        } else {
-          displs[static_cast<size_t>(r)] = r * per_rank * rows_per_part_unit * bytes_per_row;
-          counts[static_cast<size_t>(r)] = per_rank * rows_per_part_unit * bytes_per_row;
-        }
-      }
-      if (backend_.device() == Device::CPU) {
-        collective_->allgather(buffer, counts, displs, what);
-        return;
-      }
-      // A device model: the exchange is of host memory (the MPI plugin's), staged both ways.
-      const int64_t extent = displs.back() + counts.back();
-      std::vector<uint8_t> host(static_cast<size_t>(extent));
+    // Rank r's segment of `buffer` is [displs[r], displs[r] + counts[r]) bytes. A device model's
+    // exchange goes through host memory (the MPI plugin's), staged both ways.
+    auto exchange = [&](void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs, const char* what) {
+      if (backend_.device() == Device::CPU) return collective_->allgather(buffer, counts, displs, what);
+      std::vector<uint8_t> host(static_cast<size_t>(displs.back() + counts.back()));
       backend_.copy_to_host(host.data(), buffer, host.size());
       collective_->allgather(host.data(), counts, displs, what);
       backend_.copy_from_host(buffer, host.data(), host.size());
     };
-    if (c.has_projector()) gather(t.feature_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the pooled online features");
-    if (c.has_predictor()) gather(t.t_pooled, sizeof(float) * c.dim, 0, true, "all-gather of the momentum features (InfoNCE negatives)");
-    if (c.has_pixel_decoder()) gather(t.chunk_losses, sizeof(float), chunks_, false, "all-gather of the pixel losses");
+    // Per-sample rows (row_bytes each): rank r's are its parts' samples.
+    auto gather_rows = [&](void* buffer, int64_t row_bytes, const char* what) {
+      std::vector<int64_t> counts(static_cast<size_t>(W)), displs(static_cast<size_t>(W));
+      for (int r = 0; r < W; ++r) {
+        int64_t first, n_first, last, n_last;
+        part_range(r * per_rank, first, n_first);
+        part_range((r + 1) * per_rank - 1, last, n_last);
+        displs[static_cast<size_t>(r)] = first * row_bytes;
+        counts[static_cast<size_t>(r)] = (last + n_last - first) * row_bytes;
+      }
+      exchange(buffer, counts, displs, what);
+    };
+    // Per-part slots (slot_bytes each): rank r's are its parts'.
+    auto gather_part_slots = [&](void* buffer, int64_t slot_bytes, const char* what) {
+      std::vector<int64_t> counts(static_cast<size_t>(W), per_rank * slot_bytes), displs(static_cast<size_t>(W));
+      for (int r = 0; r < W; ++r) displs[static_cast<size_t>(r)] = r * per_rank * slot_bytes;
+      exchange(buffer, counts, displs, what);
+    };
+    if (c.has_projector()) gather_rows(t.feature_pooled, sizeof(float) * c.dim, "all-gather of the pooled online features");
+    if (c.has_predictor()) gather_rows(t.t_pooled, sizeof(float) * c.dim, "all-gather of the momentum features (InfoNCE negatives)");
+    if (c.has_pixel_decoder()) gather_part_slots(t.chunk_losses, sizeof(float) * chunks_, "all-gather of the pixel losses");
   }
 
   // ---- losses and heads, whole batch (the reconstruction loss ran with the pixel decoder)
