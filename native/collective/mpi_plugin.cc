@@ -169,7 +169,8 @@ int allreduce_impl(void* ctx, float* out, const float* in, int64_t n, int64_t bu
   const int W = c.world;
   if (bucket <= 0 || bucket > n) bucket = n;
   bucket = std::min<int64_t>(bucket, static_cast<int64_t>(INT32_MAX / 2));
-  c.scratch.resize(static_cast<size_t>(bucket));
+  // Every rank's copy of this rank's slice: W slices of at most ⌈bucket / W⌉ floats.
+  c.scratch.resize(static_cast<size_t>(W) * static_cast<size_t>((bucket + W - 1) / W));
   std::vector<int> send_cnt(W), send_dsp(W), recv_cnt(W), recv_dsp(W);
   for (int64_t o = 0; o < n; o += bucket) {
     const int64_t m = std::min(bucket, n - o);
