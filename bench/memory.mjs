@@ -1,12 +1,13 @@
 #!/usr/bin/env node
-// `node bench/memory.mjs [--preset tiny] [--batch 64] [--steps 20] [--data mnist|noise] [--checkpoint]`
+// `node bench/memory.mjs [--preset tiny] [--batch 64] [--steps 20] [--data mnist|noise] [--checkpoint] [--recompute]`
 //
 // Where the memory of a training process goes: the `cmae pretrain` set-up (the dataset, a model, its
 // AdamW, a DataLoader with prefetch, train()) run for a few steps, with the process's resident size
 // (/proc/self/status VmRSS) and its peak (VmHWM) read after each phase, and nativeMemory() (what
 // cmae reported to V8: every native allocation visible to JS, native/napi/*_wrap.cc; and the CPU
 // kernels' scratch) giving the exact size of each native piece. --checkpoint: train() writes its
-// checkpoint at the end (into a temporary directory), as `cmae pretrain` does. Prints a table;
+// checkpoint at the end (into a temporary directory), as `cmae pretrain` does. --recompute: the model
+// recomputes its encoder's activations in the backward (model.recomputeActivations). Prints a table;
 // nothing is asserted (the bounds are tested in test/reliability/memory.test.ts). Linux only (it
 // reads /proc).
 //
@@ -63,6 +64,7 @@ phase('dataset loaded', `${dataset.size} × ${dataset.height}×${dataset.width}�
 
 let ext = external();
 const model = await CMAE.create({ preset, channels: dataset.channels, seed: 0 });
+model.recomputeActivations = argv.includes('--recompute');
 const arenas = external() - ext;
 const trainable = model.trainableCount;
 const total = model.native.info().totalCount;

@@ -81,6 +81,7 @@ export interface NativeModelInfo {
   trainableCount: number;
   totalCount: number;
   maskCounter: number;
+  recomputeActivations: boolean;
   device: NativeDevice;
 }
 
@@ -121,6 +122,8 @@ export interface NativeModel {
   setMaskCounter(counter: number): void;
   /** Trains data-parallel in this job from the next step on; null: alone (native/napi/model_wrap.cc). */
   setCollective(collective: NativeCollective | null): void;
+  /** Activation recomputation for the training step (native/model/cmae_model.h). */
+  setRecomputeActivations(on: boolean): void;
   disposed(): boolean;
   dispose(): void;
 }

@@ -89,6 +89,15 @@ void CmaeModel::set_collective(std::shared_ptr<Collective> collective) {
   set_parts(W * per_rank, collective_->rank() * per_rank, (collective_->rank() + 1) * per_rank);
 }
 
+void CmaeModel::set_recompute_activations(bool on) {
+  if (on == recompute_activations_) return;
+  recompute_activations_ = on;
+  // The next step plans its workspace anew, at its new size (a smaller one is not kept larger).
+  workspace_ = Tensor();
+  train_batch_ = 0;
+  infer_batch_ = 0;
+}
+
 float* CmaeModel::part_grads(int part) const {
   return part == 0 ? grads_.f32() : part_grads_.f32() + static_cast<int64_t>(part - 1) * table_.trainable_count();
 }
@@ -332,7 +341,7 @@ void CmaeModel::plan_training(int64_t B) {
     t.ids_keep = bump.take_i32(N * K);
     t.ids_restore = bump.take_i32(N * L);
     t.x0 = bump.take(N * (1 + K) * D);
-    encoder_.stack.layout(bump, backend_, N, 1 + K, true);
+    encoder_.stack.layout(bump, backend_, N, 1 + K, true, recompute_activations_);
     t.d_latent_feature = bump.take(N * (1 + K) * D);
     t.d_visible = bump.take(N * K * D);
     t.d_patch_weight_t = bump.take(parts * P * D);

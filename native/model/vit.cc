@@ -94,14 +94,16 @@ TransformerStack::TransformerStack(ParameterTable& table, const std::string& pre
   block_begin_.push_back(param_end_);  // (param_begin(depth) = param_end())
 }
 
-void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all) {
+void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all, bool recompute) {
+  CMAE_CHECK(save_all || !recompute, Internal, "recomputed activations are for a stack laid out for backward");
   backend_ = &backend;
   B_ = B;
   N_ = N;
   save_all_ = save_all;
+  recompute_ = recompute;
   att_per_sample_ = backend.attention_saved_floats(1, N, heads_);
   const int64_t R = B * N, D = dim_;
-  const int64_t sets = save_all ? depth() : (depth() > 0 ? 1 : 0);
+  const int64_t sets = save_all && !recompute ? depth() : (depth() > 0 ? 1 : 0);
   acts_.assign(static_cast<size_t>(sets), Acts{});
   // GELU(h) is not kept per layer for backward: fc2 consumes it at once in the forward, and the
   // backward recomputes it from h (the same vectorised GELU as the GEMM epilogue's, so the same
@@ -130,8 +132,10 @@ void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N
     // Inference keeps no activations for backward: GELU runs in place (one 4·R·D buffer less to
     // stream through memory).
     a.g = save_all ? gelu_ : a.h;
-    a.out = bump.take(R * D);
+    a.out = recompute ? nullptr : bump.take(R * D);  // (recompute: each block's own, below)
   }
+  outs_.assign(static_cast<size_t>(depth()), nullptr);
+  for (int64_t i = 0; i < depth(); ++i) outs_[static_cast<size_t>(i)] = recompute ? bump.take(R * D) : acts_of(i).out;
   if (save_all) {
     d_hidden_ = bump.take(R * hidden_);
     d_qkv_ = bump.take(R * 3 * D);
@@ -152,14 +156,14 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
   const float* inp = x + r0 * D;
   {
     const Block& b = blocks_[0];
-    Acts& a = acts_[0];
+    Acts& a = acts_of(0);
     CMAE_PROF("f.ln");
     be.layernorm_forward(rows(a.ln1, D), a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b.norm1.weight, params + b.norm1.bias, R, D,
                          kLayerNormEps);
   }
   for (int64_t i = 0; i < depth(); ++i) {
     const Block& b = blocks_[i];
-    Acts& a = acts_[save_all_ ? i : 0];
+    Acts& a = acts_of(i);
     float* ln1 = rows(a.ln1, D);
     float* qkv = rows(a.qkv, 3 * D);
     float* atty = rows(a.atty, D);
@@ -167,7 +171,7 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     float* ln2 = rows(a.ln2, D);
     float* h = rows(a.h, hidden_);
     float* g = rows(a.g, hidden_);
-    float* out = rows(a.out, D);
+    float* out = rows(outs_[static_cast<size_t>(i)], D);
     // ln1 (LayerNorm of inp) was written by the previous block's fused residual pass (or above).
     { CMAE_PROF("f.qkv"); linear_fwd(be, qkv, ln1, params, b.qkv, R); }
     { CMAE_PROF("f.attn"); be.attention_forward(atty, a.att + att0, qkv, nb, N_, D, heads_); }
@@ -187,7 +191,7 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     if (i + 1 < depth()) {
       // out = x1 + fc2(...), and the next block's ln1 = LayerNorm(out): one pass.
       const Block& next = blocks_[i + 1];
-      Acts& na = acts_[save_all_ ? i + 1 : 0];
+      Acts& na = acts_of(i + 1);
       CMAE_PROF("f.res_ln");
       be.residual_layernorm_forward(out, rows(na.ln1, D), na.ln1_mean + r0, na.ln1_rstd + r0, out, x1, params + next.norm1.weight,
                                     params + next.norm1.bias, R, D, kLayerNormEps);
@@ -197,7 +201,27 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
     }
     inp = out;
   }
-  return acts_[save_all_ ? depth() - 1 : 0].out;
+  return outs_.back();
+}
+
+void TransformerStack::recompute_block(int64_t i, Acts& a, const float* params, const float* inp, int64_t b0, int64_t nb) {
+  Backend& be = *backend_;
+  const Block& b = blocks_[i];
+  const int64_t D = dim_, R = nb * N_, r0 = b0 * N_;
+  auto rows = [r0](float* base, int64_t width) { return base + r0 * width; };
+  inp += r0 * D;
+  float* x1 = rows(a.x1, D);
+  CMAE_PROF("b.recompute");
+  be.layernorm_forward(rows(a.ln1, D), a.ln1_mean + r0, a.ln1_rstd + r0, inp, params + b.norm1.weight, params + b.norm1.bias, R, D,
+                       kLayerNormEps);
+  linear_fwd(be, rows(a.qkv, 3 * D), rows(a.ln1, D), params, b.qkv, R);
+  be.attention_forward(rows(a.atty, D), a.att + b0 * att_per_sample_, rows(a.qkv, 3 * D), nb, N_, D, heads_);
+  linear_fwd(be, x1, rows(a.atty, D), params, b.proj, R);
+  if (branch_scales_) be.scale_rows(x1, x1, branch_scale(i, 0, b0), nb, N_ * D);
+  be.residual_layernorm_forward(x1, rows(a.ln2, D), a.ln2_mean + r0, a.ln2_rstd + r0, x1, inp, params + b.norm2.weight,
+                                params + b.norm2.bias, R, D, kLayerNormEps);
+  be.linear_gelu_forward(rows(a.h, hidden_), rows(a.g, hidden_), rows(a.ln2, D), params + b.fc1.weight, params + b.fc1.bias, R, b.fc1.in,
+                         b.fc1.out);
 }
 
 void TransformerStack::backward(float* grads, float* dres, const float* params, const float* x, int64_t b0, int64_t nb,
@@ -215,8 +239,10 @@ void TransformerStack::backward(float* grads, float* dres, const float* params, 
   float* d_ln = d_ln_ + r0 * D;
   for (int64_t i = depth() - 1; i >= 0; --i) {
     const Block& b = blocks_[i];
-    const Acts& a = acts_[i];
-    const float* inp = (i == 0 ? x : acts_[i - 1].out) + r0 * D;
+    Acts& a = acts_of(i);
+    const float* block_input = i == 0 ? x : outs_[static_cast<size_t>(i - 1)];
+    if (recompute_) recompute_block(i, a, params, block_input, b0, nb);
+    const float* inp = block_input + r0 * D;
     float* ln = ln_ + r0 * D;  // ln2, then ln1, recomputed
     const float* qkv = a.qkv + r0 * 3 * D;
     const float* atty = a.atty + r0 * D;

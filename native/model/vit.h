@@ -68,7 +68,11 @@ class TransformerStack {
 
   // Lays out activations in `backend`'s memory for a (B, N) input. save_all keeps every layer's
   // activations for backward; otherwise all layers share one set (inference, momentum branch).
-  void layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all);
+  // recompute (with save_all; activation checkpointing): keep only each block's output, one set of
+  // activations for all blocks, and have the backward run each block's forward again from its
+  // input just before its backward — the same kernels on the same inputs, so the same gradients,
+  // for about 10× less saved memory per block and one more forward of the stack per step.
+  void layout(Bump& bump, Backend& backend, int64_t B, int64_t N, bool save_all, bool recompute = false);
 
   // x (B, N, D) → returns the output of the last block (B, N, D), inside this stack's workspace.
   // Only samples [b0, b0 + nb) (nb < 0: all); x and the returned buffer are the whole batch's.
@@ -96,7 +100,7 @@ class TransformerStack {
 
   int64_t depth() const { return static_cast<int64_t>(blocks_.size()); }
   // The last forward's output (B, N, D) (valid until the next forward). Requires depth ≥ 1.
-  const float* output() const { return acts_.back().out; }
+  const float* output() const { return outs_.back(); }
   // The last forward's qkv of its last block (B, N, 3D) (valid until the next forward; an inference
   // layout shares one set of activations, so it is the last block's). Requires depth ≥ 1.
   const float* last_qkv() const { return acts_.back().qkv; }
@@ -119,9 +123,16 @@ class TransformerStack {
   int64_t dim_ = 0, heads_ = 0, hidden_ = 0;
   int64_t B_ = 0, N_ = 0;
   int64_t att_per_sample_ = 0;  // floats of the attention's saved state per sample
-  bool save_all_ = false;
+  bool save_all_ = false, recompute_ = false;
   Backend* backend_ = nullptr;  // set by layout()
   std::vector<Acts> acts_;
+  std::vector<float*> outs_;  // block i's output: acts_[i].out, or (recompute) a buffer of its own
+  // The activations block i's forward writes (its own set with save_all, else the shared one).
+  Acts& acts_of(int64_t i) { return acts_[save_all_ && !recompute_ ? static_cast<size_t>(i) : 0]; }
+  // recompute: block i's forward again, for samples [b0, b0 + nb) from its input inp (the whole
+  // batch's buffer), into a, as far as its backward reads (ln1 statistics, qkv, attention, x1, ln2
+  // statistics, h): the forward's kernels in the forward's order, so the same bits.
+  void recompute_block(int64_t i, Acts& a, const float* params, const float* inp, int64_t b0, int64_t nb);
   float *d_hidden_ = nullptr, *d_qkv_ = nullptr, *d_atty_ = nullptr, *d_ln_ = nullptr;
   float* gelu_ = nullptr;  // save_all: every layer's GELU(h), one layer at a time (layout() says why)
   float* ln_ = nullptr;    // save_all: every LayerNorm output of the stack, one at a time (likewise)

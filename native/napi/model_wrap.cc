@@ -180,6 +180,7 @@ Napi::Function ModelWrap::Init(Napi::Env env) {
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::ResetMomentum>>("resetMomentum"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetMaskCounter>>("setMaskCounter"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetCollective>>("setCollective"),
+                         InstanceMethod<&ModelWrap::Guard<&ModelWrap::SetRecomputeActivations>>("setRecomputeActivations"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Disposed>>("disposed"),
                          InstanceMethod<&ModelWrap::Guard<&ModelWrap::Dispose>>("dispose"),
                      });
@@ -283,6 +284,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("trainableCount", static_cast<double>(m.table().trainable_count()));
   o.Set("totalCount", static_cast<double>(m.table().total()));
   o.Set("maskCounter", static_cast<double>(m.mask_counter()));
+  o.Set("recomputeActivations", m.recompute_activations());
   o.Set("device", DeviceName(m.backend()));
   return o;
 }
@@ -478,6 +480,15 @@ Napi::Value ModelWrap::ResetMomentum(const Napi::CallbackInfo& info) {
 Napi::Value ModelWrap::SetMaskCounter(const Napi::CallbackInfo& info) {
   CheckIdle();
   model().set_mask_counter(static_cast<uint64_t>(NonNegativeIntArg(info, 0, "counter")));
+  return info.Env().Undefined();
+}
+
+// setRecomputeActivations(on): activation recomputation for the training step (its workspace is
+// planned anew at the next step, and freed now).
+Napi::Value ModelWrap::SetRecomputeActivations(const Napi::CallbackInfo& info) {
+  CheckIdle();
+  model().set_recompute_activations(BoolArg(info, 0, "recomputeActivations"));
+  ReportMemory(info.Env());
   return info.Env().Undefined();
 }
 

@@ -65,6 +65,7 @@ class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
   Napi::Value ResetMomentum(const Napi::CallbackInfo& info);
   Napi::Value SetMaskCounter(const Napi::CallbackInfo& info);
   Napi::Value SetCollective(const Napi::CallbackInfo& info);
+  Napi::Value SetRecomputeActivations(const Napi::CallbackInfo& info);
   Napi::Value Disposed(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 

@@ -58,6 +58,7 @@ export function buildProgram(): Command {
     .option('--resume', 'continue from <out>/checkpoint.safetensors')
     .option('--no-eval', 'skip the k-NN evaluation')
     .option('--json', 'print one JSON summary on stdout (progress stays on stderr)')
+    .option('--recompute-activations', 'recompute the encoder\'s activations in the backward instead of keeping them: the same results, ~100 MB less at tiny batch 64 for 3-5 % more time (12 % at nano)')
     .option('--distributed', 'one rank of a data-parallel job started by an MPI launcher (cmae launch, or mpirun -np N): the global --batch-size is shared among the ranks; rank 0 writes the outputs')
     .option('--dist-timeout <s>', 'with --distributed: seconds a rank waits for the others before the job stops, naming the missing rank (default 300)')
     .option('--dist-bucket-mb <MiB>', 'with --distributed: gradient all-reduce bucket size (default 25; 0 = one bucket)')

@@ -43,6 +43,7 @@ export interface PretrainOptions {
   minutes?: string;
   minCrop?: string;
   teacher?: string;
+  recomputeActivations?: boolean;
   distributed?: boolean;
   distTimeout?: string;
   distBucketMb?: string;
@@ -159,6 +160,7 @@ async function pretrainAs(o: PretrainOptions, settings: PretrainSettings, job: D
       device,
       ...overrides,
     });
+    model.recomputeActivations = o.recomputeActivations ?? false;
     // A resumed run must be the same run: the checkpoint's configuration, data and teacher are
     // compared now, before any slow work (the baselines, the data statistics).
     if (o.resume) await checkResumable(checkpoint, model.config, { data: o.data, maskSampling, ...(o.teacher !== undefined ? { teacher: o.teacher } : {}) });

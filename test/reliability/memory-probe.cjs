@@ -9,6 +9,8 @@
  *   node memory-probe.cjs loader <batches> <stopAbove>   DataLoader batches, each disposed by the consumer
  *   node memory-probe.cjs train <steps> <stopAbove>      train() on a DataLoader (micro)
  *   node memory-probe.cjs accounting                     what cmae reports to V8, around dispose and GC
+ *   node memory-probe.cjs peak <steps> <recompute 0|1>   `cmae pretrain`'s set-up at tiny, batch 64, on
+ *                                                        MNIST: the process's peak resident size (VmHWM)
  */
 'use strict';
 const path = require('node:path');
@@ -144,7 +146,21 @@ async function accounting() {
   return out;
 }
 
-const scenarios = { cycles, loader, train: trainLoop, accounting };
+// The peak resident size of a tiny, batch-64 pre-training process as `cmae pretrain` sets it up
+// (the bundled MNIST in memory, a DataLoader with prefetch, train() with its AdamW), with or
+// without activation recomputation.
+async function peak() {
+  const recompute = stopArg === '1';
+  const data = new DataLoader(await cmae.loadMnist(), { batchSize: 64, seed: 0, augment: { outSize: 32, shiftRange: 7 }, targetView: 'shifted' });
+  const model = await CMAE.create({ preset: 'tiny', channels: 1, seed: 0 });
+  model.recomputeActivations = recompute;
+  const result = await train({ model, data, steps: count });
+  model.dispose();
+  const hwm = Number(/VmHWM:\s+(\d+)/.exec(require('node:fs').readFileSync('/proc/self/status', 'utf8'))[1]) * 1024;
+  return { peak: hwm, done: result.steps, recompute };
+}
+
+const scenarios = { cycles, loader, train: trainLoop, accounting, peak };
 scenarios[scenario]().then(
   (result) => process.stdout.write(`${JSON.stringify(result)}\n`),
   (error) => {

@@ -52,6 +52,20 @@ describe('memory of a long-lived process', () => {
     expectBoundedGrowth('train', 1000, 32);
   });
 
+  it('a tiny, batch-64 pre-training process peaks under 400 MB with recomputeActivations (and is measured without)', () => {
+    interface Peak {
+      peak: number;
+      done: number;
+    }
+    const lean = runProbe<Peak>(['peak', '12', '1']);
+    const full = runProbe<Peak>(['peak', '12', '0']);
+    const summary = `peak RSS ${(lean.peak / MB).toFixed(1)} MB recomputing, ${(full.peak / MB).toFixed(1)} MB saving every activation`;
+    expect(lean.done).toBe(12);
+    expect(lean.peak / MB, summary).toBeLessThan(400);
+    // the saving is the encoder's saved activations, ~100 MB at this size
+    expect((full.peak - lean.peak) / MB, summary).toBeGreaterThan(50);
+  });
+
   it('what cmae reports to V8 returns to its starting value after dispose() and after GC of undisposed handles', () => {
     interface Snapshot {
       reported: number;
