@@ -71,7 +71,7 @@ const total = model.native.info().totalCount;
 phase(
   'model created',
   `arenas ${(arenas / MB).toFixed(1)} MB: params ${((total * 4) / MB).toFixed(1)}, grads ${((trainable * 4) / MB).toFixed(1)}, ` +
-    `per-part grads ${((arenas - total * 4 - 2 * trainable * 4) / MB).toFixed(1)}, decay mask ${((trainable * 4) / MB).toFixed(1)}`,
+    `per-part grads ${((arenas - total * 4 - trainable * 4) / MB).toFixed(1)} (and the BatchNorm running-stats backup)`,
 );
 
 ext = external();

@@ -42,14 +42,7 @@ CmaeModel::CmaeModel(const ModelConfig& config, uint64_t seed, Backend& backend)
   params_ = Tensor::empty({table_.total()}, DType::F32, backend_);
   grads_ = Tensor::zeros({n}, DType::F32, backend_);
   set_parts(backend_.batch_parts(), 0, backend_.batch_parts());
-  std::vector<float> mask(static_cast<size_t>(n), 0.0f);
-  for (const ParamInfo& p : table_.entries()) {
-    if (p.role != ParamRole::Trainable || !p.weight_decay) continue;
-    std::fill(mask.begin() + p.offset, mask.begin() + p.offset + p.numel, 1.0f);
-  }
   if (table_.total() > running_stats_begin_) running_stats_backup_ = Tensor::empty({table_.total() - running_stats_begin_}, DType::F32, backend_);
-  decay_mask_ = Tensor::empty({n}, DType::F32, backend_);
-  backend_.copy_from_host(decay_mask_.f32(), mask.data(), sizeof(float) * mask.size());
   initialise();
 }
 

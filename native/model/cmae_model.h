@@ -96,16 +96,15 @@ class CmaeModel {
   Backend& backend() const { return backend_; }
   const ParameterTable& table() const { return table_; }
   // The arenas, in the backend's memory: every parameter and buffer; the gradients of the
-  // trainable prefix; 1 where AdamW applies weight decay, 0 elsewhere (over the trainable prefix).
+  // trainable prefix (which of them take weight decay is the table's ParamInfo::weight_decay).
   const Tensor& params() const { return params_; }
   const Tensor& grads() const { return grads_; }
-  const Tensor& decay_mask() const { return decay_mask_; }
   // Bytes of backend memory the model holds now: its arenas (parameters, the gradient arenas, the
-  // decay mask), the workspace and the identity ids of the plans made so far, for the JS engine's
-  // external-memory accounting.
+  // BatchNorm running-stats backup), the workspace and the identity ids of the plans made so far,
+  // for the JS engine's external-memory accounting.
   int64_t memory_bytes() const {
     const auto bytes = [](const Tensor& t) { return t.defined() ? t.bytes() : size_t{0}; };
-    return static_cast<int64_t>(params_.bytes() + grads_.bytes() + part_grads_.bytes() + decay_mask_.bytes() +
+    return static_cast<int64_t>(params_.bytes() + grads_.bytes() + part_grads_.bytes() + bytes(running_stats_backup_) +
                                 bytes(workspace_) + bytes(train_ids_) + bytes(infer_ids_));
   }
   uint64_t seed() const { return seed_; }
@@ -286,7 +285,7 @@ class CmaeModel {
   Backend& backend_;
   uint64_t mask_counter_ = 0;
   ParameterTable table_;
-  Tensor params_, grads_, decay_mask_;
+  Tensor params_, grads_;
   // The BatchNorm running statistics, [running_stats_begin_, table_.total()) of the arena, and their
   // copy from the start of the current step (undefined when the method has no BatchNorm).
   int64_t running_stats_begin_ = 0;

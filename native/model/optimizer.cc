@@ -40,10 +40,11 @@ AdamW::AdamW(const CmaeModel& model, const AdamWHyper& hyper) : hyper_(hyper) {
   for (const ParamInfo& info : model.table().entries()) {
     if (info.role != ParamRole::Trainable) continue;
     const double scale = std::pow(hyper_.layer_decay, static_cast<double>(depth + 1 - layer_id(info.name, depth)));
-    if (!groups_.empty() && groups_.back().lr_scale == scale && groups_.back().begin + groups_.back().count == info.offset) {
+    const Group* last = groups_.empty() ? nullptr : &groups_.back();
+    if (last && last->lr_scale == scale && last->decayed == info.weight_decay && last->begin + last->count == info.offset) {
       groups_.back().count += info.numel;
     } else {
-      groups_.push_back({info.offset, info.numel, scale});
+      groups_.push_back({info.offset, info.numel, scale, info.weight_decay});
     }
   }
 }
@@ -72,11 +73,15 @@ double AdamW::step(CmaeModel& model, double lr, int64_t step) {
   backend.copy_to_host(&host_norm, norm, sizeof(double));
   if (!std::isfinite(host_norm)) return host_norm;
   if (h.max_grad_norm > 0) backend.clip_coefficient(coefficient, norm, h.max_grad_norm);
-  // One fused pass per run of equal learning rate (one run without layer decay).
+  // One fused pass per run of equal learning rate and decay. A run without decay takes weight
+  // decay 0: lr·0·p is the same zero that lr·wd·mask·p gave with a 0 mask (and stays 0 where
+  // lr·wd overflows a float, where inf·0 was NaN).
+  const float weight_decay = s.weight_decay;
   for (const Group& group : groups_) {
     const int64_t b = group.begin;
     s.lr = static_cast<float>(lr * group.lr_scale);
-    backend.adamw_step(model.params().f32() + b, m_.f32() + b, v_.f32() + b, grads + b, model.decay_mask().f32() + b, group.count, s,
+    s.weight_decay = group.decayed ? weight_decay : 0.0f;
+    backend.adamw_step(model.params().f32() + b, m_.f32() + b, v_.f32() + b, grads + b, nullptr, group.count, s,
                        h.max_grad_norm > 0 ? coefficient : nullptr);
   }
   return host_norm;

@@ -53,13 +53,16 @@ class AdamW {
   int64_t bytes() const { return static_cast<int64_t>(m_.bytes() + v_.bytes() + scalars_.bytes()); }
 
  private:
-  // A run [begin, begin + count) of the trainable arena updated at lr·lr_scale.
+  // A run [begin, begin + count) of the trainable arena updated at lr·lr_scale, with weight decay
+  // or without. Runs instead of a 0/1 decay mask over the arena: the mask was as large as the
+  // gradients (26 MB of a tiny model, 0.34 GB of base) for one bit per parameter tensor.
   struct Group {
     int64_t begin = 0, count = 0;
     double lr_scale = 1;
+    bool decayed = true;
   };
   AdamWHyper hyper_;
-  std::vector<Group> groups_;  // consecutive parameters of one scale merged; covers the arena
+  std::vector<Group> groups_;  // consecutive parameters of one scale and decay merged; covers the arena
   Tensor m_, v_;
   Tensor scalars_;  // the norm (one double, floats 0-1) and the clipping coefficient (float 2)
 };
