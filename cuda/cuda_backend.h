@@ -51,6 +51,7 @@ class CudaBackend final : public Backend {
   void synchronize() override;
   void make_current() override;
   std::mutex* exclusive_use() override { return &exclusive_use_; }
+  void* native_stream() override { return static_cast<void*>(stream_); }
   void set_kernel_timing(bool on) override;
   std::vector<KernelTime> take_kernel_times() override;
 

@@ -99,6 +99,9 @@ class Backend : public ActivationOps,
   // take turns: model and optimizer jobs hold the mutex for their whole run on their worker, and
   // kernel bindings on the JS thread only try it (BusyError rather than a blocked event loop).
   virtual std::mutex* exclusive_use() { return nullptr; }
+  // The queue this backend's ops run on, for an engine that queues work after them (NCCL's device
+  // exchanges, collective/collective_abi.h): a CUDA backend's cudaStream_t; null elsewhere.
+  virtual void* native_stream() { return nullptr; }
 
   // ---- profiling -----------------------------------------------------------------------------------
   // While on, a backend with kernels of its own (CUDA) times each launch on the device (events

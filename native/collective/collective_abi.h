@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define CMAE_COLLECTIVE_ABI_VERSION 1u
+#define CMAE_COLLECTIVE_ABI_VERSION 2u
 
 typedef struct cmae_collective {
   uint32_t abi_version;  // CMAE_COLLECTIVE_ABI_VERSION
@@ -37,6 +37,21 @@ typedef struct cmae_collective {
   void (*abort_job)(void* ctx, int code);
   // Leaves the job cleanly (after the last collective); frees ctx.
   void (*finalize)(void* ctx);
+
+  // ---- version 2: exchanges of device memory; NULL where the engine has none (MPI alone) --------
+  // Buffers are device pointers of the calling thread's current CUDA device. Each exchange is queued
+  // on `stream` (a cudaStream_t; NULL: the legacy default stream) after the work queued there
+  // before it, and has completed when the call returns (it waits up to timeout_s). Sizes in bytes.
+  char device_engine[64];  // e.g. "NCCL 2.23.4"; empty when the pointers below are NULL
+  // As allgather, on a device buffer.
+  int (*device_allgather)(void* ctx, void* buffer, const int64_t* counts, const int64_t* displs, void* stream, double timeout_s,
+                          const char* what, char* err, size_t err_len);
+  // All-to-all: bytes send[send_displs[s], + send_counts[s]) go to rank s, and rank r's arrive in
+  // recv[recv_displs[r], + recv_counts[r]) (recv and send do not overlap). A rank-ordered sum is
+  // composed from this, the backend's adds and device_allgather (core/collective.cc).
+  int (*device_alltoallv)(void* ctx, void* recv, const int64_t* recv_counts, const int64_t* recv_displs, const void* send,
+                          const int64_t* send_counts, const int64_t* send_displs, void* stream, double timeout_s, const char* what,
+                          char* err, size_t err_len);
 } cmae_collective;
 
 // The plugin's one export, "cmae_collective_open": joins the job (MPI_Init) and fills *out.

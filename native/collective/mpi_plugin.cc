@@ -11,17 +11,26 @@
 // Why a rendezvous before each collective: a blocking MPI call whose peer died or hangs never
 // returns. Each collective starts with a tiny non-blocking exchange of sequence numbers, polled
 // against the deadline, so a missing rank is named; the data exchange is then polled too.
+//
+// Device buffers (CUDA ranks): where NCCL and the CUDA driver can be loaded at run time
+// (nccl_api.h; CMAE_NCCL_LIBRARY and CMAE_CUDA_DRIVER_LIBRARY name other files, "none" turns it
+// off), the plugin also exchanges device memory with NCCL's point-to-point send/receive on the
+// caller's stream, the communicator bootstrapped over MPI (rank 0's unique id broadcast). MPI stays
+// the host channel (the trainer's control messages) and the rendezvous that names a missing rank.
+// Send/receive rather than ncclAllReduce: the sum's order stays cmae's (core/collective.cc).
 #include <mpi.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "collective_abi.h"
+#include "nccl_api.h"
 
 namespace {
 
@@ -36,6 +45,8 @@ struct Context {
   std::vector<unsigned long long> arrive_theirs;
   std::vector<float> scratch;
   std::string failed;  // the first failure: the job's collectives are unusable after one
+  cmae::nccl::Api nccl;  // ok() when the device exchanges are offered
+  cmae::nccl::Comm nccl_comm = nullptr;  // made at the first device exchange
 };
 
 void set_err(char* err, size_t len, const std::string& msg) {
@@ -204,6 +215,117 @@ int allreduce_impl(void* ctx, float* out, const float* in, int64_t n, int64_t bu
   return 0;
 }
 
+
+// ---- device buffers over NCCL ------------------------------------------------------------------
+
+namespace nccl = cmae::nccl;
+
+std::string nccl_error(const Context& c, nccl::Result r) {
+  const char* text = c.nccl.get_error_string ? c.nccl.get_error_string(r) : nullptr;
+  return "NCCL error " + std::to_string(r) + (text ? std::string(" (") + text + ")" : std::string());
+}
+
+void abort_nccl(Context& c) {
+  if (c.nccl_comm) c.nccl.comm_abort(c.nccl_comm);  // NCCL's way to unblock its queued kernels
+  c.nccl_comm = nullptr;
+}
+
+// The communicator, made at the first device exchange (NCCL binds it to the calling thread's
+// current device): rank 0's unique id reaches the others over MPI.
+bool ensure_nccl(Context& c, double timeout_s, const char* what, char* err, size_t err_len) {
+  if (c.nccl_comm) return true;
+  nccl::UniqueId id{};
+  if (c.rank == 0) {
+    const nccl::Result r = c.nccl.get_unique_id(&id);
+    if (r != nccl::kSuccess) return set_err(err, err_len, std::string(what) + ": ncclGetUniqueId: " + nccl_error(c, r)), false;
+  }
+  std::vector<MPI_Request> req(1);
+  MPI_Ibcast(&id, sizeof id, MPI_BYTE, 0, c.comm, &req[0]);
+  if (!finish(c, req, timeout_s, "broadcast of NCCL's unique id", err, err_len)) return false;
+  const nccl::Result r = c.nccl.comm_init_rank(&c.nccl_comm, c.world, id, c.rank);
+  if (r != nccl::kSuccess) {
+    c.nccl_comm = nullptr;
+    return set_err(err, err_len, std::string(what) + ": ncclCommInitRank on rank " + std::to_string(c.rank) + ": " + nccl_error(c, r)),
+           false;
+  }
+  return true;
+}
+
+// Sends and receives as one NCCL group on `stream`, then waits for the stream, polling it and the
+// communicator's asynchronous error against the deadline (a peer that died leaves NCCL's kernels
+// waiting forever: on timeout the communicator is aborted and the job's collectives are done).
+template <typename Queue>
+bool run_group(Context& c, void* stream, double timeout_s, const char* what, char* err, size_t err_len, Queue&& queue) {
+  nccl::Result r = c.nccl.group_start();
+  if (r == nccl::kSuccess) r = queue();
+  const nccl::Result end = c.nccl.group_end();
+  if (r == nccl::kSuccess) r = end;
+  if (r != nccl::kSuccess && r != nccl::kInProgress) {
+    abort_nccl(c);
+    return set_err(err, err_len, std::string(what) + " on rank " + std::to_string(c.rank) + ": " + nccl_error(c, r)), false;
+  }
+  const Clock::time_point deadline = deadline_after(timeout_s);
+  for (int spins = 0;; ++spins) {
+    const nccl::DriverResult q = c.nccl.stream_query(stream);
+    if (q == nccl::kDriverSuccess) return true;
+    nccl::Result async = nccl::kSuccess;
+    c.nccl.comm_get_async_error(c.nccl_comm, &async);
+    std::string why;
+    if (q != nccl::kDriverNotReady) why = "CUDA error " + std::to_string(q) + " on the stream";
+    else if (async != nccl::kSuccess && async != nccl::kInProgress) why = nccl_error(c, async);
+    else if (Clock::now() >= deadline) why = "did not complete within " + seconds(timeout_s) + " s (a rank died or hangs)";
+    if (!why.empty()) {
+      abort_nccl(c);
+      return set_err(err, err_len, std::string("the ") + what + " (NCCL) on rank " + std::to_string(c.rank) + ": " + why), false;
+    }
+    if (spins > 1000) std::this_thread::sleep_for(std::chrono::microseconds(spins > 5000 ? 1000 : 50));
+  }
+}
+
+int device_allgather_impl(void* ctx, void* buffer, const int64_t* counts, const int64_t* displs, void* stream, double timeout_s,
+                          const char* what, char* err, size_t err_len) {
+  Context& c = *static_cast<Context*>(ctx);
+  if (!rendezvous(c, timeout_s, what, err, err_len)) return 1;
+  if (c.world == 1) return 0;
+  if (!ensure_nccl(c, timeout_s, what, err, err_len)) return 1;
+  auto* bytes = static_cast<char*>(buffer);
+  const int me = c.rank;
+  // NCCL has no all-gather of uneven segments: every rank sends its own to each other rank.
+  const bool ok = run_group(c, stream, timeout_s, what, err, err_len, [&] {
+    for (int r = 0; r < c.world; ++r) {
+      if (r == me) continue;
+      nccl::Result x = nccl::kSuccess;
+      if (counts[me] > 0) x = c.nccl.send(bytes + displs[me], static_cast<size_t>(counts[me]), nccl::kInt8, r, c.nccl_comm, stream);
+      if (x == nccl::kSuccess && counts[r] > 0) x = c.nccl.recv(bytes + displs[r], static_cast<size_t>(counts[r]), nccl::kInt8, r, c.nccl_comm, stream);
+      if (x != nccl::kSuccess) return x;
+    }
+    return nccl::kSuccess;
+  });
+  return ok ? 0 : 1;
+}
+
+int device_alltoallv_impl(void* ctx, void* recv, const int64_t* recv_counts, const int64_t* recv_displs, const void* send,
+                          const int64_t* send_counts, const int64_t* send_displs, void* stream, double timeout_s, const char* what,
+                          char* err, size_t err_len) {
+  Context& c = *static_cast<Context*>(ctx);
+  if (!rendezvous(c, timeout_s, what, err, err_len)) return 1;
+  if (!ensure_nccl(c, timeout_s, what, err, err_len)) return 1;
+  auto* in = static_cast<const char*>(send);
+  auto* out = static_cast<char*>(recv);
+  // (with itself too: NCCL pairs a rank's send and receive to itself inside one group)
+  const bool ok = run_group(c, stream, timeout_s, what, err, err_len, [&] {
+    for (int r = 0; r < c.world; ++r) {
+      nccl::Result x = nccl::kSuccess;
+      if (send_counts[r] > 0) x = c.nccl.send(in + send_displs[r], static_cast<size_t>(send_counts[r]), nccl::kInt8, r, c.nccl_comm, stream);
+      if (x == nccl::kSuccess && recv_counts[r] > 0)
+        x = c.nccl.recv(out + recv_displs[r], static_cast<size_t>(recv_counts[r]), nccl::kInt8, r, c.nccl_comm, stream);
+      if (x != nccl::kSuccess) return x;
+    }
+    return nccl::kSuccess;
+  });
+  return ok ? 0 : 1;
+}
+
 // After a failure (a timeout: messages of the failed exchange may still arrive) nothing more is
 // exchanged: the caller ends the job.
 template <typename F>
@@ -226,6 +348,21 @@ int allreduce_sum_f32(void* ctx, float* out, const float* in, int64_t n, int64_t
                  [&] { return allreduce_impl(ctx, out, in, n, bucket, timeout_s, what, err, err_len); });
 }
 
+int device_allgather(void* ctx, void* buffer, const int64_t* counts, const int64_t* displs, void* stream, double timeout_s,
+                     const char* what, char* err, size_t err_len) {
+  return guarded(*static_cast<Context*>(ctx), what, err, err_len,
+                 [&] { return device_allgather_impl(ctx, buffer, counts, displs, stream, timeout_s, what, err, err_len); });
+}
+
+int device_alltoallv(void* ctx, void* recv, const int64_t* recv_counts, const int64_t* recv_displs, const void* send,
+                     const int64_t* send_counts, const int64_t* send_displs, void* stream, double timeout_s, const char* what, char* err,
+                     size_t err_len) {
+  return guarded(*static_cast<Context*>(ctx), what, err, err_len, [&] {
+    return device_alltoallv_impl(ctx, recv, recv_counts, recv_displs, send, send_counts, send_displs, stream, timeout_s, what, err,
+                                 err_len);
+  });
+}
+
 void abort_job(void* ctx, int code) {
   Context& c = *static_cast<Context*>(ctx);
   MPI_Abort(c.comm == MPI_COMM_NULL ? MPI_COMM_WORLD : c.comm, code);
@@ -233,6 +370,7 @@ void abort_job(void* ctx, int code) {
 
 void finalize(void* ctx) {
   Context* c = static_cast<Context*>(ctx);
+  if (c->nccl_comm) c->nccl.comm_destroy(c->nccl_comm);
   if (c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
   int finalized = 0;
   MPI_Finalized(&finalized);
@@ -276,5 +414,16 @@ extern "C" __attribute__((visibility("default"))) int cmae_collective_open(cmae_
   out->allreduce_sum_f32 = allreduce_sum_f32;
   out->abort_job = abort_job;
   out->finalize = finalize;
+  const auto env = [](const char* name, const char* fallback) {
+    const char* v = std::getenv(name);
+    return std::string(v && *v ? v : fallback);
+  };
+  const std::string nccl_path = env("CMAE_NCCL_LIBRARY", "libnccl.so.2"), driver_path = env("CMAE_CUDA_DRIVER_LIBRARY", "libcuda.so.1");
+  if (nccl_path != "none") c->nccl = cmae::nccl::Api::load(nccl_path, driver_path);
+  if (nccl_path != "none" && c->nccl.ok()) {
+    std::snprintf(out->device_engine, sizeof(out->device_engine), "%s", c->nccl.name().c_str());
+    out->device_allgather = device_allgather;
+    out->device_alltoallv = device_alltoallv;
+  }
   return 0;
 }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "backend/backend.h"
 #include "errors.h"
 
 namespace cmae {
@@ -63,6 +64,61 @@ void Collective::allreduce_sum(float* out, const float* in, int64_t n, const cha
   char err[1024] = {0};
   if (api_.allreduce_sum_f32(api_.ctx, out, in, n, bucket_floats_, timeout_s_, what, err, sizeof err) != 0)
     fail(ErrorKind::Distributed, err);
+}
+
+std::string Collective::engine() const {
+  const std::string device = has_device_exchanges() ? api_.device_engine : "";
+  return std::string(api_.engine) + (device.empty() ? "" : " + " + device + " (device buffers)");
+}
+
+void Collective::device_allgather(Backend& backend, void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs,
+                                  const char* what) {
+  CMAE_CHECK(!finalized_, Distributed, what, ": the distributed job was left (finalize)");
+  CMAE_CHECK(has_device_exchanges(), Internal, what, ": the collective engine exchanges no device memory");
+  CMAE_CHECK(counts.size() == static_cast<size_t>(world_size()) && displs.size() == counts.size(), Internal, what,
+             ": one segment per rank expected");
+  char err[1024] = {0};
+  if (api_.device_allgather(api_.ctx, buffer, counts.data(), displs.data(), backend.native_stream(), timeout_s_, what, err, sizeof err) != 0)
+    fail(ErrorKind::Distributed, err);
+}
+
+void Collective::device_allreduce_sum(Backend& backend, float* out, const float* in, int64_t n, const char* what) {
+  CMAE_CHECK(!finalized_, Distributed, what, ": the distributed job was left (finalize)");
+  CMAE_CHECK(has_device_exchanges(), Internal, what, ": the collective engine exchanges no device memory");
+  if (out != in) backend.copy(out, in, sizeof(float) * static_cast<size_t>(n));
+  const int W = world_size(), me = rank();
+  if (W == 1 || n == 0) return;
+  const int64_t bucket = bucket_floats_ > 0 && bucket_floats_ < n ? bucket_floats_ : n;
+  const int64_t slice_cap = (bucket + W - 1) / W;
+  if (!device_slices_.defined() || device_slices_.numel() < W * slice_cap || &device_slices_.backend() != &backend) {
+    device_slices_ = Tensor();
+    device_slices_ = Tensor::empty({W * slice_cap}, DType::F32, backend);
+  }
+  float* slices = device_slices_.f32();
+  const auto W_ = static_cast<size_t>(W);
+  std::vector<int64_t> send_counts(W_), send_displs(W_), recv_counts(W_), recv_displs(W_);
+  char err[1024] = {0};
+  for (int64_t o = 0; o < n; o += bucket) {
+    const int64_t m = std::min(bucket, n - o);
+    float* b = out + o;
+    // slice s of the bucket: [m·s/W, m·(s+1)/W), as the MPI plugin's host sum cuts it
+    auto lo = [&](int s) { return m * s / W; };
+    const int64_t mine0 = lo(me), mine = lo(me + 1) - mine0;
+    for (int s = 0; s < W; ++s) {
+      const auto i = static_cast<size_t>(s);
+      send_counts[i] = sizeof(float) * (lo(s + 1) - lo(s));
+      send_displs[i] = sizeof(float) * lo(s);
+      recv_counts[i] = sizeof(float) * mine;
+      recv_displs[i] = sizeof(float) * s * mine;
+    }
+    if (api_.device_alltoallv(api_.ctx, slices, recv_counts.data(), recv_displs.data(), b, send_counts.data(), send_displs.data(),
+                              backend.native_stream(), timeout_s_, what, err, sizeof err) != 0)
+      fail(ErrorKind::Distributed, err);
+    // rank order: ((in_0 + in_1) + in_2) + …
+    backend.copy(b + mine0, slices, sizeof(float) * static_cast<size_t>(mine));
+    for (int s = 1; s < W; ++s) backend.add_inplace(b + mine0, slices + s * mine, mine);
+    device_allgather(backend, b, send_counts, send_displs, what);
+  }
 }
 
 void Collective::abort_job(int code) {

@@ -13,8 +13,11 @@
 #include <vector>
 
 #include "collective/collective_abi.h"
+#include "core/tensor.h"
 
 namespace cmae {
+
+class Backend;
 
 class Collective {
  public:
@@ -27,7 +30,8 @@ class Collective {
 
   int rank() const { return api_.rank; }
   int world_size() const { return api_.world_size; }
-  std::string engine() const { return api_.engine; }
+  // "Open MPI v4.1.4", with " + NCCL 2.23.4 (device buffers)" where the engine exchanges device memory.
+  std::string engine() const;
   double timeout_s() const { return timeout_s_; }
   int64_t bucket_floats() const { return bucket_floats_; }
 
@@ -35,6 +39,15 @@ class Collective {
   void allgather(void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs, const char* what);
   // out = Σ_r in_r in rank order, in buckets of bucket_floats() (out may be in).
   void allreduce_sum(float* out, const float* in, int64_t n, const char* what);
+
+  // The same two on buffers in `backend`'s device memory, queued on its stream, where the engine
+  // exchanges device memory (NCCL); has_device_exchanges() says whether it does. The sum is the
+  // one above, composed: per bucket an all-to-all of slices, the backend adding each slice's W
+  // copies in rank order (the same float adds as the host sum: the same bits), an all-gather.
+  bool has_device_exchanges() const { return api_.device_allgather && api_.device_alltoallv; }
+  void device_allgather(Backend& backend, void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs,
+                        const char* what);
+  void device_allreduce_sum(Backend& backend, float* out, const float* in, int64_t n, const char* what);
   // Ends every rank of the job now with exit status `code`.
   [[noreturn]] void abort_job(int code);
   // Leaves the job (MPI_Finalize); later exchanges throw. Idempotent.
@@ -47,6 +60,7 @@ class Collective {
   double timeout_s_ = 0;
   int64_t bucket_floats_ = 0;
   bool finalized_ = false;
+  Tensor device_slices_;  // device_allreduce_sum's receive buffer: W slices of a bucket
 };
 
 // The gradient all-reduce overlapped with the backward pass (PyTorch DDP's buckets): a backward

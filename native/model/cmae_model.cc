@@ -842,9 +842,10 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     CMAE_PROF("M.gather");
     const int W = collective_->world_size(), per_rank = parts / W;
     // Rank r's segment of `buffer` is [displs[r], displs[r] + counts[r]) bytes. A device model's
-    // exchange goes through host memory (the MPI plugin's), staged both ways.
+    // exchange is the engine's on device memory (NCCL), else staged through host memory both ways.
     auto exchange = [&](void* buffer, const std::vector<int64_t>& counts, const std::vector<int64_t>& displs, const char* what) {
       if (backend_.device() == Device::CPU) return collective_->allgather(buffer, counts, displs, what);
+      if (collective_->has_device_exchanges()) return collective_->device_allgather(backend_, buffer, counts, displs, what);
       std::vector<uint8_t> host(static_cast<size_t>(displs.back() + counts.back()));
       backend_.copy_to_host(host.data(), buffer, host.size());
       collective_->allgather(host.data(), counts, displs, what);
@@ -929,7 +930,7 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   const int64_t n = table_.trainable_count();
   const char* all_reduce = "all-reduce of the gradients";
   std::unique_ptr<OverlappedSum> overlapped;
-  // (A device model sums after the backward, through host memory: its buffers are the device's.)
+  // (A device model sums after the backward: on the device where the engine can, else through host memory.)
   if (distributed && part_end_ - part_begin_ == 1 && backend_.device() == Device::CPU) {
     overlapped = std::make_unique<OverlappedSum>(*collective_, grads_.f32(), local, n, all_reduce);
     grads_complete_ = [&](int64_t offset) { overlapped->release(offset); };
@@ -956,6 +957,9 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     } else if (distributed && backend_.device() == Device::CPU) {
       CMAE_PROF("M.allreduce");
       collective_->allreduce_sum(grads_.f32(), local, n, all_reduce);
+    } else if (distributed && collective_->has_device_exchanges()) {
+      CMAE_PROF("M.allreduce_device");
+      collective_->device_allreduce_sum(backend_, grads_.f32(), local, n, all_reduce);
     } else if (distributed) {
       CMAE_PROF("M.allreduce_staged");
       std::vector<float> host(static_cast<size_t>(n));

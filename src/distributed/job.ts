@@ -47,7 +47,7 @@ export class DistributedJob {
   readonly native: NativeCollective;
   readonly rank: number;
   readonly worldSize: number;
-  /** The collective engine, e.g. "Open MPI v4.1.4". */
+  /** The collective engine, e.g. "Open MPI v4.1.4", or "Open MPI v4.1.4 + NCCL 2.23.4 (device buffers)" where CUDA ranks exchange device memory over NCCL. */
   readonly engine: string;
   private left = false;
 

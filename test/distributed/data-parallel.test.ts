@@ -21,6 +21,7 @@ interface RankRecord {
   rank?: number;
   worldSize?: number;
   engine?: string;
+  trainable?: number;
   steps: number;
   aborted: boolean;
   losses: number[][];
@@ -176,6 +177,51 @@ describe('mpirun -np 2 at global batch 64 = one process at batch 64, bit for bit
     expect(r0.params === record(dir, '1').params).toBe(true);
     expect(Math.abs(r0.losses[0]![0]! - alone.losses[0]![0]!)).toBeLessThan(1e-6 * alone.losses[0]![0]!);
     for (let i = 0; i < 3; i++) expect(Math.abs(r0.losses[i]![0]! - alone.losses[i]![0]!)).toBeLessThan(1e-3 * alone.losses[i]![0]!);
+  });
+
+  // The plugin's NCCL path (device buffers, native/collective/mpi_plugin.cc) with a stand-in NCCL
+  // (test/native/fake_nccl.cc: NCCL's send/receive and cuStreamQuery over MPI) on the emulated
+  // device, whose memory is host memory: the bootstrap, the grouped transfers, the rank-ordered sum
+  // composed in core/collective.cc, the stream polling and the abort run here without a GPU.
+  const fakeNccl = path.join(path.dirname(emulatedAddonPath), 'libcmae_fake_nccl.so');
+  const ncclEnv = { CMAE_ADDON_PATH: emulatedAddonPath, CMAE_NCCL_LIBRARY: fakeNccl, CMAE_CUDA_DRIVER_LIBRARY: fakeNccl };
+  for (const [method, ranks] of [['cmae', 2], ['mocov3', 3]] as const) {
+    it(`${ranks} CUDA ranks exchanging device buffers over NCCL (${method}): the same bits as through host copies`, async () => {
+      expect(existsSync(fakeNccl), `${fakeNccl} (built by the native test build)`).toBe(true);
+      const dir = fresh(`nccl-${method}`);
+      // bucketMiB 0.05: the gradient sum runs in several buckets with uneven slices
+      const args = [dir, method, '4', '10', JSON.stringify({ device: 'cuda', bucketMiB: 0.05 })];
+      const rankIds = [...Array(ranks).keys()].map(String);
+      expectOk(await mpirun(ranks, args, undefined, { CMAE_ADDON_PATH: emulatedAddonPath, CMAE_NCCL_LIBRARY: 'none' }));
+      const staged = rankIds.map((r) => record(dir, r));
+      expect(staged[0]!.engine).not.toMatch(/NCCL/);
+      const r = await mpirun(ranks, args, undefined, ncclEnv);
+      expectOk(r);
+      const device = rankIds.map((r) => record(dir, r));
+      expect(device[0]!.engine).toMatch(/MPI.* \+ NCCL 2\.18\.0 \(device buffers\)$/);
+      // the gradient sums went through the stand-in: per step each rank sends (W − 1)/W of the
+      // gradient in the all-to-all and as much in the all-gather
+      const sent = [...r.stderr.matchAll(/fake-nccl: rank (\d) sent (\d+) bytes in (\d+) sends/g)].map((m) => [Number(m[1]), Number(m[2])]);
+      expect(sent.map(([rank]) => String(rank)).sort()).toEqual(rankIds);
+      const perStep = 2 * ((ranks - 1) / ranks) * device[0]!.trainable! * 4; // (slices rounded per bucket: 1 % slack)
+      for (const [, bytes] of sent) expect(bytes).toBeGreaterThan(0.99 * 4 * perStep);
+      expect(device[0]!.losses).toEqual(staged[0]!.losses);
+      for (const d of device) expect(d.params === staged[0]!.params).toBe(true);
+      expect(device[0]!.losses.every((l) => l.every(Number.isFinite))).toBe(true);
+    });
+  }
+
+  it('an NCCL exchange that never completes stops the job within the timeout, naming the exchange and the rank', async () => {
+    const dir = fresh('nccl-stall');
+    // the 3rd NCCL group on each rank never completes (a peer hanging inside NCCL)
+    const r = await mpirun(2, [dir, 'cmae', '4', '8', JSON.stringify({ device: 'cuda', timeoutSeconds: 2 })], undefined, {
+      ...ncclEnv,
+      CMAE_FAKE_NCCL_STALL_AFTER: '2',
+    });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/DistributedError: the .* \(NCCL\) on rank [01]: did not complete within 2 s \(a rank died or hangs\)/);
+    expect(r.stderr).toContain('aborted its communicator');
+    expect(existsSync(path.join(dir, '0.json'))).toBe(false);
   });
 
   it('ranks that were started for different runs are refused at start, naming the rank and the field', async () => {

@@ -71,7 +71,7 @@ async function main() {
   const name = job ? String(job.rank) : 'single';
   fs.writeFileSync(
     path.join(outDir, `${name}.json`),
-    JSON.stringify({ rank: job?.rank, worldSize: job?.worldSize, engine: job?.engine, maxRssKiB: process.resourceUsage().maxRSS, steps: result.steps, aborted: result.aborted, losses: history.map((h) => [h.loss, h.reconstruction, h.contrastive, h.gradNorm]), params }),
+    JSON.stringify({ rank: job?.rank, worldSize: job?.worldSize, engine: job?.engine, trainable: model.trainableCount, maxRssKiB: process.resourceUsage().maxRSS, steps: result.steps, aborted: result.aborted, losses: history.map((h) => [h.loss, h.reconstruction, h.contrastive, h.gradNorm]), params }),
   );
   model.dispose();
   if (job) await job.leave();
