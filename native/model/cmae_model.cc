@@ -73,10 +73,7 @@ void CmaeModel::set_collective(std::shared_ptr<Collective> collective) {
     set_parts(local, 0, local);
     return;
   }
-  const ModelConfig& c = config_;
-  CMAE_CHECK(!c.is_classifier(), Value, "distributed training is for the pre-training methods; a classifier fine-tunes in one process");
-  CMAE_CHECK(c.mode != Mode::DENSECL, Value,
-             "distributed training does not support densecl yet (its token-level loss needs every rank's tokens); use one process");
+  CMAE_CHECK(!config_.is_classifier(), Value, "distributed training is for the pre-training methods; a classifier fine-tunes in one process");
   const int W = collective->world_size(), per_rank = (local + W - 1) / W;
   collective_ = std::move(collective);
   set_parts(W * per_rank, collective_->rank() * per_rank, (collective_->rank() + 1) * per_rank);
@@ -719,8 +716,18 @@ void CmaeModel::backward_samples(float* g, float* d_patch_weight_t, int64_t b0, 
   } else {
     // MoCo v3: back through the mean of the patch tokens (the cls rows get zeros).
     backend_.mean_pool_backward(d_enc + lat * D, t.d_feature_pooled + b0 * D, nb, 1 + K, D, 1);
-    // DenseCL: plus the dense head's gradient at the same tokens.
-    if (c.has_dense_projector()) backend_.add_inplace(d_enc + lat * D, t.d_dense_enc + lat * D, nb * (1 + K) * D);
+    // DenseCL: plus the dense head's gradient at the same tokens, its backward by sample like the
+    // encoder's (into this part's arena: with ranks, each runs only its own samples' tokens).
+    if (c.has_dense_projector()) {
+      const int64_t Hd = c.projector_hidden, E = c.projector_dim, q0 = b0 * K, rows = nb * K;
+      linear_bwd(backend_, t.d_dense_h + q0 * Hd, g, t.dense_dq + q0 * E, t.dense_h + q0 * Hd, p(), dense_projector_.fc2, rows);
+      backend_.relu_backward(t.d_dense_h + q0 * Hd, t.d_dense_h + q0 * Hd, t.dense_h + q0 * Hd, rows * Hd);
+      linear_bwd(backend_, t.d_dense_in + q0 * D, g, t.d_dense_h + q0 * Hd, t.dense_in + q0 * D, p(), dense_projector_.fc1, rows);
+      const size_t row = sizeof(float) * D;
+      backend_.zero_2d(t.d_dense_enc + lat * D, (1 + K) * row, row, static_cast<size_t>(nb));
+      backend_.copy_2d(t.d_dense_enc + (lat + 1) * D, (1 + K) * row, t.d_dense_in + q0 * D, K * row, K * row, static_cast<size_t>(nb));
+      backend_.add_inplace(d_enc + lat * D, t.d_dense_enc + lat * D, nb * (1 + K) * D);
+    }
   }
   encoder_backward(g, d_enc, d_patch_weight_t, b0, nb);
 }
@@ -872,6 +879,13 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
     if (c.has_projector()) gather_rows(t.feature_pooled, sizeof(float) * c.dim, "all-gather of the pooled online features");
     if (c.has_predictor()) gather_rows(t.t_pooled, sizeof(float) * c.dim, "all-gather of the momentum features (InfoNCE negatives)");
     if (c.has_pixel_decoder()) gather_part_slots(t.chunk_losses, sizeof(float) * chunks_, "all-gather of the pixel losses");
+    if (c.has_dense_projector()) {
+      // DenseCL's dense InfoNCE: every query's match and the negatives' pooled dense keys
+      const int64_t K = c.num_visible(), E = c.projector_dim;
+      gather_rows(t.dense_q, sizeof(float) * K * E, "all-gather of the dense queries");
+      gather_rows(t.dense_k, sizeof(float) * L * E, "all-gather of the dense keys");
+      gather_rows(t.match, sizeof(int32_t) * K, "all-gather of the token matches");
+    }
   }
 
   // ---- losses and heads, whole batch (the reconstruction loss ran with the pixel decoder)
@@ -901,23 +915,15 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
       head_backward(projector_, proj, t.d_feature_pooled + r * c.dim, t.d_z + r * E, t.feature_pooled + r * c.dim, t.d_head_hidden, B);
     }
     if (c.has_dense_projector()) {
-      // Dense InfoNCE per view (negatives: the view's other images), then the online dense
-      // projector's backward over all N·K tokens, laid out as the encoder output for
-      // backward_samples.
-      const int64_t K = c.num_visible(), D = c.dim, Hd = c.projector_hidden;
+      // Dense InfoNCE per view (negatives: the view's other images); the online dense projector's
+      // backward runs by sample (backward_samples).
+      const int64_t K = c.num_visible();
       for (int64_t v = 0; v < V; ++v) {
         const int64_t r = v * B;
         backend_.dense_infonce_forward_backward(t.dense_losses + v, t.dense_dq + r * K * E, t.dense_q + r * K * E, t.dense_k + r * L * E,
                                                 t.match + r * K, B, K, L, E, static_cast<float>(c.tau), scale,
                                                 static_cast<float>(c.ct_weight * c.dense_weight));
       }
-      float* g = grads_.f32();
-      linear_bwd(backend_, t.d_dense_h, g, t.dense_dq, t.dense_h, p(), dense_projector_.fc2, N * K);
-      backend_.relu_backward(t.d_dense_h, t.d_dense_h, t.dense_h, N * K * Hd);
-      linear_bwd(backend_, t.d_dense_in, g, t.d_dense_h, t.dense_in, p(), dense_projector_.fc1, N * K);
-      const size_t row = sizeof(float) * D;
-      backend_.zero_2d(t.d_dense_enc, (1 + K) * row, row, static_cast<size_t>(N));
-      backend_.copy_2d(t.d_dense_enc + D, (1 + K) * row, t.d_dense_in, K * row, K * row, static_cast<size_t>(N));
     }
   }
 

@@ -112,14 +112,14 @@ class CmaeModel {
   // Data-parallel training (issue 16): with a collective of W ranks, loss_and_grad's batch is the
   // global batch (every rank passes the same images) cut into parts_ = W·⌈backend parts / W⌉ fixed
   // parts, of which this rank runs its own ⌈backend parts / W⌉; the per-sample features the
-  // whole-batch stage reads (pooled online and momentum features, the pixel loss of each chunk) are
-  // all-gathered, that stage (heads with the global batch's BatchNorm statistics, InfoNCE over all
-  // the global batch's negatives) runs on every rank alike, and the part gradient arenas are summed
-  // across ranks in part order. So 2 ranks give the bits of one process on the CPU (2 parts), and
-  // every rank holds the same parameters after each update. Null: one process. Pre-training modes
-  // but DenseCL (its token-level stage would need the tokens of every rank). A device model (CUDA)
-  // exchanges through host copies, after the backward (the collectives are the MPI plugin's, of
-  // host memory); a CPU model sums its gradients in buckets during the backward.
+  // whole-batch stage reads (pooled online and momentum features, the pixel loss of each chunk;
+  // DenseCL's dense queries, keys and token matches) are all-gathered, that stage (heads with the
+  // global batch's BatchNorm statistics, InfoNCE over all the global batch's negatives) runs on
+  // every rank alike, and the part gradient arenas are summed across ranks in part order. So 2
+  // ranks give the bits of one process on the CPU (2 parts), and every rank holds the same
+  // parameters after each update. Null: one process. Pre-training modes only. A device model (CUDA)
+  // exchanges device memory where the engine can (NCCL), else through host copies, after the
+  // backward; a CPU model sums its gradients in buckets during the backward.
   void set_collective(std::shared_ptr<Collective> collective);
 
   // Activation recomputation (checkpointing) for the online encoder's training step: it keeps only
