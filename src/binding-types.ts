@@ -82,6 +82,8 @@ export interface NativeModelInfo {
   totalCount: number;
   maskCounter: number;
   recomputeActivations: boolean;
+  /** Backend memory the model holds now: its arenas, its training and inference workspaces (the optimizer's moments are the optimizer's). */
+  memoryBytes: number;
   device: NativeDevice;
 }
 

@@ -58,8 +58,12 @@ ParameterTable CmaeModel::plan_parameters(const ModelConfig& config) {
 }
 
 void CmaeModel::set_parts(int parts, int part_begin, int part_end) {
+  // An arena for each of this rank's parts but its first, which writes grads_ (the heads'
+  // gradients and, at the end, the sum go there too). A rank of one part needs no other arena:
+  // W ranks of base hold 1 gradient arena each, not W.
+  const int arenas = part_end - part_begin - 1;
   part_grads_ = Tensor();
-  part_grads_ = Tensor::zeros({(parts - 1) * table_.trainable_count()}, DType::F32, backend_);
+  part_grads_ = Tensor::zeros({arenas * table_.trainable_count()}, DType::F32, backend_);
   parts_ = parts;
   part_begin_ = part_begin;
   part_end_ = part_end;
@@ -89,7 +93,9 @@ void CmaeModel::set_recompute_activations(bool on) {
 }
 
 float* CmaeModel::part_grads(int part) const {
-  return part == 0 ? grads_.f32() : part_grads_.f32() + static_cast<int64_t>(part - 1) * table_.trainable_count();
+  CMAE_CHECK(part >= part_begin_ && part < part_end_, Internal, "batch part ", part, " is not this rank's (", part_begin_, " to ", part_end_, ")");
+  if (part == part_begin_) return grads_.f32();
+  return part_grads_.f32() + static_cast<int64_t>(part - part_begin_ - 1) * table_.trainable_count();
 }
 
 CmaeModel::Head CmaeModel::add_head(const std::string& prefix, int64_t in, ParamRole role) {
@@ -290,19 +296,21 @@ void CmaeModel::plan_training(int64_t B) {
   const int64_t chunk_batch = parts == 1 ? N : parts * chunk_;
   auto decoder_layout = [&](Bump& bump, Decoder& dec, DecoderActs& a, int64_t out_dim, int64_t batch) {
     const int64_t Dd = dec.dim;
-    a.embed = bump.take(batch * (1 + K) * Dd);
-    a.x0 = bump.take(batch * (1 + L) * Dd);
+    a.embed = bump.take_samples((1 + K) * Dd, batch);
+    a.x0 = bump.take_samples((1 + L) * Dd, batch);
     dec.stack.layout(bump, backend_, batch, 1 + L, true);
-    a.ln = bump.take(batch * (1 + L) * Dd);
-    a.ln_mean = bump.take(batch * (1 + L));
-    a.ln_rstd = bump.take(batch * (1 + L));
-    a.ln_body = bump.take(batch * L * Dd);
-    a.pred = bump.take(batch * L * out_dim);
-    a.d_ln_body = bump.take(batch * L * Dd);
-    a.d_ln = bump.take(batch * (1 + L) * Dd);
-    a.d_x0 = bump.take(batch * (1 + L) * Dd);
-    a.d_embed = bump.take(batch * (1 + K) * Dd);
+    a.ln = bump.take_samples((1 + L) * Dd, batch);
+    a.ln_mean = bump.take_samples(1 + L, batch);
+    a.ln_rstd = bump.take_samples(1 + L, batch);
+    a.ln_body = bump.take_samples(L * Dd, batch);
+    a.pred = bump.take_samples(L * out_dim, batch);
+    a.d_ln_body = bump.take_samples(L * Dd, batch);
+    a.d_ln = bump.take_samples((1 + L) * Dd, batch);
+    a.d_x0 = bump.take_samples((1 + L) * Dd, batch);
+    a.d_embed = bump.take_samples((1 + K) * Dd, batch);
   };
+  // The chunked passes' slots (chunk_ per part, the part's index × chunk_ first): this rank's parts'.
+  const int64_t first_slot = part_begin_ * chunk_, own_slots = parts == 1 ? chunk_batch : (part_end_ - part_begin_) * chunk_;
   // N rows; BatchNorm statistics per view (head_view).
   auto head_layout = [&](Bump& bump, HeadActs& a) {
     a.h = bump.take(N * Hd);
@@ -316,10 +324,37 @@ void CmaeModel::plan_training(int64_t B) {
     train_ids_ = Tensor();
     train_ids_ = identity_ids(backend_, std::max(N, chunk_batch), L);  // the momentum chunks' slots may reach past N
   }
+  // This rank's samples (all of them in one process): only their rows of the per-sample
+  // activations are planned (Bump::take_samples); what the whole-batch stage reads of every sample
+  // (pooled features, heads, the masking of all samples) is planned for the batch.
+  const int64_t first_sample = N * part_begin_ / parts, own_samples = N * part_end_ / parts - first_sample;
   plan_workspace([&](int64_t floats) { return workspace_for(floats, infer_batch_); }, [&](Bump& bump) {
     TrainActs& t = t_;
-    t.patches_visible = bump.take(N * K * P);
-    t.tokens = bump.take(N * K * D);
+    bump.set_window(first_sample, own_samples);
+    t.patches_visible = bump.take_samples(K * P, N);
+    t.tokens = bump.take_samples(K * D, N);
+    t.x0 = bump.take_samples((1 + K) * D, N);
+    encoder_.stack.layout(bump, backend_, N, 1 + K, true, recompute_activations_);
+    t.d_latent_feature = bump.take_samples((1 + K) * D, N);
+    t.d_visible = bump.take_samples(K * D, N);
+    if (c.has_pixel_decoder()) {
+      t.latent = bump.take_samples((1 + K) * D, B);
+      t.latent_mean = bump.take_samples(1 + K, B);
+      t.latent_rstd = bump.take_samples(1 + K, B);
+      t.target_pix = bump.take_samples(L * c.decoder_out_dim(), B);
+      t.dpred = bump.take_samples(L * c.decoder_out_dim(), B);
+      t.d_latent = bump.take_samples((1 + K) * D, B);
+    }
+    if (c.has_feature_decoder()) t.d_feature_body = bump.take_samples(L * D, B);
+    if (c.has_dense_projector()) {
+      t.dense_in = bump.take_samples(K * D, N);
+      t.dense_h = bump.take_samples(K * Hd, N);
+      t.d_dense_h = bump.take_samples(K * Hd, N);
+      t.d_dense_in = bump.take_samples(K * D, N);
+      t.d_dense_enc = bump.take_samples((1 + K) * D, N);
+      t.m_tokens = bump.take_samples(L * D, N);
+    }
+    bump.clear_window();
     t.noise = bump.take(N * G);
     t.mask = bump.take(N * L);
     t.loss_mask = t.mask;
@@ -330,10 +365,6 @@ void CmaeModel::plan_training(int64_t B) {
     }
     t.ids_keep = bump.take_i32(N * K);
     t.ids_restore = bump.take_i32(N * L);
-    t.x0 = bump.take(N * (1 + K) * D);
-    encoder_.stack.layout(bump, backend_, N, 1 + K, true, recompute_activations_);
-    t.d_latent_feature = bump.take(N * (1 + K) * D);
-    t.d_visible = bump.take(N * K * D);
     t.d_patch_weight_t = bump.take(parts * P * D);
     t.losses = bump.take(1 + V);
     t.chunk_losses = bump.take(parts * chunks_);
@@ -350,27 +381,19 @@ void CmaeModel::plan_training(int64_t B) {
       t.d_pooled = bump.take(B * D);
       t.drop_scales = bump.take(2 * c.depth * B);
     }
-    if (c.has_pixel_decoder()) {
-      t.latent = bump.take(B * (1 + K) * D);
-      t.latent_mean = bump.take(B * (1 + K));
-      t.latent_rstd = bump.take(B * (1 + K));
-      t.target_pix = bump.take(B * L * c.decoder_out_dim());
-      t.dpred = bump.take(B * L * c.decoder_out_dim());
-      t.d_latent = bump.take(B * (1 + K) * D);
-      decoder_layout(bump, pixel_decoder_, t.pixel, c.decoder_out_dim(), chunk_batch);
-    }
-    if (c.has_feature_decoder()) {
-      decoder_layout(bump, feature_decoder_, t.feature, D, chunk_batch);
-      t.d_feature_body = bump.take(B * L * D);
-    }
+    bump.set_window(first_slot, own_slots);
+    if (c.has_pixel_decoder()) decoder_layout(bump, pixel_decoder_, t.pixel, c.decoder_out_dim(), chunk_batch);
+    if (c.has_feature_decoder()) decoder_layout(bump, feature_decoder_, t.feature, D, chunk_batch);
     if (c.has_momentum()) {
       t.ids_all = train_ids_.i32();
       // one chunk per part, like the pixel decoder's (the same 1 + L tokens)
-      t.t_patches = bump.take(chunk_batch * L * P);
-      t.t_tokens = bump.take(chunk_batch * L * D);
-      t.t_x0 = bump.take(chunk_batch * (1 + L) * D);
+      t.t_patches = bump.take_samples(L * P, chunk_batch);
+      t.t_tokens = bump.take_samples(L * D, chunk_batch);
+      t.t_x0 = bump.take_samples((1 + L) * D, chunk_batch);
       train_momentum_stack_.layout(bump, backend_, chunk_batch, 1 + L, false);
     }
+    if (c.has_dense_projector()) t.m_dense_h = bump.take_samples(L * Hd, chunk_batch);
+    bump.clear_window();
     if (c.has_projector()) {
       t.feature_pooled = bump.take(N * D);
       t.d_feature_pooled = bump.take(N * D);
@@ -385,15 +408,8 @@ void CmaeModel::plan_training(int64_t B) {
       t.dq = bump.take(N * E);
     }
     if (c.has_dense_projector()) {
-      t.dense_in = bump.take(N * K * D);
-      t.dense_h = bump.take(N * K * Hd);
-      t.dense_q = bump.take(N * K * E);
+      t.dense_q = bump.take(N * K * E);  // (all samples: gathered across ranks, read by the dense InfoNCE)
       t.dense_dq = bump.take(N * K * E);
-      t.d_dense_h = bump.take(N * K * Hd);
-      t.d_dense_in = bump.take(N * K * D);
-      t.d_dense_enc = bump.take(N * (1 + K) * D);
-      t.m_tokens = bump.take(N * L * D);
-      t.m_dense_h = bump.take(chunk_batch * L * Hd);
       t.dense_k = bump.take(N * L * E);
       t.dense_losses = bump.take(V);
       t.match = bump.take_i32(N * K);
@@ -928,10 +944,18 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
   }
 
   // ---- backward, by sample, each part into its own gradient arena; then the arenas summed
-  // This rank's parts in order into its first; with ranks, then every rank's sum in rank order
-  // into grads_ on each (part 0's arena holds the heads' gradients: on the other ranks their copy
-  // of them is simply not summed). With one part per rank the sum runs in buckets during the
-  // backward, each as soon as its gradients are complete (OverlappedSum).
+  // This rank's parts in order into its first (grads_); with ranks, then every rank's sum in rank
+  // order into grads_ on each. With one part per rank the sum runs in buckets during the backward,
+  // each as soon as its gradients are complete (OverlappedSum). The heads ran on every rank over
+  // the whole batch into grads_: their gradients are counted on rank 0 only (zero elsewhere, so
+  // that the sum adds +0 to them as one process adds its other parts' untouched arenas).
+  if (distributed && part_begin_ != 0) {
+    for (const Head* head : {c.has_projector() ? &projector_ : nullptr, c.has_predictor() ? &predictor_ : nullptr}) {
+      if (!head) continue;
+      const int64_t begin = head->fc1.weight, end = head->fc2.weight + head->fc2.in * head->fc2.out;
+      backend_.fill_zero(grads_.f32() + begin, sizeof(float) * static_cast<size_t>(end - begin));
+    }
+  }
   float* local = part_grads(part_begin_);
   const int64_t n = table_.trainable_count();
   const char* all_reduce = "all-reduce of the gradients";

@@ -117,7 +117,8 @@ class CmaeModel {
   // global batch's BatchNorm statistics, InfoNCE over all the global batch's negatives) runs on
   // every rank alike, and the part gradient arenas are summed across ranks in part order. So 2
   // ranks give the bits of one process on the CPU (2 parts), and every rank holds the same
-  // parameters after each update. Null: one process. Pre-training modes only. A device model (CUDA)
+  // parameters after each update. A rank plans its own samples' activations only and a gradient
+  // arena per part it runs (device memory, on a GPU). Null: one process. Pre-training modes only. A device model (CUDA)
   // exchanges device memory where the engine can (NCCL), else through host copies, after the
   // backward; a CPU model sums its gradients in buckets during the backward.
   void set_collective(std::shared_ptr<Collective> collective);
@@ -232,7 +233,7 @@ class CmaeModel {
   void expect_finite(const Tensor& t, const char* name);
 
   float* p() const { return params_.f32(); }
-  // The gradient arena of batch part `part` (of parts_): part 0 writes grads_.
+  // The gradient arena of batch part `part` (of parts_; one of this rank's, or 0): part 0 writes grads_.
   float* part_grads(int part) const;
   // (Re)allocates the part arenas for parts_ and drops the training plan.
   void set_parts(int parts, int part_begin, int part_end);

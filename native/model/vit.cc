@@ -102,7 +102,7 @@ void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N
   save_all_ = save_all;
   recompute_ = recompute;
   att_per_sample_ = backend.attention_saved_floats(1, N, heads_);
-  const int64_t R = B * N, D = dim_;
+  const int64_t D = dim_;
   const int64_t sets = save_all && !recompute ? depth() : (depth() > 0 ? 1 : 0);
   acts_.assign(static_cast<size_t>(sets), Acts{});
   // GELU(h) is not kept per layer for backward: fc2 consumes it at once in the forward, and the
@@ -110,37 +110,37 @@ void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N
   // bits) into this one buffer just before fc2's weight gradient. One R x 4D buffer instead of one
   // per layer: 0.1 GB of a tiny model's training workspace at batch 64 (then 0.54 GB), for an
   // element-wise pass per layer (under 1 % of a step).
-  gelu_ = save_all && depth() > 0 ? bump.take(R * hidden_) : nullptr;
+  gelu_ = save_all && depth() > 0 ? bump.take_samples(N * hidden_, B) : nullptr;
   // Nor are the LayerNorm outputs: each is consumed by the product right after it, and the
   // backward recomputes it from the saved input and statistics (the same row function, so the same
   // bits) just before that product's weight gradient. Every LayerNorm of the stack writes this one
   // R x D buffer: 2 x depth - 1 buffers fewer (19 MB of a tiny encoder at batch 64) for two
   // LayerNorm passes per block in the backward.
-  ln_ = save_all && depth() > 0 ? bump.take(R * D) : nullptr;
+  ln_ = save_all && depth() > 0 ? bump.take_samples(N * D, B) : nullptr;
   for (Acts& a : acts_) {
-    a.ln1 = save_all ? ln_ : bump.take(R * D);
-    a.ln1_mean = bump.take(R);
-    a.ln1_rstd = bump.take(R);
-    a.qkv = bump.take(R * 3 * D);
-    a.att = bump.take(B * att_per_sample_);
-    a.atty = bump.take(R * D);
-    a.x1 = bump.take(R * D);
-    a.ln2 = save_all ? ln_ : bump.take(R * D);
-    a.ln2_mean = bump.take(R);
-    a.ln2_rstd = bump.take(R);
-    a.h = bump.take(R * hidden_);
+    a.ln1 = save_all ? ln_ : bump.take_samples(N * D, B);
+    a.ln1_mean = bump.take_samples(N, B);
+    a.ln1_rstd = bump.take_samples(N, B);
+    a.qkv = bump.take_samples(N * 3 * D, B);
+    a.att = bump.take_samples(att_per_sample_, B);
+    a.atty = bump.take_samples(N * D, B);
+    a.x1 = bump.take_samples(N * D, B);
+    a.ln2 = save_all ? ln_ : bump.take_samples(N * D, B);
+    a.ln2_mean = bump.take_samples(N, B);
+    a.ln2_rstd = bump.take_samples(N, B);
+    a.h = bump.take_samples(N * hidden_, B);
     // Inference keeps no activations for backward: GELU runs in place (one 4·R·D buffer less to
     // stream through memory).
     a.g = save_all ? gelu_ : a.h;
-    a.out = recompute ? nullptr : bump.take(R * D);  // (recompute: each block's own, below)
+    a.out = recompute ? nullptr : bump.take_samples(N * D, B);  // (recompute: each block's own, below)
   }
   outs_.assign(static_cast<size_t>(depth()), nullptr);
-  for (int64_t i = 0; i < depth(); ++i) outs_[static_cast<size_t>(i)] = recompute ? bump.take(R * D) : acts_of(i).out;
+  for (int64_t i = 0; i < depth(); ++i) outs_[static_cast<size_t>(i)] = recompute ? bump.take_samples(N * D, B) : acts_of(i).out;
   if (save_all) {
-    d_hidden_ = bump.take(R * hidden_);
-    d_qkv_ = bump.take(R * 3 * D);
-    d_atty_ = bump.take(R * D);
-    d_ln_ = bump.take(R * D);
+    d_hidden_ = bump.take_samples(N * hidden_, B);
+    d_qkv_ = bump.take_samples(N * 3 * D, B);
+    d_atty_ = bump.take_samples(N * D, B);
+    d_ln_ = bump.take_samples(N * D, B);
   }
 }
 

@@ -285,6 +285,7 @@ Napi::Value ModelWrap::Info(const Napi::CallbackInfo& info) {
   o.Set("totalCount", static_cast<double>(m.table().total()));
   o.Set("maskCounter", static_cast<double>(m.mask_counter()));
   o.Set("recomputeActivations", m.recompute_activations());
+  o.Set("memoryBytes", static_cast<double>(m.memory_bytes()));
   o.Set("device", DeviceName(m.backend()));
   return o;
 }

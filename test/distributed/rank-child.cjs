@@ -49,6 +49,7 @@ async function main() {
   // The abort test: this rank's signal fires at a step; every rank must stop after the same one.
   const controller = new AbortController();
   const history = [];
+  let modelBytes = 0;
   const result = await cmae.train({
     model,
     data,
@@ -65,13 +66,15 @@ async function main() {
     signal: controller.signal,
     onStep: (s) => {
       history.push(s);
+      // its arenas and training workspace, while the job holds it
+      if (history.length === 1) modelBytes = model.native.info().memoryBytes;
     },
   });
   const params = Buffer.from((await model.native.readArenaAsync('params')).buffer).toString('hex');
   const name = job ? String(job.rank) : 'single';
   fs.writeFileSync(
     path.join(outDir, `${name}.json`),
-    JSON.stringify({ rank: job?.rank, worldSize: job?.worldSize, engine: job?.engine, trainable: model.trainableCount, maxRssKiB: process.resourceUsage().maxRSS, steps: result.steps, aborted: result.aborted, losses: history.map((h) => [h.loss, h.reconstruction, h.contrastive, h.gradNorm]), params }),
+    JSON.stringify({ rank: job?.rank, worldSize: job?.worldSize, engine: job?.engine, trainable: model.trainableCount, modelBytes, maxRssKiB: process.resourceUsage().maxRSS, steps: result.steps, aborted: result.aborted, losses: history.map((h) => [h.loss, h.reconstruction, h.contrastive, h.gradNorm]), params }),
   );
   model.dispose();
   if (job) await job.leave();
