@@ -113,7 +113,7 @@ export interface NativeModel {
   /** Writes values into the params arena at an element offset. */
   writeArena(which: 'params', values: Float32Array, offset: number): void;
   lossAndGrad(images: Handle, targetImages: OptionalHandle, maskNoise: OptionalHandle, outputs: NativeLossOutputs | undefined): Promise<NativeLossParts>;
-  encode(out: Handle, images: Handle, pool: string, branch: string): Promise<void>;
+  encode(out: Handle, images: Handle, pool: string, branch: string, blocks: number): Promise<void>;
   clsAttention(out: Handle, images: Handle, branch: string): Promise<void>;
   /** A classifier model's step (src/models/classifier.ts): resolves with the cross-entropy. */
   classifierLossAndGrad(images: Handle, targets: Handle, logits: OptionalHandle, dropPath: number, step: number): Promise<number>;

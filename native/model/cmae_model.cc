@@ -441,8 +441,8 @@ void CmaeModel::plan_inference(int64_t B) {
     i_.ids_all = infer_ids_.i32();
     infer_stack_online_.layout(bump, backend_, B, 1 + L, false);
     if (config_.has_momentum()) infer_stack_momentum_.layout(bump, backend_, B, 1 + L, false);
+    i_.pooled = bump.take(B * D);  // (encode's staging of one block's features; the classifier's pooled features)
     if (config_.is_classifier()) {
-      i_.pooled = bump.take(B * D);
       i_.feat = bump.take(B * D);
       i_.feat_mean = bump.take(B);
       i_.feat_rstd = bump.take(B);
@@ -1031,45 +1031,57 @@ LossResult CmaeModel::loss_and_grad(const Tensor& images, const Tensor* target_i
 
 // ---- inference ---------------------------------------------------------------------------------------
 
-void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch) {
+void CmaeModel::encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch, int64_t blocks) {
   const ModelConfig& c = config_;
   // Its norm belongs to its pooling (fc_norm follows the mean): predict() is its forward.
   CMAE_CHECK(!c.is_classifier(), Value, "a classifier model has no encode(); predict() gives its logits");
   CMAE_CHECK(branch == Branch::Online || c.has_momentum(), Value, "a ", c.mode == Mode::MAE ? "mae" : "simclr", " model has no momentum branch");
   CMAE_CHECK(pool != Pool::Avg || branch == Branch::Online, Value, "pool 'avg' applies the final norm after pooling; only the online branch has one");
+  CMAE_CHECK(blocks >= 1 && blocks <= std::max<int64_t>(1, c.depth), Value, "blocks must be an integer from 1 to the encoder's depth (",
+             c.depth, "), got ", blocks);
   const int64_t B = check_images(images, "images");
-  expect_tensor(out, "out", DType::F32, {B, c.dim}, backend_);
+  const int64_t L = c.num_patches(), D = c.dim, width = blocks * D;
+  expect_tensor(out, "out", DType::F32, {B, width}, backend_);
   plan_inference(B);
-  const int64_t L = c.num_patches(), D = c.dim;
   const Encoder& enc = branch == Branch::Online ? encoder_ : momentum_encoder_;
   TransformerStack& stack = branch == Branch::Online ? infer_stack_online_ : infer_stack_momentum_;
-  const float* y = stack.depth() > 0 ? stack.output() : i_.x0;
-  const float* feats = branch == Branch::Online ? i_.ln : y;
+  const size_t row = sizeof(float) * D;
+  // One block's output y (B, 1 + L, D) of samples [b0, b0 + nb), pooled into column block `col`
+  // of out (written in place where out is one block wide, through i_.pooled otherwise).
+  auto pool_block = [&](const float* y, int64_t col, int64_t b0, int64_t nb) {
+    const int64_t r0 = b0 * (1 + L);
+    float* direct = blocks == 1 ? out.f32() + b0 * D : i_.pooled + b0 * D;
+    if (pool == Pool::Avg) {
+      // Pool the raw tokens into this part's first nb rows of the (larger) ln scratch, then norm them.
+      backend_.mean_pool_forward(i_.ln + r0 * D, y + r0 * D, nb, 1 + L, D, 1);
+      backend_.layernorm_forward(direct, i_.ln_mean + r0, i_.ln_rstd + r0, i_.ln + r0 * D, p() + final_norm_.weight, p() + final_norm_.bias,
+                                 nb, D, kLayerNormEps);
+    } else {
+      if (branch == Branch::Online) {
+        backend_.layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p() + final_norm_.weight,
+                                   p() + final_norm_.bias, nb * (1 + L), D, kLayerNormEps);
+      }
+      const float* feats = branch == Branch::Online ? i_.ln : y;
+      if (pool == Pool::Cls) {
+        backend_.copy_2d(direct, row, feats + r0 * D, (1 + L) * row, row, static_cast<size_t>(nb));
+      } else {
+        backend_.mean_pool_forward(direct, feats + r0 * D, nb, 1 + L, D, 1);
+      }
+    }
+    if (blocks > 1) backend_.copy_2d(out.f32() + b0 * width + col * D, width * sizeof(float), direct, row, row, static_cast<size_t>(nb));
+  };
   // By sample, in the backend's batch parts, as in loss_and_grad.
   const int parts = backend_.batch_parts();
   backend_.run_parts(parts, [&](int part) {
     const int64_t b0 = B * part / parts, nb = B * (part + 1) / parts - b0;
     if (nb <= 0) return;
-    const int64_t r0 = b0 * (1 + L);
     embed_tokens(i_.x0, i_.tokens, i_.patches, images.f32() + b0 * c.image_numel(), i_.ids_all, L, enc, b0, nb);
-    { CMAE_PROF("M.infer_fwd"); stack.forward(p(), i_.x0, b0, nb); }
-    if (pool == Pool::Avg) {
-      // Pool the raw tokens into this part's first nb rows of the (larger) ln scratch, then norm them.
-      backend_.mean_pool_forward(i_.ln + r0 * D, y + r0 * D, nb, 1 + L, D, 1);
-      backend_.layernorm_forward(out.f32() + b0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, i_.ln + r0 * D, p() + final_norm_.weight,
-                                 p() + final_norm_.bias, nb, D, kLayerNormEps);
-      return;
-    }
-    if (branch == Branch::Online) {
-      backend_.layernorm_forward(i_.ln + r0 * D, i_.ln_mean + r0, i_.ln_rstd + r0, y + r0 * D, p() + final_norm_.weight,
-                                 p() + final_norm_.bias, nb * (1 + L), D, kLayerNormEps);
-    }
-    if (pool == Pool::Cls) {
-      const size_t row = sizeof(float) * D;
-      backend_.copy_2d(out.f32() + b0 * D, row, feats + r0 * D, (1 + L) * row, row, static_cast<size_t>(nb));
-    } else {
-      backend_.mean_pool_forward(out.f32() + b0 * D, feats + r0 * D, nb, 1 + L, D, 1);
-    }
+    if (stack.depth() == 0) return pool_block(i_.x0, 0, b0, nb);
+    const int64_t first = stack.depth() - blocks;
+    CMAE_PROF("M.infer_fwd");
+    stack.forward(p(), i_.x0, b0, nb, [&](int64_t i, const float* y) {
+      if (i >= first) pool_block(y, i - first, b0, nb);
+    });
   });
 }
 

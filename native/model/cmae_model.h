@@ -165,10 +165,12 @@ class CmaeModel {
   // Classifier mode: the logits (B, num_classes) of images into out.
   void predict(const Tensor& out, const Tensor& images);
 
-  // Features of unmasked images into out (B, dim). Online = with the final LayerNorm (what
+  // Features of unmasked images into out (B, blocks·dim). Online = with the final LayerNorm (what
   // downstream uses); momentum = the EMA encoder as it runs in training (no final norm; CMAE only;
-  // pool Cls or Mean).
-  void encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch);
+  // pool Cls or Mean). blocks > 1: the last `blocks` blocks' outputs, each pooled (and, online,
+  // normed by the final norm) as the last one is, concatenated from the earliest (DINO's linear
+  // evaluation of ViTs takes several blocks' features).
+  void encode(const Tensor& out, const Tensor& images, Pool pool, Branch branch, int64_t blocks = 1);
   // The last encoder block's attention from the cls query to each patch key, per head, for
   // unmasked images into out (B, heads, L) (cls_attention of ops/attention.h): the map AMT masks by
   // (attention-driven masking), and what DINO-style attention pictures show. Online or momentum

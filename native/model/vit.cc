@@ -144,7 +144,8 @@ void TransformerStack::layout(Bump& bump, Backend& backend, int64_t B, int64_t N
   }
 }
 
-const float* TransformerStack::forward(const float* params, const float* x, int64_t b0, int64_t nb) {
+const float* TransformerStack::forward(const float* params, const float* x, int64_t b0, int64_t nb,
+                                       const std::function<void(int64_t, const float*)>& after_block) {
   if (depth() == 0) return x;
   if (nb < 0) nb = B_ - b0;
   CMAE_CHECK(b0 >= 0 && b0 + nb <= B_, Internal, "stack forward: samples [", b0, ", ", b0 + nb, ") outside the batch of ", B_);
@@ -199,6 +200,7 @@ const float* TransformerStack::forward(const float* params, const float* x, int6
       CMAE_PROF("f.resid");
       be.add_inplace(out, x1, R * D);
     }
+    if (after_block) after_block(i, outs_[static_cast<size_t>(i)]);
     inp = out;
   }
   return outs_.back();

@@ -77,7 +77,11 @@ class TransformerStack {
   // x (B, N, D) → returns the output of the last block (B, N, D), inside this stack's workspace.
   // Only samples [b0, b0 + nb) (nb < 0: all); x and the returned buffer are the whole batch's.
   // Two disjoint sample ranges may run at the same time (rows of the same workspace).
-  const float* forward(const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1);
+  // after_block(i, out), when given, runs once block i's output (B, N, D; the whole batch's buffer,
+  // these samples' rows written) is complete, before the next block runs: encode()'s features of
+  // the last blocks. It reads out; it must not write the stack's buffers.
+  const float* forward(const float* params, const float* x, int64_t b0 = 0, int64_t nb = -1,
+                       const std::function<void(int64_t, const float*)>& after_block = {});
   // dres (B, N, D): in = grad of the stack output, out = grad of the stack input (updated in place).
   // x is the same input given to forward. Parameter gradients accumulate into grads.
   // Only samples [b0, b0 + nb) (nb < 0: all): dres and x are still the whole batch's buffers. Two

@@ -391,7 +391,7 @@ Napi::Value ModelWrap::LossAndGrad(const Napi::CallbackInfo& info) {
       });
 }
 
-// encode(out [N, dim], images, pool 'cls' | 'mean', branch 'online' | 'momentum') → Promise<void>
+// encode(out [N, blocks·dim], images, pool 'cls' | 'mean' | 'avg', branch 'online' | 'momentum', blocks) → Promise<void>
 // CPU tensors are welcome for a model on a device: the job uploads the images and downloads the
 // features on its worker thread.
 Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
@@ -400,9 +400,11 @@ Napi::Value ModelWrap::Encode(const Napi::CallbackInfo& info) {
   const cmae::Tensor images = TensorArg(info, 1, "images");
   const cmae::model::Pool pool = cmae::model::parse_pool(StringArg(info, 2, "pool"));
   const cmae::model::Branch branch = cmae::model::parse_branch(StringArg(info, 3, "branch"));
-  return QueueImagesToOutput(info.Env(), out, images, [pool, branch](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
-    m.encode(staged_out, staged_images, pool, branch);
-  });
+  const int64_t blocks = PositiveIntArg(info, 4, "blocks");
+  return QueueImagesToOutput(info.Env(), out, images,
+                             [pool, branch, blocks](CmaeModel& m, const cmae::Tensor& staged_out, const cmae::Tensor& staged_images) {
+                               m.encode(staged_out, staged_images, pool, branch, blocks);
+                             });
 }
 
 // clsAttention(out [N, heads, L], images, branch 'online' | 'momentum') → Promise<void>, as encode.

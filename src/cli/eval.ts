@@ -18,6 +18,7 @@ export interface EvalOptions {
   linear?: boolean;
   baselines?: boolean;
   pool?: string;
+  blocks?: string;
   threads?: string;
   device: string;
   seed: string;
@@ -44,7 +45,9 @@ export async function runEval(o: EvalOptions): Promise<void> {
   }
   const normalization = checkpointNormalization(file.metadata, o.checkpoint, splits.train);
   const pool = requestedPool ?? model.featurePool;
-  const options = { imageSize: model.config.imageSize, normalization, pool };
+  const blocks = o.blocks === undefined ? 1 : parsePositiveInt(o.blocks, '--blocks');
+  if (blocks > Math.max(1, model.config.depth)) throw new UsageError(`--blocks ${blocks}: the encoder has ${model.config.depth} blocks`);
+  const options = { imageSize: model.config.imageSize, normalization, pool, blocks };
   const request = { knn, linear, linearOptions: { seed } };
   const rows: Record<string, EvalScores> = {};
   rows.checkpoint = scoreFeatures(await encoderFeatures(model, splits.train, options), await encoderFeatures(model, splits.test, options), request);
@@ -56,10 +59,11 @@ export async function runEval(o: EvalOptions): Promise<void> {
   }
   model.dispose();
   if (o.json) {
-    process.stdout.write(`${JSON.stringify({ data: splits.name, train: splits.train.size, test: splits.test.size, pool, results: rows }, null, 2)}\n`);
+    process.stdout.write(`${JSON.stringify({ data: splits.name, train: splits.train.size, test: splits.test.size, pool, blocks, results: rows }, null, 2)}\n`);
     return;
   }
-  process.stdout.write(`${splits.name}: ${splits.train.size} train / ${splits.test.size} test images, ${pool} features, top-1\n`);
+  const which = blocks > 1 ? `${pool} features of the last ${blocks} blocks` : `${pool} features`;
+  process.stdout.write(`${splits.name}: ${splits.train.size} train / ${splits.test.size} test images, ${which}, top-1\n`);
   for (const [name, s] of Object.entries(rows)) {
     const parts = [s.knnTop1 !== undefined ? `k-NN ${(100 * s.knnTop1).toFixed(2)}%` : '', s.linearTop1 !== undefined ? `linear ${(100 * s.linearTop1).toFixed(2)}%` : ''];
     process.stdout.write(`  ${name.padEnd(12)} ${parts.filter(Boolean).join('  ')}\n`);

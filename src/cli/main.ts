@@ -113,6 +113,7 @@ export function buildProgram(): Command {
     .option('--linear', 'linear probe (BatchNorm without affine + linear head on frozen features)')
     .option('--baselines', 'also evaluate the random-init encoder and raw pixels the same way')
     .option('--pool <pool>', 'features: cls token, mean of the patch tokens, or avg (mean, then the final norm: a timm fc_norm encoder); default the checkpoint\'s own (cls unless it records another)')
+    .option('--blocks <n>', 'features of the last n encoder blocks, each pooled and normed as the last, concatenated (DINO\'s linear evaluation); default 1')
     .option('--seed <n>', 'seed for the holdout split and the probe', '0')
     .option('--threads <n>', 'compute threads')
     .option('--device <d>', DEVICE_HELP, 'cpu')

@@ -17,6 +17,8 @@ export interface FeatureOptions {
   normalization: Normalization;
   /** Default: the model's own (CMAE.featurePool). */
   pool?: FeaturePool;
+  /** The last `blocks` blocks' features concatenated (EncodeOptions.blocks); default 1. */
+  blocks?: number;
   batchSize?: number;
 }
 
@@ -47,12 +49,12 @@ export async function forEachBatch(
 }
 
 export async function encoderFeatures(model: CMAE, dataset: Dataset, options: FeatureOptions): Promise<LabeledFeatures> {
-  const dim = model.config.dim;
+  const dim = model.config.dim * (options.blocks ?? 1);
   const features = new Float32Array(dataset.size * dim);
   const labels = new Int32Array(dataset.size);
   let row = 0;
   await forEachBatch(dataset, options, async (images, batchLabels) => {
-    const f = await model.encode(images, { pool: options.pool });
+    const f = await model.encode(images, { pool: options.pool, blocks: options.blocks });
     features.set(f, row * dim);
     labels.set(batchLabels, row);
     row += batchLabels.length;

@@ -106,6 +106,20 @@ describe('cmae CLI', () => {
     }
   });
 
+  it('eval --blocks 2 scores the last two blocks\' features side by side, and refuses more blocks than the encoder has', () => {
+    expect(digitsRun().code).toBe(0);
+    const checkpoint = path.join(out, 'checkpoint.safetensors');
+    const r = run('eval', '--checkpoint', checkpoint, '--linear', '--blocks', '2', '--json');
+    expect(r.code, r.stderr).toBe(0);
+    const report = JSON.parse(r.stdout);
+    expect(report.blocks).toBe(2);
+    expect(report.results.checkpoint.linearTop1).toBeGreaterThan(0.1);
+    expect(run('eval', '--checkpoint', checkpoint, '--blocks', '2').stdout).toMatch(/features of the last 2 blocks, top-1/);
+    const tooMany = run('eval', '--checkpoint', checkpoint, '--blocks', '99');
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/--blocks 99: the encoder has \d+ blocks/);
+  });
+
   it('reconstruct writes a picture', () => {
     expect(digitsRun().code).toBe(0);
     const file = path.join(root, 'recon.png');

@@ -204,15 +204,18 @@ describe.each<Mode>(['cmae', 'mae'])('%s on cuda against the same model on the C
     cuda.dispose();
   });
 
-  it('encodes like the CPU model, for each pool and branch', async () => {
+  it('encodes like the CPU model, for each pool and branch, of the last block and the last two', async () => {
     const { cpu, cuda } = await pair(6);
     const images = randn(5 * 3 * 16 * 16, 40);
     const branches = mode === 'cmae' ? (['online', 'momentum'] as const) : (['online'] as const);
     for (const pool of ['cls', 'mean', 'avg'] as const)
       for (const branch of pool === 'avg' ? (['online'] as const) : branches) {
-        const want = await cpu.encode(images, { pool, branch, batchSize: 2 });
-        const got = await cuda.encode(images, { pool, branch, batchSize: 2 });
-        expectClose(got, want, { atol: 1e-5 * maxAbs(want), rtol: 1e-4, label: `encode ${pool} ${branch}` });
+        for (const blocks of [1, 2]) {
+          const want = await cpu.encode(images, { pool, branch, blocks, batchSize: 2 });
+          const got = await cuda.encode(images, { pool, branch, blocks, batchSize: 2 });
+          expect(got.length).toBe(5 * blocks * cpu.config.dim);
+          expectClose(got, want, { atol: 1e-5 * maxAbs(want), rtol: 1e-4, label: `encode ${pool} ${branch} blocks ${blocks}` });
+        }
       }
     cpu.dispose();
     cuda.dispose();

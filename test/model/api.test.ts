@@ -144,6 +144,45 @@ describe('CMAE model API', () => {
     }
   });
 
+  it("encode's blocks: the last n blocks' features side by side, each what encode() of the encoder cut after that block gives", async () => {
+    const model = await CMAE.create({ preset: 'nano', channels: 3, seed: 4 });
+    // one step and an EMA update, so that the momentum branch differs from the online one
+    const opt = new AdamW(model, { lr: 1e-3 });
+    await model.lossAndGrad({ images: images(4, 32, 3, 5), targetImages: images(4, 32, 3, 6) });
+    await opt.step();
+    await model.updateMomentum(0.9);
+    opt.dispose();
+    const { dim: D, depth } = model.config;
+    const state = model.stateDict();
+    const cut = async (blocks: number) => {
+      const m = await CMAE.create({ ...model.config, depth: blocks, seed: 1 });
+      const keys = new Set(m.stateDict().keys());
+      m.loadStateDict(new Map([...state].filter(([name]) => keys.has(name))));
+      return m;
+    };
+    const shorter = [await cut(depth - 2), await cut(depth - 1)];
+    const x = images(5, 32, 3, 21);
+    const cases = [['cls', 'online'], ['mean', 'online'], ['avg', 'online'], ['cls', 'momentum'], ['mean', 'momentum']] as const;
+    for (const [pool, branch] of cases) {
+      // batchSize 2: three native calls, and the CPU's two batch parts of uneven size
+      const three = await model.encode(x, { pool, branch, blocks: 3, batchSize: 2 });
+      expect(three.length).toBe(5 * 3 * D);
+      const expected = [...(await Promise.all(shorter.map((m) => m.encode(x, { pool, branch })))), await model.encode(x, { pool, branch })];
+      for (let j = 0; j < 3; j++) {
+        for (let i = 0; i < 5; i++) {
+          const got = three.subarray(i * 3 * D + j * D, i * 3 * D + (j + 1) * D);
+          expectSameBits(got, expected[j]!.subarray(i * D, (i + 1) * D), `${pool} ${branch}: image ${i}, block ${depth - 3 + j}`);
+        }
+      }
+      // the blocks differ (the comparison above is not of one block three times)
+      expect(Array.from(expected[0]!)).not.toEqual(Array.from(expected[2]!));
+    }
+    await expect(model.encode(x, { blocks: depth + 1 })).rejects.toThrow(`blocks must be an integer from 1 to the encoder's depth (${depth}), got number ${depth + 1}`);
+    await expect(model.encode(x, { blocks: 1.5 })).rejects.toThrow(ValueError);
+    for (const m of shorter) m.dispose();
+    model.dispose();
+  });
+
   it('encode gives the same features whatever the chunk size, for both pools and branches', async () => {
     const model = await CMAE.create({ preset: 'tiny', seed: 2 });
     const x = images(7, 32, 3, 9);
