@@ -16,6 +16,7 @@ export interface EmbedCliOptions {
   data?: string;
   out?: string;
   pool?: string;
+  blocks?: string;
   batchSize: string;
   split?: string;
   force?: boolean;
@@ -49,6 +50,11 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
   const file = await readSafetensors(o.checkpoint);
   const { model } = await CMAE.fromCheckpointFile(file, o.checkpoint, { device });
   const pool = requestedPool ?? model.featurePool;
+  const blocks = o.blocks === undefined ? 1 : parsePositiveInt(o.blocks, '--blocks');
+  if (blocks > Math.max(1, model.config.depth)) {
+    model.dispose();
+    throw new UsageError(`--blocks ${blocks}: the encoder has ${model.config.depth} blocks`);
+  }
   const progress = new ProgressBar(process.stderr);
   try {
     const { channels, imageSize } = model.config;
@@ -57,7 +63,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
     const normalization = checkpointNormalization(file.metadata, o.checkpoint, data);
     if (!file.metadata.normalization) progress.log(`warning: ${o.checkpoint} records no normalization; using ${JSON.stringify(normalization)}`);
     const started = Date.now();
-    progress.log(`cmae embed: ${data.size} image${data.size === 1 ? '' : 's'} of ${name}, ${pool} features (dim ${model.config.dim}), batch ${batchSize}, on ${device}, to ${outputs.files.join(' + ')}`);
+    progress.log(`cmae embed: ${data.size} image${data.size === 1 ? '' : 's'} of ${name}, ${pool} features${blocks > 1 ? ` of the last ${blocks} blocks` : ''} (dim ${blocks * model.config.dim}), batch ${batchSize}, on ${device}, to ${outputs.files.join(' + ')}`);
     const interrupt = catchInterrupts((m) => progress.log(m), 'interrupted: stopping after the current batch; no output is written');
     let stream: EmbeddingStream | undefined;
     let written;
@@ -65,6 +71,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
       stream = embed(model, data, {
         normalization,
         pool,
+        blocks,
         batchSize,
         signal: interrupt.signal,
         onSkip: (s: SkippedImage) => progress.log(`warning: skipped image ${s.index}: ${s.error.message}`),
@@ -92,7 +99,7 @@ export async function runEmbed(o: EmbedCliOptions): Promise<void> {
     const skipped = stream!.skipped.length;
     if (o.json) {
       process.stdout.write(
-        `${JSON.stringify({ data: name, images: data.size, embedded: written.rows, skipped, dim: written.dim, pool, files: written.files, seconds, imagesPerSecond: data.size / seconds })}\n`,
+        `${JSON.stringify({ data: name, images: data.size, embedded: written.rows, skipped, dim: written.dim, pool, blocks, files: written.files, seconds, imagesPerSecond: data.size / seconds })}\n`,
       );
     } else {
       process.stdout.write(`embedded ${written.rows} image${written.rows === 1 ? '' : 's'} (dim ${written.dim}, ${pool}) in ${seconds.toFixed(1)} s to ${written.files.join(' + ')}\n`);

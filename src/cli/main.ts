@@ -139,6 +139,7 @@ export function buildProgram(): Command {
     .option('--data <spec>', DATA_HELP)
     .option('--out <file>', 'FILE.npy (float32 [N, dim], with FILE.rows.jsonl: index, path, label of each row) or FILE.jsonl (one object per image with its embedding)')
     .option('--pool <pool>', 'features: cls token, mean of the patch tokens, or avg (mean, then the final norm: a timm fc_norm encoder); default the checkpoint\'s own (cls unless it records another)')
+    .option('--blocks <n>', 'embeddings of the last n encoder blocks side by side (n·dim values), as cmae eval --blocks; default 1')
     .option('--batch-size <n>', 'images per encoder call', '64')
     .option('--split <s>', 'idx, cifar10, fashion-mnist: train (default) or test')
     .option('--force', 'overwrite existing output files')

@@ -22,7 +22,7 @@ export interface Embedding {
   path?: string;
   /** Its class id, when the data set has labels. */
   label?: number;
-  /** The encoder's pooled features, `dim` values. */
+  /** The encoder's pooled features, `dim` values (blocks·dim with EmbedOptions.blocks). */
   embedding: Float32Array;
 }
 
@@ -52,6 +52,8 @@ export interface EmbedOptions {
   normalization?: Normalization;
   /** cls token, mean of the patch tokens, or 'avg' (see EncodeOptions); default: the model's own (CMAE.featurePool). */
   pool?: FeaturePool;
+  /** The last `blocks` encoder blocks' features side by side (EncodeOptions.blocks): embeddings of blocks·dim values. Default 1. */
+  blocks?: number;
   /** Images per encoder call, and per decoded batch. Default 64. */
   batchSize?: number;
   /** Images of a lazy data set (a folder) decoded at once. Default 4 (libuv's thread pool). */
@@ -96,13 +98,18 @@ interface PreparedBatch {
  */
 export function embed(model: CMAE | string, data: Dataset | string, options?: EmbedOptions): EmbeddingStream {
   const o = objectArg(options, 'options', true);
-  const { pool, batchSize = 64, concurrency = 4 } = o;
+  const { pool, batchSize = 64, concurrency = 4, blocks = 1 } = o;
   if (!(model instanceof CMAE) && (typeof model !== 'string' || model === '')) throw new ValueError(`model must be a CMAE or a checkpoint path, got ${typeof model}`);
   if (typeof data !== 'string' && (typeof data !== 'object' || data === null)) throw new ValueError(`data must be a Dataset or an image folder path, got ${String(data)}`);
   if (typeof data === 'string' && data === '') throw new ValueError('data must be a Dataset or an image folder path, got an empty string');
   if (pool !== undefined && pool !== 'cls' && pool !== 'mean' && pool !== 'avg') throw new ValueError(`pool must be 'cls', 'mean' or 'avg', got ${String(pool)}`);
   if (!Number.isInteger(batchSize) || batchSize < 1) throw new ValueError(`batchSize must be a positive integer, got ${batchSize}`);
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new ValueError(`concurrency must be a positive integer, got ${concurrency}`);
+  // (its upper bound, the encoder's depth, is encode()'s check once a checkpoint path is loaded)
+  if (!Number.isInteger(blocks) || blocks < 1) throw new ValueError(`blocks must be a positive integer, got ${blocks}`);
+  if (model instanceof CMAE && blocks > Math.max(1, model.config.depth)) {
+    throw new ValueError(`blocks must be an integer from 1 to the encoder's depth (${model.config.depth}), got ${blocks}`);
+  }
   if (model instanceof CMAE && o.normalization === undefined) {
     throw new ValueError('normalization is required with a model object (the {mean, std} it was trained with; a checkpoint path brings its own)');
   }
@@ -152,7 +159,7 @@ export function embed(model: CMAE | string, data: Dataset | string, options?: Em
     const { model: m, normalization, data: d, owned } = await resolve();
     total = d.size;
     const files = 'files' in d && Array.isArray(d.files) ? (d.files as readonly string[]) : undefined;
-    const dim = m.config.dim;
+    const dim = m.config.dim * blocks;
     const steps = Math.ceil(d.size / batchSize);
     const prepare = (step: number): Promise<PreparedBatch> => {
       const begin = step * batchSize;
@@ -176,7 +183,7 @@ export function embed(model: CMAE | string, data: Dataset | string, options?: Em
         let features: Float32Array | undefined;
         if (batch.images) {
           try {
-            features = await m.encode(batch.images, { pool, batchSize });
+            features = await m.encode(batch.images, { pool, batchSize, blocks });
           } finally {
             batch.images.dispose();
           }

@@ -18,6 +18,8 @@ export type ImageSource = string | Uint8Array;
 export interface EmbedImagesOptions {
   /** As encode(): 'cls', 'mean' or 'avg'; default the model's own (CMAE.featurePool). */
   pool?: FeaturePool;
+  /** As encode(): the last `blocks` blocks' features side by side (N·blocks·dim). Default 1. */
+  blocks?: number;
   /** Images decoded and encoded at once (bounds memory). Default 64. */
   batchSize?: number;
   /** Images decoded at once. Default 4 (libuv's thread pool). */
@@ -26,9 +28,9 @@ export interface EmbedImagesOptions {
   normalization?: Normalization;
 }
 
-/** The features of `images` under `model`: a flat Float32Array of N·dim, in the order given. */
+/** The features of `images` under `model`: a flat Float32Array of N·dim (N·blocks·dim), in the order given. */
 export async function embedImages(model: CMAE, images: readonly ImageSource[], options?: EmbedImagesOptions): Promise<Float32Array> {
-  const { pool, batchSize = 64, concurrency = 4, normalization = model.normalization } = objectArg(options, 'options', true);
+  const { pool, batchSize = 64, concurrency = 4, normalization = model.normalization, blocks = 1 } = objectArg(options, 'options', true);
   if (!Array.isArray(images)) throw new ValueError(`images must be an array of file paths or encoded image bytes (Buffer or Uint8Array), got ${describeValue(images)}`);
   images.forEach((image, i) => {
     if (!(typeof image === 'string' && image !== '') && !(image instanceof Uint8Array)) {
@@ -40,7 +42,11 @@ export async function embedImages(model: CMAE, images: readonly ImageSource[], o
   if (normalization === undefined) {
     throw new ValueError('options.normalization is required: this model records none (a checkpoint written by cmae pretrain or train() records it; CMAE.create() models have none)');
   }
-  const { channels, imageSize, dim } = model.config;
+  const { channels, imageSize, depth } = model.config;
+  if (!Number.isInteger(blocks) || blocks < 1 || blocks > Math.max(1, depth)) {
+    throw new ValueError(`options.blocks must be an integer from 1 to the encoder's depth (${depth}), got ${describeValue(blocks)}`);
+  }
+  const dim = model.config.dim * blocks;
   checkNormalization(normalization, channels, 'options.normalization');
   const features = new Float32Array(images.length * dim);
   for (let begin = 0; begin < images.length; begin += batchSize) {
@@ -63,7 +69,7 @@ export async function embedImages(model: CMAE, images: readonly ImageSource[], o
     const source = { pixels, size: batch.length, height: side, width: side, channels };
     const view = await normalizedView(source, Int32Array.from(batch.keys()), model, normalization);
     try {
-      features.set(await model.encode(view, { pool, batchSize }), begin * dim);
+      features.set(await model.encode(view, { pool, batchSize, blocks }), begin * dim);
     } finally {
       view.dispose();
     }

@@ -71,6 +71,16 @@ describe('cmae embed', () => {
     // Mean pooling: other numbers than the cls rows of the .npy.
     expect(lines[0].embedding).not.toEqual(values.slice(0, 32));
     expect(readdirSync(path.join(root, 'out')).sort()).toEqual(['embeddings.jsonl', 'embeddings.npy', 'embeddings.rows.jsonl']);
+    // --blocks 2: embeddings of the last two blocks side by side
+    const two = path.join(root, 'two-blocks.jsonl');
+    const t = run('embed', '--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', two, '--pool', 'mean', '--blocks', '2', '--json');
+    expect(t.code, t.stderr).toBe(0);
+    expect(JSON.parse(t.stdout)).toMatchObject({ embedded: 8, dim: 64, pool: 'mean', blocks: 2 });
+    const twoLines = readFileSync(two, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(twoLines.map((l) => l.embedding.slice(32))).toEqual(lines.map((l) => l.embedding));
+    const tooMany = run('embed', '--checkpoint', checkpoint, '--data', `folder:${folder}`, '--out', path.join(root, 'no.npy'), '--blocks', '9');
+    expect(tooMany.code).toBe(2);
+    expect(tooMany.stderr).toMatch(/--blocks 9: the encoder has 2 blocks/);
   });
 
   it('never overwrites an existing output without --force', () => {

@@ -98,6 +98,12 @@ describe('model.embedImages()', () => {
       expect(Array.from(await model.embedImages(mixed, { pool, batchSize: 2, concurrency: 1 }))).toEqual(Array.from(expected));
     }
     expect(order.some((f) => f.endsWith('.png')) && order.some((f) => f.endsWith('.jpg'))).toBe(true);
+    // blocks 2: N·2·dim, the last slice of each row the one-block embedding
+    const one = await model.embedImages(order, { pool: 'mean' });
+    const two = await model.embedImages(order, { pool: 'mean', blocks: 2 });
+    expect(two.length).toBe(order.length * 2 * dim);
+    for (let i = 0; i < order.length; i++) expect(Array.from(two.subarray((2 * i + 1) * dim, (2 * i + 2) * dim))).toEqual(Array.from(one.subarray(i * dim, (i + 1) * dim)));
+    await expect(model.embedImages(order, { blocks: 99 })).rejects.toThrow(/options.blocks must be an integer from 1 to the encoder's depth/);
   });
 
   it("applies the checkpoint's normalisation: a flat colour gives encode() of (value / 255 − mean) / std everywhere", async () => {

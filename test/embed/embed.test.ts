@@ -97,6 +97,16 @@ describe('embed()', () => {
     views.shifts.dispose();
     expect(rows.map((r) => [r.index, r.label, r.path])).toEqual(Array.from({ length: 9 }, (_, i) => [i, i % 4, undefined]));
     expect(Array.from(rows.flatMap((r) => Array.from(r.embedding)))).toEqual(Array.from(expected));
+    // blocks 2: the last two blocks' features side by side, as encode() gives them
+    const views2 = kernels.makeViews(data, Int32Array.from({ length: 9 }, (_, i) => i), { ...resizeOnly(16), ...normalization, twoViews: false }, 0, 0);
+    const expected2 = await model.encode(views2.online, { blocks: 2 });
+    views2.online.dispose();
+    views2.shifts.dispose();
+    const rows2 = await collect(embed(model, data, { normalization, batchSize: 4, blocks: 2 }));
+    expect(rows2.every((r) => r.embedding.length === 2 * model.config.dim)).toBe(true);
+    expect(Array.from(rows2.flatMap((r) => Array.from(r.embedding)))).toEqual(Array.from(expected2));
+    expect(() => embed(model, data, { normalization, blocks: model.config.depth + 1 })).toThrow(`blocks must be an integer from 1 to the encoder's depth (${model.config.depth})`);
+    expect(() => embed(model, data, { normalization, blocks: 0 })).toThrow(ValueError);
     // Another normalisation gives other embeddings: the one given is the one applied.
     const other = await collect(embed(model, data, { normalization: { mean: [0.5], std: [0.5] }, batchSize: 4 }));
     expect(Array.from(other[0].embedding)).not.toEqual(Array.from(rows[0].embedding));
