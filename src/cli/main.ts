@@ -52,7 +52,7 @@ export function buildProgram(): Command {
     .option('--min-crop <s>', 'smallest area fraction of the random resized crop', '0.2')
     .option('--mask-ratio <r>', 'fraction of patches masked (default 0.65 for cmae, 0.75 for mae and maskdistill, 0 for mocov3, simclr and densecl)')
     .option('--masked-views <r>', 'mocov3, simclr, densecl: encode each view with a fraction r of its patches masked, as FLIP does (the same setting as --mask-ratio for them; default 0: whole views)')
-    .option('--masking <m>', 'random (per patch: the default of mae, maskdistill), group (2x2 patch groups: the default of cmae) or amt (per patch, drawn by the encoder\'s cls attention; with --model throwRatio=R, AMT\'s throwing: R of the patches, drawn after the masked ones, are neither seen nor reconstructed)')
+    .option('--masking <m>', 'random (per patch: the default of mae, maskdistill), group (2x2 patch groups: the default of cmae, but at --preset nano, whose cmae masks per patch) or amt (per patch, drawn by the encoder\'s cls attention; with --model throwRatio=R, AMT\'s throwing: R of the patches, drawn after the masked ones, are neither seen nor reconstructed)')
     .option('--model <k=v,...>', 'override model configuration fields of the preset, e.g. tau=0.2,ctWeight=0.5,featureDecoderDepth=1; a method\'s own fields too: denseWeight (densecl), throwRatio (cmae, mae, maskdistill)')
     .option('--out <dir>', 'output directory', 'cmae-out')
     .option('--resume', 'continue from <out>/checkpoint.safetensors')

@@ -35,8 +35,10 @@ async function withViewsSwapped(mode: Mode, seed: number, x1: Float32Array, x2: 
 describe('methods', () => {
   it('each method brings its defaults unless the caller sets them; unknown methods are refused', () => {
     expect(resolveConfig('nano', { mode: 'mae' })).toMatchObject({ maskRatio: 0.75, maskGroup: 1 });
-    expect(resolveConfig('nano', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
-    expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: presets.nano.maskRatio, maskGroup: 2 });
+    expect(resolveConfig('tiny', { mode: 'mocov3' })).toMatchObject({ maskRatio: 0, maskGroup: 2 });
+    expect(resolveConfig('tiny', { mode: 'cmae' })).toMatchObject({ maskRatio: 0.65, maskGroup: 2 });
+    // nano's own CMAE masking (45 % per patch, the sweep's choice); MAE keeps its 75 % there too.
+    expect(resolveConfig('nano', { mode: 'cmae' })).toMatchObject({ maskRatio: 0.45, maskGroup: 1 });
     expect(resolveConfig('nano', { mode: 'mae', maskRatio: 0.5 })).toMatchObject({ maskRatio: 0.5, maskGroup: 1 });
     expect(() => resolveConfig('nano', { mode: 'dino' as never })).toThrowError(/mode must be one of cmae, mae, mocov3, maskdistill, simclr, densecl, got 'dino'/);
   });
@@ -120,7 +122,7 @@ describe('densecl', () => {
   const denseNames = ['dense_projector.fc1.weight', 'dense_projector.fc1.bias', 'dense_projector.fc2.weight', 'dense_projector.fc2.bias'];
 
   it('brings its defaults and its own field denseWeight, which no other method takes', async () => {
-    expect(resolveConfig('nano', { mode: 'densecl' })).toMatchObject({ maskRatio: 0, maskGroup: 2, denseWeight: 0.5 });
+    expect(resolveConfig('tiny', { mode: 'densecl' })).toMatchObject({ maskRatio: 0, maskGroup: 2, denseWeight: 0.5 });
     expect(resolveConfig('nano', { mode: 'densecl', denseWeight: 0.25 }).denseWeight).toBe(0.25);
     expect('denseWeight' in resolveConfig('nano', { mode: 'mocov3' })).toBe(false);
     expect(() => resolveConfig('nano', { mode: 'mocov3', denseWeight: 0.5 })).toThrowError(/model option 'denseWeight' belongs to mode 'densecl', not 'mocov3'/);
