@@ -62,7 +62,7 @@ describe('cmae command-line conventions', () => {
     // Without --no-eval: the baselines (seconds of work) would come first if the check came late.
     const other = runCli('pretrain', '--preset', 'nano', '--steps', '2', '--out', out, '--resume');
     const line = oneErrorLine(other, '--resume');
-    expect(line).toMatch(/cannot resume from .*checkpoint\.safetensors: it was written for another run; it differs in imageSize \(checkpoint 16, now 32\), dim \(checkpoint 32, now 128\), depth \(checkpoint 2, now 6\)/);
+    expect(line).toMatch(/cannot resume from .*checkpoint\.safetensors: it was written for another run; it differs in maskRatio \(checkpoint 0\.65, now 0\.45\), maskGroup \(checkpoint 2, now 1\), imageSize \(checkpoint 16, now 32\), dim \(checkpoint 32, now 128\), depth \(checkpoint 2, now 6\)/);
     expect(other.stderr).not.toMatch(/baselines/);
   });
 
